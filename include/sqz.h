@@ -1,0 +1,149 @@
+/* sqz: compressed collectives for GPU clusters and edge devices.
+ *
+ * The API is shaped like NCCL's, with NCCL's enum numbering, so that a shim
+ * can pass values straight through. Every function returns a status code;
+ * no C++ exception ever crosses this boundary. When a call fails, the
+ * communicator's last error message (sqzGetLastError) says why. */
+#ifndef SQZ_H_
+#define SQZ_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SQZ_MAJOR 0
+#define SQZ_MINOR 1
+#define SQZ_PATCH 0
+/* Same encoding as NCCL_VERSION_CODE for versions >= 2.9. */
+#define SQZ_VERSION_CODE (SQZ_MAJOR * 10000 + SQZ_MINOR * 100 + SQZ_PATCH)
+
+/* A CUDA stream, declared opaquely so that this header does not need
+ * cuda_runtime.h. Compatible with cudaStream_t (struct CUstream_st*). */
+#ifndef SQZ_CUDA_STREAM_DECLARED
+#define SQZ_CUDA_STREAM_DECLARED
+typedef struct CUstream_st* sqzCudaStream_t;
+#endif
+
+typedef enum {
+  sqzSuccess = 0,
+  sqzUnhandledCudaError = 1,
+  sqzSystemError = 2,
+  sqzInternalError = 3,
+  sqzInvalidArgument = 4,
+  sqzInvalidUsage = 5,
+  sqzRemoteError = 6,
+  sqzInProgress = 7,
+  sqzTimeout = 8,
+  sqzNumResults = 9
+} sqzResult_t;
+
+typedef enum {
+  sqzInt8 = 0,
+  sqzChar = 0,
+  sqzUint8 = 1,
+  sqzInt32 = 2,
+  sqzInt = 2,
+  sqzUint32 = 3,
+  sqzInt64 = 4,
+  sqzUint64 = 5,
+  sqzFloat16 = 6,
+  sqzHalf = 6,
+  sqzFloat32 = 7,
+  sqzFloat = 7,
+  sqzFloat64 = 8,
+  sqzDouble = 8,
+  sqzBfloat16 = 9,
+  sqzNumTypes = 10
+} sqzDataType_t;
+
+typedef enum {
+  sqzSum = 0,
+  sqzProd = 1,
+  sqzMax = 2,
+  sqzMin = 3,
+  sqzAvg = 4,
+  sqzNumOps = 5
+} sqzRedOp_t;
+
+#define SQZ_UNIQUE_ID_BYTES 128
+typedef struct {
+  char internal[SQZ_UNIQUE_ID_BYTES];
+} sqzUniqueId;
+
+typedef struct sqzComm* sqzComm_t;
+
+/* Library version as SQZ_VERSION_CODE. */
+sqzResult_t sqzGetVersion(int* version);
+
+/* Creates the rendezvous for a new communicator: picks a listen address
+ * (SQZ_SOCKET_IFNAME, else the first up non-loopback interface, else
+ * loopback), starts the root in the calling process, and writes host, port
+ * and a fresh 128-bit secret into *uniqueId. Call on one rank and pass the
+ * id to all others (e.g. with MPI_Bcast). */
+sqzResult_t sqzGetUniqueId(sqzUniqueId* uniqueId);
+
+/* Collective over nranks processes (or threads): every rank calls it with
+ * the same id and its own rank in [0, nranks). Waits at most SQZ_TIMEOUT. */
+sqzResult_t sqzCommInitRank(sqzComm_t* comm, int nranks, sqzUniqueId commId,
+                            int rank);
+
+/* Like sqzCommInitRank, with rank, size and the rendezvous taken from a
+ * launcher's environment: torchrun (RANK, WORLD_SIZE, LOCAL_RANK,
+ * MASTER_ADDR, MASTER_PORT), Open MPI (OMPI_COMM_WORLD_*), SLURM
+ * (SLURM_PROCID, SLURM_NTASKS). The rendezvous is SQZ_ROOT=host:port when
+ * set, else MASTER_ADDR and port MASTER_PORT+1 (torchrun's own store holds
+ * MASTER_PORT). The secret is SQZ_SECRET when set; see the README for the
+ * trade-off when it is not. */
+sqzResult_t sqzCommInitFromEnv(sqzComm_t* comm);
+
+/* Frees the communicator after all its operations have finished. */
+sqzResult_t sqzCommDestroy(sqzComm_t comm);
+/* Frees the communicator without waiting for peers; pending and future
+ * operations of peers on it fail with sqzRemoteError or sqzTimeout. */
+sqzResult_t sqzCommAbort(sqzComm_t comm);
+
+sqzResult_t sqzCommCount(const sqzComm_t comm, int* count);
+sqzResult_t sqzCommUserRank(const sqzComm_t comm, int* rank);
+
+/* Compression policy of the communicator for sqzAllReduce: "none", "bf16",
+ * "fp16", "q8", "q4", "q2", "q1", "topk:RATIO", "randk:RATIO", "auto"
+ * (the specs the library supports; others give sqzInvalidArgument). */
+sqzResult_t sqzCommSetCompression(sqzComm_t comm, const char* spec);
+
+/* Allreduce of count elements. Host buffers: synchronous, stream may be
+ * NULL and is ignored. sendbuff == recvbuff is in place. count == 0 is a
+ * successful no-op. Floating-point sums may be compressed according to the
+ * communicator's policy; every rank receives bitwise-identical output. */
+sqzResult_t sqzAllReduce(const void* sendbuff, void* recvbuff, size_t count,
+                         sqzDataType_t datatype, sqzRedOp_t op, sqzComm_t comm,
+                         sqzCudaStream_t stream);
+
+/* Every rank receives root's count elements in recvbuff (exact). On root,
+ * sendbuff is the source; elsewhere it is ignored. */
+sqzResult_t sqzBroadcast(const void* sendbuff, void* recvbuff, size_t count,
+                         sqzDataType_t datatype, int root, sqzComm_t comm,
+                         sqzCudaStream_t stream);
+
+/* recvbuff[r * sendcount ...] receives rank r's sendcount elements. */
+sqzResult_t sqzAllGather(const void* sendbuff, void* recvbuff,
+                         size_t sendcount, sqzDataType_t datatype,
+                         sqzComm_t comm, sqzCudaStream_t stream);
+
+/* Returns once every rank has entered the barrier (bounded by SQZ_TIMEOUT). */
+sqzResult_t sqzBarrier(sqzComm_t comm);
+
+/* A human-readable string for a status code. */
+const char* sqzGetErrorString(sqzResult_t result);
+
+/* The message of the last failed call on comm (or, for comm == NULL, of the
+ * last failed call in this thread that had no communicator). "" if none. */
+const char* sqzGetLastError(sqzComm_t comm);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* SQZ_H_ */

@@ -1,0 +1,333 @@
+#include "transport/ucx_transport.h"
+
+#include <sched.h>
+
+#include <cstring>
+#include <mutex>
+
+#include "common/error.h"
+#include "common/log.h"
+
+namespace sqz {
+
+struct UcxTransport::Op {
+  int peer = -1;
+  bool isRecv = false;
+  size_t expected = 0;
+  void* request = nullptr;  // UCX request, or null if completed immediately
+  volatile bool done = false;
+  ucs_status_t status = UCS_OK;
+  size_t length = 0;
+};
+
+struct UcxTransport::Peer {
+  UcxTransport* owner = nullptr;
+  int rank = -1;
+  ucp_ep_h ep = nullptr;
+  volatile bool failed = false;
+  ucs_status_t failure = UCS_OK;
+};
+
+namespace {
+
+// One ucp_context per process, shared by every communicator (each has its
+// own worker), created on first use and released with the last transport.
+std::shared_ptr<void> acquireContext() {
+  static std::mutex mu;
+  static std::weak_ptr<void> shared;
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto ctx = shared.lock()) return ctx;
+  ucp_config_t* config = nullptr;
+  ucs_status_t st = ucp_config_read(nullptr, nullptr, &config);
+  SQZ_REQUIRE(st == UCS_OK, sqzSystemError, "ucp_config_read: %s", ucs_status_string(st));
+  ucp_params_t params;
+  std::memset(&params, 0, sizeof params);
+  params.field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_MT_WORKERS_SHARED;
+  params.features = UCP_FEATURE_TAG;
+  params.mt_workers_shared = 1;
+  ucp_context_h context = nullptr;
+  st = ucp_init(&params, config, &context);
+  ucp_config_release(config);
+  SQZ_REQUIRE(st == UCS_OK, sqzSystemError, "ucp_init: %s", ucs_status_string(st));
+  std::shared_ptr<void> ctx(context, [](void* c) { ucp_cleanup(static_cast<ucp_context_h>(c)); });
+  shared = ctx;
+  return ctx;
+}
+
+void onSendDone(void* /*request*/, ucs_status_t status, void* user) {
+  auto* op = static_cast<UcxTransport::Op*>(user);
+  op->status = status;
+  op->done = true;
+}
+
+void onRecvDone(void* /*request*/, ucs_status_t status, const ucp_tag_recv_info_t* info,
+                void* user) {
+  auto* op = static_cast<UcxTransport::Op*>(user);
+  op->status = status;
+  if (status == UCS_OK && info) op->length = info->length;
+  op->done = true;
+}
+
+void onPeerError(void* arg, ucp_ep_h /*ep*/, ucs_status_t status) {
+  auto* peer = static_cast<UcxTransport::Peer*>(arg);
+  peer->failure = status;
+  peer->failed = true;
+  SQZ_INFO("UCX reports peer %d failed: %s", peer->rank, ucs_status_string(status));
+}
+
+constexpr uint64_t kTagBits = 24;
+constexpr uint64_t kTagMask24 = (1ull << kTagBits) - 1;
+
+}  // namespace
+
+UcxTransport::UcxTransport(int rank, int size) : rank_(rank), size_(size) {
+  context_ = acquireContext();
+  ucp_worker_params_t wp;
+  std::memset(&wp, 0, sizeof wp);
+  wp.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
+  wp.thread_mode = UCS_THREAD_MODE_SERIALIZED;
+  ucs_status_t st = ucp_worker_create(static_cast<ucp_context_h>(context_.get()), &wp, &worker_);
+  SQZ_REQUIRE(st == UCS_OK, sqzSystemError, "ucp_worker_create: %s", ucs_status_string(st));
+  ucp_address_t* addr = nullptr;
+  size_t len = 0;
+  st = ucp_worker_get_address(worker_, &addr, &len);
+  if (st != UCS_OK) {
+    ucp_worker_destroy(worker_);
+    fail(sqzSystemError, "ucp_worker_get_address: %s", ucs_status_string(st));
+  }
+  address_.assign(reinterpret_cast<uint8_t*>(addr), reinterpret_cast<uint8_t*>(addr) + len);
+  ucp_worker_release_address(worker_, addr);
+}
+
+void UcxTransport::connect(const std::vector<std::vector<uint8_t>>& addresses) {
+  SQZ_REQUIRE(static_cast<int>(addresses.size()) == size_, sqzInternalError,
+              "expected %d worker addresses, got %zu", size_, addresses.size());
+  peers_.resize(size_);
+  for (int r = 0; r < size_; ++r) {
+    auto peer = std::make_unique<Peer>();
+    peer->owner = this;
+    peer->rank = r;
+    ucp_ep_params_t ep;
+    std::memset(&ep, 0, sizeof ep);
+    ep.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
+                    UCP_EP_PARAM_FIELD_ERR_HANDLER;
+    ep.address = reinterpret_cast<const ucp_address_t*>(addresses[r].data());
+    ep.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+    ep.err_handler.cb = onPeerError;
+    ep.err_handler.arg = peer.get();
+    ucs_status_t st = ucp_ep_create(worker_, &ep, &peer->ep);
+    SQZ_REQUIRE(st == UCS_OK, sqzSystemError, "ucp_ep_create to rank %d: %s", r,
+                ucs_status_string(st));
+    peers_[r] = std::move(peer);
+  }
+}
+
+UcxTransport::~UcxTransport() {
+  cancelAll();
+  closeEndpoints(broken_);
+  if (worker_) ucp_worker_destroy(worker_);
+}
+
+uint64_t UcxTransport::ucxTag(int sender, Tag tag) const {
+  return (static_cast<uint64_t>(sender) << 48) | ((tag.seq & kTagMask24) << 24) |
+         (tag.slot & kTagMask24);
+}
+
+void UcxTransport::checkUsable() const {
+  if (broken_) fail(sqzInvalidUsage, "communicator is unusable after an earlier failure (%s); destroy or abort it",
+                    brokenReason_.c_str());
+}
+
+RequestId UcxTransport::postSend(int peer, Tag tag, const void* buf, size_t bytes) {
+  checkUsable();
+  SQZ_REQUIRE(peer >= 0 && peer < size_ && peers_[peer], sqzInternalError, "bad peer %d", peer);
+  if (peers_[peer]->failed) failAndCancel(sqzRemoteError, "peer failed before send");
+  auto op = std::make_unique<Op>();
+  op->peer = peer;
+  ucp_request_param_t p;
+  std::memset(&p, 0, sizeof p);
+  p.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+  p.cb.send = onSendDone;
+  p.user_data = op.get();
+  ucs_status_ptr_t r = ucp_tag_send_nbx(peers_[peer]->ep, buf, bytes, ucxTag(rank_, tag), &p);
+  if (r == nullptr) {
+    op->done = true;
+  } else if (UCS_PTR_IS_ERR(r)) {
+    op->done = true;
+    op->status = UCS_PTR_STATUS(r);
+  } else {
+    op->request = r;
+  }
+  RequestId id = nextId_++;
+  ops_.emplace(id, std::move(op));
+  return id;
+}
+
+RequestId UcxTransport::postRecv(int peer, Tag tag, void* buf, size_t bytes) {
+  checkUsable();
+  SQZ_REQUIRE(peer >= 0 && peer < size_, sqzInternalError, "bad peer %d", peer);
+  auto op = std::make_unique<Op>();
+  op->peer = peer;
+  op->isRecv = true;
+  op->expected = bytes;
+  ucp_request_param_t p;
+  std::memset(&p, 0, sizeof p);
+  p.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+  p.cb.recv = onRecvDone;
+  p.user_data = op.get();
+  ucs_status_ptr_t r =
+      ucp_tag_recv_nbx(worker_, buf, bytes, ucxTag(peer, tag), ~uint64_t(0), &p);
+  if (UCS_PTR_IS_ERR(r)) {
+    op->done = true;
+    op->status = UCS_PTR_STATUS(r);
+  } else {
+    op->request = r;  // never null without UCP_OP_ATTR_FIELD_RECV_INFO
+  }
+  RequestId id = nextId_++;
+  ops_.emplace(id, std::move(op));
+  return id;
+}
+
+UcxTransport::Op& UcxTransport::lookup(RequestId id) {
+  auto it = ops_.find(id);
+  SQZ_REQUIRE(it != ops_.end(), sqzInternalError, "unknown request %llu",
+              static_cast<unsigned long long>(id));
+  return *it->second;
+}
+
+void UcxTransport::finish(RequestId id) {
+  auto it = ops_.find(id);
+  Op& op = *it->second;
+  ucs_status_t status = op.status;
+  bool isRecv = op.isRecv;
+  size_t length = op.length, expected = op.expected;
+  int peer = op.peer;
+  if (op.request) ucp_request_free(op.request);
+  ops_.erase(it);
+  if (status == UCS_ERR_MESSAGE_TRUNCATED) {
+    failAndCancel(sqzInvalidUsage, formatString("message from rank %d is larger than the %zu bytes expected "
+                                                "(ranks disagree on the call)", peer, expected).c_str());
+  }
+  if (status != UCS_OK) {
+    failAndCancel(sqzRemoteError, formatString("%s rank %d failed: %s", isRecv ? "receive from" : "send to",
+                                               peer, ucs_status_string(status)).c_str());
+  }
+  if (isRecv && length != expected) {
+    failAndCancel(sqzInvalidUsage, formatString("message from rank %d has %zu bytes, expected %zu "
+                                                "(ranks disagree on the call)", peer, length, expected).c_str());
+  }
+}
+
+void UcxTransport::wait(RequestId id, const Deadline& deadline) {
+  Op& op = lookup(id);
+  unsigned idle = 0;
+  while (!op.done) {
+    if (ucp_worker_progress(worker_) != 0) {
+      idle = 0;
+      continue;
+    }
+    if (peers_[op.peer] && peers_[op.peer]->failed) {
+      failAndCancel(sqzRemoteError, formatString("rank %d failed (%s)", op.peer,
+                                                 ucs_status_string(peers_[op.peer]->failure)).c_str());
+    }
+    if (++idle % 64 == 0) {
+      if (deadline.expired()) {
+        failAndCancel(sqzTimeout, formatString("timed out after SQZ_TIMEOUT=%gs waiting for %s rank %d",
+                                               timeoutSeconds(), op.isRecv ? "a message from" : "a send to",
+                                               op.peer).c_str());
+      }
+      // Be polite when ranks outnumber cores (mpirun --oversubscribe).
+      sched_yield();
+    }
+  }
+  finish(id);
+}
+
+bool UcxTransport::test(RequestId id) {
+  Op& op = lookup(id);
+  if (!op.done) ucp_worker_progress(worker_);
+  if (!op.done) {
+    if (peers_[op.peer] && peers_[op.peer]->failed)
+      failAndCancel(sqzRemoteError, formatString("rank %d failed", op.peer).c_str());
+    return false;
+  }
+  finish(id);
+  return true;
+}
+
+void UcxTransport::failAndCancel(sqzResult_t code, const char* what) {
+  std::string msg(what);
+  if (!broken_) {
+    broken_ = true;
+    brokenReason_ = msg;
+  }
+  cancelAll();
+  throw Error(code, msg);
+}
+
+void UcxTransport::cancelAll() {
+  if (ops_.empty()) return;
+  bool anySend = false;
+  for (auto& kv : ops_) {
+    Op& op = *kv.second;
+    if (op.done) continue;
+    if (op.isRecv) ucp_request_cancel(worker_, op.request);
+    else anySend = true;
+  }
+  // Pending sends can only be stopped by closing their endpoints.
+  if (anySend) {
+    broken_ = true;
+    if (brokenReason_.empty()) brokenReason_ = "operations were cancelled";
+    closeEndpoints(true);
+  }
+  Deadline deadline(5.0);
+  for (;;) {
+    bool all = true;
+    for (auto& kv : ops_) all = all && kv.second->done;
+    if (all || deadline.expired()) break;
+    ucp_worker_progress(worker_);
+  }
+  for (auto it = ops_.begin(); it != ops_.end();) {
+    if (it->second->done) {
+      if (it->second->request) ucp_request_free(it->second->request);
+      it = ops_.erase(it);
+    } else {
+      // Should not happen; keep the op alive (leak) rather than let UCX
+      // write through a dangling user_data pointer.
+      SQZ_WARN("a UCX request did not complete after cancellation");
+      it->second.release();
+      it = ops_.erase(it);
+    }
+  }
+}
+
+void UcxTransport::closeEndpoints(bool force) {
+  std::vector<ucs_status_ptr_t> pending;
+  for (auto& peer : peers_) {
+    if (!peer || !peer->ep) continue;
+    ucp_request_param_t p;
+    std::memset(&p, 0, sizeof p);
+    p.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+    p.flags = (force || peer->failed) ? UCP_EP_CLOSE_FLAG_FORCE : 0;
+    ucs_status_ptr_t r = ucp_ep_close_nbx(peer->ep, &p);
+    peer->ep = nullptr;
+    if (r && !UCS_PTR_IS_ERR(r)) pending.push_back(r);
+  }
+  // Flushing is bounded: a peer that already left must not stall us.
+  Deadline deadline(force ? 2.0 : std::min(10.0, timeoutSeconds()));
+  for (auto r : pending) {
+    while (ucp_request_check_status(r) == UCS_INPROGRESS && !deadline.expired())
+      ucp_worker_progress(worker_);
+    if (ucp_request_check_status(r) == UCS_INPROGRESS) ucp_request_cancel(worker_, r);
+    else ucp_request_free(r);
+  }
+}
+
+void UcxTransport::abort() {
+  broken_ = true;
+  if (brokenReason_.empty()) brokenReason_ = "communicator was aborted";
+  cancelAll();
+  closeEndpoints(true);
+}
+
+}  // namespace sqz

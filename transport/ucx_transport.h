@@ -1,0 +1,64 @@
+// Transport over UCX tag matching (host memory; TCP, shared memory or
+// InfiniBand, whichever UCX selects). Endpoints use UCX's peer error
+// handling, so a dead peer fails pending operations instead of hanging.
+#pragma once
+
+#include <ucp/api/ucp.h>
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "transport/transport.h"
+
+namespace sqz {
+
+class UcxTransport final : public Transport {
+ public:
+  // Creates this rank's UCX worker. Connect with connect() once every
+  // rank's address (localAddress()) is known.
+  UcxTransport(int rank, int size);
+  ~UcxTransport() override;
+  UcxTransport(const UcxTransport&) = delete;
+  UcxTransport& operator=(const UcxTransport&) = delete;
+
+  const std::vector<uint8_t>& localAddress() const { return address_; }
+  void connect(const std::vector<std::vector<uint8_t>>& addresses);
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  RequestId postSend(int peer, Tag tag, const void* buf, size_t bytes) override;
+  RequestId postRecv(int peer, Tag tag, void* buf, size_t bytes) override;
+  void wait(RequestId id, const Deadline& deadline) override;
+  bool test(RequestId id) override;
+  void cancelAll() override;
+
+  // Closes endpoints without flushing and marks the transport broken.
+  void abort();
+
+  struct Op;  // public for the C callbacks in the .cc file
+  struct Peer;
+
+ private:
+  uint64_t ucxTag(int sender, Tag tag) const;
+  Op& lookup(RequestId id);
+  // Releases a completed op; throws if it completed with an error.
+  void finish(RequestId id);
+  [[noreturn]] void failAndCancel(sqzResult_t code, const char* what);
+  void closeEndpoints(bool force);
+  void checkUsable() const;
+
+  int rank_;
+  int size_;
+  std::shared_ptr<void> context_;  // process-wide ucp_context, refcounted
+  ucp_worker_h worker_ = nullptr;
+  std::vector<uint8_t> address_;
+  std::vector<std::unique_ptr<Peer>> peers_;
+  std::unordered_map<RequestId, std::unique_ptr<Op>> ops_;
+  RequestId nextId_ = 1;
+  bool broken_ = false;
+  std::string brokenReason_;
+};
+
+}  // namespace sqz
