@@ -6,7 +6,8 @@
 # Each rank gets (on top of what mpirun passes):
 #   SQZ_SOCKET_IFNAME  = ${PREFIX}v<ns>  the namespace's shaped veth (sqz bootstrap)
 #   UCX_NET_DEVICES    = ${PREFIX}v<ns>  UCX's TCP transport uses that interface
-#   UCX_TLS            = $SQZ_NETBENCH_UCX_TLS (tcp,self; tcp,sm,self when ranks share a namespace)
+#   UCX_TLS            = $SQZ_NETBENCH_UCX_TLS (tcp,self when ranks span several namespaces;
+#                        tcp,sm,self when all ranks are in one; see testbed.sh run)
 #   MASTER_ADDR/PORT   = rank 0's namespace address and a free port (set by testbed.sh)
 #   SQZ_NETBENCH_NS    = this rank's namespace index
 #   SQZ_NETBENCH_ADDR  = this rank's namespace address

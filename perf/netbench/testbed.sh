@@ -7,8 +7,8 @@
 #   testbed.sh up      --ns N [--ranks-per-ns K] --rate RATE [--name P] [--subnet A.B.C] [--delay D]
 #   testbed.sh down    [--name P]
 #   testbed.sh status  [--name P]
-#   testbed.sh run     [--ns N] [--ranks-per-ns K] [--name P] [--ucx-tls T] [--env NAME=VAL]...
-#                      [--mpirun-arg ARG]... -- PROGRAM ARGS...
+#   testbed.sh run     [--ns N] [--ranks-per-ns K] [--name P] [--ucx-tls T] [--pml ob1|ucx]
+#                      [--env NAME=VAL]... [--mpirun-arg ARG]... -- PROGRAM ARGS...
 #   testbed.sh with    --ns N [--ranks-per-ns K] --rate RATE [up/run options] -- PROGRAM ARGS...
 #   testbed.sh measure [--name P] [--from I] [--to J] [--seconds S]      (existing testbed)
 #   testbed.sh measure --rate RATE [--seconds S]                        (temporary 2-ns testbed)
@@ -230,10 +230,11 @@ EOF
 }
 
 cmd_run() {
-  local n="" k=1 ucx_tls="" envs=() margs=()
+  local n="" k=1 ucx_tls="" envs=() margs=() pml=ob1
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --ns) n="$2"; shift 2;;
+      --pml) pml="$2"; shift 2;;
       --ranks-per-ns) k="$2"; shift 2;;
       --name) PREFIX="$2"; shift 2;;
       --ucx-tls) ucx_tls="$2"; shift 2;;
@@ -255,19 +256,23 @@ cmd_run() {
   command -v mpirun >/dev/null || die "run: mpirun not found (apt-get install -y openmpi-bin)"
 
   # UCX transports. UCX_TLS is per process, not per peer, so it cannot say
-  # "shared memory to my namespace-mates, TCP to everyone else":
-  #  - K = 1 (one rank per namespace): tcp,self -- every byte between ranks
-  #    crosses a shaped veth.
-  #  - K > 1: tcp,sm,self -- ranks sharing a namespace ("node") talk over
-  #    shared memory, like processes on one real node. The trade-off: all
-  #    namespaces share one kernel, /dev/shm and the same host, so shared
-  #    memory between namespaces *could* bypass the shaped links; it relies
-  #    on UCX deeming ranks in different namespaces different hosts (its host
-  #    id mixes in a MAC address, which differs per namespace). Pass
-  #    --ucx-tls tcp,self to rule that out at the price of intra-namespace
-  #    traffic going through loopback TCP (unshaped, but slower than shm).
+  # "shared memory to my namespace-mates, TCP to everyone else". And UCX's
+  # shared-memory transports do NOT stop at a network namespace: measured
+  # here with UCX 1.13 (Open MPI pml ucx, UCX_TLS=sm,self, two ranks in
+  # sqzns0 and sqzns1 on a 100mbit testbed) the peers connected over
+  # sysv/cma shared memory at ~2 GB/s, bypassing the shaped links entirely
+  # (also with a per-namespace hostname via unshare --uts). Hence:
+  #  - ranks span several namespaces (N > 1): tcp,self, so every byte between
+  #    namespaces crosses a shaped veth. The price: ranks that share a
+  #    namespace (K > 1) talk over loopback TCP -- unshaped, as inside a real
+  #    node, but slower than shared memory would be.
+  #  - all ranks in one namespace (N = 1): tcp,sm,self (shared memory is
+  #    the "intra-node" path and no link is involved).
+  # --ucx-tls overrides; an sm-type transport with N > 1 draws a warning.
   if [[ -z "$ucx_tls" ]]; then
-    if [[ "$k" -gt 1 ]]; then ucx_tls="tcp,sm,self"; else ucx_tls="tcp,self"; fi
+    if [[ "$n" -eq 1 ]]; then ucx_tls="tcp,sm,self"; else ucx_tls="tcp,self"; fi
+  elif [[ "$n" -gt 1 && ",$ucx_tls," =~ ,(sm|shm|mm|posix|sysv|cma|knem|xpmem|all), ]]; then
+    warn "run: WARNING: --ucx-tls $ucx_tls with $n namespaces: UCX shared memory reaches ranks in OTHER namespaces too and bypasses the shaped links"
   fi
 
   local br master_port np
@@ -298,8 +303,16 @@ cmd_run() {
   # pml ob1 + btl tcp,self: MPI point-to-point goes over TCP on the testbed
   # subnet (no vader shared memory, no pml ucx), so MPI's traffic crosses the
   # shaped links. Intra-namespace MPI traffic also uses TCP (over loopback).
+  # --pml ucx instead: MPI over UCX, steered by UCX_TLS/UCX_NET_DEVICES as
+  # above (pml_ucx_tls/devices "any" so it does not refuse TCP-only UCX).
+  local pmlargs=(--mca pml ob1)
+  case "$pml" in
+    ob1) ;;
+    ucx) pmlargs=(--mca pml ucx --mca pml_ucx_tls any --mca pml_ucx_devices any);;
+    *) die "run: --pml wants ob1 or ucx";;
+  esac
   local cmd=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$np"
-             --mca pml ob1 --mca btl tcp,self
+             "${pmlargs[@]}" --mca btl tcp,self
              --mca btl_tcp_if_include "${SUBNET}.0/24"
              --mca oob_tcp_if_include "$br"
              --mca btl_base_warn_component_unused 0
@@ -307,7 +320,31 @@ cmd_run() {
              "$HERE/rank_wrapper.sh" "$@")
   log "run: $np ranks ($n ns x $k), MASTER_ADDR=$MASTER_ADDR MASTER_PORT=$MASTER_PORT UCX_TLS=$ucx_tls"
   [[ -z "${SQZ_NETBENCH_VERBOSE:-}" ]] || log "run: PMIX_MCA_ptl_tcp_if_include=$br ${cmd[*]}"
-  "${cmd[@]}"
+  # mpirun runs in the background and we `wait` for it, so that a TERM/INT
+  # sent to this script is acted on at once (bash defers traps while a
+  # foreground child runs): the trap forwards TERM to mpirun (which ends the
+  # ranks), and `with`'s EXIT trap then tears the testbed down.
+  trap 'on_signal 130' INT
+  trap 'on_signal 143' TERM
+  "${cmd[@]}" &
+  MPIRUN_PID=$!
+  local rc=0
+  wait "$MPIRUN_PID" || rc=$?
+  MPIRUN_PID=""
+  return "$rc"
+}
+
+MPIRUN_PID=""
+on_signal() {
+  trap - INT TERM
+  if [[ -n "$MPIRUN_PID" ]] && kill -0 "$MPIRUN_PID" 2>/dev/null; then
+    warn "signal: stopping mpirun (pid $MPIRUN_PID)"
+    kill -TERM "$MPIRUN_PID" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 50; i++)); do kill -0 "$MPIRUN_PID" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$MPIRUN_PID" 2>/dev/null || true
+  fi
+  exit "$1"
 }
 
 # ---- with ---------------------------------------------------------------------
@@ -319,7 +356,7 @@ cmd_with() {
       --ranks-per-ns) runargs+=("$1" "$2"); shift 2;;
       --name) PREFIX="$2"; shift 2;;
       --rate|--subnet|--delay) upargs+=("$1" "$2"); shift 2;;
-      --ucx-tls|--env|--mpirun-arg) runargs+=("$1" "$2"); shift 2;;
+      --ucx-tls|--env|--mpirun-arg|--pml) runargs+=("$1" "$2"); shift 2;;
       --) shift; prog=("$@"); break;;
       -h|--help) usage; exit 0;;
       *) die "with: unknown argument '$1' (the program goes after --)";;
