@@ -1,0 +1,135 @@
+// Per-element codec math, written once for host and device. Every float
+// operation whose rounding matters goes through an *Rn helper so nvcc cannot
+// contract it into an FMA and the CPU (compiled with -ffp-contract=off) gives
+// the same bits: that is what makes CPU and GPU payloads byte-identical.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/codec_params.h"
+#include "kernels/half.h"
+#include "kernels/philox.h"
+
+namespace sqz {
+
+SQZ_HD float fmulRn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+SQZ_HD float faddRn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+SQZ_HD float fsubRn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fsub_rn(a, b);
+#else
+  return a - b;
+#endif
+}
+SQZ_HD float fdivRn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fdiv_rn(a, b);
+#else
+  return a / b;
+#endif
+}
+
+// Inputs of every supported type are computed on in fp32.
+struct Bf16Bits { uint16_t bits; };
+struct Fp16Bits { uint16_t bits; };
+SQZ_HD float toFloat(float x) { return x; }
+SQZ_HD float toFloat(Bf16Bits x) { return bf16ToFloat(x.bits); }
+SQZ_HD float toFloat(Fp16Bits x) { return fp16ToFloat(x.bits); }
+
+// Quantizers only represent |x| <= 2^126: beyond it the block range itself
+// could overflow to inf. NaN, Inf and such giants are "non-quantizable": they
+// never enter a block range, are counted by the statistics pass (so the
+// caller sends the buffer uncompressed) and stay in the residual.
+inline constexpr uint32_t kMaxQuantizableBits = 0x7e800000u;  // 2^126
+SQZ_HD bool quantizable(float y) { return (floatBits(y) & 0x7fffffffu) <= kMaxQuantizableBits; }
+
+// |x| as an unsigned key whose integer order is the magnitude order (NaN
+// above Inf), used by top-K on both sides so ties and NaNs rank identically.
+SQZ_HD uint32_t magnitudeKey(float y) { return floatBits(y) & 0x7fffffffu; }
+
+// ---- blockwise b-bit quantization ------------------------------------------
+// A block stores lo = min and delta = (max - min) / (2^b - 1); element codes
+// are floor((y - lo) / delta + u), u ~ U[0,1) (unbiased) or u = 1/2 (nearest).
+struct QuantBlock {
+  float lo;
+  float delta;
+  float inv;  // 1 / delta, or 0 for a constant block
+};
+
+SQZ_HD QuantBlock makeQuantBlock(float lo, float hi, unsigned bits) {
+  // lo > hi means the block held no quantizable value.
+  if (!(lo <= hi)) return QuantBlock{0.0f, 0.0f, 0.0f};
+  float delta = fdivRn(fsubRn(hi, lo), static_cast<float>(maxCode(bits)));
+  float inv = delta > 0.0f ? fdivRn(1.0f, delta) : 0.0f;
+  return QuantBlock{lo, delta, inv};
+}
+
+SQZ_HD uint32_t quantizeElement(float y, const QuantBlock& b, float maxc, float u) {
+  float t = fmulRn(fsubRn(y, b.lo), b.inv);
+  float v = faddRn(t, u);
+  v = v > 0.0f ? v : 0.0f;   // also maps NaN to 0
+  v = v < maxc ? v : maxc;
+  return static_cast<uint32_t>(v);
+}
+
+SQZ_HD float dequantizeElement(uint32_t code, float lo, float delta) {
+  return faddRn(lo, fmulRn(static_cast<float>(code), delta));
+}
+
+// ---- 8-bit values of top-K / random-K --------------------------------------
+// Symmetric: q in [-127, 127], value = q * scale, scale = max|v| / 127.
+SQZ_HD float int8Scale(float maxAbs) { return fdivRn(maxAbs, 127.0f); }
+
+SQZ_HD int8_t int8Encode(float v, float inv) {
+  float t = fmulRn(v, inv);
+  float a = t >= 0.0f ? t : -t;
+  a = faddRn(a, 0.5f);
+  a = a > 0.0f ? a : 0.0f;  // NaN -> 0
+  a = a < 127.0f ? a : 127.0f;
+  int q = static_cast<int>(a);
+  return static_cast<int8_t>(t >= 0.0f ? q : -q);
+}
+
+SQZ_HD float int8Decode(int8_t q, float scale) { return fmulRn(static_cast<float>(q), scale); }
+
+// One stored value of top-K / random-K, as the decoder will see it.
+SQZ_HD float roundTripValue(float v, ValueFormat f, float int8Inv, float int8ScaleValue) {
+  switch (f) {
+    case ValueFormat::Bf16: return bf16ToFloat(floatToBf16(v));
+    case ValueFormat::Int8: return int8Decode(int8Encode(v, int8Inv), int8ScaleValue);
+    default: return v;
+  }
+}
+
+// ---- random-K ----------------------------------------------------------------
+// Stratified random-K: stratum j = [floor(j n / K), floor((j+1) n / K)) holds
+// exactly one selected index, drawn from a key every rank shares (rank 0).
+// Indices are distinct, sorted, and each is computable on its own (no state,
+// no sort on the GPU); every element is kept with probability 1/|stratum|,
+// so scaling by |stratum| makes the estimate unbiased.
+SQZ_HD uint64_t randkStratumBegin(uint64_t j, uint64_t n, uint64_t k) { return j * n / k; }
+
+SQZ_HD uint64_t randkIndex(uint64_t j, uint64_t n, uint64_t k, const RngKey& key, uint64_t chunkOffset) {
+  uint64_t begin = randkStratumBegin(j, n, k);
+  uint64_t size = randkStratumBegin(j + 1, n, k) - begin;
+  uint32_t r = philoxElement(key, chunkOffset + j);
+  return begin + ((static_cast<uint64_t>(r) * size) >> 32);
+}
+
+SQZ_HD float randkScale(uint64_t j, uint64_t n, uint64_t k) {
+  return static_cast<float>(randkStratumBegin(j + 1, n, k) - randkStratumBegin(j, n, k));
+}
+
+}  // namespace sqz

@@ -1,0 +1,53 @@
+// What a codec is, as the kernels see it: a small POD that both the CPU and
+// the CUDA code take by value. Parsing names ("q4:block=256:rn") lives in
+// src/codec; kernels never see strings.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace sqz {
+
+enum class CodecKind : uint8_t { None = 0, Bf16 = 1, Fp16 = 2, Quant = 3, TopK = 4, RandK = 5 };
+
+// How top-K / random-K values are stored on the wire.
+enum class ValueFormat : uint8_t { Fp32 = 0, Bf16 = 1, Int8 = 2 };
+
+struct CodecParams {
+  CodecKind kind = CodecKind::None;
+  uint8_t bits = 0;                       // Quant: 1, 2, 4 or 8
+  bool stochastic = true;                 // Quant: unbiased stochastic rounding, else round-to-nearest
+  ValueFormat values = ValueFormat::Fp32; // TopK/RandK value storage
+  bool rescale = false;                   // RandK: multiply values by the stratum size (unbiased)
+  uint32_t blockSize = 0;                 // Quant: elements per block (multiple of 8)
+  double ratio = 0.0;                     // TopK/RandK: fraction of elements kept, in (0, 1]
+};
+
+// One default block size for every width (measured with perf/codec, see
+// perf/results/codec_cpu.md): at 256 the per-block header (8 bytes) costs
+// 3% of a q8 block and 6% of a q4 block, throughput has flattened, and the
+// statistics pass measures omega at exactly this size (kStatsBlockSize).
+inline constexpr uint32_t defaultBlockSize(unsigned /*bits*/) { return 256u; }
+
+inline constexpr uint32_t kMaxBlockSize = 1u << 16;
+
+// The number of values top-K / random-K keep from n: ceil(ratio * n), at
+// least one when n > 0 and at most n.
+inline size_t selectedCount(const CodecParams& p, size_t n) {
+  if (n == 0) return 0;
+  double k = p.ratio * static_cast<double>(n);
+  size_t ki = static_cast<size_t>(k);
+  if (static_cast<double>(ki) < k) ++ki;
+  if (ki < 1) ki = 1;
+  if (ki > n) ki = n;
+  return ki;
+}
+
+inline size_t valueBytes(ValueFormat f) {
+  return f == ValueFormat::Fp32 ? 4 : (f == ValueFormat::Bf16 ? 2 : 1);
+}
+
+// Quantization levels above the lowest: 2^bits - 1.
+inline constexpr uint32_t maxCode(unsigned bits) { return (1u << bits) - 1u; }
+
+}  // namespace sqz

@@ -1,0 +1,518 @@
+// CPU codecs. Hot loops are simple counted loops over one block held in
+// small scratch arrays so that g++ vectorizes them (checked with
+// -fopt-info-vec); this file is compiled with -ffp-contract=off so the
+// rounding matches the device's __fadd_rn/__fmul_rn exactly.
+#include "kernels/cpu_codec.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#include "common/error.h"
+#include "kernels/codec_math.h"
+
+namespace sqz {
+namespace {
+
+constexpr size_t kTile = 4096;  // elements per scratch tile for the streaming codecs
+
+template <class T>
+inline const T* typed(const void* p) {
+  return static_cast<const T*>(p);
+}
+
+// y[i] = g[i] + e[i] (or g[i] without error feedback), in fp32.
+template <class T>
+void loadY(const T* __restrict g, const float* __restrict e, size_t n, float* __restrict y) {
+  if (e) {
+    for (size_t i = 0; i < n; ++i) y[i] = faddRn(toFloat(g[i]), e[i]);
+  } else {
+    for (size_t i = 0; i < n; ++i) y[i] = toFloat(g[i]);
+  }
+}
+
+// 32 random bits for global elements gi0 .. gi0 + n - 1, one Philox call per
+// aligned group of four (the same grouping as the device).
+void fillRandom(const RngKey& key, uint64_t gi0, size_t n, uint32_t* __restrict tmp, float* __restrict u) {
+  uint64_t g0 = gi0 >> 2;
+  uint64_t groups = ((gi0 + n + 3) >> 2) - g0;
+  for (uint64_t g = 0; g < groups; ++g) {
+    Philox4 r = philoxGroup(key, g0 + g);
+    tmp[4 * g + 0] = r.v[0];
+    tmp[4 * g + 1] = r.v[1];
+    tmp[4 * g + 2] = r.v[2];
+    tmp[4 * g + 3] = r.v[3];
+  }
+  const uint32_t* src = tmp + (gi0 & 3);
+  for (size_t i = 0; i < n; ++i) u[i] = uniformFromBits(src[i]);
+}
+
+void checkEncode(const CodecParams& p, const EncodeArgs& a, size_t capacity, const PayloadLayout& l) {
+  if (const char* why = checkCodecParams(p)) fail(sqzInvalidUsage, "codec parameters: %s", why);
+  SQZ_REQUIRE(a.dtype == sqzFloat32 || a.dtype == sqzFloat16 || a.dtype == sqzBfloat16, sqzInvalidUsage,
+              "codecs take float32, float16 or bfloat16 input, not %d", static_cast<int>(a.dtype));
+  SQZ_REQUIRE(a.count <= kMaxChunkElements, sqzInvalidUsage, "chunk of %zu elements exceeds 2^32-1", a.count);
+  SQZ_REQUIRE(a.input != nullptr || a.count == 0, sqzInvalidUsage, "null input");
+  SQZ_REQUIRE(capacity >= l.total, sqzInvalidUsage, "payload buffer holds %zu bytes, %zu needed", capacity, l.total);
+}
+
+// ---- casts ------------------------------------------------------------------
+
+template <class T, CodecKind K>
+void encodeCast(const EncodeArgs& a, uint8_t* body) {
+  const T* g = typed<T>(a.input);
+  std::vector<float> y(kTile);
+  for (size_t s = 0; s < a.count; s += kTile) {
+    size_t n = std::min(kTile, a.count - s);
+    float* e = a.residual ? a.residual + s : nullptr;
+    loadY(g + s, e, n, y.data());
+    if (K == CodecKind::None) {
+      std::memcpy(body + s * 4, y.data(), n * 4);
+      if (e) std::memset(e, 0, n * sizeof(float));
+    } else {
+      uint16_t* out = reinterpret_cast<uint16_t*>(body) + s;
+      for (size_t i = 0; i < n; ++i) out[i] = K == CodecKind::Bf16 ? floatToBf16(y[i]) : floatToFp16(y[i]);
+      if (e) {
+        for (size_t i = 0; i < n; ++i)
+          e[i] = fsubRn(y[i], K == CodecKind::Bf16 ? bf16ToFloat(out[i]) : fp16ToFloat(out[i]));
+      }
+    }
+  }
+}
+
+// ---- blockwise quantization ---------------------------------------------------
+
+template <unsigned Bits>
+void packCodes(const uint8_t* __restrict c, size_t bytes, uint8_t* __restrict out) {
+  constexpr unsigned per = 8 / Bits;
+  for (size_t j = 0; j < bytes; ++j) {
+    unsigned b = 0;
+    for (unsigned k = 0; k < per; ++k) b |= static_cast<unsigned>(c[j * per + k]) << (k * Bits);
+    out[j] = static_cast<uint8_t>(b);
+  }
+}
+
+template <unsigned Bits>
+void unpackCodes(const uint8_t* __restrict in, size_t bytes, uint8_t* __restrict c) {
+  constexpr unsigned per = 8 / Bits;
+  constexpr unsigned mask = (1u << Bits) - 1u;
+  for (size_t j = 0; j < bytes; ++j) {
+    unsigned b = in[j];
+    for (unsigned k = 0; k < per; ++k) c[j * per + k] = static_cast<uint8_t>((b >> (k * Bits)) & mask);
+  }
+}
+
+template <class T, unsigned Bits>
+size_t encodeQuant(const CodecParams& p, const EncodeArgs& a, const PayloadLayout& l, uint8_t* payload) {
+  const size_t B = p.blockSize;
+  const T* g = typed<T>(a.input);
+  float* params = reinterpret_cast<float*>(payload + l.params);
+  uint8_t* codesOut = payload + l.body;
+  std::vector<float> y(B), u(B, 0.5f);
+  std::vector<uint32_t> rnd(B + 8);
+  std::vector<uint8_t> codes(B + 8, 0);
+  const RngKey key = makeRngKey(a.seed, a.step, a.rank);
+  const float maxc = static_cast<float>(maxCode(Bits));
+  size_t bad = 0;
+  for (size_t blk = 0; blk < l.blocks; ++blk) {
+    const size_t s = blk * B;
+    const size_t n = std::min(B, a.count - s);
+    float* e = a.residual ? a.residual + s : nullptr;
+    loadY(g + s, e, n, y.data());
+    float lo = INFINITY, hi = -INFINITY;
+    size_t blockBad = 0;
+    for (size_t i = 0; i < n; ++i) {
+      float v = y[i];
+      bool ok = std::fabs(v) <= 0x1p126f;
+      lo = (ok && v < lo) ? v : lo;
+      hi = (ok && v > hi) ? v : hi;
+      blockBad += ok ? 0 : 1;
+    }
+    bad += blockBad;
+    const QuantBlock qb = makeQuantBlock(lo, hi, Bits);
+    params[2 * blk] = qb.lo;
+    params[2 * blk + 1] = qb.delta;
+    if (p.stochastic) fillRandom(key, a.chunkOffset + s, n, rnd.data(), u.data());
+    for (size_t i = 0; i < n; ++i) codes[i] = static_cast<uint8_t>(quantizeElement(y[i], qb, maxc, u[i]));
+    for (size_t i = n; i < B + 8 && i < n + 8; ++i) codes[i] = 0;
+    if (e) {
+      for (size_t i = 0; i < n; ++i) e[i] = fsubRn(y[i], dequantizeElement(codes[i], qb.lo, qb.delta));
+    }
+    packCodes<Bits>(codes.data(), (n * Bits + 7) / 8, codesOut + s * Bits / 8);
+  }
+  return bad;
+}
+
+template <unsigned Bits>
+void decodeQuant(const DecodeExpect& x, const PayloadLayout& l, const uint8_t* payload, float* out, DecodeMode mode) {
+  const size_t B = x.params.blockSize;
+  const float* params = reinterpret_cast<const float*>(payload + l.params);
+  // Every block's parameters first: a bad one rejects the payload unwritten.
+  for (size_t blk = 0; blk < l.blocks; ++blk) {
+    float lo, delta;
+    std::memcpy(&lo, params + 2 * blk, 4);
+    std::memcpy(&delta, params + 2 * blk + 1, 4);
+    SQZ_REQUIRE(std::isfinite(lo) && std::isfinite(delta) && delta >= 0.0f, sqzInvalidUsage,
+                "payload block %zu has a non-finite or negative scale", blk);
+  }
+  std::vector<uint8_t> codes(B + 8);
+  for (size_t blk = 0; blk < l.blocks; ++blk) {
+    const size_t s = blk * B;
+    const size_t n = std::min(B, static_cast<size_t>(x.count) - s);
+    float lo, delta;
+    std::memcpy(&lo, params + 2 * blk, 4);
+    std::memcpy(&delta, params + 2 * blk + 1, 4);
+    unpackCodes<Bits>(payload + l.body + s * Bits / 8, (n * Bits + 7) / 8, codes.data());
+    float* o = out + s;
+    if (mode == DecodeMode::Accumulate) {
+      for (size_t i = 0; i < n; ++i) o[i] = faddRn(o[i], dequantizeElement(codes[i], lo, delta));
+    } else {
+      for (size_t i = 0; i < n; ++i) o[i] = dequantizeElement(codes[i], lo, delta);
+    }
+  }
+}
+
+// ---- top-K ---------------------------------------------------------------------
+
+// The K largest magnitudes, ties by lower index, as increasing indices.
+void selectTopK(const float* y, size_t n, size_t k, std::vector<uint32_t>& idx) {
+  idx.clear();
+  idx.reserve(k);
+  if (k >= n) {
+    for (size_t i = 0; i < n; ++i) idx.push_back(static_cast<uint32_t>(i));
+    return;
+  }
+  std::vector<uint32_t> keys(n);
+  for (size_t i = 0; i < n; ++i) keys[i] = magnitudeKey(y[i]);
+  std::vector<uint32_t> sorted(keys);
+  std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<uint32_t>());
+  const uint32_t t = sorted[k - 1];
+  size_t above = 0;
+  for (size_t i = 0; i < n; ++i) above += keys[i] > t ? 1 : 0;
+  size_t ties = k - above;
+  for (size_t i = 0; i < n; ++i) {
+    if (keys[i] > t || (keys[i] == t && ties > 0)) {
+      if (keys[i] == t) --ties;
+      idx.push_back(static_cast<uint32_t>(i));
+    }
+  }
+}
+
+// Writes the K values of `sel` (already y-values) in format f; returns the
+// decoded values in `dec` and the number of non-quantizable values.
+size_t writeValues(ValueFormat f, const float* v, size_t k, const PayloadLayout& l, uint8_t* payload, float* dec) {
+  size_t bad = 0;
+  if (f == ValueFormat::Fp32) {
+    std::memcpy(payload + l.body, v, k * 4);
+    std::memcpy(dec, v, k * 4);
+  } else if (f == ValueFormat::Bf16) {
+    uint16_t* out = reinterpret_cast<uint16_t*>(payload + l.body);
+    for (size_t j = 0; j < k; ++j) {
+      out[j] = floatToBf16(v[j]);
+      dec[j] = bf16ToFloat(out[j]);
+    }
+  } else {
+    // The scale comes from quantizable values only: one NaN must not turn
+    // every value of the payload into NaN.
+    float maxAbs = 0.0f;
+    for (size_t j = 0; j < k; ++j) {
+      bool ok = quantizable(v[j]);
+      float a = std::fabs(v[j]);
+      maxAbs = (ok && a > maxAbs) ? a : maxAbs;
+      bad += ok ? 0 : 1;
+    }
+    const float scale = int8Scale(maxAbs);
+    const float inv = scale > 0.0f ? fdivRn(1.0f, scale) : 0.0f;
+    std::memcpy(payload + l.scale, &scale, 4);
+    int8_t* out = reinterpret_cast<int8_t*>(payload + l.body);
+    for (size_t j = 0; j < k; ++j) {
+      out[j] = int8Encode(v[j], inv);
+      dec[j] = int8Decode(out[j], scale);
+    }
+  }
+  return bad;
+}
+
+template <class T>
+size_t encodeTopK(const CodecParams& p, const EncodeArgs& a, const PayloadLayout& l, uint8_t* payload) {
+  const size_t n = a.count, k = l.selected;
+  std::vector<float> y(n);
+  loadY(typed<T>(a.input), a.residual, n, y.data());
+  std::vector<uint32_t> idx;
+  selectTopK(y.data(), n, k, idx);
+  std::memcpy(payload + l.params, idx.data(), k * 4);
+  std::vector<float> v(k), dec(k);
+  for (size_t j = 0; j < k; ++j) v[j] = y[idx[j]];
+  size_t bad = writeValues(p.values, v.data(), k, l, payload, dec.data());
+  if (a.residual) {
+    std::memcpy(a.residual, y.data(), n * sizeof(float));
+    for (size_t j = 0; j < k; ++j) a.residual[idx[j]] = fsubRn(v[j], dec[j]);
+  }
+  return bad;
+}
+
+// Values as decoded from the payload (validated first).
+void readValues(ValueFormat f, const PayloadLayout& l, const uint8_t* payload, float* dec) {
+  if (f == ValueFormat::Fp32) {
+    std::memcpy(dec, payload + l.body, l.selected * 4);
+  } else if (f == ValueFormat::Bf16) {
+    const uint8_t* in = payload + l.body;
+    for (size_t j = 0; j < l.selected; ++j) {
+      uint16_t b;
+      std::memcpy(&b, in + 2 * j, 2);
+      dec[j] = bf16ToFloat(b);
+    }
+  } else {
+    float scale;
+    std::memcpy(&scale, payload + l.scale, 4);
+    SQZ_REQUIRE(std::isfinite(scale) && scale >= 0.0f, sqzInvalidUsage, "payload value scale is not finite");
+    const int8_t* in = reinterpret_cast<const int8_t*>(payload + l.body);
+    for (size_t j = 0; j < l.selected; ++j) dec[j] = int8Decode(in[j], scale);
+  }
+}
+
+void decodeTopK(const DecodeExpect& x, const PayloadLayout& l, const uint8_t* payload, float* out, DecodeMode mode) {
+  const size_t k = l.selected;
+  std::vector<uint32_t> idx(k);
+  std::memcpy(idx.data(), payload + l.params, k * 4);
+  for (size_t j = 0; j < k; ++j) {
+    SQZ_REQUIRE(idx[j] < x.count, sqzInvalidUsage, "payload index %u out of range (count %llu)", idx[j],
+                static_cast<unsigned long long>(x.count));
+    SQZ_REQUIRE(j == 0 || idx[j] > idx[j - 1], sqzInvalidUsage, "payload indices not strictly increasing at %zu", j);
+  }
+  std::vector<float> dec(k);
+  readValues(x.params.values, l, payload, dec.data());
+  if (mode == DecodeMode::Overwrite) std::memset(out, 0, x.count * sizeof(float));
+  for (size_t j = 0; j < k; ++j) out[idx[j]] = faddRn(out[idx[j]], dec[j]);
+}
+
+// ---- random-K --------------------------------------------------------------------
+
+template <class T>
+size_t gatherRandK(const CodecParams& p, const EncodeArgs& a, size_t k, float* v) {
+  const T* g = typed<T>(a.input);
+  const RngKey key = makeRngKey(a.seed, a.step, 0);
+  for (size_t j = 0; j < k; ++j) {
+    uint64_t i = randkIndex(j, a.count, k, key, a.chunkOffset);
+    float y = a.residual ? faddRn(toFloat(g[i]), a.residual[i]) : toFloat(g[i]);
+    v[j] = p.rescale ? fmulRn(y, randkScale(j, a.count, k)) : y;
+  }
+  return 0;
+}
+
+// e' = y - decoded everywhere: y where nothing was sent.
+template <class T>
+void randkResidual(const EncodeArgs& a, size_t k, const float* y, const float* dec) {
+  if (!a.residual) return;
+  const RngKey key = makeRngKey(a.seed, a.step, 0);
+  const T* g = typed<T>(a.input);
+  float* e = a.residual;
+  // y at the selected indices must be read before e is overwritten: it is
+  // passed in (already gathered, before rescaling).
+  for (size_t i = 0; i < a.count; ++i) e[i] = faddRn(toFloat(g[i]), e[i]);
+  for (size_t j = 0; j < k; ++j) {
+    uint64_t i = randkIndex(j, a.count, k, key, a.chunkOffset);
+    e[i] = fsubRn(y[j], dec[j]);
+  }
+}
+
+template <class T>
+size_t encodeRandK(const CodecParams& p, const EncodeArgs& a, const PayloadLayout& l, uint8_t* payload) {
+  const size_t k = l.selected;
+  std::vector<float> v(k), y(k), dec(k);
+  CodecParams plain = p;
+  plain.rescale = false;
+  gatherRandK<T>(plain, a, k, y.data());
+  for (size_t j = 0; j < k; ++j) v[j] = p.rescale ? fmulRn(y[j], randkScale(j, a.count, k)) : y[j];
+  size_t bad = writeValues(p.values, v.data(), k, l, payload, dec.data());
+  randkResidual<T>(a, k, y.data(), dec.data());
+  return bad;
+}
+
+void decodeRandK(const DecodeExpect& x, const PayloadLayout& l, const uint8_t* payload, float* out, DecodeMode mode) {
+  std::vector<float> dec(l.selected);
+  readValues(x.params.values, l, payload, dec.data());
+  randkScatterCpu(x.params, x.count, x.seed, x.step, x.chunkOffset, dec.data(), out, mode);
+}
+
+// ---- dispatch ----------------------------------------------------------------------
+
+template <class T>
+size_t encodeTyped(const CodecParams& p, const EncodeArgs& a, const PayloadLayout& l, uint8_t* payload) {
+  switch (p.kind) {
+    case CodecKind::None: encodeCast<T, CodecKind::None>(a, payload + l.body); return 0;
+    case CodecKind::Bf16: encodeCast<T, CodecKind::Bf16>(a, payload + l.body); return 0;
+    case CodecKind::Fp16: encodeCast<T, CodecKind::Fp16>(a, payload + l.body); return 0;
+    case CodecKind::Quant:
+      switch (p.bits) {
+        case 1: return encodeQuant<T, 1>(p, a, l, payload);
+        case 2: return encodeQuant<T, 2>(p, a, l, payload);
+        case 4: return encodeQuant<T, 4>(p, a, l, payload);
+        default: return encodeQuant<T, 8>(p, a, l, payload);
+      }
+    case CodecKind::TopK: return encodeTopK<T>(p, a, l, payload);
+    case CodecKind::RandK: return encodeRandK<T>(p, a, l, payload);
+  }
+  return 0;
+}
+
+template <class T>
+void statsTyped(const T* g, const float* e, size_t count, GradStats* st) {
+  std::vector<float> y(kStatsBlockSize);
+  double sumSq = 0.0, bad = 0.0, var[GradStats::kQuantWidths] = {0, 0, 0, 0};
+  for (size_t s = 0; s < count; s += kStatsBlockSize) {
+    const size_t n = std::min<size_t>(kStatsBlockSize, count - s);
+    loadY(g + s, e ? e + s : nullptr, n, y.data());
+    float lo = INFINITY, hi = -INFINITY;
+    for (size_t i = 0; i < n; ++i) {
+      const float v = y[i];
+      const uint32_t key = magnitudeKey(v);
+      if (key > kMaxQuantizableBits) {
+        bad += 1.0;
+        continue;
+      }
+      lo = v < lo ? v : lo;
+      hi = v > hi ? v : hi;
+      const double sq = static_cast<double>(v) * v;
+      sumSq += sq;
+      const int b = statsBin(key);
+      st->binCount[b] += 1.0;
+      st->binSumSq[b] += sq;
+    }
+    if (lo <= hi) {
+      const double range = static_cast<double>(hi) - lo;
+      for (int w = 0; w < GradStats::kQuantWidths; ++w) {
+        const double d = range / maxCode(quantWidthBits(w));
+        var[w] += static_cast<double>(n) * d * d / 4.0;
+      }
+    }
+    st->quantBlocks += 1.0;
+  }
+  st->elements += static_cast<double>(count);
+  st->sumSq += sumSq;
+  st->nonFinite += bad;
+  for (int w = 0; w < GradStats::kQuantWidths; ++w) st->quantVar[w] += var[w];
+}
+
+template <class T>
+void randkGatherTyped(const CodecParams& p, const EncodeArgs& a, float* values) {
+  const size_t k = selectedCount(p, a.count);
+  std::vector<float> y(k), dec(k);
+  CodecParams plain = p;
+  plain.rescale = false;
+  gatherRandK<T>(plain, a, k, y.data());
+  for (size_t j = 0; j < k; ++j) {
+    float v = p.rescale ? fmulRn(y[j], randkScale(j, a.count, k)) : y[j];
+    // Summed across ranks in fp32, so only a per-value rounding (bf16) fits.
+    values[j] = p.values == ValueFormat::Bf16 ? bf16ToFloat(floatToBf16(v)) : v;
+    dec[j] = values[j];
+  }
+  randkResidual<T>(a, k, y.data(), dec.data());
+}
+
+}  // namespace
+
+EncodeResult encodeCpu(const CodecParams& p, const EncodeArgs& a, void* payload, size_t capacity) {
+  const PayloadLayout l = payloadLayout(p, a.count, a.stats != nullptr);
+  checkEncode(p, a, capacity, l);
+  uint8_t* out = static_cast<uint8_t*>(payload);
+  std::memset(out, 0, l.body);  // header, stats and padding: no uninitialized bytes on the wire
+  if (l.total > l.body) std::memset(out + l.body, 0, l.total - l.body);
+  WireHeader h = makeWireHeader(p, a.count, a.chunkOffset, l);
+  std::memcpy(out, &h, sizeof h);
+  if (a.stats) std::memcpy(out + l.stats, a.stats, sizeof(GradStats));
+  EncodeResult r;
+  r.bytes = l.total;
+  switch (a.dtype) {
+    case sqzFloat16: r.nonQuantizable = encodeTyped<Fp16Bits>(p, a, l, out); break;
+    case sqzBfloat16: r.nonQuantizable = encodeTyped<Bf16Bits>(p, a, l, out); break;
+    default: r.nonQuantizable = encodeTyped<float>(p, a, l, out); break;
+  }
+  return r;
+}
+
+void decodeCpu(const DecodeExpect& x, const void* payload, size_t bytes, float* out, DecodeMode mode,
+               GradStats* statsOut) {
+  if (const char* why = checkCodecParams(x.params)) fail(sqzInvalidUsage, "codec parameters: %s", why);
+  SQZ_REQUIRE(payload != nullptr || bytes == 0, sqzInvalidUsage, "null payload");
+  WireHeader h{};
+  if (bytes >= sizeof h) std::memcpy(&h, payload, sizeof h);
+  if (const char* why = checkWireHeader(h, x, bytes)) fail(sqzInvalidUsage, "malformed payload: %s", why);
+  SQZ_REQUIRE(statsOut == nullptr || x.withStats, sqzInvalidUsage, "statistics requested from a payload without them");
+  const uint8_t* in = static_cast<const uint8_t*>(payload);
+  const PayloadLayout l = payloadLayout(x.params, x.count, x.withStats);
+  switch (x.params.kind) {
+    case CodecKind::None:
+      if (mode == DecodeMode::Overwrite) {
+        std::memcpy(out, in + l.body, x.count * 4);
+      } else {
+        const float* v = reinterpret_cast<const float*>(in + l.body);
+        for (size_t i = 0; i < x.count; ++i) out[i] = faddRn(out[i], v[i]);
+      }
+      break;
+    case CodecKind::Bf16:
+    case CodecKind::Fp16: {
+      const uint16_t* v = reinterpret_cast<const uint16_t*>(in + l.body);
+      const bool bf = x.params.kind == CodecKind::Bf16;
+      for (size_t i = 0; i < x.count; ++i) {
+        float d = bf ? bf16ToFloat(v[i]) : fp16ToFloat(v[i]);
+        out[i] = mode == DecodeMode::Accumulate ? faddRn(out[i], d) : d;
+      }
+      break;
+    }
+    case CodecKind::Quant:
+      switch (x.params.bits) {
+        case 1: decodeQuant<1>(x, l, in, out, mode); break;
+        case 2: decodeQuant<2>(x, l, in, out, mode); break;
+        case 4: decodeQuant<4>(x, l, in, out, mode); break;
+        default: decodeQuant<8>(x, l, in, out, mode); break;
+      }
+      break;
+    case CodecKind::TopK: decodeTopK(x, l, in, out, mode); break;
+    case CodecKind::RandK: decodeRandK(x, l, in, out, mode); break;
+  }
+  if (statsOut) std::memcpy(statsOut, in + l.stats, sizeof(GradStats));
+}
+
+void gradStatsCpu(const void* input, sqzDataType_t dtype, const float* residual, size_t count, GradStats* stats) {
+  SQZ_REQUIRE(stats != nullptr && (input != nullptr || count == 0), sqzInvalidUsage, "null statistics argument");
+  switch (dtype) {
+    case sqzFloat32: statsTyped(typed<float>(input), residual, count, stats); break;
+    case sqzFloat16: statsTyped(typed<Fp16Bits>(input), residual, count, stats); break;
+    case sqzBfloat16: statsTyped(typed<Bf16Bits>(input), residual, count, stats); break;
+    default: fail(sqzInvalidUsage, "statistics take float32, float16 or bfloat16, not %d", static_cast<int>(dtype));
+  }
+}
+
+void randkIndicesCpu(const CodecParams& p, size_t count, uint64_t seed, uint64_t step, uint64_t chunkOffset,
+                     uint64_t* indices) {
+  const size_t k = selectedCount(p, count);
+  const RngKey key = makeRngKey(seed, step, 0);
+  for (size_t j = 0; j < k; ++j) indices[j] = randkIndex(j, count, k, key, chunkOffset);
+}
+
+void randkGatherCpu(const CodecParams& p, const EncodeArgs& a, float* values) {
+  if (const char* why = checkCodecParams(p)) fail(sqzInvalidUsage, "codec parameters: %s", why);
+  SQZ_REQUIRE(a.count <= kMaxChunkElements, sqzInvalidUsage, "chunk too large");
+  switch (a.dtype) {
+    case sqzFloat32: randkGatherTyped<float>(p, a, values); break;
+    case sqzFloat16: randkGatherTyped<Fp16Bits>(p, a, values); break;
+    case sqzBfloat16: randkGatherTyped<Bf16Bits>(p, a, values); break;
+    default: fail(sqzInvalidUsage, "random-K takes float32, float16 or bfloat16");
+  }
+}
+
+void randkScatterCpu(const CodecParams& p, size_t count, uint64_t seed, uint64_t step, uint64_t chunkOffset,
+                     const float* values, float* out, DecodeMode mode) {
+  const size_t k = selectedCount(p, count);
+  const RngKey key = makeRngKey(seed, step, 0);
+  if (mode == DecodeMode::Overwrite) std::memset(out, 0, count * sizeof(float));
+  for (size_t j = 0; j < k; ++j) {
+    uint64_t i = randkIndex(j, count, k, key, chunkOffset);
+    out[i] = faddRn(out[i], values[j]);
+  }
+}
+
+}  // namespace sqz

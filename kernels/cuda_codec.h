@@ -1,0 +1,49 @@
+// The codecs on a CUDA device, with the CPU path's semantics and payload
+// bytes (kernels/cpu_codec.h). Host-callable; every pointer is device memory
+// and every call is asynchronous on `stream` (a cudaStream_t, null for the
+// default stream), so this header needs no CUDA headers. Launch errors throw
+// sqz::Error(sqzInternalError); without CUDA every call throws sqzInvalidUsage.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/codec_params.h"
+#include "kernels/cpu_codec.h"
+#include "kernels/grad_stats.h"
+#include "kernels/wire_format.h"
+
+namespace sqz {
+
+// True when the build has CUDA and a device is usable (driver present).
+bool cudaCodecAvailable();
+
+// Scratch device memory cudaEncode needs for this codec and count (0 for all
+// but top-K); 256-byte aligned.
+size_t cudaEncodeWorkspaceBytes(const CodecParams& p, size_t count);
+
+// Statistics of g + e, added into *devStats (device memory, zeroed by the
+// caller once). One read pass; a.stats is ignored.
+void cudaGradStats(const void* input, sqzDataType_t dtype, const float* residual, size_t count, GradStats* devStats,
+                   void* stream);
+
+// Encode (+ error feedback when a.residual) into devPayload, which holds
+// encodedBytes(p, a.count, a.stats != nullptr) bytes; a.stats, when set, is
+// a device pointer copied into the statistics block. The non-quantizable
+// count is not returned (it would need a sync): take it from the statistics.
+void cudaEncode(const CodecParams& p, const EncodeArgs& a, void* devPayload, void* devWorkspace, void* stream);
+
+// Validates the header against `expect` and `bytes` on the device; a bad
+// header or index sets *devError to a nonzero code (see cudaDecodeErrorString)
+// and writes nothing out of bounds. A header error writes nothing at all; a
+// bad top-K index skips that element. *devError is only ever set, never cleared.
+void cudaDecode(const DecodeExpect& expect, const void* devPayload, size_t bytes, float* devOut, DecodeMode mode,
+                int* devError, void* stream);
+const char* cudaDecodeErrorString(int code);
+
+// Random-K without a payload (see randkGatherCpu / randkScatterCpu).
+void cudaRandkGather(const CodecParams& p, const EncodeArgs& a, float* devValues, void* stream);
+void cudaRandkScatter(const CodecParams& p, size_t count, uint64_t seed, uint64_t step, uint64_t chunkOffset,
+                      const float* devValues, float* devOut, DecodeMode mode, void* stream);
+
+}  // namespace sqz

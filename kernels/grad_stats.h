@@ -1,0 +1,71 @@
+// Statistics of one gradient buffer from one read pass (DESIGN.md section 1):
+// enough to predict, for every codec and level, how much of the squared norm
+// survives (gain), and to notice non-finite values. Every field is a double
+// that reduces across ranks (and across chunks) by plain addition, so the
+// struct travels as an array of kDoubles doubles through any sum-allreduce.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/codec_math.h"
+#include "kernels/codec_params.h"
+
+namespace sqz {
+
+// The quantization variance sums are measured on blocks of this size.
+inline constexpr uint32_t kStatsBlockSize = 256;
+
+struct GradStats {
+  // Magnitude histogram: 4 bins per octave from 2^-48 to 2^16; smaller
+  // magnitudes (and zeros) fall into bin 0, larger ones into the last bin
+  // (which starts at 57344, so fp16's gain is conservative near its limit).
+  static constexpr int kBins = 256;
+  static constexpr int kBinsPerOctave = 4;
+  static constexpr int kMinExponent = -48;
+  static constexpr int kQuantWidths = 4;  // b = 1, 2, 4, 8
+
+  double elements;     // values seen, non-finite included
+  double sumSq;        // sum of x^2 over quantizable values
+  double nonFinite;    // NaN, Inf or |x| > 2^126: the caller must send exactly
+  double quantBlocks;  // blocks of kStatsBlockSize seen
+  double quantVar[kQuantWidths];  // sum over blocks of n_b * delta_b^2 / 4
+  double binCount[kBins];
+  double binSumSq[kBins];
+
+  static constexpr size_t kDoubles = 4 + kQuantWidths + 2 * kBins;
+};
+static_assert(sizeof(GradStats) == GradStats::kDoubles * sizeof(double), "GradStats must be a flat array of doubles");
+
+SQZ_HD int quantWidthIndex(unsigned bits) { return bits == 1 ? 0 : bits == 2 ? 1 : bits == 4 ? 2 : 3; }
+SQZ_HD unsigned quantWidthBits(int index) { return 1u << index; }
+
+// Histogram bin of a magnitude key (see magnitudeKey): the exponent and the
+// top two mantissa bits, i.e. four linear sub-bins per octave (edges 1,
+// 1.25, 1.5, 1.75 times a power of two), found with one shift.
+SQZ_HD int statsBin(uint32_t key) {
+  constexpr int kBase = (127 + GradStats::kMinExponent) * GradStats::kBinsPerOctave;
+  int b = static_cast<int>(key >> 21) - kBase;
+  b = b < 0 ? 0 : b;
+  return b < GradStats::kBins - 1 ? b : GradStats::kBins - 1;
+}
+
+// Lower edge of bin b (bin 0 starts at zero).
+double statsBinLowerEdge(int bin);
+
+void clearStats(GradStats* s);
+void addStats(GradStats* into, const GradStats& from);
+
+// The fraction of squared norm that the k largest magnitudes hold, from the
+// histogram: whole bins from the top, then a share of the bin where the k-th
+// largest falls (its sum of squares split evenly by count). The error is at
+// most that one bin's share of the norm.
+double topkKeptFraction(const GradStats& s, double k);
+
+// gain(level) of DESIGN.md section 1 for this codec: fraction of squared
+// norm kept (top-K, random-K) or 1 / (1 + omega) (quantizers, casts). 1 for
+// "none" and for an all-zero buffer; 0 when the stats saw non-finite values
+// (no codec applies: the call goes exact).
+double gain(const GradStats& s, const CodecParams& p);
+
+}  // namespace sqz

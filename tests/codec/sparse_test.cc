@@ -1,0 +1,139 @@
+// Top-K keeps exactly the K largest magnitudes (ties by index); random-K
+// draws the same indices on every rank and is unbiased when rescaled.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+#include <set>
+
+#include "kernels/codec_math.h"
+#include "tests/codec/codec_test_util.h"
+
+namespace sqz {
+namespace {
+
+std::vector<uint32_t> payloadIndices(const CodecParams& p, size_t n, const std::vector<uint8_t>& payload) {
+  PayloadLayout l = payloadLayout(p, n, false);
+  std::vector<uint32_t> idx(l.selected);
+  std::memcpy(idx.data(), payload.data() + l.params, idx.size() * 4);
+  return idx;
+}
+
+std::vector<uint32_t> bruteForceTopK(const std::vector<float>& x, size_t k) {
+  std::vector<uint32_t> order(x.size());
+  std::iota(order.begin(), order.end(), 0u);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](uint32_t a, uint32_t b) { return magnitudeKey(x[a]) > magnitudeKey(x[b]); });
+  order.resize(k);
+  std::sort(order.begin(), order.end());
+  return order;
+}
+
+TEST(TopK, ExactlyTheKLargestWithTiesByIndex) {
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> small(-4, 4);
+  std::vector<std::vector<float>> inputs = {test::normalInput(10007, 1), test::heavyTailedInput(999, 2),
+                                            std::vector<float>(1000, -2.0f), std::vector<float>(17, 0.0f), {7.0f}};
+  std::vector<float> ties(5000);
+  for (auto& v : ties) v = static_cast<float>(small(rng));  // many exact ties, both signs
+  inputs.push_back(ties);
+  for (const char* spec : {"topk:0.001", "topk:0.01", "topk:0.1", "topk:0.5", "topk:1", "topk:0.2:bf16"}) {
+    const CodecParams p = parseCodecSpec(spec);
+    for (const auto& x : inputs) {
+      EncodeArgs a;
+      a.input = x.data();
+      a.count = x.size();
+      auto payload = test::encodeToVector(p, a);
+      auto idx = payloadIndices(p, x.size(), payload);
+      ASSERT_EQ(idx.size(), selectedCount(p, x.size()));
+      EXPECT_EQ(idx, bruteForceTopK(x, idx.size())) << spec << " n=" << x.size();
+    }
+  }
+}
+
+TEST(TopK, SelectedCountIsCeilOfRatio) {
+  CodecParams p = parseCodecSpec("topk:0.01");
+  EXPECT_EQ(selectedCount(p, 0), 0u);
+  EXPECT_EQ(selectedCount(p, 1), 1u);
+  EXPECT_EQ(selectedCount(p, 100), 1u);
+  EXPECT_EQ(selectedCount(p, 101), 2u);
+  EXPECT_EQ(selectedCount(p, 64u << 20), 671089u);
+}
+
+TEST(RandK, IndicesAgreeAcrossRanks) {
+  const CodecParams p = parseCodecSpec("randk:0.05");
+  const size_t n = 10001;
+  std::vector<float> x0 = test::normalInput(n, 1), x1 = test::normalInput(n, 2);
+  std::vector<uint64_t> i0(selectedCount(p, n)), i1(i0.size());
+  randkIndicesCpu(p, n, 1234, 9, 500, i0.data());
+  randkIndicesCpu(p, n, 1234, 9, 500, i1.data());
+  EXPECT_EQ(i0, i1);
+  // Distinct, sorted, in range, one per stratum.
+  for (size_t j = 0; j < i0.size(); ++j) {
+    ASSERT_LT(i0[j], n);
+    ASSERT_GE(i0[j], randkStratumBegin(j, n, i0.size()));
+    ASSERT_LT(i0[j], randkStratumBegin(j + 1, n, i0.size()));
+  }
+  // Encoded by two ranks with different data: the same positions are sent.
+  auto positions = [&](const std::vector<float>& x, uint32_t rank) {
+    EncodeArgs a;
+    a.input = x.data();
+    a.count = n;
+    a.seed = 1234;
+    a.step = 9;
+    a.rank = rank;
+    a.chunkOffset = 500;
+    auto dec = test::decodeToVector(p, a, test::encodeToVector(p, a));
+    std::vector<uint64_t> at;
+    for (size_t i = 0; i < n; ++i)
+      if (dec[i] != 0.0f) at.push_back(i);
+    return at;
+  };
+  EXPECT_EQ(positions(x0, 0), i0);
+  EXPECT_EQ(positions(x1, 1), i0);
+  // Another step chooses other indices.
+  randkIndicesCpu(p, n, 1234, 10, 500, i1.data());
+  EXPECT_NE(i0, i1);
+}
+
+TEST(RandK, GatherAndScatterMatchThePayloadPath) {
+  const CodecParams p = parseCodecSpec("randk:0.1:rescale");
+  std::vector<float> x = test::normalInput(3001, 4);
+  std::vector<float> e1(x.size(), 0.5f), e2 = e1;
+  EncodeArgs a;
+  a.input = x.data();
+  a.count = x.size();
+  a.seed = 8;
+  a.residual = e1.data();
+  std::vector<float> values(selectedCount(p, x.size()));
+  randkGatherCpu(p, a, values.data());
+  std::vector<float> viaScatter(x.size());
+  randkScatterCpu(p, x.size(), 8, 0, 0, values.data(), viaScatter.data(), DecodeMode::Overwrite);
+  a.residual = e2.data();
+  auto viaPayload = test::decodeToVector(p, a, test::encodeToVector(p, a));
+  EXPECT_EQ(viaScatter, viaPayload);
+  EXPECT_EQ(e1, e2);
+}
+
+TEST(RandK, RescaledIsUnbiased) {
+  const CodecParams p = parseCodecSpec("randk:0.25:rescale");
+  std::vector<float> x = test::normalInput(64, 5);
+  std::vector<double> sum(x.size(), 0.0);
+  const int runs = 20000;
+  EncodeArgs a;
+  a.input = x.data();
+  a.count = x.size();
+  for (int s = 0; s < runs; ++s) {
+    a.step = s;
+    auto dec = test::decodeToVector(p, a, test::encodeToVector(p, a));
+    for (size_t i = 0; i < x.size(); ++i) sum[i] += dec[i];
+  }
+  for (size_t i = 0; i < x.size(); ++i) {
+    // Each value is kept w.p. 1/4 and scaled by 4: std dev sqrt(3) |x| per run.
+    const double se = std::sqrt(3.0) * std::fabs(x[i]) / std::sqrt(runs);
+    EXPECT_NEAR(sum[i] / runs, x[i], 5 * se + 1e-12) << i;
+  }
+}
+
+}  // namespace
+}  // namespace sqz
