@@ -311,6 +311,7 @@ cmd_run() {
     ucx) pmlargs=(--mca pml ucx --mca pml_ucx_tls any --mca pml_ucx_devices any);;
     *) die "run: --pml wants ob1 or ucx";;
   esac
+  # shellcheck disable=SC2054  # "tcp,self" is one word
   local cmd=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$np"
              "${pmlargs[@]}" --mca btl tcp,self
              --mca btl_tcp_if_include "${SUBNET}.0/24"
