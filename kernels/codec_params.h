@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/half.h"
+
 namespace sqz {
 
 enum class CodecKind : uint8_t { None = 0, Bf16 = 1, Fp16 = 2, Quant = 3, TopK = 4, RandK = 5 };
@@ -33,7 +35,7 @@ inline constexpr uint32_t kMaxBlockSize = 1u << 16;
 
 // The number of values top-K / random-K keep from n: ceil(ratio * n), at
 // least one when n > 0 and at most n.
-inline size_t selectedCount(const CodecParams& p, size_t n) {
+SQZ_HD size_t selectedCount(const CodecParams& p, size_t n) {
   if (n == 0) return 0;
   double k = p.ratio * static_cast<double>(n);
   size_t ki = static_cast<size_t>(k);
@@ -43,11 +45,11 @@ inline size_t selectedCount(const CodecParams& p, size_t n) {
   return ki;
 }
 
-inline size_t valueBytes(ValueFormat f) {
+SQZ_HD size_t valueBytes(ValueFormat f) {
   return f == ValueFormat::Fp32 ? 4 : (f == ValueFormat::Bf16 ? 2 : 1);
 }
 
 // Quantization levels above the lowest: 2^bits - 1.
-inline constexpr uint32_t maxCode(unsigned bits) { return (1u << bits) - 1u; }
+SQZ_HD constexpr uint32_t maxCode(unsigned bits) { return (1u << bits) - 1u; }
 
 }  // namespace sqz
