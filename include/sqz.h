@@ -14,6 +14,12 @@
 extern "C" {
 #endif
 
+#if defined(__GNUC__)
+#define SQZ_API __attribute__((visibility("default")))
+#else
+#define SQZ_API
+#endif
+
 #define SQZ_MAJOR 0
 #define SQZ_MINOR 1
 #define SQZ_PATCH 0
@@ -76,18 +82,18 @@ typedef struct {
 typedef struct sqzComm* sqzComm_t;
 
 /* Library version as SQZ_VERSION_CODE. */
-sqzResult_t sqzGetVersion(int* version);
+SQZ_API sqzResult_t sqzGetVersion(int* version);
 
 /* Creates the rendezvous for a new communicator: picks a listen address
  * (SQZ_SOCKET_IFNAME, else the first up non-loopback interface, else
  * loopback), starts the root in the calling process, and writes host, port
  * and a fresh 128-bit secret into *uniqueId. Call on one rank and pass the
  * id to all others (e.g. with MPI_Bcast). */
-sqzResult_t sqzGetUniqueId(sqzUniqueId* uniqueId);
+SQZ_API sqzResult_t sqzGetUniqueId(sqzUniqueId* uniqueId);
 
 /* Collective over nranks processes (or threads): every rank calls it with
  * the same id and its own rank in [0, nranks). Waits at most SQZ_TIMEOUT. */
-sqzResult_t sqzCommInitRank(sqzComm_t* comm, int nranks, sqzUniqueId commId,
+SQZ_API sqzResult_t sqzCommInitRank(sqzComm_t* comm, int nranks, sqzUniqueId commId,
                             int rank);
 
 /* Like sqzCommInitRank, with rank, size and the rendezvous taken from a
@@ -97,50 +103,50 @@ sqzResult_t sqzCommInitRank(sqzComm_t* comm, int nranks, sqzUniqueId commId,
  * set, else MASTER_ADDR and port MASTER_PORT+1 (torchrun's own store holds
  * MASTER_PORT). The secret is SQZ_SECRET when set; see the README for the
  * trade-off when it is not. */
-sqzResult_t sqzCommInitFromEnv(sqzComm_t* comm);
+SQZ_API sqzResult_t sqzCommInitFromEnv(sqzComm_t* comm);
 
 /* Frees the communicator after all its operations have finished. */
-sqzResult_t sqzCommDestroy(sqzComm_t comm);
+SQZ_API sqzResult_t sqzCommDestroy(sqzComm_t comm);
 /* Frees the communicator without waiting for peers; pending and future
  * operations of peers on it fail with sqzRemoteError or sqzTimeout. */
-sqzResult_t sqzCommAbort(sqzComm_t comm);
+SQZ_API sqzResult_t sqzCommAbort(sqzComm_t comm);
 
-sqzResult_t sqzCommCount(const sqzComm_t comm, int* count);
-sqzResult_t sqzCommUserRank(const sqzComm_t comm, int* rank);
+SQZ_API sqzResult_t sqzCommCount(const sqzComm_t comm, int* count);
+SQZ_API sqzResult_t sqzCommUserRank(const sqzComm_t comm, int* rank);
 
 /* Compression policy of the communicator for sqzAllReduce: "none", "bf16",
  * "fp16", "q8", "q4", "q2", "q1", "topk:RATIO", "randk:RATIO", "auto"
  * (the specs the library supports; others give sqzInvalidArgument). */
-sqzResult_t sqzCommSetCompression(sqzComm_t comm, const char* spec);
+SQZ_API sqzResult_t sqzCommSetCompression(sqzComm_t comm, const char* spec);
 
 /* Allreduce of count elements. Host buffers: synchronous, stream may be
  * NULL and is ignored. sendbuff == recvbuff is in place. count == 0 is a
  * successful no-op. Floating-point sums may be compressed according to the
  * communicator's policy; every rank receives bitwise-identical output. */
-sqzResult_t sqzAllReduce(const void* sendbuff, void* recvbuff, size_t count,
+SQZ_API sqzResult_t sqzAllReduce(const void* sendbuff, void* recvbuff, size_t count,
                          sqzDataType_t datatype, sqzRedOp_t op, sqzComm_t comm,
                          sqzCudaStream_t stream);
 
 /* Every rank receives root's count elements in recvbuff (exact). On root,
  * sendbuff is the source; elsewhere it is ignored. */
-sqzResult_t sqzBroadcast(const void* sendbuff, void* recvbuff, size_t count,
+SQZ_API sqzResult_t sqzBroadcast(const void* sendbuff, void* recvbuff, size_t count,
                          sqzDataType_t datatype, int root, sqzComm_t comm,
                          sqzCudaStream_t stream);
 
 /* recvbuff[r * sendcount ...] receives rank r's sendcount elements. */
-sqzResult_t sqzAllGather(const void* sendbuff, void* recvbuff,
+SQZ_API sqzResult_t sqzAllGather(const void* sendbuff, void* recvbuff,
                          size_t sendcount, sqzDataType_t datatype,
                          sqzComm_t comm, sqzCudaStream_t stream);
 
 /* Returns once every rank has entered the barrier (bounded by SQZ_TIMEOUT). */
-sqzResult_t sqzBarrier(sqzComm_t comm);
+SQZ_API sqzResult_t sqzBarrier(sqzComm_t comm);
 
 /* A human-readable string for a status code. */
-const char* sqzGetErrorString(sqzResult_t result);
+SQZ_API const char* sqzGetErrorString(sqzResult_t result);
 
 /* The message of the last failed call on comm (or, for comm == NULL, of the
  * last failed call in this thread that had no communicator). "" if none. */
-const char* sqzGetLastError(sqzComm_t comm);
+SQZ_API const char* sqzGetLastError(sqzComm_t comm);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -172,7 +172,9 @@ RequestId UcxTransport::postRecv(int peer, Tag tag, void* buf, size_t bytes) {
   op->expected = bytes;
   ucp_request_param_t p;
   std::memset(&p, 0, sizeof p);
-  p.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+  // No immediate completion: UCX 1.13 does not report the length of a
+  // message matched at post time, and the length check needs it.
+  p.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FLAG_NO_IMM_CMPL;
   p.cb.recv = onRecvDone;
   p.user_data = op.get();
   ucs_status_ptr_t r =
@@ -181,7 +183,7 @@ RequestId UcxTransport::postRecv(int peer, Tag tag, void* buf, size_t bytes) {
     op->done = true;
     op->status = UCS_PTR_STATUS(r);
   } else {
-    op->request = r;  // never null without UCP_OP_ATTR_FIELD_RECV_INFO
+    op->request = r;
   }
   RequestId id = nextId_++;
   ops_.emplace(id, std::move(op));
@@ -271,7 +273,7 @@ void UcxTransport::cancelAll() {
   for (auto& kv : ops_) {
     Op& op = *kv.second;
     if (op.done) continue;
-    if (op.isRecv) ucp_request_cancel(worker_, op.request);
+    if (op.isRecv && op.request) ucp_request_cancel(worker_, op.request);
     else anySend = true;
   }
   // Pending sends can only be stopped by closing their endpoints.

@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "sqz.h"
 #include "transport/transport.h"
 
 namespace sqz {

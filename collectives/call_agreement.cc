@@ -1,0 +1,54 @@
+#include "collectives/call_agreement.h"
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common/dtype.h"
+#include "common/error.h"
+
+namespace sqz {
+namespace {
+
+const char* kindName(uint32_t k) {
+  switch (static_cast<CollectiveKind>(k)) {
+    case CollectiveKind::kAllReduce: return "allreduce";
+    case CollectiveKind::kBroadcast: return "broadcast";
+    case CollectiveKind::kAllGather: return "allgather";
+    case CollectiveKind::kBarrier: return "barrier";
+  }
+  return "unknown";
+}
+
+std::string describe(const CallHeader& h) {
+  return formatString("%s count=%llu type=%s op=%s root=%d compression#%08x", kindName(h.kind),
+                      static_cast<unsigned long long>(h.count), dataTypeName(static_cast<sqzDataType_t>(h.dtype)),
+                      redOpName(static_cast<sqzRedOp_t>(h.op)), h.root, h.spec);
+}
+
+}  // namespace
+
+void agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine, const Deadline& deadline) {
+  const int n = transport.size(), me = transport.rank();
+  if (n == 1) return;
+  std::vector<CallHeader> all(n);
+  all[me] = mine;
+  std::vector<RequestId> reqs;
+  reqs.reserve(2 * n);
+  Tag tag{seq, kHeaderSlot};
+  transport.groupStart();
+  for (int r = 0; r < n; ++r)
+    if (r != me) reqs.push_back(transport.postRecv(r, tag, &all[r], sizeof(CallHeader)));
+  for (int r = 0; r < n; ++r)
+    if (r != me) reqs.push_back(transport.postSend(r, tag, &mine, sizeof(CallHeader)));
+  transport.groupEnd();
+  transport.waitAll(reqs, deadline);
+  for (int r = 1; r < n; ++r) {
+    if (std::memcmp(&all[r], &all[0], sizeof(CallHeader)) != 0) {
+      fail(sqzInvalidUsage, "ranks disagree on the collective call: rank 0 called %s, rank %d called %s",
+           describe(all[0]).c_str(), r, describe(all[r]).c_str());
+    }
+  }
+}
+
+}  // namespace sqz

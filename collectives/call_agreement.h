@@ -1,0 +1,34 @@
+// Before moving data, ranks exchange a small header describing the call
+// (collective, count, type, op, root, compression) with every peer. All
+// ranks see all headers, so they reach the same verdict: either they agree,
+// or every rank fails with sqzInvalidUsage and the same message - never a
+// hang or a silent mix of mismatched buffers. The exchange also acts as a
+// barrier.
+#pragma once
+
+#include <cstdint>
+
+#include "transport/transport.h"
+
+namespace sqz {
+
+enum class CollectiveKind : uint32_t { kAllReduce = 1, kBroadcast = 2, kAllGather = 3, kBarrier = 4 };
+
+struct CallHeader {
+  uint32_t magic = 0x53515a43;  // "SQZC"
+  uint32_t kind = 0;
+  uint64_t count = 0;
+  int32_t dtype = -1;
+  int32_t op = -1;
+  int32_t root = -1;
+  uint32_t spec = 0;  // hash of the compression spec in force for the call
+};
+static_assert(sizeof(CallHeader) == 32, "CallHeader is part of the wire protocol");
+
+// The slot reserved for the header exchange of a call (data uses lower slots).
+constexpr uint32_t kHeaderSlot = 0xffffff;
+
+// Throws sqzInvalidUsage when any rank's header differs from rank 0's.
+void agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine, const Deadline& deadline);
+
+}  // namespace sqz

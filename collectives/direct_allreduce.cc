@@ -1,0 +1,45 @@
+#include "collectives/direct_allreduce.h"
+
+#include <cstring>
+
+#include "collectives/reduce_ops.h"
+#include "common/dtype.h"
+
+namespace sqz {
+
+void DirectAllreduce::run(const AllreduceArgs& a) {
+  const int n = transport_.size(), me = transport_.rank();
+  const size_t bytes = a.count * dataTypeSize(a.type);
+  const sqzDataType_t accType = accumulationType(a.type);
+  const size_t accBytes = a.count * dataTypeSize(accType);
+
+  // Layout: n contributions in the user's type, then one accumulator.
+  gathered_.resize(n * bytes + accBytes);
+  unsigned char* parts = gathered_.data();
+  unsigned char* acc = parts + n * bytes;
+  std::memcpy(parts + me * bytes, a.send, bytes);
+  std::vector<RequestId> reqs;
+  Tag tag{a.seq, 0};
+  transport_.groupStart();
+  for (int r = 0; r < n; ++r)
+    if (r != me) reqs.push_back(transport_.postRecv(r, tag, parts + r * bytes, bytes));
+  for (int r = 0; r < n; ++r)
+    if (r != me) reqs.push_back(transport_.postSend(r, tag, parts + me * bytes, bytes));
+  transport_.groupEnd();
+  transport_.waitAll(reqs, a.deadline);
+
+  widen(parts, a.type, acc, a.count);
+  std::vector<unsigned char> wide(accType != a.type ? accBytes : 0);
+  for (int r = 1; r < n; ++r) {
+    const unsigned char* src = parts + r * bytes;
+    if (accType != a.type) {
+      widen(src, a.type, wide.data(), a.count);
+      src = wide.data();
+    }
+    reduceInto(acc, src, a.count, accType, a.op);
+  }
+  if (a.op == sqzAvg) divideInPlace(acc, accType, a.count, n);
+  narrow(acc, a.type, a.recv, a.count);
+}
+
+}  // namespace sqz

@@ -1,0 +1,26 @@
+// Latency-optimal exact allreduce for small buffers: every rank sends its
+// whole buffer to every other rank (one round), then each rank reduces all
+// contributions in rank order 0..N-1, so all ranks compute bitwise-identical
+// results without a second round.
+#pragma once
+
+#include <vector>
+
+#include "collectives/collective_args.h"
+#include "transport/transport.h"
+
+namespace sqz {
+
+class DirectAllreduce {
+ public:
+  explicit DirectAllreduce(Transport& transport) : transport_(transport) {}
+  void run(const AllreduceArgs& args);
+
+  static double bytesSentPerRank(double bytes, int nranks) { return bytes * (nranks - 1); }
+
+ private:
+  Transport& transport_;
+  std::vector<unsigned char> gathered_;
+};
+
+}  // namespace sqz

@@ -1,0 +1,283 @@
+// The C boundary: validates arguments, finds the communicator, and turns
+// every exception into a status code plus the communicator's last error.
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <string>
+#include <unordered_set>
+
+#include <netinet/in.h>
+
+#include "common/dtype.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "sqz.h"
+#include "src/bootstrap/launcher_env.h"
+#include "src/bootstrap/rendezvous.h"
+#include "src/comm.h"
+#include "src/memory_kind.h"
+
+using sqz::Communicator;
+using sqz::Error;
+using sqz::fail;
+
+namespace {
+
+std::mutex g_liveMutex;
+std::unordered_set<const sqzComm*> g_live;  // communicators not yet destroyed
+thread_local std::string t_lastError;       // failures without a communicator
+
+bool isLive(const sqzComm* c) {
+  std::lock_guard<std::mutex> lock(g_liveMutex);
+  return c && g_live.count(c) > 0;
+}
+
+void record(const sqzComm* comm, const char* fn, const std::string& msg) {
+  std::string text = std::string(fn) + ": " + msg;
+  SQZ_WARN("%s", text.c_str());
+  if (comm && isLive(comm)) comm->impl->lastError = text;
+  else t_lastError = text;
+}
+
+// Runs f, mapping exceptions to status codes. `comm` may be null.
+template <typename F>
+sqzResult_t guarded(const sqzComm* comm, const char* fn, F&& f) {
+  try {
+    f();
+    return sqzSuccess;
+  } catch (const Error& e) {
+    record(comm, fn, e.what());
+    return e.code();
+  } catch (const std::bad_alloc&) {
+    record(comm, fn, "out of memory");
+    return sqzSystemError;
+  } catch (const std::exception& e) {
+    record(comm, fn, std::string("internal error: ") + e.what());
+    return sqzInternalError;
+  } catch (...) {
+    record(comm, fn, "internal error");
+    return sqzInternalError;
+  }
+}
+
+Communicator& live(const sqzComm* comm) {
+  if (!comm) fail(sqzInvalidArgument, "comm is NULL");
+  if (!isLive(comm)) fail(sqzInvalidArgument, "comm is not a live communicator (destroyed or never created)");
+  return *comm->impl;
+}
+
+void checkType(sqzDataType_t type) {
+  SQZ_REQUIRE(sqz::validDataType(type), sqzInvalidArgument, "invalid datatype %d", static_cast<int>(type));
+}
+
+// A user buffer of `bytes` bytes holding elements of `elem` bytes.
+void checkBuffer(const void* p, size_t bytes, size_t elem, const char* name) {
+  if (bytes == 0) return;
+  SQZ_REQUIRE(p != nullptr, sqzInvalidArgument, "%s is NULL", name);
+  SQZ_REQUIRE(reinterpret_cast<uintptr_t>(p) % elem == 0, sqzInvalidArgument,
+              "%s (%p) is not aligned to its %zu-byte element size", name, p, elem);
+  sqz::MemoryKind kind = sqz::classifyPointer(p);
+  SQZ_REQUIRE(kind == sqz::MemoryKind::kHost, sqzInvalidUsage,
+              "%s is GPU memory; this build serves host buffers only", name);
+}
+
+size_t checkedBytes(size_t count, size_t elem) {
+  SQZ_REQUIRE(count <= SIZE_MAX / elem / 2, sqzInvalidArgument, "count %zu is too large", count);
+  return count * elem;
+}
+
+// Send and receive buffers must be the same or disjoint.
+void checkOverlap(const void* a, size_t aBytes, const void* b, size_t bBytes, const char* what) {
+  if (!a || !b || a == b) return;
+  auto x = reinterpret_cast<uintptr_t>(a), y = reinterpret_cast<uintptr_t>(b);
+  SQZ_REQUIRE(x + aBytes <= y || y + bBytes <= x, sqzInvalidArgument,
+              "%s: send and receive buffers partly overlap (use the same pointer for in place)", what);
+}
+
+}  // namespace
+
+extern "C" {
+
+sqzResult_t sqzGetVersion(int* version) {
+  return guarded(nullptr, "sqzGetVersion", [&] {
+    SQZ_REQUIRE(version, sqzInvalidArgument, "version is NULL");
+    *version = SQZ_VERSION_CODE;
+  });
+}
+
+sqzResult_t sqzGetUniqueId(sqzUniqueId* uniqueId) {
+  return guarded(nullptr, "sqzGetUniqueId", [&] {
+    SQZ_REQUIRE(uniqueId, sqzInvalidArgument, "uniqueId is NULL");
+    sqz::BootstrapId id;
+    id.secret = sqz::randomSecret();
+    id.root = sqz::startRendezvousRoot(sqz::pickListenAddress(), id.secret);
+    id.pack(uniqueId);
+    SQZ_INFO("unique id: rendezvous at %s", id.root.toString().c_str());
+  });
+}
+
+static sqzResult_t initComm(sqzComm_t* comm, const char* fn, const sqz::BootstrapId* id, int nranks, int rank) {
+  return guarded(nullptr, fn, [&] {
+    auto handle = std::make_unique<sqzComm>();
+    handle->impl = std::make_unique<Communicator>(*id, nranks, rank);
+    std::lock_guard<std::mutex> lock(g_liveMutex);
+    g_live.insert(handle.get());
+    *comm = handle.release();
+  });
+}
+
+sqzResult_t sqzCommInitRank(sqzComm_t* comm, int nranks, sqzUniqueId commId, int rank) {
+  sqz::BootstrapId id;
+  sqzResult_t r = guarded(nullptr, "sqzCommInitRank", [&] {
+    SQZ_REQUIRE(comm, sqzInvalidArgument, "comm is NULL");
+    *comm = nullptr;
+    SQZ_REQUIRE(nranks > 0, sqzInvalidArgument, "nranks %d must be positive", nranks);
+    SQZ_REQUIRE(rank >= 0 && rank < nranks, sqzInvalidArgument, "rank %d is not in [0, %d)", rank, nranks);
+    id = sqz::BootstrapId::unpack(commId);
+  });
+  if (r != sqzSuccess) return r;
+  return initComm(comm, "sqzCommInitRank", &id, nranks, rank);
+}
+
+sqzResult_t sqzCommInitFromEnv(sqzComm_t* comm) {
+  sqz::BootstrapId id;
+  sqz::LaunchEnv env;
+  sqzResult_t r = guarded(nullptr, "sqzCommInitFromEnv", [&] {
+    SQZ_REQUIRE(comm, sqzInvalidArgument, "comm is NULL");
+    *comm = nullptr;
+    env = sqz::readLaunchEnv();
+    id.root = sqz::resolveAddress(env.rootHost, env.rootPort);
+    id.secret = env.secret;
+    if (env.rank == 0) {
+      // Rank 0 serves the rendezvous on every interface at the agreed port.
+      sqz::SocketAddress any;
+      any.storage.ss_family = id.root.storage.ss_family;
+      any.length = id.root.length;
+      any.setPort(env.rootPort);
+      sqz::startRendezvousRoot(any, env.secret);
+    }
+  });
+  if (r != sqzSuccess) return r;
+  return initComm(comm, "sqzCommInitFromEnv", &id, env.size, env.rank);
+}
+
+sqzResult_t sqzCommDestroy(sqzComm_t comm) {
+  return guarded(nullptr, "sqzCommDestroy", [&] {
+    live(comm);
+    {
+      std::lock_guard<std::mutex> lock(g_liveMutex);
+      g_live.erase(comm);
+    }
+    delete comm;
+  });
+}
+
+sqzResult_t sqzCommAbort(sqzComm_t comm) {
+  return guarded(nullptr, "sqzCommAbort", [&] {
+    live(comm).abort();
+    {
+      std::lock_guard<std::mutex> lock(g_liveMutex);
+      g_live.erase(comm);
+    }
+    delete comm;
+  });
+}
+
+sqzResult_t sqzCommCount(const sqzComm_t comm, int* count) {
+  return guarded(comm, "sqzCommCount", [&] {
+    SQZ_REQUIRE(count, sqzInvalidArgument, "count is NULL");
+    *count = live(comm).size();
+  });
+}
+
+sqzResult_t sqzCommUserRank(const sqzComm_t comm, int* rank) {
+  return guarded(comm, "sqzCommUserRank", [&] {
+    SQZ_REQUIRE(rank, sqzInvalidArgument, "rank is NULL");
+    *rank = live(comm).rank();
+  });
+}
+
+sqzResult_t sqzCommSetCompression(sqzComm_t comm, const char* spec) {
+  return guarded(comm, "sqzCommSetCompression", [&] {
+    Communicator& c = live(comm);
+    SQZ_REQUIRE(spec, sqzInvalidArgument, "spec is NULL");
+    c.setCompression(spec);
+  });
+}
+
+sqzResult_t sqzAllReduce(const void* sendbuff, void* recvbuff, size_t count, sqzDataType_t datatype,
+                         sqzRedOp_t op, sqzComm_t comm, sqzCudaStream_t /*stream*/) {
+  return guarded(comm, "sqzAllReduce", [&] {
+    Communicator& c = live(comm);
+    checkType(datatype);
+    SQZ_REQUIRE(sqz::validRedOp(op), sqzInvalidArgument, "invalid reduction op %d", static_cast<int>(op));
+    size_t elem = sqz::dataTypeSize(datatype);
+    size_t bytes = checkedBytes(count, elem);
+    checkBuffer(sendbuff, bytes, elem, "sendbuff");
+    checkBuffer(recvbuff, bytes, elem, "recvbuff");
+    checkOverlap(sendbuff, bytes, recvbuff, bytes, "sqzAllReduce");
+    c.allReduce(sendbuff, recvbuff, count, datatype, op);
+  });
+}
+
+sqzResult_t sqzBroadcast(const void* sendbuff, void* recvbuff, size_t count, sqzDataType_t datatype, int root,
+                         sqzComm_t comm, sqzCudaStream_t /*stream*/) {
+  return guarded(comm, "sqzBroadcast", [&] {
+    Communicator& c = live(comm);
+    checkType(datatype);
+    SQZ_REQUIRE(root >= 0 && root < c.size(), sqzInvalidArgument, "root %d is not in [0, %d)", root, c.size());
+    size_t elem = sqz::dataTypeSize(datatype);
+    size_t bytes = checkedBytes(count, elem);
+    if (c.rank() == root) {
+      checkBuffer(sendbuff, bytes, elem, "sendbuff");
+      checkOverlap(sendbuff, bytes, recvbuff, bytes, "sqzBroadcast");
+    }
+    checkBuffer(recvbuff, bytes, elem, "recvbuff");
+    c.broadcast(sendbuff, recvbuff, count, datatype, root);
+  });
+}
+
+sqzResult_t sqzAllGather(const void* sendbuff, void* recvbuff, size_t sendcount, sqzDataType_t datatype,
+                         sqzComm_t comm, sqzCudaStream_t /*stream*/) {
+  return guarded(comm, "sqzAllGather", [&] {
+    Communicator& c = live(comm);
+    checkType(datatype);
+    size_t elem = sqz::dataTypeSize(datatype);
+    size_t bytes = checkedBytes(sendcount, elem);
+    SQZ_REQUIRE(sendcount == 0 || bytes <= SIZE_MAX / 2 / static_cast<size_t>(c.size()), sqzInvalidArgument,
+                "sendcount %zu is too large", sendcount);
+    checkBuffer(sendbuff, bytes, elem, "sendbuff");
+    checkBuffer(recvbuff, bytes * c.size(), elem, "recvbuff");
+    const char* mySlot = static_cast<const char*>(recvbuff) + bytes * c.rank();
+    if (sendbuff != mySlot) checkOverlap(sendbuff, bytes, recvbuff, bytes * c.size(), "sqzAllGather");
+    c.allGather(sendbuff, recvbuff, sendcount, datatype);
+  });
+}
+
+sqzResult_t sqzBarrier(sqzComm_t comm) {
+  return guarded(comm, "sqzBarrier", [&] { live(comm).barrier(); });
+}
+
+const char* sqzGetErrorString(sqzResult_t result) {
+  switch (result) {
+    case sqzSuccess: return "no error";
+    case sqzUnhandledCudaError: return "unhandled cuda error (run with SQZ_DEBUG=INFO for details)";
+    case sqzSystemError: return "unhandled system error (run with SQZ_DEBUG=INFO for details)";
+    case sqzInternalError: return "internal error - please report this issue";
+    case sqzInvalidArgument: return "invalid argument (run with SQZ_DEBUG=WARN for details)";
+    case sqzInvalidUsage: return "invalid usage (run with SQZ_DEBUG=WARN for details)";
+    case sqzRemoteError: return "remote process exited or there was a network error";
+    case sqzInProgress: return "operation in progress";
+    case sqzTimeout: return "timed out (SQZ_TIMEOUT)";
+    default: return "unknown result code";
+  }
+}
+
+const char* sqzGetLastError(sqzComm_t comm) {
+  if (!comm) return t_lastError.c_str();
+  if (!isLive(comm)) return "comm is not a live communicator";
+  return comm->impl->lastError.c_str();
+}
+
+}  // extern "C"
