@@ -81,7 +81,9 @@ SQZ_HD uint32_t quantizeElement(float y, const QuantBlock& b, float maxc, float 
   float v = faddRn(t, u);
   v = v > 0.0f ? v : 0.0f;   // also maps NaN to 0
   v = v < maxc ? v : maxc;
-  return static_cast<uint32_t>(v);
+  // v is in [0, 255]: the signed conversion is exact and vectorizes (SSE2
+  // has no float -> uint32).
+  return static_cast<uint32_t>(static_cast<int32_t>(v));
 }
 
 SQZ_HD float dequantizeElement(uint32_t code, float lo, float delta) {

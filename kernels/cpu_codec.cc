@@ -33,20 +33,19 @@ void loadY(const T* __restrict g, const float* __restrict e, size_t n, float* __
   }
 }
 
-// 32 random bits for global elements gi0 .. gi0 + n - 1, one Philox call per
-// aligned group of four (the same grouping as the device).
-void fillRandom(const RngKey& key, uint64_t gi0, size_t n, uint32_t* __restrict tmp, float* __restrict u) {
-  uint64_t g0 = gi0 >> 2;
-  uint64_t groups = ((gi0 + n + 3) >> 2) - g0;
+// Uniforms for global elements gi0 .. gi0 + n - 1: one Philox call per
+// aligned group of eight (the same grouping as the device). Compiled for
+// AVX2 too, where the 32x32->64 multiplies run four wide.
+__attribute__((target_clones("avx2", "default")))
+void fillRandom(const RngKey& key, uint64_t gi0, size_t n, uint16_t* __restrict tmp, float* __restrict u) {
+  const uint64_t g0 = gi0 >> 3;
+  const uint64_t groups = ((gi0 + n + 7) >> 3) - g0;
   for (uint64_t g = 0; g < groups; ++g) {
-    Philox4 r = philoxGroup(key, g0 + g);
-    tmp[4 * g + 0] = r.v[0];
-    tmp[4 * g + 1] = r.v[1];
-    tmp[4 * g + 2] = r.v[2];
-    tmp[4 * g + 3] = r.v[3];
+    const Philox4 r = philoxGroup(key, g0 + g);
+    for (unsigned h = 0; h < 8; ++h) tmp[8 * g + h] = halfWord(r, h);
   }
-  const uint32_t* src = tmp + (gi0 & 3);
-  for (size_t i = 0; i < n; ++i) u[i] = uniformFromBits(src[i]);
+  const uint16_t* src = tmp + (gi0 & 7);
+  for (size_t i = 0; i < n; ++i) u[i] = uniformFrom16(src[i]);
 }
 
 void checkEncode(const CodecParams& p, const EncodeArgs& a, size_t capacity, const PayloadLayout& l) {
@@ -84,6 +83,42 @@ void encodeCast(const EncodeArgs& a, uint8_t* body) {
 
 // ---- blockwise quantization ---------------------------------------------------
 
+// min and max over the quantizable values of y (lo > hi when none); returns
+// how many were not quantizable. Eight independent lanes instead of one
+// running min: float min/max reductions only vectorize under fast-math,
+// which would also drop the NaN test.
+size_t quantizableRange(const float* __restrict y, size_t n, float* loOut, float* hiOut) {
+  float lo[8], hi[8];
+  uint32_t bad[8];
+  for (int k = 0; k < 8; ++k) lo[k] = INFINITY, hi[k] = -INFINITY, bad[k] = 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int k = 0; k < 8; ++k) {
+      const float v = y[i + k];
+      const bool ok = std::fabs(v) <= 0x1p126f;
+      const float vl = ok ? v : INFINITY, vh = ok ? v : -INFINITY;
+      lo[k] = vl < lo[k] ? vl : lo[k];
+      hi[k] = vh > hi[k] ? vh : hi[k];
+      bad[k] += ok ? 0u : 1u;
+    }
+  }
+  for (; i < n; ++i) {
+    const float v = y[i];
+    const bool ok = std::fabs(v) <= 0x1p126f;
+    if (ok) lo[0] = v < lo[0] ? v : lo[0], hi[0] = v > hi[0] ? v : hi[0];
+    bad[0] += ok ? 0u : 1u;
+  }
+  size_t total = 0;
+  for (int k = 1; k < 8; ++k) {
+    lo[0] = lo[k] < lo[0] ? lo[k] : lo[0];
+    hi[0] = hi[k] > hi[0] ? hi[k] : hi[0];
+  }
+  for (int k = 0; k < 8; ++k) total += bad[k];
+  *loOut = lo[0];
+  *hiOut = hi[0];
+  return total;
+}
+
 template <unsigned Bits>
 void packCodes(const uint8_t* __restrict c, size_t bytes, uint8_t* __restrict out) {
   constexpr unsigned per = 8 / Bits;
@@ -111,7 +146,7 @@ size_t encodeQuant(const CodecParams& p, const EncodeArgs& a, const PayloadLayou
   float* params = reinterpret_cast<float*>(payload + l.params);
   uint8_t* codesOut = payload + l.body;
   std::vector<float> y(B), u(B, 0.5f);
-  std::vector<uint32_t> rnd(B + 8);
+  std::vector<uint16_t> rnd(B + 16);
   std::vector<uint8_t> codes(B + 8, 0);
   const RngKey key = makeRngKey(a.seed, a.step, a.rank);
   const float maxc = static_cast<float>(maxCode(Bits));
@@ -121,16 +156,8 @@ size_t encodeQuant(const CodecParams& p, const EncodeArgs& a, const PayloadLayou
     const size_t n = std::min(B, a.count - s);
     float* e = a.residual ? a.residual + s : nullptr;
     loadY(g + s, e, n, y.data());
-    float lo = INFINITY, hi = -INFINITY;
-    size_t blockBad = 0;
-    for (size_t i = 0; i < n; ++i) {
-      float v = y[i];
-      bool ok = std::fabs(v) <= 0x1p126f;
-      lo = (ok && v < lo) ? v : lo;
-      hi = (ok && v > hi) ? v : hi;
-      blockBad += ok ? 0 : 1;
-    }
-    bad += blockBad;
+    float lo, hi;
+    bad += quantizableRange(y.data(), n, &lo, &hi);
     const QuantBlock qb = makeQuantBlock(lo, hi, Bits);
     params[2 * blk] = qb.lo;
     params[2 * blk + 1] = qb.delta;

@@ -120,17 +120,20 @@ __device__ void storeResidual8(float* e, size_t i, int m, bool vec, const float*
   }
 }
 
-// Random bits of global elements gi .. gi+7 (the CPU's grouping by four).
+// Uniforms of global elements gi .. gi+7 (the CPU's grouping by eight).
 __device__ void random8(const RngKey& key, uint64_t gi, float* u) {
-  const uint64_t g0 = gi >> 2;
-  const int sh = static_cast<int>(gi & 3);
-  Philox4 a = philoxGroup(key, g0), b = philoxGroup(key, g0 + 1);
-  uint32_t w[12] = {a.v[0], a.v[1], a.v[2], a.v[3], b.v[0], b.v[1], b.v[2], b.v[3], 0, 0, 0, 0};
-  if (sh) {
-    Philox4 c = philoxGroup(key, g0 + 2);
-    w[8] = c.v[0], w[9] = c.v[1], w[10] = c.v[2], w[11] = c.v[3];
+  const uint64_t g0 = gi >> 3;
+  const unsigned sh = static_cast<unsigned>(gi & 7);
+  const Philox4 a = philoxGroup(key, g0);
+  if (sh == 0) {
+    for (unsigned k = 0; k < 8; ++k) u[k] = uniformFrom16(halfWord(a, k));
+    return;
   }
-  for (int k = 0; k < 8; ++k) u[k] = uniformFromBits(w[sh + k]);
+  const Philox4 b = philoxGroup(key, g0 + 1);
+  for (unsigned k = 0; k < 8; ++k) {
+    const unsigned h = sh + k;
+    u[k] = uniformFrom16(h < 8 ? halfWord(a, h) : halfWord(b, h - 8));
+  }
 }
 
 __device__ float warpMin(float v) {

@@ -69,7 +69,15 @@ SQZ_HD uint32_t philoxElement(const RngKey& key, uint64_t i) {
   return r.v[i & 3];
 }
 
-// Uniform in [0, 1) with 24 bits: exact in fp32, identical everywhere.
-SQZ_HD float uniformFromBits(uint32_t r) { return static_cast<float>(r >> 8) * 5.9604644775390625e-08f; }
+// Stochastic rounding needs few random bits: 16 per element, so one Philox
+// call serves eight elements (group i / 8, half-word i % 8) and the CPU
+// encoder is not bound by the generator. (r + 1/2) / 2^16 has mean exactly
+// 1/2, so rounding stays unbiased to within 2^-16 of a quantization step.
+SQZ_HD uint16_t halfWord(const Philox4& r, unsigned h) {
+  return static_cast<uint16_t>(r.v[h >> 1] >> ((h & 1u) * 16));
+}
+SQZ_HD float uniformFrom16(uint16_t r) {
+  return static_cast<float>(r) * 1.52587890625e-05f + 7.62939453125e-06f;  // (r + 0.5) * 2^-16, exact
+}
 
 }  // namespace sqz
