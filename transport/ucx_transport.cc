@@ -141,7 +141,7 @@ void UcxTransport::checkUsable() const {
 RequestId UcxTransport::postSend(int peer, Tag tag, const void* buf, size_t bytes) {
   checkUsable();
   SQZ_REQUIRE(peer >= 0 && peer < size_ && peers_[peer], sqzInternalError, "bad peer %d", peer);
-  if (peers_[peer]->failed) failAndCancel(sqzRemoteError, "peer failed before send");
+  if (peers_[peer]->failed) failAndCancel(sqzRemoteError, formatString("rank %d failed (%s)", peer, ucs_status_string(peers_[peer]->failure)).c_str());
   auto op = std::make_unique<Op>();
   op->peer = peer;
   ucp_request_param_t p;

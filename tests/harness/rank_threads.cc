@@ -11,6 +11,10 @@ namespace sqz::test {
 void runRanks(int n, const std::function<void(int rank, sqzComm_t& comm)>& body) {
   sqzUniqueId id;
   ASSERT_EQ(sqzGetUniqueId(&id), sqzSuccess) << sqzGetLastError(nullptr);
+  runRanksWithId(n, id, body);
+}
+
+void runRanksWithId(int n, const sqzUniqueId& id, const std::function<void(int rank, sqzComm_t& comm)>& body) {
   std::vector<std::thread> threads;
   for (int r = 0; r < n; ++r) {
     threads.emplace_back([&, r] {

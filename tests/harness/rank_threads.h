@@ -14,6 +14,8 @@ namespace sqz::test {
 // The communicator is destroyed after the body unless the body set it to
 // NULL itself (e.g. after sqzCommAbort).
 void runRanks(int n, const std::function<void(int rank, sqzComm_t& comm)>& body);
+// The same with a unique id the caller made.
+void runRanksWithId(int n, const sqzUniqueId& id, const std::function<void(int rank, sqzComm_t& comm)>& body);
 
 // Sets an environment variable for the scope (tests run one at a time).
 class ScopedEnv {

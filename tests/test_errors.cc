@@ -1,0 +1,143 @@
+// Bad input gets a clear status and message, never a crash or a hang; a
+// rejected call leaves the communicator working.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "harness/rank_threads.h"
+
+namespace sqz::test {
+namespace {
+
+std::string lastError(sqzComm_t comm) { return sqzGetLastError(comm); }
+
+// After a failure, a correct call on the same communicator still works.
+void expectStillWorks(int rank, int n, sqzComm_t comm) {
+  std::vector<int32_t> v(5, rank);
+  ASSERT_EQ(sqzAllReduce(v.data(), v.data(), v.size(), sqzInt32, sqzSum, comm, nullptr), sqzSuccess)
+      << lastError(comm);
+  for (int32_t x : v) EXPECT_EQ(x, n * (n - 1) / 2);
+}
+
+TEST(Errors, InvalidArgumentsAreRejectedLocally) {
+  const int n = 3;
+  runRanks(n, [&](int rank, sqzComm_t& comm) {
+    std::vector<float> buf(16, 1.0f);
+    EXPECT_EQ(sqzAllReduce(nullptr, buf.data(), 16, sqzFloat32, sqzSum, comm, nullptr), sqzInvalidArgument);
+    EXPECT_NE(lastError(comm).find("sendbuff is NULL"), std::string::npos) << lastError(comm);
+    EXPECT_EQ(sqzAllReduce(buf.data(), nullptr, 16, sqzFloat32, sqzSum, comm, nullptr), sqzInvalidArgument);
+    EXPECT_EQ(sqzAllReduce(buf.data(), buf.data(), 16, static_cast<sqzDataType_t>(42), sqzSum, comm, nullptr),
+              sqzInvalidArgument);
+    EXPECT_NE(lastError(comm).find("datatype"), std::string::npos);
+    EXPECT_EQ(sqzAllReduce(buf.data(), buf.data(), 16, sqzFloat32, static_cast<sqzRedOp_t>(-1), comm, nullptr),
+              sqzInvalidArgument);
+    EXPECT_EQ(sqzAllReduce(buf.data(), buf.data(), 16, sqzFloat32, static_cast<sqzRedOp_t>(sqzNumOps), comm,
+                           nullptr),
+              sqzInvalidArgument);
+    // Misaligned: a float buffer starting one byte in.
+    char* raw = reinterpret_cast<char*>(buf.data()) + 1;
+    EXPECT_EQ(sqzAllReduce(raw, raw, 4, sqzFloat32, sqzSum, comm, nullptr), sqzInvalidArgument);
+    EXPECT_NE(lastError(comm).find("aligned"), std::string::npos) << lastError(comm);
+    // Partly overlapping send and receive buffers.
+    EXPECT_EQ(sqzAllReduce(buf.data(), buf.data() + 1, 8, sqzFloat32, sqzSum, comm, nullptr), sqzInvalidArgument);
+    // Absurd count.
+    EXPECT_EQ(sqzAllReduce(buf.data(), buf.data(), SIZE_MAX / 2, sqzFloat32, sqzSum, comm, nullptr),
+              sqzInvalidArgument);
+    // Broadcast root out of range.
+    EXPECT_EQ(sqzBroadcast(buf.data(), buf.data(), 4, sqzFloat32, n, comm, nullptr), sqzInvalidArgument);
+    // Unsupported compression spec.
+    EXPECT_EQ(sqzCommSetCompression(comm, "zstd"), sqzInvalidArgument);
+    EXPECT_EQ(sqzCommSetCompression(comm, nullptr), sqzInvalidArgument);
+    // count == 0 with NULL buffers is a successful no-op.
+    EXPECT_EQ(sqzAllReduce(nullptr, nullptr, 0, sqzFloat32, sqzSum, comm, nullptr), sqzSuccess);
+    expectStillWorks(rank, n, comm);
+  });
+}
+
+TEST(Errors, NullAndDestroyedCommunicators) {
+  float x = 1;
+  EXPECT_EQ(sqzAllReduce(&x, &x, 1, sqzFloat32, sqzSum, nullptr, nullptr), sqzInvalidArgument);
+  EXPECT_NE(std::string(sqzGetLastError(nullptr)).find("comm is NULL"), std::string::npos);
+  int v = 0;
+  EXPECT_EQ(sqzCommCount(nullptr, &v), sqzInvalidArgument);
+  EXPECT_EQ(sqzCommDestroy(nullptr), sqzInvalidArgument);
+  EXPECT_EQ(sqzGetVersion(nullptr), sqzInvalidArgument);
+  EXPECT_EQ(sqzGetVersion(&v), sqzSuccess);
+  EXPECT_EQ(v, SQZ_VERSION_CODE);
+
+  sqzComm_t stale = nullptr;
+  runRanks(1, [&](int, sqzComm_t& comm) {
+    stale = comm;
+    ASSERT_EQ(sqzCommDestroy(comm), sqzSuccess);
+    comm = nullptr;
+  });
+  EXPECT_EQ(sqzAllReduce(&x, &x, 1, sqzFloat32, sqzSum, stale, nullptr), sqzInvalidArgument);
+  EXPECT_EQ(sqzCommDestroy(stale), sqzInvalidArgument);
+
+  sqzUniqueId bogus;
+  std::memset(&bogus, 0x5a, sizeof bogus);
+  sqzComm_t comm = nullptr;
+  EXPECT_EQ(sqzCommInitRank(&comm, 2, bogus, 0), sqzInvalidArgument);
+  EXPECT_NE(std::string(sqzGetLastError(nullptr)).find("not a sqz unique id"), std::string::npos);
+  sqzUniqueId id;
+  ASSERT_EQ(sqzGetUniqueId(&id), sqzSuccess);
+  EXPECT_EQ(sqzCommInitRank(&comm, 2, id, 2), sqzInvalidArgument);
+  EXPECT_EQ(sqzCommInitRank(&comm, 0, id, 0), sqzInvalidArgument);
+  EXPECT_EQ(sqzCommInitRank(nullptr, 1, id, 0), sqzInvalidArgument);
+  for (int r = 0; r < sqzNumResults; ++r) EXPECT_STRNE(sqzGetErrorString(static_cast<sqzResult_t>(r)), "");
+}
+
+// Ranks that disagree on count, type or op all get sqzInvalidUsage with the
+// same message, promptly, and the communicator keeps working.
+TEST(Errors, MismatchedCallsAreDetectedOnEveryRank) {
+  const int n = 4;
+  std::vector<std::string> messages(n);
+  runRanks(n, [&](int rank, sqzComm_t& comm) {
+    std::vector<float> buf(2000, 1.0f);
+    auto start = std::chrono::steady_clock::now();
+    size_t count = rank == 2 ? 1000 : 2000;
+    EXPECT_EQ(sqzAllReduce(buf.data(), buf.data(), count, sqzFloat32, sqzSum, comm, nullptr), sqzInvalidUsage);
+    messages[rank] = lastError(comm);
+    EXPECT_NE(messages[rank].find("rank 2"), std::string::npos) << messages[rank];
+    sqzDataType_t type = rank == 1 ? sqzInt32 : sqzFloat32;
+    EXPECT_EQ(sqzAllReduce(buf.data(), buf.data(), 100, type, sqzSum, comm, nullptr), sqzInvalidUsage);
+    sqzRedOp_t op = rank == 3 ? sqzMax : sqzSum;
+    EXPECT_EQ(sqzAllReduce(buf.data(), buf.data(), 100, sqzFloat32, op, comm, nullptr), sqzInvalidUsage);
+    EXPECT_EQ(sqzBroadcast(buf.data(), buf.data(), 10, sqzFloat32, rank == 0 ? 1 : 0, comm, nullptr),
+              sqzInvalidUsage);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+    expectStillWorks(rank, n, comm);
+  });
+  for (int r = 1; r < n; ++r) EXPECT_EQ(messages[r].substr(messages[r].find(':')), messages[0].substr(messages[0].find(':')));
+}
+
+// A rank that aborts (dies) mid-job: the others fail within SQZ_TIMEOUT
+// with a remote error or a timeout, never hang.
+TEST(Errors, DeadPeerFailsOthersWithinTimeout) {
+  ScopedEnv timeout("SQZ_TIMEOUT", "4");
+  const int n = 3;
+  runRanks(n, [&](int rank, sqzComm_t& comm) {
+    std::vector<float> buf(1 << 18, 1.0f);
+    ASSERT_EQ(sqzAllReduce(buf.data(), buf.data(), buf.size(), sqzFloat32, sqzSum, comm, nullptr), sqzSuccess);
+    if (rank == 1) {
+      ASSERT_EQ(sqzCommAbort(comm), sqzSuccess);
+      comm = nullptr;
+      return;
+    }
+    auto start = std::chrono::steady_clock::now();
+    sqzResult_t r = sqzAllReduce(buf.data(), buf.data(), buf.size(), sqzFloat32, sqzSum, comm, nullptr);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_TRUE(r == sqzRemoteError || r == sqzTimeout) << "got " << r << ": " << lastError(comm);
+    EXPECT_LT(secs, 4.0 + 3.0);
+    // The communicator is now unusable, and says so instead of hanging.
+    EXPECT_NE(sqzAllReduce(buf.data(), buf.data(), 8, sqzFloat32, sqzSum, comm, nullptr), sqzSuccess);
+    EXPECT_EQ(sqzCommAbort(comm), sqzSuccess);
+    comm = nullptr;
+  });
+}
+
+}  // namespace
+}  // namespace sqz::test
