@@ -71,6 +71,10 @@ struct QuantBlock {
 SQZ_HD QuantBlock makeQuantBlock(float lo, float hi, unsigned bits) {
   // lo > hi means the block held no quantizable value.
   if (!(lo <= hi)) return QuantBlock{0.0f, 0.0f, 0.0f};
+  // -0 + 0 = +0: the CPU and GPU reductions may meet -0 and +0 in another
+  // order, and the stored offset must not differ in its sign bit.
+  lo = faddRn(lo, 0.0f);
+  hi = faddRn(hi, 0.0f);
   float delta = fdivRn(fsubRn(hi, lo), static_cast<float>(maxCode(bits)));
   float inv = delta > 0.0f ? fdivRn(1.0f, delta) : 0.0f;
   return QuantBlock{lo, delta, inv};

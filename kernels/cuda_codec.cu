@@ -620,7 +620,7 @@ __global__ void __launch_bounds__(kThreads) tileWriteKernel(const T* g, float* e
     idxOut[pos] = static_cast<uint32_t>(i + k);
     if (f == ValueFormat::Fp32) {
       reinterpret_cast<float*>(valOut)[pos] = y[k];
-      r[k] = 0.0f;
+      r[k] = fsubRn(y[k], y[k]);  // 0, or NaN for a non-finite value, as on the CPU
     } else if (f == ValueFormat::Bf16) {
       const uint16_t b = floatToBf16(y[k]);
       reinterpret_cast<uint16_t*>(valOut)[pos] = b;
@@ -914,6 +914,7 @@ void cudaEncode(const CodecParams& p, const EncodeArgs& a, void* devPayload, voi
   SQZ_REQUIRE(a.count <= kMaxChunkElements, sqzInvalidUsage, "chunk of %zu elements exceeds 2^32-1", a.count);
   SQZ_REQUIRE(devWorkspace != nullptr || cudaEncodeWorkspaceBytes(p, a.count) == 0, sqzInvalidUsage,
               "codec %d needs a workspace", static_cast<int>(p.kind));
+  SQZ_REQUIRE(aligned16(devPayload), sqzInvalidUsage, "device payloads must be 16-byte aligned");
   cudaStream_t s = asStream(stream);
   const PayloadLayout l = payloadLayout(p, a.count, a.stats != nullptr);
   uint8_t* payload = static_cast<uint8_t*>(devPayload);
@@ -932,6 +933,7 @@ void cudaDecode(const DecodeExpect& x, const void* devPayload, size_t bytes, flo
                 int* devError, void* stream) {
   NvtxRange r("sqz:decode");
   if (const char* why = checkCodecParams(x.params)) fail(sqzInvalidUsage, "codec parameters: %s", why);
+  SQZ_REQUIRE(aligned16(devPayload), sqzInvalidUsage, "device payloads must be 16-byte aligned");
   cudaStream_t s = asStream(stream);
   const uint8_t* payload = static_cast<const uint8_t*>(devPayload);
   const PayloadLayout l = payloadLayout(x.params, x.count, x.withStats);

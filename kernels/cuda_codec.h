@@ -3,6 +3,7 @@
 // and every call is asynchronous on `stream` (a cudaStream_t, null for the
 // default stream), so this header needs no CUDA headers. Launch errors throw
 // sqz::Error(sqzInternalError); without CUDA every call throws sqzInvalidUsage.
+// Device payloads must be 16-byte aligned (cudaMalloc gives 256).
 #pragma once
 
 #include <cstddef>
