@@ -68,7 +68,9 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
   std::vector<std::vector<uint8_t>> addresses(nranks);
   nodeIds_.resize(nranks);
   for (int r = 0; r < nranks; ++r) unpackPeerInfo(all[r], r, &addresses[r], &nodeIds_[r]);
-  transport_->connect(addresses);
+  std::vector<bool> sameNode(nranks);
+  for (int r = 0; r < nranks; ++r) sameNode[r] = nodeIds_[r] == nodeIds_[rank];
+  transport_->connect(addresses, sameNode);
   ring_ = std::make_unique<RingAllreduce>(*transport_, config_.chunkBytes);
   direct_ = std::make_unique<DirectAllreduce>(*transport_);
   std::string spec = envString("SQZ_COMPRESSION");

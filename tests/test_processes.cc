@@ -134,6 +134,22 @@ TEST(Processes, KilledRankFailsTheOthersWithinTimeout) {
   EXPECT_LT(secs, 8 + 10);
 }
 
+// The same with UCX peer error handling forced on (as between nodes): the
+// failure is reported as a remote error well before the timeout.
+TEST(Processes, KilledRankIsDetectedFastWithPeerErrorHandling) {
+  int port = freePort();
+  auto start = std::chrono::steady_clock::now();
+  auto codes = runProcesses(3, {"die", "1"}, [&](int r) {
+    return std::map<std::string, std::string>{{"RANK", std::to_string(r)}, {"WORLD_SIZE", "3"},
+                                              {"SQZ_ROOT", "127.0.0.1:" + std::to_string(port)},
+                                              {"SQZ_UCX_ERR_MODE", "peer"}, {"SQZ_TIMEOUT", "60"}};
+  }, 50);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(codes[1], 9);
+  for (int r : {0, 2}) EXPECT_EQ(codes[r], 0) << "rank " << r;
+  EXPECT_LT(secs, 30);
+}
+
 // Strangers at the rendezvous (wrong secret, garbage, silence) are dropped
 // and the real ranks still form the communicator.
 TEST(Processes, StrangersAtTheRendezvousAreDropped) {

@@ -26,6 +26,7 @@ struct UcxTransport::Peer {
   ucp_ep_h ep = nullptr;
   volatile bool failed = false;
   ucs_status_t failure = UCS_OK;
+  bool errorHandling = false;  // created with UCP_ERR_HANDLING_MODE_PEER
 };
 
 namespace {
@@ -99,7 +100,9 @@ UcxTransport::UcxTransport(int rank, int size) : rank_(rank), size_(size) {
   ucp_worker_release_address(worker_, addr);
 }
 
-void UcxTransport::connect(const std::vector<std::vector<uint8_t>>& addresses) {
+void UcxTransport::connect(const std::vector<std::vector<uint8_t>>& addresses, const std::vector<bool>& sameNode) {
+  // SQZ_UCX_ERR_MODE=peer|none overrides the per-peer choice (auto).
+  const std::string mode = envString("SQZ_UCX_ERR_MODE", "auto");
   SQZ_REQUIRE(static_cast<int>(addresses.size()) == size_, sqzInternalError,
               "expected %d worker addresses, got %zu", size_, addresses.size());
   peers_.resize(size_);
@@ -112,7 +115,9 @@ void UcxTransport::connect(const std::vector<std::vector<uint8_t>>& addresses) {
     ep.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
                     UCP_EP_PARAM_FIELD_ERR_HANDLER;
     ep.address = reinterpret_cast<const ucp_address_t*>(addresses[r].data());
-    ep.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+    bool peerMode = mode == "peer" || (mode != "none" && !sameNode[r]);
+    peer->errorHandling = peerMode;
+    ep.err_mode = peerMode ? UCP_ERR_HANDLING_MODE_PEER : UCP_ERR_HANDLING_MODE_NONE;
     ep.err_handler.cb = onPeerError;
     ep.err_handler.arg = peer.get();
     ucs_status_t st = ucp_ep_create(worker_, &ep, &peer->ep);
@@ -310,7 +315,7 @@ void UcxTransport::closeEndpoints(bool force) {
     ucp_request_param_t p;
     std::memset(&p, 0, sizeof p);
     p.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
-    p.flags = (force || peer->failed) ? UCP_EP_CLOSE_FLAG_FORCE : 0;
+    p.flags = (force || peer->failed) && peer->errorHandling ? UCP_EP_CLOSE_FLAG_FORCE : 0;
     ucs_status_ptr_t r = ucp_ep_close_nbx(peer->ep, &p);
     peer->ep = nullptr;
     if (r && !UCS_PTR_IS_ERR(r)) pending.push_back(r);

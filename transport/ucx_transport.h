@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -25,7 +26,11 @@ class UcxTransport final : public Transport {
   UcxTransport& operator=(const UcxTransport&) = delete;
 
   const std::vector<uint8_t>& localAddress() const { return address_; }
-  void connect(const std::vector<std::vector<uint8_t>>& addresses);
+  // sameNode[r]: rank r shares this node. UCX 1.13 offers shared memory only
+  // to endpoints without peer error handling, so those endpoints go without
+  // it (a dead local peer is caught by the SQZ_TIMEOUT bound instead);
+  // endpoints to other nodes keep it and fail fast.
+  void connect(const std::vector<std::vector<uint8_t>>& addresses, const std::vector<bool>& sameNode);
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }

@@ -1,0 +1,230 @@
+#include "perf/perf_driver.h"
+
+#include <mpi.h>
+#include <getopt.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace sqz::perf {
+namespace {
+
+const char* kTypeNames[] = {"int8", "uint8", "int32", "uint32", "int64", "uint64", "half", "float", "double", "bfloat16"};
+const char* kOpNames[] = {"sum", "prod", "max", "min", "avg"};
+const size_t kTypeSizes[] = {1, 1, 4, 4, 8, 8, 2, 4, 8, 2};
+
+size_t parseBytes(const char* s) {
+  char* end = nullptr;
+  double v = std::strtod(s, &end);
+  switch (*end) {
+    case 'K': case 'k': v *= 1024; break;
+    case 'M': case 'm': v *= 1024 * 1024; break;
+    case 'G': case 'g': v *= 1024.0 * 1024 * 1024; break;
+    default: break;
+  }
+  return static_cast<size_t>(v);
+}
+
+void usage(const char* prog) {
+  std::fprintf(stderr,
+               "usage: %s [-b minbytes] [-e maxbytes] [-f stepfactor] [-i stepbytes] [-n iters] [-w warmup]\n"
+               "          [-c check 0/1] [-d type|all] [-o op|all] [-m mpi-baseline 0/1] [-Z compression]\n"
+               "Launch with mpirun (or torchrun-style RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT).\n",
+               prog);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  int c;
+  while ((c = getopt(argc, argv, "b:e:f:i:n:w:c:d:o:m:Z:h")) != -1) {
+    switch (c) {
+      case 'b': o.minBytes = parseBytes(optarg); break;
+      case 'e': o.maxBytes = parseBytes(optarg); break;
+      case 'f': o.stepFactor = std::atof(optarg); break;
+      case 'i': o.stepBytes = parseBytes(optarg); break;
+      case 'n': o.iters = std::atoi(optarg); break;
+      case 'w': o.warmup = std::atoi(optarg); break;
+      case 'c': o.check = std::atoi(optarg); break;
+      case 'm': o.mpiBaseline = std::atoi(optarg) != 0; break;
+      case 'Z': o.compression = optarg; break;
+      case 'd':
+        o.types.clear();
+        for (int t = 0; t < sqzNumTypes; ++t)
+          if (!std::strcmp(optarg, "all") || !std::strcmp(optarg, kTypeNames[t])) o.types.push_back(static_cast<sqzDataType_t>(t));
+        if (o.types.empty()) { usage(argv[0]); std::exit(2); }
+        break;
+      case 'o':
+        o.ops.clear();
+        for (int p = 0; p < sqzNumOps; ++p)
+          if (!std::strcmp(optarg, "all") || !std::strcmp(optarg, kOpNames[p])) o.ops.push_back(static_cast<sqzRedOp_t>(p));
+        if (o.ops.empty()) { usage(argv[0]); std::exit(2); }
+        break;
+      default: usage(argv[0]); std::exit(c == 'h' ? 0 : 2);
+    }
+  }
+  if (o.maxBytes < o.minBytes) o.maxBytes = o.minBytes;
+  if (o.iters < 1) o.iters = 1;
+  return o;
+}
+
+[[noreturn]] void die(const Env& env, const char* what, sqzResult_t r) {
+  std::fprintf(stderr, "rank %d: %s failed: %s (%s)\n", env.rank, what, sqzGetErrorString(r), sqzGetLastError(env.comm));
+  if (env.mpi) MPI_Abort(MPI_COMM_WORLD, 1);
+  std::exit(1);
+}
+
+Env setup(int argc, char** argv) {
+  Env env;
+  // torchrun (or sqz.run) sets RANK/WORLD_SIZE; otherwise expect mpirun.
+  if (std::getenv("RANK") && std::getenv("WORLD_SIZE") && !std::getenv("OMPI_COMM_WORLD_RANK")) {
+    sqzResult_t r = sqzCommInitFromEnv(&env.comm);
+    if (r != sqzSuccess) die(env, "sqzCommInitFromEnv", r);
+  } else {
+    env.mpi = true;
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &env.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &env.nranks);
+    sqzUniqueId id;
+    if (env.rank == 0) {
+      sqzResult_t r = sqzGetUniqueId(&id);
+      if (r != sqzSuccess) die(env, "sqzGetUniqueId", r);
+    }
+    MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
+    sqzResult_t r = sqzCommInitRank(&env.comm, env.nranks, id, env.rank);
+    if (r != sqzSuccess) die(env, "sqzCommInitRank", r);
+  }
+  sqzCommUserRank(env.comm, &env.rank);
+  sqzCommCount(env.comm, &env.nranks);
+  return env;
+}
+
+double maxAcrossRanks(const Env& env, double v) {
+  sqzResult_t r = sqzAllReduce(&v, &v, 1, sqzFloat64, sqzMax, env.comm, nullptr);
+  if (r != sqzSuccess) die(env, "sqzAllReduce(max)", r);
+  return v;
+}
+
+double sumAcrossRanks(const Env& env, double v) {
+  sqzResult_t r = sqzAllReduce(&v, &v, 1, sqzFloat64, sqzSum, env.comm, nullptr);
+  if (r != sqzSuccess) die(env, "sqzAllReduce(sum)", r);
+  return v;
+}
+
+// Average seconds per call of `call`, the slowest rank's.
+template <typename F>
+double timeCalls(const Env& env, const Options& o, F&& call) {
+  for (int i = 0; i < o.warmup; ++i) call();
+  sqzBarrier(env.comm);
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < o.iters; ++i) call();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / o.iters;
+  return maxAcrossRanks(env, secs);
+}
+
+}  // namespace
+
+int runPerf(int argc, char** argv, const CollectiveTest& test) {
+  Options o = parse(argc, argv);
+  Env env = setup(argc, argv);
+  if (!o.compression.empty()) {
+    sqzResult_t r = sqzCommSetCompression(env.comm, o.compression.c_str());
+    if (r != sqzSuccess) die(env, "sqzCommSetCompression", r);
+  }
+  const bool mpi = o.mpiBaseline && env.mpi && test.runMpi;
+  int version = 0;
+  sqzGetVersion(&version);
+  if (env.rank == 0) {
+    std::printf("# sqz %s test: nranks %d, iters %d, warmup %d, check %d, compression %s, launcher %s, sqz %d\n",
+                test.name, env.nranks, o.iters, o.warmup, o.check,
+                o.compression.empty() ? "(SQZ_COMPRESSION or none)" : o.compression.c_str(),
+                env.mpi ? "mpirun" : "environment", version);
+    std::printf("#\n# %10s %12s %8s %6s %6s %38s %38s%s\n", "", "", "", "", "", "out-of-place", "in-place",
+                mpi ? "          MPI_Allreduce (same run)" : "");
+    std::printf("# %10s %12s %8s %6s %6s %9s %8s %8s %8s %9s %8s %8s %8s%s\n", "size", "count", "type", "redop", "root",
+                "time", "algbw", "busbw", "#wrong", "time", "algbw", "busbw", "#wrong",
+                mpi ? "      time    busbw  sqz/mpi" : "");
+    std::printf("# %10s %12s %8s %6s %6s %9s %8s %8s %8s %9s %8s %8s %8s%s\n", "(B)", "(elements)", "", "", "", "(us)",
+                "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "", mpi ? "      (us)   (GB/s)        " : "");
+  }
+  double busbwSum = 0;
+  int rows = 0;
+  size_t wrongTotal = 0;
+  for (sqzDataType_t type : o.types) {
+    for (sqzRedOp_t op : o.ops) {
+      const size_t elem = kTypeSizes[type];
+      for (size_t bytes = o.minBytes; bytes <= o.maxBytes;) {
+        size_t count = std::max<size_t>(bytes / elem, 1);
+        size_t sz = count * elem;
+        std::vector<unsigned char> send(sz), recv(sz), inplace(sz);
+        test.fill(send.data(), count, type, op, env.rank, env.nranks);
+        double t[2];
+        size_t wrong[2] = {0, 0};
+        // Out of place.
+        t[0] = timeCalls(env, o, [&] {
+          sqzResult_t r = test.run(send.data(), recv.data(), count, type, op, env);
+          if (r != sqzSuccess) die(env, test.name, r);
+        });
+        if (o.check) {
+          std::memset(recv.data(), 0, sz);
+          if (sqzResult_t r = test.run(send.data(), recv.data(), count, type, op, env)) die(env, test.name, r);
+          wrong[0] = test.checkWrong(recv.data(), count, type, op, env.rank, env.nranks);
+        }
+        // In place: refill before the checked call, since each call overwrites.
+        t[1] = timeCalls(env, o, [&] {
+          sqzResult_t r = test.run(inplace.data(), inplace.data(), count, type, op, env);
+          if (r != sqzSuccess) die(env, test.name, r);
+        });
+        if (o.check) {
+          test.fill(inplace.data(), count, type, op, env.rank, env.nranks);
+          if (sqzResult_t r = test.run(inplace.data(), inplace.data(), count, type, op, env)) die(env, test.name, r);
+          wrong[1] = test.checkWrong(inplace.data(), count, type, op, env.rank, env.nranks);
+        }
+        double w0 = sumAcrossRanks(env, static_cast<double>(wrong[0]));
+        double w1 = sumAcrossRanks(env, static_cast<double>(wrong[1]));
+        double tm = 0;
+        if (mpi) {
+          for (int i = 0; i < o.warmup; ++i) test.runMpi(send.data(), recv.data(), count, type, op);
+          MPI_Barrier(MPI_COMM_WORLD);
+          double s = MPI_Wtime();
+          for (int i = 0; i < o.iters; ++i) test.runMpi(send.data(), recv.data(), count, type, op);
+          tm = (MPI_Wtime() - s) / o.iters;
+          MPI_Allreduce(MPI_IN_PLACE, &tm, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+        }
+        double factor = test.busFactor(env.nranks);
+        auto algbw = [&](double secs) { return secs > 0 ? sz / secs / 1e9 : 0.0; };
+        if (env.rank == 0) {
+          std::printf("  %10zu %12zu %8s %6s %6d %9.1f %8.3f %8.3f %8s %9.1f %8.3f %8.3f %8s", sz, count,
+                      kTypeNames[type], kOpNames[op], -1, t[0] * 1e6, algbw(t[0]), algbw(t[0]) * factor,
+                      o.check ? std::to_string(static_cast<long long>(w0)).c_str() : "N/A", t[1] * 1e6, algbw(t[1]),
+                      algbw(t[1]) * factor, o.check ? std::to_string(static_cast<long long>(w1)).c_str() : "N/A");
+          if (mpi) std::printf(" %9.1f %8.3f %8.2f", tm * 1e6, algbw(tm) * factor, tm / t[0]);
+          std::printf("\n");
+          std::fflush(stdout);
+        }
+        busbwSum += algbw(t[1]) * factor;
+        ++rows;
+        wrongTotal += static_cast<size_t>(w0 + w1);
+        if (o.stepFactor > 1) {
+          size_t next = static_cast<size_t>(bytes * o.stepFactor);
+          bytes = next > bytes ? next : bytes + 1;
+        } else {
+          bytes += o.stepBytes ? o.stepBytes : (o.maxBytes - o.minBytes + 1);
+        }
+      }
+    }
+  }
+  if (env.rank == 0) {
+    std::printf("# Out of bounds values : %zu %s\n", wrongTotal, wrongTotal ? "FAILED" : "OK");
+    std::printf("# Avg bus bandwidth    : %g \n#\n", rows ? busbwSum / rows : 0.0);
+  }
+  sqzCommDestroy(env.comm);
+  if (env.mpi) MPI_Finalize();
+  return wrongTotal ? 1 : 0;
+}
+
+}  // namespace sqz::perf
