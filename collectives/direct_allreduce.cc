@@ -13,10 +13,12 @@ void DirectAllreduce::run(const AllreduceArgs& a) {
   const sqzDataType_t accType = accumulationType(a.type);
   const size_t accBytes = a.count * dataTypeSize(accType);
 
-  // Layout: n contributions in the user's type, then one accumulator.
-  gathered_.resize(n * bytes + accBytes);
+  // Layout: n contributions in the user's type, then one accumulator
+  // (aligned for its wider type).
+  const size_t accOffset = (n * bytes + 15) & ~size_t(15);
+  gathered_.resize(accOffset + accBytes);
   unsigned char* parts = gathered_.data();
-  unsigned char* acc = parts + n * bytes;
+  unsigned char* acc = parts + accOffset;
   std::memcpy(parts + me * bytes, a.send, bytes);
   std::vector<RequestId> reqs;
   Tag tag{a.seq, 0};

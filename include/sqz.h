@@ -138,6 +138,36 @@ SQZ_API sqzResult_t sqzAllGather(const void* sendbuff, void* recvbuff,
                          size_t sendcount, sqzDataType_t datatype,
                          sqzComm_t comm, sqzCudaStream_t stream);
 
+/* Error-feedback and tuning state for one logical buffer (e.g. one gradient
+ * bucket): the residual of what compression left out, carried into the next
+ * call, and the buffer's statistics for the tuner. */
+typedef struct sqzState* sqzState_t;
+SQZ_API sqzResult_t sqzStateCreate(sqzComm_t comm, size_t count, sqzDataType_t datatype, sqzState_t* state);
+SQZ_API sqzResult_t sqzStateDestroy(sqzState_t state);
+
+/* sqzAllReduce with an explicit compression spec (NULL: the communicator's
+ * policy) and state (NULL: keyed internally by (recvbuff, count)). Integer
+ * types, sqzProd/Max/Min and buffers below SQZ_MIN_BYTES always take the
+ * exact path. sqzAvg with a lossy codec is the compressed sum divided once. */
+SQZ_API sqzResult_t sqzAllReduceEx(const void* sendbuff, void* recvbuff, size_t count, sqzDataType_t datatype,
+                                   sqzRedOp_t op, const char* spec, sqzState_t state, sqzComm_t comm,
+                                   sqzCudaStream_t stream);
+
+/* What the last allreduce on a communicator did. */
+typedef struct {
+  char algorithm[32];       /* registry name, e.g. "ring", "qa2a", "sparse_ag" */
+  char codec[48];           /* codec spec that ran, e.g. "q4", "topk:0.01", "none" */
+  char plan[128];           /* printable plan name; forcing it reproduces the call */
+  int exact;                /* 1 when the exact (uncompressed) path ran */
+  size_t count;             /* elements */
+  size_t bytes;             /* count * element size */
+  size_t wireBytes;         /* bytes this rank sent */
+  double compressionRatio;  /* dense ring bytes / wireBytes */
+  double gain;              /* estimated fraction of squared norm kept, 1 when exact */
+  double encodeSeconds, transferSeconds, decodeSeconds, totalSeconds;
+} sqzCallInfo;
+SQZ_API sqzResult_t sqzGetCallInfo(sqzComm_t comm, sqzCallInfo* info);
+
 /* Returns once every rank has entered the barrier (bounded by SQZ_TIMEOUT). */
 SQZ_API sqzResult_t sqzBarrier(sqzComm_t comm);
 
