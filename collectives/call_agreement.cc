@@ -28,9 +28,9 @@ std::string describe(const CallHeader& h) {
 
 }  // namespace
 
-void agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine, const Deadline& deadline) {
+uint64_t agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine, const Deadline& deadline) {
   const int n = transport.size(), me = transport.rank();
-  if (n == 1) return;
+  if (n == 1) return mine.rankFlags;
   std::vector<CallHeader> all(n);
   all[me] = mine;
   std::vector<RequestId> reqs;
@@ -43,12 +43,15 @@ void agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine, con
     if (r != me) reqs.push_back(transport.postSend(r, tag, &mine, sizeof(CallHeader)));
   transport.groupEnd();
   transport.waitAll(reqs, deadline);
+  uint64_t flags = 0;
+  for (int r = 0; r < n; ++r) flags |= all[r].rankFlags;
   for (int r = 1; r < n; ++r) {
-    if (std::memcmp(&all[r], &all[0], sizeof(CallHeader)) != 0) {
+    if (std::memcmp(&all[r], &all[0], kAgreedHeaderBytes) != 0) {
       fail(sqzInvalidUsage, "ranks disagree on the collective call: rank 0 called %s, rank %d called %s",
            describe(all[0]).c_str(), r, describe(all[r]).c_str());
     }
   }
+  return flags;
 }
 
 }  // namespace sqz

@@ -22,13 +22,21 @@ struct CallHeader {
   int32_t op = -1;
   int32_t root = -1;
   uint32_t spec = 0;  // hash of the compression spec in force for the call
+  // Per-rank facts that need not agree but that every rank must learn
+  // (e.g. "my buffer holds NaN/Inf"); OR-ed across ranks, not compared.
+  uint64_t rankFlags = 0;
 };
-static_assert(sizeof(CallHeader) == 32, "CallHeader is part of the wire protocol");
+static_assert(sizeof(CallHeader) == 40, "CallHeader is part of the wire protocol");
+constexpr size_t kAgreedHeaderBytes = 32;  // the compared part: everything before rankFlags
+
+// rankFlags bits.
+constexpr uint64_t kFlagNonFinite = 1;
 
 // The slot reserved for the header exchange of a call (data uses lower slots).
 constexpr uint32_t kHeaderSlot = 0xffffff;
 
-// Throws sqzInvalidUsage when any rank's header differs from rank 0's.
-void agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine, const Deadline& deadline);
+// Throws sqzInvalidUsage when any rank's header differs from rank 0's;
+// returns the OR of every rank's rankFlags.
+uint64_t agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine, const Deadline& deadline);
 
 }  // namespace sqz

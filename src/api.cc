@@ -221,6 +221,52 @@ sqzResult_t sqzAllReduce(const void* sendbuff, void* recvbuff, size_t count, sqz
   });
 }
 
+sqzResult_t sqzStateCreate(sqzComm_t comm, size_t count, sqzDataType_t datatype, sqzState_t* state) {
+  return guarded(comm, "sqzStateCreate", [&] {
+    live(comm);
+    SQZ_REQUIRE(state, sqzInvalidArgument, "state is NULL");
+    checkType(datatype);
+    checkedBytes(count, sqz::dataTypeSize(datatype));
+    auto s = std::make_unique<sqzState>();
+    s->comm = comm;
+    s->impl = std::make_unique<sqz::ErrorFeedbackState>(count, datatype);
+    *state = s.release();
+  });
+}
+
+sqzResult_t sqzStateDestroy(sqzState_t state) {
+  return guarded(nullptr, "sqzStateDestroy", [&] { delete state; });
+}
+
+sqzResult_t sqzAllReduceEx(const void* sendbuff, void* recvbuff, size_t count, sqzDataType_t datatype, sqzRedOp_t op,
+                           const char* spec, sqzState_t state, sqzComm_t comm, sqzCudaStream_t /*stream*/) {
+  return guarded(comm, "sqzAllReduceEx", [&] {
+    Communicator& c = live(comm);
+    checkType(datatype);
+    SQZ_REQUIRE(sqz::validRedOp(op), sqzInvalidArgument, "invalid reduction op %d", static_cast<int>(op));
+    size_t elem = sqz::dataTypeSize(datatype);
+    size_t bytes = checkedBytes(count, elem);
+    checkBuffer(sendbuff, bytes, elem, "sendbuff");
+    checkBuffer(recvbuff, bytes, elem, "recvbuff");
+    checkOverlap(sendbuff, bytes, recvbuff, bytes, "sqzAllReduceEx");
+    if (state) {
+      SQZ_REQUIRE(state->comm == comm, sqzInvalidArgument, "state belongs to another communicator");
+      SQZ_REQUIRE(state->impl->count == count && state->impl->type == datatype, sqzInvalidArgument,
+                  "state was created for %zu %s elements, the call has %zu %s", state->impl->count,
+                  sqz::dataTypeName(state->impl->type), count, sqz::dataTypeName(datatype));
+    }
+    c.allReduce(sendbuff, recvbuff, count, datatype, op, spec, state ? state->impl.get() : nullptr);
+  });
+}
+
+sqzResult_t sqzGetCallInfo(sqzComm_t comm, sqzCallInfo* info) {
+  return guarded(comm, "sqzGetCallInfo", [&] {
+    Communicator& c = live(comm);
+    SQZ_REQUIRE(info, sqzInvalidArgument, "info is NULL");
+    *info = c.lastCall();
+  });
+}
+
 sqzResult_t sqzBroadcast(const void* sendbuff, void* recvbuff, size_t count, sqzDataType_t datatype, int root,
                          sqzComm_t comm, sqzCudaStream_t /*stream*/) {
   return guarded(comm, "sqzBroadcast", [&] {

@@ -4,12 +4,20 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "collectives/codec_ring_allreduce.h"
+#include "collectives/compressed_args.h"
 #include "collectives/direct_allreduce.h"
+#include "collectives/quantized_allreduce.h"
 #include "collectives/ring_allreduce.h"
+#include "collectives/sparse_allreduce.h"
+#include "kernels/codec_params.h"
+#include "src/error_feedback_state.h"
 #include "sqz.h"
 #include "src/bootstrap/unique_id.h"
 #include "transport/ucx_transport.h"
@@ -19,7 +27,18 @@ namespace sqz {
 struct CommConfig {
   size_t chunkBytes;      // SQZ_CHUNK_BYTES: pipelining granularity of the ring
   size_t directMaxBytes;  // SQZ_DIRECT_MAX_BYTES: at or below, one-round direct allreduce
+  size_t minBytes;        // SQZ_MIN_BYTES: smaller buffers are never compressed
   static CommConfig fromEnv();
+};
+
+// A compression policy as the user wrote it: a codec spec ("q4",
+// "topk:0.01"), optionally forced onto one algorithm with a plan name
+// ("@qring:q4", "@sparse_split:topk:0.01", "@ring:none").
+struct CompressionPolicy {
+  std::string text;       // canonical form, as printed and agreed across ranks
+  CodecParams codec;
+  std::string algorithm;  // empty: chosen per call
+  static CompressionPolicy parse(const std::string& spec);
 };
 
 class Communicator {
@@ -32,13 +51,17 @@ class Communicator {
   int size() const { return size_; }
   const std::string& nodeId(int rank) const { return nodeIds_[rank]; }
 
-  void allReduce(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op);
+  // spec: null for the communicator's policy; state: null for the state
+  // keyed by (recv, count).
+  void allReduce(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op,
+                 const char* spec = nullptr, ErrorFeedbackState* state = nullptr);
+  const sqzCallInfo& lastCall() const { return lastCall_; }
   void broadcast(const void* send, void* recv, size_t count, sqzDataType_t type, int root);
   void allGather(const void* send, void* recv, size_t count, sqzDataType_t type);
   void barrier();
 
   void setCompression(const std::string& spec);
-  const std::string& compression() const { return compression_; }
+  const std::string& compression() const { return policy_.text; }
 
   // Stops all communication now; peers' pending operations fail.
   void abort();
@@ -47,6 +70,10 @@ class Communicator {
 
  private:
   uint32_t nextSeq() { return seq_++ & 0xffffff; }
+  // The algorithm for a lossy call (deterministic: identical on all ranks).
+  std::string chooseAlgorithm(const CompressionPolicy& policy, size_t count) const;
+  void runCompressed(const std::string& algorithm, const CompressedArgs& args);
+  ErrorFeedbackState& keyedState(void* recv, size_t count, sqzDataType_t type);
 
   int rank_;
   int size_;
@@ -55,8 +82,15 @@ class Communicator {
   std::vector<std::string> nodeIds_;
   std::unique_ptr<RingAllreduce> ring_;
   std::unique_ptr<DirectAllreduce> direct_;
-  std::string compression_ = "none";
+  std::unique_ptr<QuantizedAllreduce> quantized_;
+  std::unique_ptr<CodecRingAllreduce> codecRing_;
+  std::unique_ptr<SparseAllreduce> sparse_;
+  std::unique_ptr<RandkAllreduce> randk_;
+  CompressionPolicy policy_;
+  std::map<std::pair<void*, size_t>, std::unique_ptr<ErrorFeedbackState>> keyedStates_;
+  uint64_t seed_ = 0;  // shared by all ranks (from the unique id)
   uint32_t seq_ = 0;
+  sqzCallInfo lastCall_{};
 };
 
 }  // namespace sqz
@@ -64,4 +98,10 @@ class Communicator {
 // The opaque handle of the C API.
 struct sqzComm {
   std::unique_ptr<sqz::Communicator> impl;
+};
+
+// The opaque state handle of the C API.
+struct sqzState {
+  sqzComm* comm = nullptr;
+  std::unique_ptr<sqz::ErrorFeedbackState> impl;
 };

@@ -1,0 +1,20 @@
+// Small helpers shared by the compressed collectives: element access to the
+// user's fp32/fp16/bf16 buffers in fp32.
+#pragma once
+
+#include <cstddef>
+
+#include "sqz.h"
+
+namespace sqz {
+
+// out[i] (fp32) = in[offset + i] widened.
+void loadFloats(const void* in, sqzDataType_t type, size_t offset, size_t n, float* out);
+// out[offset + i] (type) = in[i] narrowed.
+void storeFloats(const float* in, sqzDataType_t type, size_t offset, size_t n, void* out);
+// Pointer to element `offset` of a typed buffer.
+const void* elementPtr(const void* base, sqzDataType_t type, size_t offset);
+// True when any element is NaN or infinite.
+bool hasNonFinite(const void* in, sqzDataType_t type, size_t n);
+
+}  // namespace sqz

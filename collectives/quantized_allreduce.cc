@@ -1,0 +1,117 @@
+#include "collectives/quantized_allreduce.h"
+
+#include "collectives/codec_buffers.h"
+#include "collectives/reduce_ops.h"
+#include "kernels/cpu_codec.h"
+
+namespace sqz {
+namespace {
+
+constexpr uint32_t kScatterSlot = 0xffff01, kGatherSlot = 0xffff02;
+
+}  // namespace
+
+double QuantizedAllreduce::bytesSentPerRank(const CodecParams& codec, size_t count, int n) {
+  if (n <= 1) return 0;
+  EvenSplit split{count, static_cast<size_t>(n)};
+  return 2.0 * (n - 1) * static_cast<double>(encodedBytes(codec, split.length(0)));
+}
+
+void QuantizedAllreduce::run(const CompressedArgs& a) {
+  const AllreduceArgs& b = a.base;
+  const int n = transport_.size(), me = transport_.rank();
+  const EvenSplit split{b.count, static_cast<size_t>(n)};
+  const size_t myOff = split.offset(me), myLen = split.length(me);
+  auto payloadBytes = [&](int j) { return encodedBytes(a.codec, split.length(j)); };
+  const size_t slot = payloadBytes(0);  // chunk 0 is the longest
+  CallCounters scratch;
+  CallCounters& c = a.counters ? *a.counters : scratch;
+
+  sendPayloads_.resize(n * slot);
+  recvPayloads_.resize(n * slot);
+  gathered_.resize(n * slot);
+  std::vector<RequestId> recvs(n), sends;
+
+  // Reduce-scatter: my chunk's encoded contributions from every peer.
+  for (int r = 0; r < n; ++r)
+    if (r != me) recvs[r] = transport_.postRecv(r, Tag{b.seq, kScatterSlot}, &recvPayloads_[r * slot], payloadBytes(me));
+  for (int k = 1; k < n; ++k) {
+    int j = (me + k) % n;  // start with the next rank so owners are not all hit at once
+    EncodeArgs e;
+    e.input = elementPtr(b.send, b.type, split.offset(j));
+    e.dtype = b.type;
+    e.count = split.length(j);
+    e.residual = a.residual ? a.residual + split.offset(j) : nullptr;
+    e.seed = a.seed;
+    e.step = a.step * 2;
+    e.rank = static_cast<uint32_t>(me);
+    e.chunkOffset = split.offset(j);
+    {
+      PhaseTimer t(&c.encodeSeconds);
+      encodeCpu(a.codec, e, &sendPayloads_[j * slot], slot);
+    }
+    sends.push_back(transport_.postSend(j, Tag{b.seq, kScatterSlot}, &sendPayloads_[j * slot], payloadBytes(j)));
+    c.wireBytes += payloadBytes(j);
+  }
+  // My own contribution to my chunk never crosses the wire: add it exactly
+  // (with its residual, which is then fully spent).
+  acc_.resize(myLen);
+  loadFloats(b.send, b.type, myOff, myLen, acc_.data());
+  if (a.residual) {
+    float* res = a.residual + myOff;
+    for (size_t i = 0; i < myLen; ++i) {
+      acc_[i] += res[i];
+      res[i] = 0.0f;
+    }
+  }
+  DecodeExpect mine;
+  mine.params = a.codec;
+  mine.count = myLen;
+  mine.chunkOffset = myOff;
+  for (int r = 0; r < n; ++r) {
+    if (r == me) continue;
+    transport_.wait(recvs[r], b.deadline);
+    PhaseTimer t(&c.decodeSeconds);
+    decodeCpu(mine, &recvPayloads_[r * slot], payloadBytes(me), acc_.data(), DecodeMode::Accumulate);
+  }
+
+  // The owner re-encodes its reduced chunk, with owner-side error feedback.
+  {
+    EncodeArgs e;
+    e.input = acc_.data();
+    e.dtype = sqzFloat32;
+    e.count = myLen;
+    e.residual = a.ownerResidual && a.ownerResidualCount >= myLen ? a.ownerResidual : nullptr;
+    e.seed = a.seed;
+    e.step = a.step * 2 + 1;
+    e.rank = static_cast<uint32_t>(me);
+    e.chunkOffset = myOff;
+    PhaseTimer t(&c.encodeSeconds);
+    encodeCpu(a.codec, e, &gathered_[me * slot], slot);
+  }
+  for (int r = 0; r < n; ++r)
+    if (r != me) recvs[r] = transport_.postRecv(r, Tag{b.seq, kGatherSlot}, &gathered_[r * slot], payloadBytes(r));
+  for (int k = 1; k < n; ++k) {
+    int r = (me + k) % n;
+    sends.push_back(transport_.postSend(r, Tag{b.seq, kGatherSlot}, &gathered_[me * slot], payloadBytes(me)));
+    c.wireBytes += payloadBytes(me);
+  }
+
+  // Everyone (the owner included) decodes the same N payloads.
+  out_.resize(b.type == sqzFloat32 ? 0 : b.count);
+  float* out = b.type == sqzFloat32 ? static_cast<float*>(b.recv) : out_.data();
+  for (int r = 0; r < n; ++r) {
+    if (r != me) transport_.wait(recvs[r], b.deadline);
+    DecodeExpect x;
+    x.params = a.codec;
+    x.count = split.length(r);
+    x.chunkOffset = split.offset(r);
+    PhaseTimer t(&c.decodeSeconds);
+    decodeCpu(x, &gathered_[r * slot], payloadBytes(r), out + split.offset(r), DecodeMode::Overwrite);
+  }
+  transport_.waitAll(sends, b.deadline);
+  if (b.op == sqzAvg) divideInPlace(out, sqzFloat32, b.count, n);
+  if (b.type != sqzFloat32) storeFloats(out, b.type, 0, b.count, b.recv);
+}
+
+}  // namespace sqz

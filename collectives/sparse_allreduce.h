@@ -1,0 +1,55 @@
+// Top-K sparse allreduce, two shapes:
+//  - allgather: every rank's top-K (index, value) payload goes to every
+//    rank, which scatter-adds all N in rank order (identical outputs). When
+//    N*K pairs would outweigh the dense buffer, the sparsified vectors go
+//    through the exact dense ring instead ("dense switch").
+//  - split: the pairs of index range j go to rank j, which sums them and
+//    allgathers its range as exact (index, value) pairs or dense values,
+//    whichever is smaller.
+// Error feedback: what top-K leaves out stays in the residual.
+#pragma once
+
+#include <vector>
+
+#include "collectives/compressed_args.h"
+#include "collectives/ring_allreduce.h"
+#include "transport/transport.h"
+
+namespace sqz {
+
+class SparseAllreduce {
+ public:
+  enum class Shape { kAllgather, kSplit };
+  SparseAllreduce(Transport& transport, RingAllreduce& ring) : transport_(transport), ring_(ring) {}
+  void run(const CompressedArgs& args, Shape shape);
+
+  // True when the allgather of N payloads would move more bytes than the
+  // dense ring on the same buffer (then the dense switch fires).
+  static bool denseIsCheaper(const CodecParams& codec, size_t count, int nranks);
+  static double bytesSentPerRank(const CodecParams& codec, size_t count, int nranks, Shape shape);
+
+ private:
+  void runAllgather(const CompressedArgs& a);
+  void runSplit(const CompressedArgs& a);
+
+  Transport& transport_;
+  RingAllreduce& ring_;
+  std::vector<unsigned char> payloads_;
+  std::vector<float> dense_;
+};
+
+// Random-K: indices drawn from a seed every rank shares, so only the K
+// values travel, through the exact dense ring; then scattered back.
+class RandkAllreduce {
+ public:
+  explicit RandkAllreduce(RingAllreduce& ring, int nranks) : ring_(ring), nranks_(nranks) {}
+  void run(const CompressedArgs& args);
+  static double bytesSentPerRank(const CodecParams& codec, size_t count, int nranks);
+
+ private:
+  RingAllreduce& ring_;
+  int nranks_;
+  std::vector<float> values_, out_;
+};
+
+}  // namespace sqz

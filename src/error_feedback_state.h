@@ -1,0 +1,32 @@
+// Error-feedback state of one logical buffer: the residual of what
+// compression left out (added back on the next call), the owner-side
+// residual of the chunk this rank re-encodes, and the call counter that keys
+// the shared RNG. Held by sqzState_t, or by the communicator keyed by
+// (recvbuff, count) for sqzAllReduce.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "sqz.h"
+
+namespace sqz {
+
+struct ErrorFeedbackState {
+  ErrorFeedbackState(size_t count, sqzDataType_t type) : count(count), type(type) {}
+
+  size_t count;
+  sqzDataType_t type;
+  std::vector<float> residual;       // count floats once a lossy call ran
+  std::vector<float> ownerResidual;  // the owned chunk's floats
+  uint64_t step = 0;                 // lossy calls so far (identical on all ranks)
+
+  // Sizes the residuals on first use (zeros: nothing owed yet).
+  void ensure(size_t ownerCount) {
+    if (residual.size() != count) residual.assign(count, 0.0f);
+    if (ownerResidual.size() < ownerCount) ownerResidual.resize(ownerCount, 0.0f);
+  }
+};
+
+}  // namespace sqz

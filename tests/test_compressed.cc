@@ -1,0 +1,313 @@
+// Compressed allreduce over threads-as-ranks: every algorithm x codec x rank
+// count x size against the fp64 sum with bounds the codec implies, bitwise
+// identity across ranks, error feedback (running mean converges to the
+// exact mean), the sparse dense switch, spec mismatch, NaN, exact fallbacks.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "harness/rank_threads.h"
+#include "kernels/half.h"
+
+namespace sqz::test {
+namespace {
+
+std::vector<float> gradient(int rank, size_t count, uint64_t seed) {
+  std::mt19937_64 rng(seed * 131 + rank);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> g(count);
+  for (auto& x : g) x = normal(rng) * (1.0f + static_cast<float>(rank));
+  return g;
+}
+
+struct Outcome {
+  std::vector<std::vector<float>> outputs;  // per rank
+  std::vector<sqzCallInfo> infos;
+};
+
+// One call of `plan` on n ranks with fp32 gradients.
+Outcome runOnce(int n, const std::string& plan, size_t count, sqzRedOp_t op = sqzSum) {
+  Outcome o;
+  o.outputs.resize(n);
+  o.infos.resize(n);
+  ScopedEnv minBytes("SQZ_MIN_BYTES", "0");
+  runRanks(n, [&](int rank, sqzComm_t& comm) {
+    std::vector<float> g = gradient(rank, count, 7);
+    std::vector<float> out(count + 1);
+    ASSERT_EQ(sqzAllReduceEx(g.data(), out.data(), count, sqzFloat32, op, plan.c_str(), nullptr, comm, nullptr),
+              sqzSuccess)
+        << plan << ": " << sqzGetLastError(comm);
+    out.resize(count);
+    o.outputs[rank] = out;
+    sqzGetCallInfo(comm, &o.infos[rank]);
+  });
+  return o;
+}
+
+// Per-element bound on |result - exact sum| for one call of a dense codec.
+double denseCodecBound(const std::string& plan, int n, const std::vector<std::vector<float>>& g, size_t i,
+                       double maxAbs) {
+  double sumAbs = 0;
+  for (int r = 0; r < n; ++r) sumAbs += std::fabs(g[r][i]);
+  auto has = [&](const char* s) { return plan.find(s) != std::string::npos; };
+  if (has("bf16") || has("fp16")) {
+    // The ring re-encodes each partial sum once per hop: N roundings of
+    // values bounded by sumAbs.
+    double u = has("bf16") ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
+    return (n + 1) * u * sumAbs + 1e-6;
+  }
+  int bits = has("q8") ? 8 : has("q4") ? 4 : has("q2") ? 2 : 1;
+  // Stochastic rounding moves a value by less than one step of its block,
+  // step <= 2*max|x|/(2^b-1). Each rank's values are encoded once and each
+  // partial sum (|.| <= N*maxAbs) at most once per hop or owner.
+  double step = 2.0 * maxAbs / ((1 << bits) - 1);
+  return (n + n * n) * step + 1e-4;
+}
+
+class CompressedPlans : public ::testing::TestWithParam<std::tuple<std::string, int, size_t>> {};
+
+TEST_P(CompressedPlans, WithinCodecBoundAndIdenticalOnAllRanks) {
+  auto [plan, n, count] = GetParam();
+  Outcome o = runOnce(n, plan, count);
+  std::vector<std::vector<float>> g(n);
+  double maxAbs = 0;
+  for (int r = 0; r < n; ++r) {
+    g[r] = gradient(r, count, 7);
+    for (float x : g[r]) maxAbs = std::max(maxAbs, static_cast<double>(std::fabs(x)));
+  }
+  for (int r = 1; r < n; ++r)
+    ASSERT_EQ(std::memcmp(o.outputs[r].data(), o.outputs[0].data(), count * 4), 0) << "rank " << r << " differs";
+  EXPECT_EQ(o.infos[0].exact, 0);
+  if (count >= 100000) {  // headers dominate tiny buffers
+    EXPECT_GT(o.infos[0].compressionRatio, 1.5) << plan;
+  }
+  const bool sparse = plan.find("topk") != std::string::npos, randk = plan.find("randk") != std::string::npos;
+  size_t nonzero = 0;
+  for (size_t i = 0; i < count; ++i) {
+    double exact = 0;
+    for (int r = 0; r < n; ++r) exact += g[r][i];
+    double got = o.outputs[0][i];
+    if (sparse || randk) {
+      // Each rank contributes its own value or nothing: the result is a
+      // sub-sum of the contributions (exact at indices every rank kept).
+      nonzero += got != 0;
+      continue;
+    }
+    ASSERT_LE(std::fabs(got - exact), denseCodecBound(plan, n, g, i, maxAbs))
+        << plan << " element " << i << " exact " << exact;
+  }
+  if (randk) {
+    // Random-K: every rank keeps the same K indices, so the result is exact there.
+    size_t k = static_cast<size_t>(std::ceil(0.05 * count));
+    EXPECT_LE(nonzero, k);
+    size_t exactHits = 0;
+    for (size_t i = 0; i < count; ++i) {
+      if (o.outputs[0][i] == 0) continue;
+      double exact = 0;
+      for (int r = 0; r < n; ++r) exact += g[r][i];
+      exactHits += std::fabs(o.outputs[0][i] - exact) <= 1e-5 * (1 + std::fabs(exact));
+    }
+    EXPECT_EQ(exactHits, nonzero);
+  }
+  if (sparse) {
+    EXPECT_GT(nonzero, 0u);
+  }
+}
+
+std::string planName(const ::testing::TestParamInfo<CompressedPlans::ParamType>& info) {
+  std::string s = std::get<0>(info.param) + "_n" + std::to_string(std::get<1>(info.param)) + "_c" +
+                  std::to_string(std::get<2>(info.param));
+  for (char& c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return s;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, CompressedPlans,
+    ::testing::Combine(::testing::Values("@qa2a:q8", "@qa2a:q4", "@qa2a:q2", "@qa2a:q1", "@qring:q4", "@qring:bf16",
+                                         "@qring:fp16", "@qa2a:bf16", "@sparse_ag:topk:0.05",
+                                         "@sparse_split:topk:0.05", "@randk:randk:0.05"),
+                       ::testing::Values(2, 3, 4, 5, 8), ::testing::Values(size_t{1}, size_t{1023}, size_t{100003})),
+    planName);
+
+// Large buffers (1M+ elements) for the default algorithm of each codec.
+TEST(CompressedLarge, MillionElements) {
+  for (const char* spec : {"q4", "topk:0.01", "bf16"}) {
+    Outcome o = runOnce(4, spec, (1u << 20) + 3);
+    for (int r = 1; r < 4; ++r) EXPECT_EQ(o.outputs[r], o.outputs[0]) << spec;
+    EXPECT_GT(o.infos[0].compressionRatio, 1.5) << spec;
+  }
+}
+
+// Feeding the same gradient T times, the running mean of the outputs
+// converges to the exact sum (error ~ residual / T).
+TEST(CompressedErrorFeedback, RunningMeanConvergesToExactMean) {
+  ScopedEnv minBytes("SQZ_MIN_BYTES", "0");
+  const int n = 3;
+  const size_t count = 5003;
+  for (const char* plan : {"@qa2a:q2", "@qring:q2", "@sparse_ag:topk:0.1", "@sparse_split:topk:0.1",
+                           "@randk:randk:0.1"}) {
+    std::vector<std::vector<double>> relErr(n);
+    runRanks(n, [&](int rank, sqzComm_t& comm) {
+      std::vector<float> g = gradient(rank, count, 3), out(count);
+      std::vector<double> exact(count, 0), mean(count, 0);
+      for (int r = 0; r < n; ++r) {
+        std::vector<float> gr = gradient(r, count, 3);
+        for (size_t i = 0; i < count; ++i) exact[i] += gr[i];
+      }
+      sqzState_t state;
+      ASSERT_EQ(sqzStateCreate(comm, count, sqzFloat32, &state), sqzSuccess);
+      double exactNorm = 0;
+      for (double e : exact) exactNorm += e * e;
+      for (int t = 1; t <= 80; ++t) {
+        ASSERT_EQ(sqzAllReduceEx(g.data(), out.data(), count, sqzFloat32, sqzSum, plan, state, comm, nullptr),
+                  sqzSuccess)
+            << sqzGetLastError(comm);
+        double err = 0;
+        for (size_t i = 0; i < count; ++i) {
+          mean[i] += (out[i] - mean[i]) / t;
+          err += (mean[i] - exact[i]) * (mean[i] - exact[i]);
+        }
+        if (t == 10 || t == 40 || t == 80) relErr[rank].push_back(std::sqrt(err / exactNorm));
+      }
+      sqzStateDestroy(state);
+    });
+    // 8x more calls: the error should shrink well over 2x (ideal 8x).
+    EXPECT_LT(relErr[0][2], relErr[0][0] / 2.5) << plan << ": " << relErr[0][0] << " -> " << relErr[0][2];
+    // Random-K revisits an element every ~1/ratio calls, so its residual (and
+    // the mean's error at a given T) is larger than the others'.
+    EXPECT_LT(relErr[0][2], std::string(plan).find("randk") != std::string::npos ? 0.25 : 0.08) << plan;
+  }
+}
+
+TEST(CompressedSparse, DenseSwitchFiresWhereItsCostSays) {
+  const int n = 4;
+  const size_t count = 40000;
+  // topk:0.5 -> N*K pairs (4 * 20000 * 8 B) outweigh the dense ring (2*3/4*160000 B).
+  Outcome heavy = runOnce(n, "@sparse_ag:topk:0.5", count);
+  EXPECT_EQ(heavy.infos[0].wireBytes, static_cast<size_t>(2.0 * 3 / 4 * count * 4));
+  // topk:0.01 -> the allgather of N-1 payloads is far cheaper.
+  Outcome light = runOnce(n, "@sparse_ag:topk:0.01", count);
+  EXPECT_LT(light.infos[0].wireBytes, static_cast<size_t>(3 * (count / 100 + 1) * 8 + 3 * 256));
+  for (int r = 1; r < n; ++r) EXPECT_EQ(heavy.outputs[r], heavy.outputs[0]);
+}
+
+TEST(CompressedPolicy, AverageIsTheCompressedSumDividedOnce) {
+  ScopedEnv minBytes("SQZ_MIN_BYTES", "0");
+  const size_t count = 10007;
+  runRanks(4, [&](int rank, sqzComm_t& comm) {
+    // Two fresh states: the same RNG key, so the same rounding decisions.
+    std::vector<float> g = gradient(rank, count, 5), sum(count), avg(count);
+    sqzState_t a, b;
+    ASSERT_EQ(sqzStateCreate(comm, count, sqzFloat32, &a), sqzSuccess);
+    ASSERT_EQ(sqzStateCreate(comm, count, sqzFloat32, &b), sqzSuccess);
+    ASSERT_EQ(sqzAllReduceEx(g.data(), sum.data(), count, sqzFloat32, sqzSum, "q8", a, comm, nullptr), sqzSuccess);
+    ASSERT_EQ(sqzAllReduceEx(g.data(), avg.data(), count, sqzFloat32, sqzAvg, "q8", b, comm, nullptr), sqzSuccess);
+    for (size_t i = 0; i < count; ++i) ASSERT_EQ(avg[i], sum[i] / 4.0f) << i;
+    sqzStateDestroy(a);
+    sqzStateDestroy(b);
+  });
+}
+
+TEST(CompressedPolicy, MismatchedSpecsFailOnEveryRank) {
+  ScopedEnv minBytes("SQZ_MIN_BYTES", "0");
+  runRanks(3, [&](int rank, sqzComm_t& comm) {
+    std::vector<float> g(4096, 1.0f);
+    const char* spec = rank == 1 ? "q8" : "q4";
+    EXPECT_EQ(sqzAllReduceEx(g.data(), g.data(), g.size(), sqzFloat32, sqzSum, spec, nullptr, comm, nullptr),
+              sqzInvalidUsage);
+    EXPECT_NE(std::string(sqzGetLastError(comm)).find("disagree"), std::string::npos);
+    // The communicator keeps working.
+    EXPECT_EQ(sqzAllReduceEx(g.data(), g.data(), g.size(), sqzFloat32, sqzSum, "q8", nullptr, comm, nullptr),
+              sqzSuccess);
+  });
+}
+
+TEST(CompressedPolicy, NonFiniteInputIsSentExactly) {
+  ScopedEnv minBytes("SQZ_MIN_BYTES", "0");
+  const size_t count = 10000;
+  runRanks(3, [&](int rank, sqzComm_t& comm) {
+    std::vector<float> g(count, 1.0f), out(count);
+    if (rank == 2) g[5] = std::nanf(""), g[77] = INFINITY;
+    ASSERT_EQ(sqzAllReduceEx(g.data(), out.data(), count, sqzFloat32, sqzSum, "q4", nullptr, comm, nullptr),
+              sqzSuccess);
+    EXPECT_TRUE(std::isnan(out[5]));
+    EXPECT_TRUE(std::isinf(out[77]));
+    EXPECT_EQ(out[6], 3.0f);  // exact elsewhere, as dense would be
+    sqzCallInfo info;
+    sqzGetCallInfo(comm, &info);
+    EXPECT_EQ(info.exact, 1);
+  });
+}
+
+TEST(CompressedPolicy, ExactPathForIntegersProdAndSmallBuffers) {
+  runRanks(2, [&](int rank, sqzComm_t& comm) {
+    ASSERT_EQ(sqzCommSetCompression(comm, "q1"), sqzSuccess);
+    std::vector<int32_t> ints(100000, rank + 1);
+    ASSERT_EQ(sqzAllReduce(ints.data(), ints.data(), ints.size(), sqzInt32, sqzSum, comm, nullptr), sqzSuccess);
+    EXPECT_EQ(ints[99999], 3);
+    std::vector<float> f(100000, 1.5f);
+    ASSERT_EQ(sqzAllReduce(f.data(), f.data(), f.size(), sqzFloat32, sqzProd, comm, nullptr), sqzSuccess);
+    EXPECT_EQ(f[0], 2.25f);
+    std::vector<float> small(1000, 0.25f);  // 4 KB < SQZ_MIN_BYTES (64 KiB)
+    ASSERT_EQ(sqzAllReduce(small.data(), small.data(), small.size(), sqzFloat32, sqzSum, comm, nullptr), sqzSuccess);
+    EXPECT_EQ(small[999], 0.5f);
+    sqzCallInfo info;
+    sqzGetCallInfo(comm, &info);
+    EXPECT_EQ(info.exact, 1);
+    // A large float sum does compress under the communicator's policy.
+    std::vector<float> big(100000, 0.5f);
+    ASSERT_EQ(sqzAllReduce(big.data(), big.data(), big.size(), sqzFloat32, sqzSum, comm, nullptr), sqzSuccess);
+    sqzGetCallInfo(comm, &info);
+    EXPECT_EQ(info.exact, 0);
+    EXPECT_STREQ(info.codec, "q1");
+    EXPECT_GT(info.compressionRatio, 10);
+  });
+}
+
+TEST(CompressedPolicy, HalfPrecisionInputs) {
+  ScopedEnv minBytes("SQZ_MIN_BYTES", "0");
+  const size_t count = 30001;
+  for (sqzDataType_t type : {sqzFloat16, sqzBfloat16}) {
+    std::vector<std::vector<uint16_t>> outs(3);
+    runRanks(3, [&](int rank, sqzComm_t& comm) {
+      std::vector<uint16_t> g(count);
+      for (size_t i = 0; i < count; ++i) {
+        float v = 0.001f * static_cast<float>((i % 100) + rank);
+        g[i] = type == sqzFloat16 ? floatToFp16(v) : floatToBf16(v);
+      }
+      outs[rank].resize(count);
+      ASSERT_EQ(sqzAllReduceEx(g.data(), outs[rank].data(), count, type, sqzSum, "q8", nullptr, comm, nullptr),
+                sqzSuccess)
+          << sqzGetLastError(comm);
+    });
+    for (int r = 1; r < 3; ++r) EXPECT_EQ(outs[r], outs[0]);
+    for (size_t i = 0; i < count; i += 997) {
+      float exact = 0.001f * static_cast<float>(3 * (i % 100) + 3);
+      float got = type == sqzFloat16 ? fp16ToFloat(outs[0][i]) : bf16ToFloat(outs[0][i]);
+      EXPECT_NEAR(got, exact, 0.02 + 0.01 * exact) << i;
+    }
+  }
+}
+
+TEST(CompressedPolicy, BadSpecsAreInvalidArguments) {
+  runRanks(1, [&](int, sqzComm_t& comm) {
+    float x[4] = {0};
+    for (const char* spec : {"q3", "topk:0", "topk:2", "@nosuch:q4", "@sparse_ag:q4", "auto", "zstd"}) {
+      EXPECT_EQ(sqzCommSetCompression(comm, spec), sqzInvalidArgument) << spec;
+      EXPECT_EQ(sqzAllReduceEx(x, x, 4, sqzFloat32, sqzSum, spec, nullptr, comm, nullptr), sqzInvalidArgument) << spec;
+    }
+    sqzState_t state;
+    ASSERT_EQ(sqzStateCreate(comm, 8, sqzFloat32, &state), sqzSuccess);
+    EXPECT_EQ(sqzAllReduceEx(x, x, 4, sqzFloat32, sqzSum, "q4", state, comm, nullptr), sqzInvalidArgument);
+    sqzStateDestroy(state);
+  });
+}
+
+}  // namespace
+}  // namespace sqz::test
