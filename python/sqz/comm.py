@@ -1,0 +1,198 @@
+"""A libsqz communicator: framework-independent, raw pointers in.
+
+Every collective is blocking for host memory (the library is synchronous
+there); callers that want overlap run these from sqz.engine's progress
+thread. Errors raise SqzError (a RuntimeError) carrying the library's code
+and message; after a fatal one (timeout, dead peer) the communicator only
+accepts abort/destroy, and says so on further calls.
+"""
+import ctypes
+import os
+import tempfile
+import time
+
+from . import _lib
+
+
+class Communicator:
+    def __init__(self, handle, lib):
+        self._lib = lib
+        self._handle = ctypes.c_void_p(handle)
+        self._broken = None
+        self._states = {}
+        self._closed = False
+        n = ctypes.c_int()
+        r = ctypes.c_int()
+        lib.check(lib.sqzCommCount(self._handle, ctypes.byref(n)), self._handle, "sqzCommCount")
+        lib.check(lib.sqzCommUserRank(self._handle, ctypes.byref(r)), self._handle, "sqzCommUserRank")
+        self.size = n.value
+        self.rank = r.value
+
+    # ---- construction -------------------------------------------------
+    @staticmethod
+    def unique_id():
+        """A fresh unique id (128 bytes); starts the rendezvous root here."""
+        lib = _lib.load()
+        uid = _lib.UniqueId()
+        lib.check(lib.sqzGetUniqueId(ctypes.byref(uid)), None, "sqzGetUniqueId")
+        return ctypes.string_at(ctypes.addressof(uid), _lib.UNIQUE_ID_BYTES)
+
+    @classmethod
+    def init_rank(cls, nranks, unique_id, rank):
+        lib = _lib.load()
+        if len(unique_id) != _lib.UNIQUE_ID_BYTES:
+            raise ValueError("unique id must be %d bytes, got %d" % (_lib.UNIQUE_ID_BYTES, len(unique_id)))
+        uid = _lib.UniqueId()
+        ctypes.memmove(ctypes.addressof(uid), bytes(unique_id), _lib.UNIQUE_ID_BYTES)
+        h = ctypes.c_void_p()
+        lib.check(lib.sqzCommInitRank(ctypes.byref(h), int(nranks), uid, int(rank)), None, "sqzCommInitRank")
+        return cls(h.value, lib)
+
+    @classmethod
+    def init_from_env(cls):
+        """torchrun / sqz.run / mpirun / SLURM environment. Under mpirun on
+        one host without MASTER_ADDR or SQZ_ROOT, the unique id travels
+        through a file named after the job (so `mpirun -np 4 python x.py`
+        works as is); across hosts set MASTER_ADDR/MASTER_PORT or SQZ_ROOT."""
+        env = os.environ
+        if ("RANK" not in env and "OMPI_COMM_WORLD_RANK" in env and not env.get("SQZ_ROOT")
+                and not env.get("MASTER_ADDR")):
+            size = int(env["OMPI_COMM_WORLD_SIZE"])
+            local_size = int(env.get("OMPI_COMM_WORLD_LOCAL_SIZE", "-1"))
+            if local_size == size:
+                return cls._init_via_file(int(env["OMPI_COMM_WORLD_RANK"]), size)
+        lib = _lib.load()
+        h = ctypes.c_void_p()
+        lib.check(lib.sqzCommInitFromEnv(ctypes.byref(h)), None, "sqzCommInitFromEnv")
+        return cls(h.value, lib)
+
+    @classmethod
+    def _init_via_file(cls, rank, size):
+        job = os.environ.get("PMIX_NAMESPACE") or os.environ.get("OMPI_MCA_orte_jobfam_session_dir") \
+            or os.environ.get("OMPI_MCA_ess_base_jobid") or str(os.getppid())
+        job = "".join(c if c.isalnum() else "_" for c in job)
+        path = os.path.join(tempfile.gettempdir(), "sqz-uid-%d-%s" % (os.getuid(), job))
+        if rank == 0:
+            uid = cls.unique_id()
+            tmp = path + ".tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(uid)
+            os.replace(tmp, path)
+        else:
+            timeout = float(os.environ.get("SQZ_TIMEOUT", "300"))
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    with open(path, "rb") as f:
+                        uid = f.read()
+                    if len(uid) == _lib.UNIQUE_ID_BYTES:
+                        break
+                except FileNotFoundError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("sqz: no unique id appeared at %s within SQZ_TIMEOUT=%gs (rank 0 of this "
+                                       "mpirun job did not start?); set MASTER_ADDR/MASTER_PORT or SQZ_ROOT"
+                                       % (path, timeout))
+                time.sleep(0.01)
+        try:
+            return cls.init_rank(size, uid, rank)
+        finally:
+            if rank == 0:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+
+    # ---- teardown -----------------------------------------------------
+    def destroy(self):
+        if self._closed:
+            return
+        self._closed = True
+        if self._lib.has("sqzStateDestroy"):
+            for st in self._states.values():
+                self._lib.sqzStateDestroy(st)
+        self._states.clear()
+        if self._broken is not None:
+            self._lib.sqzCommAbort(self._handle)
+        else:
+            self._lib.sqzCommDestroy(self._handle)
+
+    def abort(self):
+        if self._closed:
+            return
+        self._closed = True
+        self._states.clear()
+        self._lib.sqzCommAbort(self._handle)
+
+    @property
+    def broken(self):
+        return self._broken
+
+    # ---- collectives --------------------------------------------------
+    def _check(self, code, what):
+        if code != _lib.SUCCESS:
+            msg = self._lib.last_error(self._handle)
+            text = "%s failed: %s%s" % (what, self._lib.error_string(code), (": " + msg) if msg else "")
+            if code in _lib.FATAL_RESULTS:
+                self._broken = text
+            raise _lib.SqzError(code, text)
+
+    def _usable(self, what):
+        if self._closed:
+            raise RuntimeError("sqz: %s on a communicator that was shut down" % what)
+        if self._broken is not None:
+            raise RuntimeError("sqz: %s: the communicator failed earlier and can no longer be used (%s)"
+                               % (what, self._broken))
+
+    def allreduce(self, send, recv, count, dtype, op, stream=None, spec=None, state_key=None):
+        """spec None: the communicator's policy (SQZ_COMPRESSION) through
+        sqzAllReduce; otherwise sqzAllReduceEx with that spec and, when
+        state_key is given, one error-feedback state per (key, count, dtype)."""
+        self._usable("allreduce")
+        if spec is None:
+            self._check(self._lib.sqzAllReduce(send, recv, count, dtype, op, self._handle, stream), "sqzAllReduce")
+            return
+        if not self._lib.has("sqzAllReduceEx"):
+            raise _lib.SqzError(_lib.INVALID_ARGUMENT,
+                                "sqz: compression %r needs sqzAllReduceEx, which %s does not export (this libsqz "
+                                "build has no compressed collectives); use Compression.none / spec 'none'"
+                                % (spec, self._lib.path))
+        state = None
+        if state_key is not None and count > 0:
+            key = (state_key, count, dtype)
+            state = self._states.get(key)
+            if state is None:
+                st = ctypes.c_void_p()
+                self._check(self._lib.sqzStateCreate(self._handle, count, dtype, ctypes.byref(st)), "sqzStateCreate")
+                state = self._states[key] = st
+        code = self._lib.sqzAllReduceEx(send, recv, count, dtype, op, spec.encode(), state, self._handle, stream)
+        if code == _lib.INVALID_ARGUMENT:
+            msg = self._lib.last_error(self._handle)
+            raise _lib.SqzError(code, "sqzAllReduceEx rejected compression spec %r: %s" % (spec, msg))
+        self._check(code, "sqzAllReduceEx(%s)" % spec)
+
+    def broadcast(self, send, recv, count, dtype, root, stream=None):
+        self._usable("broadcast")
+        self._check(self._lib.sqzBroadcast(send, recv, count, dtype, root, self._handle, stream), "sqzBroadcast")
+
+    def allgather(self, send, recv, count, dtype, stream=None):
+        self._usable("allgather")
+        self._check(self._lib.sqzAllGather(send, recv, count, dtype, self._handle, stream), "sqzAllGather")
+
+    def barrier(self):
+        self._usable("barrier")
+        self._check(self._lib.sqzBarrier(self._handle), "sqzBarrier")
+
+    def set_compression(self, spec):
+        self._usable("set_compression")
+        self._check(self._lib.sqzCommSetCompression(self._handle, spec.encode()), "sqzCommSetCompression(%s)" % spec)
+
+    def last_call_info(self):
+        """sqzGetCallInfo as a dict, or None when the library lacks it."""
+        if not self._lib.has("sqzGetCallInfo"):
+            return None
+        info = _lib.CallInfo()
+        if self._lib.sqzGetCallInfo(self._handle, ctypes.byref(info)) != _lib.SUCCESS:
+            return None
+        return info.as_dict()
