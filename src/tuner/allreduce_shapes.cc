@@ -1,0 +1,196 @@
+#include "src/tuner/allreduce_shapes.h"
+
+#include <cmath>
+
+#include "common/error.h"
+#include "kernels/wire_format.h"
+
+namespace sqz {
+namespace {
+
+size_t chunkOf(double n, int N) { return static_cast<size_t>(std::ceil(n / N)); }
+
+// Bytes of n elements on the wire in `codec`: raw fp32 for the exact path
+// (no header), else the payload with its header.
+double wireBytes(const CodecParams& codec, size_t n) {
+  if (codec.kind == CodecKind::None) return 4.0 * static_cast<double>(n);
+  return static_cast<double>(encodedBytes(codec, n));
+}
+
+Candidate single(const char* algorithm, const CodecParams& codec, Stage s) {
+  Candidate c;
+  c.spec.algorithm = algorithm;
+  c.spec.codec = codec;
+  s.role = "allreduce";
+  s.codec = codec;
+  c.stages.push_back(s);
+  return c;
+}
+
+// A ring over N ranks: reduce-scatter and/or allgather phases of N-1 steps,
+// one message of `chunkBytes` per step.
+Stage ringStage(const char* role, int N, LinkClass link, const CodecParams& codec, double chunkBytes, int phases) {
+  Stage s;
+  s.role = role;
+  s.link = link;
+  s.codec = codec;
+  s.steps = N > 1 ? phases * (N - 1) : 0;
+  s.messagesPerStep = N > 1 ? 1 : 0;
+  s.messageBytes = chunkBytes;
+  return s;
+}
+
+}  // namespace
+
+int Topology::ranksPerNic() const {
+  const int nics = nicsPerNode > 0 ? nicsPerNode : 1;
+  const int r = (ranksPerNode + nics - 1) / nics;
+  return r > 0 ? r : 1;
+}
+
+Candidate ringCandidate(double n, int N, LinkClass link) {
+  Stage s = ringStage("allreduce", N, link, CodecParams{}, wireBytes(CodecParams{}, chunkOf(n, N)), 2);
+  s.decodeElements = static_cast<double>(N - 1) / N * n;  // the reduce-scatter's additions
+  return single("ring", CodecParams{}, s);
+}
+
+Candidate directCandidate(double n, int N, LinkClass link, int sharers) {
+  Stage s;
+  s.link = link;
+  s.steps = N > 1 ? 1 : 0;
+  s.messagesPerStep = N - 1;
+  s.messageBytes = 4.0 * n;
+  s.linkSharers = sharers;
+  s.decodeElements = static_cast<double>(N - 1) * n;
+  return single("direct", CodecParams{}, s);
+}
+
+Candidate quantizedA2aCandidate(double n, int N, LinkClass link, const CodecParams& codec, int sharers) {
+  Stage s;
+  s.link = link;
+  s.steps = N > 1 ? 2 : 0;
+  s.messagesPerStep = N - 1;
+  s.messageBytes = wireBytes(codec, chunkOf(n, N));
+  s.linkSharers = sharers;
+  s.encodeElements = n;  // N-1 peer chunks, then the owner's reduced chunk
+  s.decodeElements = 2.0 * (N - 1) / N * n;  // owner sums N-1 chunks; all decode N-1 reduced chunks
+  return single("qa2a", codec, s);
+}
+
+Candidate codecRingCandidate(double n, int N, LinkClass link, const CodecParams& codec) {
+  Stage s = ringStage("allreduce", N, link, codec, wireBytes(codec, chunkOf(n, N)), 2);
+  // Reduce-scatter: each hop decodes, adds and re-encodes one chunk;
+  // allgather: each arriving chunk is decoded once.
+  s.encodeElements = n;
+  s.decodeElements = 2.0 * (N - 1) / N * n;
+  return single("qring", codec, s);
+}
+
+Candidate sparseAllgatherCandidate(double n, int N, LinkClass link, const CodecParams& codec, int sharers) {
+  Stage s;
+  s.link = link;
+  s.steps = N > 1 ? 1 : 0;
+  s.messagesPerStep = N - 1;
+  s.messageBytes = wireBytes(codec, static_cast<size_t>(std::ceil(n)));
+  s.linkSharers = sharers;
+  s.encodeElements = n;
+  // Throughput is quoted per element of the whole buffer, per payload.
+  s.decodeElements = static_cast<double>(N - 1) * n;
+  return single("sparse_ag", codec, s);
+}
+
+Candidate randkCandidate(double n, int N, LinkClass link, const CodecParams& codec) {
+  const double k = static_cast<double>(selectedCount(codec, static_cast<size_t>(std::ceil(n))));
+  const double valueBytesEach = static_cast<double>(valueBytes(codec.values));
+  Stage s = ringStage("allreduce", N, link, codec, std::ceil(k / N) * valueBytesEach, 2);
+  s.encodeElements = n;  // gather, quoted over the whole input
+  s.decodeElements = n;  // scatter into the output, likewise
+  return single("randk", codec, s);
+}
+
+std::vector<std::string> algorithmsFor(const CodecParams& codec) {
+  switch (codec.kind) {
+    case CodecKind::None: return {"ring"};
+    case CodecKind::Bf16:
+    case CodecKind::Fp16: return {"qring", "qa2a"};
+    case CodecKind::Quant: return {"qa2a", "qring"};
+    case CodecKind::TopK: return {"sparse_ag"};
+    case CodecKind::RandK: return {"randk"};
+  }
+  return {};
+}
+
+Candidate flatCandidate(const std::string& algorithm, double n, int N, LinkClass link, const CodecParams& codec,
+                        int sharers) {
+  PlanSpec check;
+  check.algorithm = algorithm;
+  check.codec = codec;
+  parsePlanName(planName(check));  // throws for a codec the algorithm cannot carry
+  if (algorithm == "ring") return ringCandidate(n, N, link);
+  if (algorithm == "direct") return directCandidate(n, N, link, sharers);
+  if (algorithm == "qa2a") return quantizedA2aCandidate(n, N, link, codec, sharers);
+  if (algorithm == "qring") return codecRingCandidate(n, N, link, codec);
+  if (algorithm == "sparse_ag") return sparseAllgatherCandidate(n, N, link, codec, sharers);
+  if (algorithm == "randk") return randkCandidate(n, N, link, codec);
+  fail(sqzInvalidUsage, "no cost shape for algorithm '%s'", algorithm.c_str());
+}
+
+Candidate hierarchicalCandidate(double n, const Topology& topo, const CodecParams& intraCodec, const Candidate& inter) {
+  const int G = topo.ranksPerNode;
+  const size_t chunk = chunkOf(n, G);
+  const double chunkBytes = wireBytes(intraCodec, chunk);
+  const bool cast = intraCodec.kind != CodecKind::None;
+  Candidate c;
+  c.spec = inter.spec;
+  c.spec.hierarchical = true;
+  c.spec.intraCodec = intraCodec;
+  Stage rs = ringStage("intra_reduce_scatter", G, topo.intra, intraCodec, chunkBytes, 1);
+  rs.encodeElements = cast ? static_cast<double>(G - 1) / G * n : 0;
+  rs.decodeElements = static_cast<double>(G - 1) / G * n;
+  c.stages.push_back(rs);
+  for (Stage s : inter.stages) {
+    s.role = "inter_allreduce";
+    c.stages.push_back(s);
+  }
+  Stage ag = ringStage("intra_allgather", G, topo.intra, intraCodec, chunkBytes, 1);
+  ag.encodeElements = cast ? static_cast<double>(chunk) : 0;
+  ag.decodeElements = cast ? static_cast<double>(G - 1) / G * n : 0;
+  c.stages.push_back(ag);
+  return c;
+}
+
+Candidate candidateFor(const PlanSpec& spec, double n, const Topology& topo) {
+  if (spec.hierarchical) {
+    SQZ_REQUIRE(topo.nodes > 1 && topo.ranksPerNode > 1, sqzInvalidUsage,
+                "a hierarchical plan needs several nodes of several ranks");
+    const double shard = std::ceil(n / topo.ranksPerNode);
+    return hierarchicalCandidate(
+        n, topo, spec.intraCodec,
+        flatCandidate(spec.algorithm, shard, topo.nodes, topo.inter, spec.codec, topo.ranksPerNic()));
+  }
+  const int sharers = topo.nodes > 1 ? topo.ranksPerNic() : 1;
+  return flatCandidate(spec.algorithm, n, topo.ranks(), topo.flatLink(), spec.codec, sharers);
+}
+
+std::vector<Candidate> allreduceCandidates(double n, const Topology& topo, const std::vector<CodecParams>& levels) {
+  std::vector<Candidate> out;
+  const int N = topo.ranks();
+  const int sharers = topo.nodes > 1 ? topo.ranksPerNic() : 1;
+  for (const CodecParams& codec : levels)
+    for (const std::string& algo : algorithmsFor(codec))
+      out.push_back(flatCandidate(algo, n, N, topo.flatLink(), codec, sharers));
+  out.push_back(directCandidate(n, N, topo.flatLink(), sharers));
+  if (topo.nodes > 1 && topo.ranksPerNode > 1) {
+    const double shard = std::ceil(n / topo.ranksPerNode);
+    CodecParams bf16;
+    bf16.kind = CodecKind::Bf16;
+    for (const CodecParams& intra : {CodecParams{}, bf16})
+      for (const CodecParams& codec : levels)
+        for (const std::string& algo : algorithmsFor(codec))
+          out.push_back(hierarchicalCandidate(
+              n, topo, intra, flatCandidate(algo, shard, topo.nodes, topo.inter, codec, topo.ranksPerNic())));
+  }
+  return out;
+}
+
+}  // namespace sqz

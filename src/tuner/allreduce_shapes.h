@@ -1,0 +1,71 @@
+// The cost shapes of the allreduce algorithms (DESIGN.md section 2), for N
+// ranks and n fp32-equivalent elements, as the collectives in collectives/
+// run them. Each returns a Candidate whose stages the CostModel prices.
+//   ring           exact: 2(N-1) steps, 1 message of n*4/N bytes per step
+//   direct         exact: 1 step, N-1 concurrent messages of the whole buffer
+//   qa2a           2 steps (all-to-all reduce-scatter, allgather), N-1
+//                  concurrent messages of encodedBytes(codec, n/N) each
+//   qring          2(N-1) steps, 1 message of encodedBytes(codec, n/N); with
+//                  bf16/fp16 this is the cast ring (2-byte values)
+//   sparse_ag      1 step, N-1 concurrent messages of K (index, value) pairs
+//   randk          the exact ring over the K values (indices from the seed)
+//   hier           intra-node ring reduce-scatter (G ranks, intra link),
+//                  one flat allreduce per shard of n/G across the M nodes
+//                  (inter link, its own codec), intra-node ring allgather
+#pragma once
+
+#include <vector>
+
+#include "kernels/codec_params.h"
+#include "src/tuner/candidate.h"
+#include "src/tuner/codec_throughput.h"
+#include "src/tuner/link_class.h"
+
+namespace sqz {
+
+// Where the ranks of a communicator sit.
+struct Topology {
+  int nodes = 1;
+  int ranksPerNode = 1;
+  LinkClass intra = LinkClass::Shm;   // between ranks of one node
+  LinkClass inter = LinkClass::Tcp;   // between nodes
+  int nicsPerNode = 1;                // network links a node's ranks share
+  Device device = Device::Cpu;        // where the codecs run
+
+  int ranks() const { return nodes * ranksPerNode; }
+  // The link a flat (single-level) algorithm is limited by.
+  LinkClass flatLink() const { return nodes > 1 ? inter : intra; }
+  // Ranks of a node behind one NIC (>= 1).
+  int ranksPerNic() const;
+};
+
+// Flat algorithms over N ranks on `link`. `sharers` (Stage::linkSharers)
+// applies to the all-to-all shapes, whose messages from all ranks of a node
+// leave through the node's NICs at once; a ring crosses each node boundary
+// with one hop per step, so its hops do not share.
+Candidate ringCandidate(double n, int N, LinkClass link);
+Candidate directCandidate(double n, int N, LinkClass link, int sharers = 1);
+Candidate quantizedA2aCandidate(double n, int N, LinkClass link, const CodecParams& codec, int sharers = 1);
+Candidate codecRingCandidate(double n, int N, LinkClass link, const CodecParams& codec);
+Candidate sparseAllgatherCandidate(double n, int N, LinkClass link, const CodecParams& codec, int sharers = 1);
+Candidate randkCandidate(double n, int N, LinkClass link, const CodecParams& codec);
+// By algorithm name (plan_name.h's registry, flat ones).
+Candidate flatCandidate(const std::string& algorithm, double n, int N, LinkClass link, const CodecParams& codec,
+                        int sharers = 1);
+// The algorithms that can carry `codec`, in candidate order.
+std::vector<std::string> algorithmsFor(const CodecParams& codec);
+// Hierarchical: intra stages on topo.intra with intraCodec (none, bf16 or
+// fp16), `inter` built for ceil(n / ranksPerNode) elements over topo.nodes.
+Candidate hierarchicalCandidate(double n, const Topology& topo, const CodecParams& intraCodec,
+                                const Candidate& inter);
+// The candidate a PlanSpec names, on this topology (a forced plan).
+Candidate candidateFor(const PlanSpec& spec, double n, const Topology& topo);
+
+// Every candidate for a call: each level on each algorithm that carries it,
+// direct, and, with more than one node of more than one rank, hierarchical
+// plans with an exact or bf16 intra stage and each flat plan between
+// nodes. Fixed order (the exact ring first), so ties break the same way on
+// every rank.
+std::vector<Candidate> allreduceCandidates(double n, const Topology& topo, const std::vector<CodecParams>& levels);
+
+}  // namespace sqz

@@ -1,0 +1,154 @@
+#include "src/tuner/tune_table.h"
+
+#include <cctype>
+
+#include "common/env.h"
+#include "common/error.h"
+#include "common/log.h"
+
+namespace sqz {
+namespace {
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (;;) {
+    size_t at = s.find(sep, start);
+    parts.push_back(s.substr(start, at == std::string::npos ? std::string::npos : at - start));
+    if (at == std::string::npos) return parts;
+    start = at + 1;
+  }
+}
+
+bool parseBound(const std::string& t, uint64_t* out) {
+  if (t.empty() || !std::isdigit(static_cast<unsigned char>(t[0]))) return false;
+  size_t i = 0;
+  uint64_t v = 0;
+  while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) {
+    const uint64_t d = static_cast<uint64_t>(t[i] - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
+    ++i;
+  }
+  unsigned shift = 0;
+  if (i < t.size()) {
+    if (i + 1 != t.size()) return false;
+    switch (t[i]) {
+      case 'k': case 'K': shift = 10; break;
+      case 'm': case 'M': shift = 20; break;
+      case 'g': case 'G': shift = 30; break;
+      default: return false;
+    }
+  }
+  if (shift && v > (UINT64_MAX >> shift)) return false;
+  *out = v << shift;
+  return true;
+}
+
+std::string formatBound(uint64_t v) {
+  if (v == UINT64_MAX) return "inf";
+  if (v == 0) return "0";
+  if (v % (1ull << 30) == 0) return std::to_string(v >> 30) + "G";
+  if (v % (1ull << 20) == 0) return std::to_string(v >> 20) + "M";
+  if (v % (1ull << 10) == 0) return std::to_string(v >> 10) + "k";
+  return std::to_string(v);
+}
+
+TuneEntry parseEntry(const std::string& text) {
+  auto bad = [&text](const char* why) {
+    fail(sqzInvalidUsage, "SQZ_TUNE entry '%s': %s (expected COLLECTIVE:MIN-MAX[:host|cuda]:@PLAN|@auto)",
+         text.c_str(), why);
+  };
+  const size_t at = text.find('@');
+  if (at == std::string::npos) bad("no '@' target");
+  if (at == 0 || text[at - 1] != ':') bad("the target must follow a ':' (\"...:@plan\")");
+  const std::vector<std::string> head = split(text.substr(0, at - 1), ':');
+  if (head.size() < 2 || head.size() > 3) bad("expected collective, size range and optional memory type");
+  TuneEntry e;
+  e.collective = head[0];
+  if (e.collective != "allreduce") bad("unknown collective (allreduce)");
+  const size_t dash = head[1].find('-');
+  if (dash == std::string::npos) bad("the size range is MIN-MAX");
+  const std::string lo = head[1].substr(0, dash), hi = head[1].substr(dash + 1);
+  if (!parseBound(lo, &e.minBytes)) bad("malformed lower size bound");
+  if (hi == "inf") e.maxBytes = UINT64_MAX;
+  else if (!parseBound(hi, &e.maxBytes) || e.maxBytes == UINT64_MAX) bad("malformed upper size bound");
+  if (e.minBytes >= e.maxBytes) bad("empty size range (MIN must be below MAX)");
+  if (head.size() == 3) {
+    if (head[2] == "host") e.memory = MemoryType::Host;
+    else if (head[2] == "cuda") e.memory = MemoryType::Cuda;
+    else bad("unknown memory type (host, cuda)");
+  }
+  const std::string target = text.substr(at + 1);
+  if (target.empty()) bad("empty target after '@'");
+  if (target == "auto") {
+    e.automatic = true;
+  } else {
+    e.automatic = false;
+    try {
+      e.plan = parsePlanName(target);
+    } catch (const Error& err) {
+      fail(sqzInvalidUsage, "SQZ_TUNE entry '%s': %s", text.c_str(), err.what());
+    }
+  }
+  return e;
+}
+
+}  // namespace
+
+const char* memoryTypeName(MemoryType m) {
+  switch (m) {
+    case MemoryType::Host: return "host";
+    case MemoryType::Cuda: return "cuda";
+    case MemoryType::Any: break;
+  }
+  return "any";
+}
+
+bool TuneEntry::matches(const std::string& coll, MemoryType mem, uint64_t bytes) const {
+  return coll == collective && (memory == MemoryType::Any || memory == mem) && bytes >= minBytes &&
+         bytes < maxBytes;
+}
+
+TuneTable TuneTable::parse(const std::string& text) {
+  SQZ_REQUIRE(!text.empty(), sqzInvalidUsage, "SQZ_TUNE is empty");
+  TuneTable t;
+  for (const std::string& entry : split(text, '#')) {
+    SQZ_REQUIRE(!entry.empty(), sqzInvalidUsage, "SQZ_TUNE '%s': empty entry (stray '#')", text.c_str());
+    t.entries_.push_back(parseEntry(entry));
+  }
+  return t;
+}
+
+const char* TuneTable::defaultText() { return "allreduce:0-32k:@direct#allreduce:32k-64k:@ring#allreduce:64k-inf:@auto"; }
+
+TuneTable TuneTable::fromEnv() {
+  TuneTable t = parse(defaultText());
+  const std::string user = envString("SQZ_TUNE");
+  if (!user.empty()) t.append(parse(user));
+  SQZ_INFO("tuner: table in force: %s", t.toString().c_str());
+  return t;
+}
+
+void TuneTable::append(const TuneTable& later) {
+  entries_.insert(entries_.end(), later.entries_.begin(), later.entries_.end());
+}
+
+std::string TuneTable::toString() const {
+  std::string out;
+  for (const TuneEntry& e : entries_) {
+    if (!out.empty()) out += "#";
+    out += e.collective + ":" + formatBound(e.minBytes) + "-" + formatBound(e.maxBytes);
+    if (e.memory != MemoryType::Any) out += std::string(":") + memoryTypeName(e.memory);
+    out += ":@" + e.target();
+  }
+  return out;
+}
+
+std::optional<TuneEntry> TuneTable::lookup(const std::string& collective, MemoryType memory, uint64_t bytes) const {
+  for (auto it = entries_.rbegin(); it != entries_.rend(); ++it)
+    if (it->matches(collective, memory, bytes)) return *it;
+  return std::nullopt;
+}
+
+}  // namespace sqz

@@ -1,0 +1,52 @@
+#include "src/tuner/link_curve.h"
+
+#include <gtest/gtest.h>
+
+#include "common/error.h"
+
+namespace sqz {
+namespace {
+
+TEST(LinkCurve, StandardSizesAreLogSpacedFrom1KiBTo256MiB) {
+  auto s = LinkCurve::standardSizes();
+  ASSERT_EQ(s.size(), 10u);
+  EXPECT_EQ(s.front(), 1024.0);
+  EXPECT_EQ(s.back(), 256.0 * 1024 * 1024);
+}
+
+TEST(LinkCurve, InterpolatesLogLogBetweenPoints) {
+  LinkCurve c({{1024, 1e-5}, {4096, 4e-5}});
+  // Halfway in log(bytes) is halfway in log(seconds): sqrt(1e-5 * 4e-5).
+  EXPECT_NEAR(c.time(2048), 2e-5, 1e-12);
+  EXPECT_DOUBLE_EQ(c.time(1024), 1e-5);
+  EXPECT_DOUBLE_EQ(c.time(4096), 4e-5);
+}
+
+TEST(LinkCurve, ExtrapolatesLinearlyInBytesBeyondTheEnds) {
+  LinkCurve c({{1024, 1e-5}, {4096, 4e-5}});
+  // Last segment: 3072 bytes in 3e-5 s = 1.024e8 B/s.
+  EXPECT_NEAR(c.largeMessageBandwidth(), 1.024e8, 1e-3);
+  EXPECT_NEAR(c.time(8192), 4e-5 + 4096 / 1.024e8, 1e-15);
+  // Below: through the first segment's slope, 1e-5 - 512 * 3e-5/3072.
+  EXPECT_NEAR(c.time(512), 5e-6, 1e-15);
+  EXPECT_EQ(c.time(0), 0.0);
+}
+
+TEST(LinkCurve, LatencyBandwidthCurveMatchesItsFormulaAtEveryPoint) {
+  LinkCurve c = LinkCurve::fromLatencyBandwidth(2e-6, 1e9);
+  for (double b : LinkCurve::standardSizes()) EXPECT_NEAR(c.time(b), 2e-6 + b / 1e9, 1e-15);
+  EXPECT_NEAR(c.time(1024.0 * 1024 * 1024), 2e-6 + 1024.0 * 1024 * 1024 / 1e9, 1e-9);
+  // Between points the log-log line stays within a few percent of the formula.
+  EXPECT_NEAR(c.time(3e6), 2e-6 + 3e6 / 1e9, 0.05 * (2e-6 + 3e6 / 1e9));
+}
+
+TEST(LinkCurve, RejectsMalformedPoints) {
+  EXPECT_THROW(LinkCurve(std::vector<LinkCurve::Point>{}), Error);
+  EXPECT_THROW(LinkCurve({{1024, 1e-5}, {1024, 2e-5}}), Error);
+  EXPECT_THROW(LinkCurve({{1024, 2e-5}, {2048, 1e-5}}), Error);
+  EXPECT_THROW(LinkCurve({{-1, 1e-5}}), Error);
+  EXPECT_THROW(LinkCurve({{1024, 0}}), Error);
+}
+
+}  // namespace
+}  // namespace sqz
