@@ -136,6 +136,11 @@ int runPerf(int argc, char** argv, const CollectiveTest& test) {
     if (r != sqzSuccess) die(env, "sqzCommSetCompression", r);
   }
   const bool mpi = o.mpiBaseline && env.mpi && test.runMpi;
+  // A lossy run reports the codec, wire bytes, ratio and error against the
+  // fp64 reference instead of #wrong.
+  const char* envSpec = std::getenv("SQZ_COMPRESSION");
+  const std::string spec = !o.compression.empty() ? o.compression : (envSpec ? envSpec : "none");
+  const bool lossy = spec != "none";
   int version = 0;
   sqzGetVersion(&version);
   if (env.rank == 0) {
@@ -143,13 +148,17 @@ int runPerf(int argc, char** argv, const CollectiveTest& test) {
                 test.name, env.nranks, o.iters, o.warmup, o.check,
                 o.compression.empty() ? "(SQZ_COMPRESSION or none)" : o.compression.c_str(),
                 env.mpi ? "mpirun" : "environment", version);
-    std::printf("#\n# %10s %12s %8s %6s %6s %38s %38s%s\n", "", "", "", "", "", "out-of-place", "in-place",
+    std::printf("#\n# %10s %12s %8s %6s %6s %38s %38s%s%s\n", "", "", "", "", "", "out-of-place", "in-place",
+                lossy ? "                compression (out-of-place)                  " : "",
                 mpi ? "          MPI_Allreduce (same run)" : "");
-    std::printf("# %10s %12s %8s %6s %6s %9s %8s %8s %8s %9s %8s %8s %8s%s\n", "size", "count", "type", "redop", "root",
-                "time", "algbw", "busbw", "#wrong", "time", "algbw", "busbw", "#wrong",
+    std::printf("# %10s %12s %8s %6s %6s %9s %8s %8s %8s %9s %8s %8s %8s%s%s\n", "size", "count", "type", "redop", "root",
+                "time", "algbw", "busbw", lossy ? "" : "#wrong", "time", "algbw", "busbw", lossy ? "" : "#wrong",
+                lossy ? " plan                     wireB/rank   ratio   maxrel  meanrel" : "",
                 mpi ? "      time    busbw  sqz/mpi" : "");
-    std::printf("# %10s %12s %8s %6s %6s %9s %8s %8s %8s %9s %8s %8s %8s%s\n", "(B)", "(elements)", "", "", "", "(us)",
-                "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "", mpi ? "      (us)   (GB/s)        " : "");
+    std::printf("# %10s %12s %8s %6s %6s %9s %8s %8s %8s %9s %8s %8s %8s%s%s\n", "(B)", "(elements)", "", "", "", "(us)",
+                "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "",
+                lossy ? "                               (B)                          " : "",
+                mpi ? "      (us)   (GB/s)        " : "");
   }
   double busbwSum = 0;
   int rows = 0;
@@ -161,7 +170,7 @@ int runPerf(int argc, char** argv, const CollectiveTest& test) {
         size_t count = std::max<size_t>(bytes / elem, 1);
         size_t sz = count * elem;
         std::vector<unsigned char> send(sz), recv(sz), inplace(sz);
-        test.fill(send.data(), count, type, op, env.rank, env.nranks);
+        test.fill(send.data(), count, type, op, env.rank, env.nranks, lossy);
         double t[2];
         size_t wrong[2] = {0, 0};
         // Out of place.
@@ -169,18 +178,48 @@ int runPerf(int argc, char** argv, const CollectiveTest& test) {
           sqzResult_t r = test.run(send.data(), recv.data(), count, type, op, env);
           if (r != sqzSuccess) die(env, test.name, r);
         });
+        sqzCallInfo info{};
+        double maxRel = 0, meanRel = 0;
         if (o.check) {
           std::memset(recv.data(), 0, sz);
-          if (sqzResult_t r = test.run(send.data(), recv.data(), count, type, op, env)) die(env, test.name, r);
-          wrong[0] = test.checkWrong(recv.data(), count, type, op, env.rank, env.nranks);
+          if (lossy) {
+            // A fresh error-feedback state: the timed calls' residuals must
+            // not leak into the error of one call.
+            sqzState_t state = nullptr;
+            if (sqzResult_t r = sqzStateCreate(env.comm, count, type, &state)) die(env, "sqzStateCreate", r);
+            if (sqzResult_t r = sqzAllReduceEx(send.data(), recv.data(), count, type, op, nullptr, state, env.comm,
+                                               nullptr))
+              die(env, "sqzAllReduceEx", r);
+            sqzStateDestroy(state);
+          } else if (sqzResult_t r = test.run(send.data(), recv.data(), count, type, op, env)) {
+            die(env, test.name, r);
+          }
+          sqzGetCallInfo(env.comm, &info);
+          if (lossy) {
+            // Norm-relative errors against the exact fp64 result.
+            double maxErr = 0, maxRef = 0, errSq = 0, refSq = 0;
+            for (size_t i = 0; i < count; ++i) {
+              double e = test.expected(i, type, op, env.nranks, true), d = test.load(recv.data(), i, type) - e;
+              maxErr = std::max(maxErr, std::fabs(d));
+              maxRef = std::max(maxRef, std::fabs(e));
+              errSq += d * d;
+              refSq += e * e;
+            }
+            maxRel = maxAcrossRanks(env, maxRef > 0 ? maxErr / maxRef : maxErr);
+            meanRel = maxAcrossRanks(env, refSq > 0 ? std::sqrt(errSq / refSq) : std::sqrt(errSq));
+          } else {
+            wrong[0] = test.checkWrong(recv.data(), count, type, op, env.rank, env.nranks);
+          }
+        } else {
+          sqzGetCallInfo(env.comm, &info);
         }
         // In place: refill before the checked call, since each call overwrites.
         t[1] = timeCalls(env, o, [&] {
           sqzResult_t r = test.run(inplace.data(), inplace.data(), count, type, op, env);
           if (r != sqzSuccess) die(env, test.name, r);
         });
-        if (o.check) {
-          test.fill(inplace.data(), count, type, op, env.rank, env.nranks);
+        if (o.check && !lossy) {
+          test.fill(inplace.data(), count, type, op, env.rank, env.nranks, false);
           if (sqzResult_t r = test.run(inplace.data(), inplace.data(), count, type, op, env)) die(env, test.name, r);
           wrong[1] = test.checkWrong(inplace.data(), count, type, op, env.rank, env.nranks);
         }
@@ -198,10 +237,14 @@ int runPerf(int argc, char** argv, const CollectiveTest& test) {
         double factor = test.busFactor(env.nranks);
         auto algbw = [&](double secs) { return secs > 0 ? sz / secs / 1e9 : 0.0; };
         if (env.rank == 0) {
+          std::string c0 = lossy ? "" : o.check ? std::to_string(static_cast<long long>(w0)) : "N/A";
+          std::string c1 = lossy ? "" : o.check ? std::to_string(static_cast<long long>(w1)) : "N/A";
           std::printf("  %10zu %12zu %8s %6s %6d %9.1f %8.3f %8.3f %8s %9.1f %8.3f %8.3f %8s", sz, count,
-                      kTypeNames[type], kOpNames[op], -1, t[0] * 1e6, algbw(t[0]), algbw(t[0]) * factor,
-                      o.check ? std::to_string(static_cast<long long>(w0)).c_str() : "N/A", t[1] * 1e6, algbw(t[1]),
-                      algbw(t[1]) * factor, o.check ? std::to_string(static_cast<long long>(w1)).c_str() : "N/A");
+                      kTypeNames[type], kOpNames[op], -1, t[0] * 1e6, algbw(t[0]), algbw(t[0]) * factor, c0.c_str(),
+                      t[1] * 1e6, algbw(t[1]), algbw(t[1]) * factor, c1.c_str());
+          if (lossy)
+            std::printf(" %-24s %11zu %7.2f %8.2e %8.2e", info.plan, info.wireBytes, info.compressionRatio, maxRel,
+                        meanRel);
           if (mpi) std::printf(" %9.1f %8.3f %8.2f", tm * 1e6, algbw(tm) * factor, tm / t[0]);
           std::printf("\n");
           std::fflush(stdout);

@@ -36,8 +36,13 @@ struct CollectiveTest {
   const char* name;
   // busbw = algbw * busFactor(nranks), as nccl-tests defines it.
   double (*busFactor)(int nranks);
-  // Fills the send buffer; computes the expected result; runs once.
-  void (*fill)(void* send, size_t count, sqzDataType_t type, sqzRedOp_t op, int rank, int nranks);
+  // Fills the send buffer. `lossy`: random values (a compressed run), else
+  // small integers whose reductions are exact in every type.
+  void (*fill)(void* send, size_t count, sqzDataType_t type, sqzRedOp_t op, int rank, int nranks, bool lossy);
+  // Element i of the exact result (fp64), and of a received buffer.
+  double (*expected)(size_t i, sqzDataType_t type, sqzRedOp_t op, int nranks, bool lossy);
+  double (*load)(const void* recv, size_t i, sqzDataType_t type);
+  // Elements that differ from the exact result beyond the type's rounding.
   size_t (*checkWrong)(const void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op, int rank, int nranks);
   sqzResult_t (*run)(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op, const Env& env);
   // The same collective through MPI, or null when there is no baseline.
