@@ -1,0 +1,42 @@
+"""Run under a launcher: `mpirun -np 4 python -m pytest -m "not launcher"`
+(every rank runs the same tests in the same order, so their collectives
+match), and once without one for the launcher tests: `pytest -m launcher`.
+Plain `pytest` runs everything as a one-rank job."""
+import os
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import sqz.torch as hvd  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "launcher: starts its own ranks (run without mpirun)")
+
+
+def _launched():
+    return any(k in os.environ for k in ("OMPI_COMM_WORLD_RANK", "RANK", "SLURM_PROCID"))
+
+
+def pytest_collection_modifyitems(config, items):
+    if _launched():
+        skip = pytest.mark.skip(reason="starts its own ranks; run without mpirun")
+        for item in items:
+            if "launcher" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hvd_init():
+    os.environ.setdefault("SQZ_TIMEOUT", "60")
+    hvd.init()
+    yield
+    hvd.barrier()
+
+
+@pytest.fixture(autouse=True)
+def in_step():
+    """Every test starts and ends with the ranks in step, so a failed
+    assertion on one rank cannot shift later collectives."""
+    yield
+    hvd.barrier()
