@@ -12,8 +12,8 @@ size_t chunkOf(double n, int N) { return static_cast<size_t>(std::ceil(n / N)); 
 
 // Bytes of n elements on the wire in `codec`: raw fp32 for the exact path
 // (no header), else the payload with its header.
-double wireBytes(const CodecParams& codec, size_t n) {
-  if (codec.kind == CodecKind::None) return 4.0 * static_cast<double>(n);
+double wireBytes(const CodecParams& codec, size_t n, int elementBytes = 4) {
+  if (codec.kind == CodecKind::None) return static_cast<double>(elementBytes) * static_cast<double>(n);
   return static_cast<double>(encodedBytes(codec, n));
 }
 
@@ -48,18 +48,18 @@ int Topology::ranksPerNic() const {
   return r > 0 ? r : 1;
 }
 
-Candidate ringCandidate(double n, int N, LinkClass link) {
-  Stage s = ringStage("allreduce", N, link, CodecParams{}, wireBytes(CodecParams{}, chunkOf(n, N)), 2);
+Candidate ringCandidate(double n, int N, LinkClass link, int elementBytes) {
+  Stage s = ringStage("allreduce", N, link, CodecParams{}, wireBytes(CodecParams{}, chunkOf(n, N), elementBytes), 2);
   s.decodeElements = static_cast<double>(N - 1) / N * n;  // the reduce-scatter's additions
   return single("ring", CodecParams{}, s);
 }
 
-Candidate directCandidate(double n, int N, LinkClass link, int sharers) {
+Candidate directCandidate(double n, int N, LinkClass link, int sharers, int elementBytes) {
   Stage s;
   s.link = link;
   s.steps = N > 1 ? 1 : 0;
   s.messagesPerStep = N - 1;
-  s.messageBytes = 4.0 * n;
+  s.messageBytes = static_cast<double>(elementBytes) * n;
   s.linkSharers = sharers;
   s.decodeElements = static_cast<double>(N - 1) * n;
   return single("direct", CodecParams{}, s);
@@ -121,13 +121,13 @@ std::vector<std::string> algorithmsFor(const CodecParams& codec) {
 }
 
 Candidate flatCandidate(const std::string& algorithm, double n, int N, LinkClass link, const CodecParams& codec,
-                        int sharers) {
+                        int sharers, int elementBytes) {
   PlanSpec check;
   check.algorithm = algorithm;
   check.codec = codec;
   parsePlanName(planName(check));  // throws for a codec the algorithm cannot carry
-  if (algorithm == "ring") return ringCandidate(n, N, link);
-  if (algorithm == "direct") return directCandidate(n, N, link, sharers);
+  if (algorithm == "ring") return ringCandidate(n, N, link, elementBytes);
+  if (algorithm == "direct") return directCandidate(n, N, link, sharers, elementBytes);
   if (algorithm == "qa2a") return quantizedA2aCandidate(n, N, link, codec, sharers);
   if (algorithm == "qring") return codecRingCandidate(n, N, link, codec);
   if (algorithm == "sparse_ag") return sparseAllgatherCandidate(n, N, link, codec, sharers);
@@ -135,10 +135,11 @@ Candidate flatCandidate(const std::string& algorithm, double n, int N, LinkClass
   fail(sqzInvalidUsage, "no cost shape for algorithm '%s'", algorithm.c_str());
 }
 
-Candidate hierarchicalCandidate(double n, const Topology& topo, const CodecParams& intraCodec, const Candidate& inter) {
+Candidate hierarchicalCandidate(double n, const Topology& topo, const CodecParams& intraCodec, const Candidate& inter,
+                                int elementBytes) {
   const int G = topo.ranksPerNode;
   const size_t chunk = chunkOf(n, G);
-  const double chunkBytes = wireBytes(intraCodec, chunk);
+  const double chunkBytes = wireBytes(intraCodec, chunk, elementBytes);
   const bool cast = intraCodec.kind != CodecKind::None;
   Candidate c;
   c.spec = inter.spec;
@@ -149,7 +150,10 @@ Candidate hierarchicalCandidate(double n, const Topology& topo, const CodecParam
   rs.decodeElements = static_cast<double>(G - 1) / G * n;
   c.stages.push_back(rs);
   for (Stage s : inter.stages) {
+    // All G shards cross the network at once, so every shape (rings too)
+    // shares the node's NICs.
     s.role = "inter_allreduce";
+    s.linkSharers = topo.ranksPerNic();
     c.stages.push_back(s);
   }
   Stage ag = ringStage("intra_allgather", G, topo.intra, intraCodec, chunkBytes, 1);
@@ -159,36 +163,45 @@ Candidate hierarchicalCandidate(double n, const Topology& topo, const CodecParam
   return c;
 }
 
-Candidate candidateFor(const PlanSpec& spec, double n, const Topology& topo) {
+Candidate candidateFor(const PlanSpec& spec, double n, const Topology& topo, int elementBytes) {
   if (spec.hierarchical) {
     SQZ_REQUIRE(topo.nodes > 1 && topo.ranksPerNode > 1, sqzInvalidUsage,
                 "a hierarchical plan needs several nodes of several ranks");
     const double shard = std::ceil(n / topo.ranksPerNode);
     return hierarchicalCandidate(
         n, topo, spec.intraCodec,
-        flatCandidate(spec.algorithm, shard, topo.nodes, topo.inter, spec.codec, topo.ranksPerNic()));
+        flatCandidate(spec.algorithm, shard, topo.nodes, topo.inter, spec.codec, topo.ranksPerNic(), elementBytes),
+        elementBytes);
   }
   const int sharers = topo.nodes > 1 ? topo.ranksPerNic() : 1;
-  return flatCandidate(spec.algorithm, n, topo.ranks(), topo.flatLink(), spec.codec, sharers);
+  return flatCandidate(spec.algorithm, n, topo.ranks(), topo.flatLink(), spec.codec, sharers, elementBytes);
 }
 
-std::vector<Candidate> allreduceCandidates(double n, const Topology& topo, const std::vector<CodecParams>& levels) {
+std::vector<Candidate> allreduceCandidates(double n, const Topology& topo, const std::vector<CodecParams>& levels,
+                                           int elementBytes) {
+  std::vector<CodecParams> useful;
+  for (const CodecParams& c : levels)
+    if (elementBytes > 2 || (c.kind != CodecKind::Bf16 && c.kind != CodecKind::Fp16)) useful.push_back(c);
   std::vector<Candidate> out;
   const int N = topo.ranks();
   const int sharers = topo.nodes > 1 ? topo.ranksPerNic() : 1;
-  for (const CodecParams& codec : levels)
+  for (const CodecParams& codec : useful)
     for (const std::string& algo : algorithmsFor(codec))
-      out.push_back(flatCandidate(algo, n, N, topo.flatLink(), codec, sharers));
-  out.push_back(directCandidate(n, N, topo.flatLink(), sharers));
+      out.push_back(flatCandidate(algo, n, N, topo.flatLink(), codec, sharers, elementBytes));
+  out.push_back(directCandidate(n, N, topo.flatLink(), sharers, elementBytes));
   if (topo.nodes > 1 && topo.ranksPerNode > 1) {
     const double shard = std::ceil(n / topo.ranksPerNode);
     CodecParams bf16;
     bf16.kind = CodecKind::Bf16;
-    for (const CodecParams& intra : {CodecParams{}, bf16})
-      for (const CodecParams& codec : levels)
+    std::vector<CodecParams> intraCodecs = {CodecParams{}};
+    if (elementBytes > 2) intraCodecs.push_back(bf16);
+    for (const CodecParams& intra : intraCodecs)
+      for (const CodecParams& codec : useful)
         for (const std::string& algo : algorithmsFor(codec))
           out.push_back(hierarchicalCandidate(
-              n, topo, intra, flatCandidate(algo, shard, topo.nodes, topo.inter, codec, topo.ranksPerNic())));
+              n, topo, intra,
+              flatCandidate(algo, shard, topo.nodes, topo.inter, codec, topo.ranksPerNic(), elementBytes),
+              elementBytes));
   }
   return out;
 }

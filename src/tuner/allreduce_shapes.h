@@ -43,29 +43,34 @@ struct Topology {
 // applies to the all-to-all shapes, whose messages from all ranks of a node
 // leave through the node's NICs at once; a ring crosses each node boundary
 // with one hop per step, so its hops do not share.
-Candidate ringCandidate(double n, int N, LinkClass link);
-Candidate directCandidate(double n, int N, LinkClass link, int sharers = 1);
+// `elementBytes`: bytes of one element of the user's buffer (4 for fp32, 2
+// for bf16/fp16), which is what the exact algorithms move; the codecs'
+// payload sizes come from the wire format.
+Candidate ringCandidate(double n, int N, LinkClass link, int elementBytes = 4);
+Candidate directCandidate(double n, int N, LinkClass link, int sharers = 1, int elementBytes = 4);
 Candidate quantizedA2aCandidate(double n, int N, LinkClass link, const CodecParams& codec, int sharers = 1);
 Candidate codecRingCandidate(double n, int N, LinkClass link, const CodecParams& codec);
 Candidate sparseAllgatherCandidate(double n, int N, LinkClass link, const CodecParams& codec, int sharers = 1);
 Candidate randkCandidate(double n, int N, LinkClass link, const CodecParams& codec);
 // By algorithm name (plan_name.h's registry, flat ones).
 Candidate flatCandidate(const std::string& algorithm, double n, int N, LinkClass link, const CodecParams& codec,
-                        int sharers = 1);
+                        int sharers = 1, int elementBytes = 4);
 // The algorithms that can carry `codec`, in candidate order.
 std::vector<std::string> algorithmsFor(const CodecParams& codec);
 // Hierarchical: intra stages on topo.intra with intraCodec (none, bf16 or
 // fp16), `inter` built for ceil(n / ranksPerNode) elements over topo.nodes.
 Candidate hierarchicalCandidate(double n, const Topology& topo, const CodecParams& intraCodec,
-                                const Candidate& inter);
+                                const Candidate& inter, int elementBytes = 4);
 // The candidate a PlanSpec names, on this topology (a forced plan).
-Candidate candidateFor(const PlanSpec& spec, double n, const Topology& topo);
+Candidate candidateFor(const PlanSpec& spec, double n, const Topology& topo, int elementBytes = 4);
 
 // Every candidate for a call: each level on each algorithm that carries it,
 // direct, and, with more than one node of more than one rank, hierarchical
 // plans with an exact or bf16 intra stage and each flat plan between
 // nodes. Fixed order (the exact ring first), so ties break the same way on
-// every rank.
-std::vector<Candidate> allreduceCandidates(double n, const Topology& topo, const std::vector<CodecParams>& levels);
+// every rank. With 2-byte elements, bf16/fp16 levels are skipped (the
+// exact path already moves 2 bytes per element).
+std::vector<Candidate> allreduceCandidates(double n, const Topology& topo, const std::vector<CodecParams>& levels,
+                                           int elementBytes = 4);
 
 }  // namespace sqz

@@ -212,6 +212,10 @@ TEST(AllreduceShapes, MessageSizesAndStepsMatchTheAlgorithms) {
   EXPECT_EQ(h.stages[1].linkSharers, 4);  // four ranks behind one NIC
   EXPECT_EQ(h.stages[1].messageBytes, static_cast<double>(encodedBytes(parseCodecSpec("q2"), 1 << 17)));
   EXPECT_EQ(h.stages[2].steps, 3);
+  // A ring between nodes shares the NIC too: every rank's shard crosses it.
+  Candidate hr = candidateFor(parsePlanName("hier/none/qring:q4"), n, t);
+  EXPECT_EQ(hr.stages[1].linkSharers, 4);
+  EXPECT_EQ(ringCandidate(n, 8, LinkClass::Tcp).stages[0].linkSharers, 1);
 }
 
 TEST(Selector, HierarchicalPlanCompressesOnlyTheSlowStage) {
