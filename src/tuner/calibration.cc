@@ -1,0 +1,102 @@
+#include "src/tuner/calibration.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu_codec.h"
+#include "src/codec/codec_spec.h"
+
+namespace sqz {
+namespace {
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+LinkCurve measureRingStepCurve(Transport& t, const CalibrationOptions& o) {
+  const int n = t.size(), r = t.rank();
+  const int right = (r + 1) % n, left = (r + n - 1) % n;
+  std::vector<double> sizes = LinkCurve::standardSizes();
+  if (o.quick) sizes.resize(8);  // up to 16 MiB
+  const int repeats = o.quick ? 3 : 7;
+  std::vector<unsigned char> sendBuf(static_cast<size_t>(sizes.back()), 1), recvBuf(sendBuf.size());
+  std::vector<LinkCurve::Point> points;
+  uint32_t slot = 0;
+  const Deadline deadline = Deadline::fromTimeout();
+  for (double size : sizes) {
+    const size_t bytes = static_cast<size_t>(size);
+    std::vector<double> times;
+    for (int rep = 0; rep <= repeats; ++rep) {  // rep 0 warms up
+      if (n < 2) break;
+      Tag tag{o.tagSeq, slot++};
+      const double start = now();
+      std::vector<RequestId> ids;
+      ids.push_back(t.postRecv(left, tag, recvBuf.data(), bytes));
+      ids.push_back(t.postSend(right, tag, sendBuf.data(), bytes));
+      t.waitAll(ids, deadline);
+      if (rep > 0) times.push_back(now() - start);
+    }
+    double seconds = times.empty() ? 1e-9 : median(times);
+    if (!points.empty()) seconds = std::max(seconds, points.back().seconds);  // curves do not decrease
+    points.push_back({size, std::max(seconds, 1e-9)});
+  }
+  return LinkCurve(std::move(points));
+}
+
+CodecThroughput measureCpuCodecThroughput(bool quick) {
+  const size_t n = quick ? (size_t{1} << 20) : (size_t{1} << 24);
+  std::mt19937_64 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1e-3f);
+  std::vector<float> g(n), residual(n), acc(n);
+  for (float& x : g) x = normal(rng);
+  const int repeats = quick ? 3 : 5;  // after one untimed warm-up (page faults, caches)
+  CodecThroughput out;
+  // Statistics pass, shared by every level.
+  std::vector<double> statTimes;
+  for (int i = 0; i <= repeats; ++i) {
+    GradStats s;
+    clearStats(&s);
+    const double t0 = now();
+    gradStatsCpu(g.data(), sqzFloat32, residual.data(), n, &s);
+    if (i > 0) statTimes.push_back(now() - t0);
+  }
+  const double statsRate = 4.0 * n / median(statTimes);
+  for (const char* name : {"none", "bf16", "q8", "q4", "q2", "q1", "topk:0.01", "randk:0.01"}) {
+    const CodecParams p = parseCodecSpec(name);
+    std::vector<unsigned char> payload(encodedBytes(p, n));
+    std::vector<double> enc, dec;
+    for (int i = 0; i <= repeats; ++i) {
+      std::fill(residual.begin(), residual.end(), 0.0f);
+      EncodeArgs a;
+      a.input = g.data();
+      a.count = n;
+      a.residual = residual.data();
+      a.seed = 1;
+      a.step = static_cast<uint64_t>(i);
+      double t0 = now();
+      encodeCpu(p, a, payload.data(), payload.size());
+      if (i > 0) enc.push_back(now() - t0);
+      DecodeExpect e;
+      e.params = p;
+      e.count = n;
+      e.seed = 1;
+      e.step = static_cast<uint64_t>(i);
+      t0 = now();
+      decodeCpu(e, payload.data(), payload.size(), acc.data(), DecodeMode::Accumulate);
+      if (i > 0) dec.push_back(now() - t0);
+    }
+    out.set(Device::Cpu, codecFamily(p), {4.0 * n / median(enc), 4.0 * n / median(dec), statsRate});
+  }
+  return out;
+}
+
+}  // namespace sqz
