@@ -153,11 +153,11 @@ int runPerf(int argc, char** argv, const CollectiveTest& test) {
                 mpi ? "          MPI_Allreduce (same run)" : "");
     std::printf("# %10s %12s %8s %6s %6s %9s %8s %8s %8s %9s %8s %8s %8s%s%s\n", "size", "count", "type", "redop", "root",
                 "time", "algbw", "busbw", lossy ? "" : "#wrong", "time", "algbw", "busbw", lossy ? "" : "#wrong",
-                lossy ? " plan                     wireB/rank   ratio   maxrel  meanrel" : "",
+                lossy ? " plan                     wireB/rank   ratio   maxrel  meanrel    enc(ms)   xfer(ms)    dec(ms)" : "",
                 mpi ? "      time    busbw  sqz/mpi" : "");
     std::printf("# %10s %12s %8s %6s %6s %9s %8s %8s %8s %9s %8s %8s %8s%s%s\n", "(B)", "(elements)", "", "", "", "(us)",
                 "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "",
-                lossy ? "                               (B)                          " : "",
+                lossy ? "                               (B)                                                            " : "",
                 mpi ? "      (us)   (GB/s)        " : "");
   }
   double busbwSum = 0;
@@ -243,8 +243,9 @@ int runPerf(int argc, char** argv, const CollectiveTest& test) {
                       kTypeNames[type], kOpNames[op], -1, t[0] * 1e6, algbw(t[0]), algbw(t[0]) * factor, c0.c_str(),
                       t[1] * 1e6, algbw(t[1]), algbw(t[1]) * factor, c1.c_str());
           if (lossy)
-            std::printf(" %-24s %11zu %7.2f %8.2e %8.2e", info.plan, info.wireBytes, info.compressionRatio, maxRel,
-                        meanRel);
+            std::printf(" %-24s %11zu %7.2f %8.2e %8.2e %10.2f %10.2f %10.2f", info.plan, info.wireBytes,
+                        info.compressionRatio, maxRel, meanRel, info.encodeSeconds * 1e3, info.transferSeconds * 1e3,
+                        info.decodeSeconds * 1e3);
           if (mpi) std::printf(" %9.1f %8.3f %8.2f", tm * 1e6, algbw(tm) * factor, tm / t[0]);
           std::printf("\n");
           std::fflush(stdout);
