@@ -119,3 +119,26 @@ def test_usage_errors():
     assert r.returncode != 0
     r = run_launcher(["-np", "2"])
     assert r.returncode != 0
+
+
+def test_timeline_records_python_phases_and_plan(tmp_path):
+    import json
+    script = write(tmp_path, "tl.py", """
+        import torch, sqz.torch as hvd
+        hvd.init()
+        m = torch.nn.Linear(64, 64)
+        opt = hvd.DistributedOptimizer(torch.optim.SGD(m.parameters(), lr=0.1),
+                                       named_parameters=m.named_parameters(), compression=hvd.Compression.q8)
+        m(torch.randn(4, 64)).sum().backward()
+        opt.step()
+        hvd.allreduce(torch.ones(8), name="plain")
+        """)
+    tl = tmp_path / "tl.json"
+    r = run_launcher(["-np", "2", script], env=dict(os.environ, SQZ_TIMELINE=str(tl)))
+    assert r.returncode == 0, r.stderr
+    for rank in range(2):
+        events = json.load(open(tmp_path / ("tl.rank%d.json" % rank)))
+        names = [e["name"] for e in events]
+        assert "queue" in names and "fusion.pack" in names and "allreduce.plain" in names
+        plans = [e["args"].get("plan") for e in events if e["name"].startswith("allreduce.bucket")]
+        assert plans and all(plans), plans
