@@ -8,10 +8,13 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <type_traits>
 #include <vector>
 
 #include "common/error.h"
 #include "kernels/codec_math.h"
+#include "kernels/cpu_half_simd.h"
+#include "kernels/cpu_quant_simd.h"
 
 namespace sqz {
 namespace {
@@ -30,6 +33,14 @@ void loadY(const T* __restrict g, const float* __restrict e, size_t n, float* __
     for (size_t i = 0; i < n; ++i) y[i] = faddRn(toFloat(g[i]), e[i]);
   } else {
     for (size_t i = 0; i < n; ++i) y[i] = toFloat(g[i]);
+  }
+}
+
+// fp16 input: the whole run converted at once (F16C where present).
+void loadY(const Fp16Bits* __restrict g, const float* __restrict e, size_t n, float* __restrict y) {
+  cpusimd::fp16ToFloatN(reinterpret_cast<const uint16_t*>(g), y, n);
+  if (e) {
+    for (size_t i = 0; i < n; ++i) y[i] = faddRn(y[i], e[i]);
   }
 }
 
@@ -62,7 +73,7 @@ void checkEncode(const CodecParams& p, const EncodeArgs& a, size_t capacity, con
 template <class T, CodecKind K>
 void encodeCast(const EncodeArgs& a, uint8_t* body) {
   const T* g = typed<T>(a.input);
-  std::vector<float> y(kTile);
+  std::vector<float> y(kTile), d(K == CodecKind::Fp16 ? kTile : 0);
   for (size_t s = 0; s < a.count; s += kTile) {
     size_t n = std::min(kTile, a.count - s);
     float* e = a.residual ? a.residual + s : nullptr;
@@ -70,6 +81,13 @@ void encodeCast(const EncodeArgs& a, uint8_t* body) {
     if (K == CodecKind::None) {
       std::memcpy(body + s * 4, y.data(), n * 4);
       if (e) std::memset(e, 0, n * sizeof(float));
+    } else if (K == CodecKind::Fp16) {
+      uint16_t* out = reinterpret_cast<uint16_t*>(body) + s;
+      cpusimd::floatToFp16N(y.data(), out, n);
+      if (e) {
+        cpusimd::fp16ToFloatN(out, d.data(), n);
+        for (size_t i = 0; i < n; ++i) e[i] = fsubRn(y[i], d[i]);
+      }
     } else {
       uint16_t* out = reinterpret_cast<uint16_t*>(body) + s;
       for (size_t i = 0; i < n; ++i) out[i] = K == CodecKind::Bf16 ? floatToBf16(y[i]) : floatToFp16(y[i]);
@@ -151,7 +169,30 @@ size_t encodeQuant(const CodecParams& p, const EncodeArgs& a, const PayloadLayou
   const RngKey key = makeRngKey(a.seed, a.step, a.rank);
   const float maxc = static_cast<float>(maxCode(Bits));
   size_t bad = 0;
-  for (size_t blk = 0; blk < l.blocks; ++blk) {
+  size_t blk = 0;
+#if SQZ_CPU_SIMD
+  // fp32 input, full blocks: the fused vector path (same bytes and bits).
+  if (std::is_same<T, float>::value && cpusimd::activeIsa() != cpusimd::Isa::Base) {
+    const size_t full = a.count / B;
+    std::vector<uint16_t> words(B + 256);
+    const float* gf = reinterpret_cast<const float*>(g);
+    using Fn = size_t (*)(const float*, float*, size_t, size_t, const RngKey&, uint64_t, float*, uint8_t*, float*,
+                          uint16_t*);
+    const bool wide = cpusimd::activeIsa() == cpusimd::Isa::Avx512;
+    const bool ef = a.residual != nullptr;
+    Fn fn;
+    if (wide) {
+      fn = ef ? (p.stochastic ? cpusimd::encodeFullBlocks512<Bits, true, true> : cpusimd::encodeFullBlocks512<Bits, true, false>)
+              : (p.stochastic ? cpusimd::encodeFullBlocks512<Bits, false, true> : cpusimd::encodeFullBlocks512<Bits, false, false>);
+    } else {
+      fn = ef ? (p.stochastic ? cpusimd::encodeFullBlocksAvx2<Bits, true, true> : cpusimd::encodeFullBlocksAvx2<Bits, true, false>)
+              : (p.stochastic ? cpusimd::encodeFullBlocksAvx2<Bits, false, true> : cpusimd::encodeFullBlocksAvx2<Bits, false, false>);
+    }
+    bad += fn(gf, a.residual, full, B, key, a.chunkOffset, params, codesOut, y.data(), words.data());
+    blk = full;
+  }
+#endif
+  for (; blk < l.blocks; ++blk) {
     const size_t s = blk * B;
     const size_t n = std::min(B, a.count - s);
     float* e = a.residual ? a.residual + s : nullptr;
@@ -204,6 +245,11 @@ void decodeQuant(const DecodeExpect& x, const PayloadLayout& l, const uint8_t* p
 // ---- top-K ---------------------------------------------------------------------
 
 // The K largest magnitudes, ties by lower index, as increasing indices.
+// Radix select instead of a sort: a histogram of the top 11 bits of the
+// magnitude key finds the bin holding the K-th largest, only that bin's keys
+// are selected exactly (nth_element), and one compaction pass writes the
+// indices: keys above the threshold key t, then the first (K - above) keys
+// equal to t in index order. Same set as sorting all keys.
 void selectTopK(const float* y, size_t n, size_t k, std::vector<uint32_t>& idx) {
   idx.clear();
   idx.reserve(k);
@@ -211,17 +257,38 @@ void selectTopK(const float* y, size_t n, size_t k, std::vector<uint32_t>& idx) 
     for (size_t i = 0; i < n; ++i) idx.push_back(static_cast<uint32_t>(i));
     return;
   }
-  std::vector<uint32_t> keys(n);
-  for (size_t i = 0; i < n; ++i) keys[i] = magnitudeKey(y[i]);
-  std::vector<uint32_t> sorted(keys);
-  std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<uint32_t>());
-  const uint32_t t = sorted[k - 1];
-  size_t above = 0;
-  for (size_t i = 0; i < n; ++i) above += keys[i] > t ? 1 : 0;
+  constexpr unsigned kShift = 20;                    // keys are 31 bits
+  constexpr size_t kBins = size_t{1} << (31 - kShift);
+  // Four interleaved histograms: equal neighbouring keys (the common case)
+  // would otherwise serialize on one counter.
+  std::vector<uint32_t> hist(4 * kBins, 0);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (size_t j = 0; j < 4; ++j) ++hist[j * kBins + (magnitudeKey(y[i + j]) >> kShift)];
+  }
+  for (; i < n; ++i) ++hist[magnitudeKey(y[i]) >> kShift];
+  size_t above = 0, b = kBins;
+  while (b > 0) {
+    --b;
+    const size_t c = size_t{hist[b]} + hist[kBins + b] + hist[2 * kBins + b] + hist[3 * kBins + b];
+    if (above + c >= k) break;
+    above += c;
+  }
+  std::vector<uint32_t> cand;
+  for (i = 0; i < n; ++i) {
+    const uint32_t key = magnitudeKey(y[i]);
+    if ((key >> kShift) == b) cand.push_back(key);
+  }
+  const size_t need = k - above;  // 1 .. cand.size()
+  std::nth_element(cand.begin(), cand.begin() + static_cast<std::ptrdiff_t>(need - 1), cand.end(),
+                   std::greater<uint32_t>());
+  const uint32_t t = cand[need - 1];
+  for (uint32_t key : cand) above += key > t ? 1 : 0;
   size_t ties = k - above;
-  for (size_t i = 0; i < n; ++i) {
-    if (keys[i] > t || (keys[i] == t && ties > 0)) {
-      if (keys[i] == t) --ties;
+  for (i = 0; i < n; ++i) {
+    const uint32_t key = magnitudeKey(y[i]);
+    if (key > t || (key == t && ties > 0)) {
+      if (key == t) --ties;
       idx.push_back(static_cast<uint32_t>(i));
     }
   }
@@ -262,19 +329,45 @@ size_t writeValues(ValueFormat f, const float* v, size_t k, const PayloadLayout&
   return bad;
 }
 
+// e[i] = g[i] + e[i], in place.
+template <class T>
+void addInPlace(const T* __restrict g, float* __restrict e, size_t n) {
+  for (size_t i = 0; i < n; ++i) e[i] = faddRn(toFloat(g[i]), e[i]);
+}
+void addInPlace(const Fp16Bits* __restrict g, float* __restrict e, size_t n) {
+  std::vector<float> t(std::min(n, kTile));
+  for (size_t s = 0; s < n; s += kTile) {
+    const size_t m = std::min(kTile, n - s);
+    cpusimd::fp16ToFloatN(reinterpret_cast<const uint16_t*>(g + s), t.data(), m);
+    float* o = e + s;
+    for (size_t i = 0; i < m; ++i) o[i] = faddRn(t[i], o[i]);
+  }
+}
+
 template <class T>
 size_t encodeTopK(const CodecParams& p, const EncodeArgs& a, const PayloadLayout& l, uint8_t* payload) {
   const size_t n = a.count, k = l.selected;
-  std::vector<float> y(n);
-  loadY(typed<T>(a.input), a.residual, n, y.data());
+  // y = g + e lives where it ends up: in the residual (e' = y except at the
+  // K sent indices), or is the fp32 input itself; no n-element scratch.
+  std::vector<float> own;
+  const float* y;
+  if (a.residual) {
+    addInPlace(typed<T>(a.input), a.residual, n);
+    y = a.residual;
+  } else if (std::is_same<T, float>::value) {
+    y = typed<float>(a.input);
+  } else {
+    own.resize(n);
+    loadY(typed<T>(a.input), nullptr, n, own.data());
+    y = own.data();
+  }
   std::vector<uint32_t> idx;
-  selectTopK(y.data(), n, k, idx);
+  selectTopK(y, n, k, idx);
   std::memcpy(payload + l.params, idx.data(), k * 4);
   std::vector<float> v(k), dec(k);
   for (size_t j = 0; j < k; ++j) v[j] = y[idx[j]];
   size_t bad = writeValues(p.values, v.data(), k, l, payload, dec.data());
   if (a.residual) {
-    std::memcpy(a.residual, y.data(), n * sizeof(float));
     for (size_t j = 0; j < k; ++j) a.residual[idx[j]] = fsubRn(v[j], dec[j]);
   }
   return bad;
@@ -479,13 +572,26 @@ void decodeCpu(const DecodeExpect& x, const void* payload, size_t bytes, float* 
         for (size_t i = 0; i < x.count; ++i) out[i] = faddRn(out[i], v[i]);
       }
       break;
-    case CodecKind::Bf16:
+    case CodecKind::Bf16: {
+      const uint16_t* v = reinterpret_cast<const uint16_t*>(in + l.body);
+      for (size_t i = 0; i < x.count; ++i) {
+        float d = bf16ToFloat(v[i]);
+        out[i] = mode == DecodeMode::Accumulate ? faddRn(out[i], d) : d;
+      }
+      break;
+    }
     case CodecKind::Fp16: {
       const uint16_t* v = reinterpret_cast<const uint16_t*>(in + l.body);
-      const bool bf = x.params.kind == CodecKind::Bf16;
-      for (size_t i = 0; i < x.count; ++i) {
-        float d = bf ? bf16ToFloat(v[i]) : fp16ToFloat(v[i]);
-        out[i] = mode == DecodeMode::Accumulate ? faddRn(out[i], d) : d;
+      if (mode == DecodeMode::Overwrite) {
+        cpusimd::fp16ToFloatN(v, out, x.count);
+        break;
+      }
+      std::vector<float> d(kTile);
+      for (size_t s = 0; s < x.count; s += kTile) {
+        const size_t n = std::min<size_t>(kTile, x.count - s);
+        cpusimd::fp16ToFloatN(v + s, d.data(), n);
+        float* o = out + s;
+        for (size_t i = 0; i < n; ++i) o[i] = faddRn(o[i], d[i]);
       }
       break;
     }

@@ -2,6 +2,9 @@
 // memcpy of the same buffer in the same run (the bandwidth ceiling). The
 // buffer (default 16 Mi elements = 64 MiB) is larger than the caches.
 //   sqz_codec_bench [--elements=N] [google-benchmark flags]
+// SQZ_CPU_ISA=base|avx2 caps the run-time dispatch of the quantizer and fp16
+// paths (default: the best the CPU has); the chosen level is printed in the
+// context as sqz_cpu_isa.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -11,6 +14,7 @@
 #include <vector>
 
 #include "kernels/cpu_codec.h"
+#include "kernels/cpu_half_simd.h"
 #include "src/codec/codec_spec.h"
 
 namespace {
@@ -113,6 +117,11 @@ int main(int argc, char** argv) {
     if (std::strncmp(argv[i], "--elements=", 11) == 0) gElements = std::strtoull(argv[i] + 11, nullptr, 10);
   }
   registerAll();
+  const auto isa = sqz::cpusimd::activeIsa();
+  benchmark::AddCustomContext("sqz_cpu_isa", isa == sqz::cpusimd::Isa::Avx512 ? "avx512"
+                                             : isa == sqz::cpusimd::Isa::Avx2 ? "avx2"
+                                                                               : "base");
+  benchmark::AddCustomContext("sqz_f16c", sqz::cpusimd::haveF16c() ? "yes" : "no");
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
