@@ -12,6 +12,8 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "collectives/codec_buffers.h"
+#include "collectives/sum_exchange.h"
+#include "kernels/cpu_codec.h"
 #include "src/bootstrap/rendezvous.h"
 #include "src/codec/codec_spec.h"
 #include "src/topology/node_id.h"
@@ -64,48 +66,24 @@ CommConfig CommConfig::fromEnv() {
   return c;
 }
 
-namespace {
-
-// The registry of compressed algorithms: the names used in plan names,
-// SQZ_DEBUG output and sqzGetCallInfo.
-const char* const kAlgorithms[] = {"ring", "direct", "qa2a", "qring", "sparse_ag", "sparse_split", "randk"};
-
-bool algorithmFits(const std::string& algo, CodecKind kind) {
-  switch (kind) {
-    case CodecKind::None: return algo == "ring" || algo == "direct";
-    case CodecKind::Bf16:
-    case CodecKind::Fp16:
-    case CodecKind::Quant: return algo == "qa2a" || algo == "qring";
-    case CodecKind::TopK: return algo == "sparse_ag" || algo == "sparse_split";
-    case CodecKind::RandK: return algo == "randk";
-  }
-  return false;
-}
-
-}  // namespace
-
 CompressionPolicy CompressionPolicy::parse(const std::string& spec) {
   CompressionPolicy p;
-  std::string codecText = spec;
-  if (!spec.empty() && spec[0] == '@') {
-    size_t colon = spec.find(':');
-    p.algorithm = spec.substr(1, colon == std::string::npos ? std::string::npos : colon - 1);
-    codecText = colon == std::string::npos ? "" : spec.substr(colon + 1);
-    bool known = false;
-    for (const char* a : kAlgorithms) known = known || p.algorithm == a;
-    SQZ_REQUIRE(known, sqzInvalidArgument, "unknown algorithm '%s' in '%s'", p.algorithm.c_str(), spec.c_str());
-  }
-  if (codecText == "auto")
-    fail(sqzInvalidArgument, "compression 'auto' needs the autotuner, which this build does not have yet");
   try {
-    p.codec = parseCodecSpec(codecText);
+    if (spec == "auto") {
+      p.automatic = true;
+      p.text = "auto";
+    } else if (!spec.empty() && spec[0] == '@') {
+      p.plan = parsePlanName(spec.substr(1));
+      SQZ_REQUIRE(!p.plan.hierarchical, sqzInvalidArgument,
+                  "hierarchical plans are chosen by the tuner, not forced, in this build ('%s')", spec.c_str());
+      p.text = "@" + planName(p.plan);
+    } else {
+      p.plan.codec = parseCodecSpec(spec);
+      p.text = codecName(p.plan.codec);
+    }
   } catch (const Error& e) {
     fail(sqzInvalidArgument, "compression spec '%s': %s", spec.c_str(), e.what());
   }
-  if (!p.algorithm.empty())
-    SQZ_REQUIRE(algorithmFits(p.algorithm, p.codec.kind), sqzInvalidArgument,
-                "algorithm '%s' cannot run codec '%s'", p.algorithm.c_str(), codecText.c_str());
-  p.text = (p.algorithm.empty() ? "" : "@" + p.algorithm + ":") + codecName(p.codec);
   return p;
 }
 
@@ -129,6 +107,7 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
   sparse_ = std::make_unique<SparseAllreduce>(*transport_, *ring_);
   randk_ = std::make_unique<RandkAllreduce>(*ring_, nranks);
   policy_ = CompressionPolicy::parse("none");
+  tuner_ = std::make_unique<AutoTuner>(rank, nodeIds_);
   std::memcpy(&seed_, id.secret.data(), sizeof seed_);  // the same on every rank
   std::string spec = envString("SQZ_COMPRESSION");
   if (!spec.empty()) {
@@ -151,9 +130,8 @@ ErrorFeedbackState& Communicator::keyedState(void* recv, size_t count, sqzDataTy
   return *slot;
 }
 
-std::string Communicator::chooseAlgorithm(const CompressionPolicy& policy, size_t count) const {
-  if (!policy.algorithm.empty()) return policy.algorithm;
-  switch (policy.codec.kind) {
+std::string Communicator::chooseAlgorithm(const CodecParams& codec, size_t count) const {
+  switch (codec.kind) {
     case CodecKind::Quant:
       // All-to-all: 2 rounds of N-1 concurrent messages; the ring's 2(N-1)
       // sequential steps win only when N is large.
@@ -161,8 +139,8 @@ std::string Communicator::chooseAlgorithm(const CompressionPolicy& policy, size_
     case CodecKind::Bf16:
     case CodecKind::Fp16: return "qring";
     case CodecKind::TopK:
-      return SparseAllreduce::bytesSentPerRank(policy.codec, count, size_, SparseAllreduce::Shape::kSplit) <
-                     SparseAllreduce::bytesSentPerRank(policy.codec, count, size_, SparseAllreduce::Shape::kAllgather)
+      return SparseAllreduce::bytesSentPerRank(codec, count, size_, SparseAllreduce::Shape::kSplit) <
+                     SparseAllreduce::bytesSentPerRank(codec, count, size_, SparseAllreduce::Shape::kAllgather)
                  ? "sparse_split"
                  : "sparse_ag";
     case CodecKind::RandK: return "randk";
@@ -180,6 +158,78 @@ void Communicator::runCompressed(const std::string& algorithm, const CompressedA
   else fail(sqzInternalError, "no compressed algorithm '%s'", algorithm.c_str());
 }
 
+void Communicator::reduceStats(GradStats* stats) {
+  AllreduceArgs a;
+  a.send = a.recv = stats;
+  a.count = GradStats::kDoubles;
+  a.type = sqzFloat64;
+  a.op = sqzSum;
+  a.seq = nextSeq();
+  a.deadline = Deadline::fromTimeout();
+  direct_->run(a);
+}
+
+PlanSpec Communicator::choosePlan(const void* send, size_t count, sqzDataType_t type, ErrorFeedbackState& ef,
+                                  const GradStats& local, double* gain) {
+  const size_t bytes = count * dataTypeSize(type);
+  if (!tuner_->ready()) {
+    tuner_->prepare(*transport_, [this](void* buf, size_t n) {
+      Broadcast(*transport_).run(buf, buf, n, 0, nextSeq(), Deadline::fromTimeout());
+    });
+  }
+  PlanSpec forced;
+  if (tuner_->forcedPlan(bytes, &forced)) {
+    *gain = -1;
+    return forced;
+  }
+  // Lagged agreement: the statistics reduced during the previous call on
+  // this buffer pick this call's plan; the first call reduces its own first
+  // (sync), as does SQZ_TUNE_MODE=sync on every call.
+  static const bool sync = envString("SQZ_TUNE_MODE", "lagged") == "sync";
+  if (!ef.tuning.haveReduced || sync) {
+    ef.tuning.reduced = local;
+    reduceStats(&ef.tuning.reduced);
+    ef.tuning.haveReduced = true;
+    ef.tuning.current = true;  // already this call's: nothing to exchange
+  } else {
+    ef.tuning.current = false;
+  }
+  (void)send;
+  char label[64];
+  std::snprintf(label, sizeof label, "buffer of %zu x %s", count, dataTypeName(type));
+  Plan plan = tuner_->choose(ef.tuning, ef.tuning.reduced, static_cast<double>(count),
+                             static_cast<int>(dataTypeSize(type)), label);
+  *gain = plan.chosen.gain;
+  return plan.chosen.candidate.spec;
+}
+
+void Communicator::runExact(const AllreduceArgs& a, ErrorFeedbackState* ef, CallCounters* counters,
+                            std::string* algorithm) {
+  const size_t bytes = a.count * dataTypeSize(a.type);
+  const bool direct = size_ > 1 && bytes <= config_.directMaxBytes;
+  *algorithm = direct ? "direct" : "ring";
+  counters->wireBytes += static_cast<size_t>(direct ? DirectAllreduce::bytesSentPerRank(bytes, size_)
+                                                    : RingAllreduce::bytesSentPerRank(bytes, size_));
+  if (ef && ef->residualDirty) {
+    // Owed mass goes out with this exact call: send g + e, then e = 0.
+    std::vector<float> sum(a.count);
+    loadFloats(a.send, a.type, 0, a.count, sum.data());
+    for (size_t i = 0; i < a.count; ++i) sum[i] += ef->residual[i];
+    std::fill(ef->residual.begin(), ef->residual.end(), 0.0f);
+    std::fill(ef->ownerResidual.begin(), ef->ownerResidual.end(), 0.0f);
+    ef->residualDirty = false;
+    AllreduceArgs b = a;
+    b.send = b.recv = sum.data();
+    b.type = sqzFloat32;
+    if (direct) direct_->run(b);
+    else ring_->run(b);
+    storeFloats(sum.data(), a.type, 0, a.count, a.recv);
+    return;
+  }
+  if (direct) direct_->run(a);
+  else ring_->run(a);
+}
+
 void Communicator::allReduce(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op,
                              const char* spec, ErrorFeedbackState* state) {
   LogRankScope logRank(rank_);
@@ -194,17 +244,31 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   a.seq = nextSeq();
   a.deadline = Deadline::fromTimeout();
   const size_t bytes = count * dataTypeSize(type);
-  // Lossy codecs apply only to float sums and averages worth compressing.
+  // Lossy codecs apply only to float sums and averages worth compressing
+  // (for "auto", the SQZ_TUNE table says which sizes are).
   const bool lossyType = type == sqzFloat32 || type == sqzFloat16 || type == sqzBfloat16;
-  const bool lossy = policy.codec.kind != CodecKind::None && lossyType && (op == sqzSum || op == sqzAvg) &&
-                     bytes >= config_.minBytes && size_ > 1;
+  const bool compressible = lossyType && (op == sqzSum || op == sqzAvg) && size_ > 1 && count > 0;
+  const bool fixedLossy = !policy.automatic && (policy.plan.codec.kind != CodecKind::None) && bytes >= config_.minBytes;
+  const bool tuned = policy.automatic;
+  ErrorFeedbackState* ef = nullptr;
+  if (compressible && (fixedLossy || tuned)) ef = state ? state : &keyedState(recv, count, type);
+  else if (state && compressible) ef = state;
+
   CallHeader h;
   h.kind = static_cast<uint32_t>(CollectiveKind::kAllReduce);
   h.count = count;
   h.dtype = type;
   h.op = op;
   h.spec = specHash(policy.text);
-  if (lossy && hasNonFinite(send, type, count)) h.rankFlags |= kFlagNonFinite;
+  GradStats local{};
+  if (compressible && tuned) {
+    ef->ensure(EvenSplit{count, static_cast<size_t>(size_)}.length(0));
+    clearStats(&local);
+    gradStatsCpu(send, type, ef->residual.data(), count, &local);
+    if (local.nonFinite > 0) h.rankFlags |= kFlagNonFinite;
+  } else if (compressible && fixedLossy && hasNonFinite(send, type, count)) {
+    h.rankFlags |= kFlagNonFinite;
+  }
   const uint64_t flags = agreeOnCall(*transport_, a.seq, h, a.deadline);
 
   sqzCallInfo info{};
@@ -212,44 +276,48 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   info.bytes = bytes;
   info.gain = 1.0;
   CallCounters counters;
-  std::string algorithm;
-  if (lossy && !(flags & kFlagNonFinite)) {
-    algorithm = chooseAlgorithm(policy, count);
-    ErrorFeedbackState& ef = state ? *state : keyedState(recv, count, type);
-    ef.ensure(EvenSplit{count, static_cast<size_t>(size_)}.length(0));
+  std::string algorithm = count > 0 ? "ring" : "none";
+  PlanSpec plan;
+  if (compressible && (fixedLossy || tuned) && !(flags & kFlagNonFinite)) {
+    double gain = -1;
+    plan = tuned ? choosePlan(send, count, type, *ef, local, &gain) : policy.plan;
+    if (plan.algorithm.empty()) plan.algorithm = chooseAlgorithm(plan.codec, count);
+    info.gain = gain;
+  } else if (flags & kFlagNonFinite) {
+    SQZ_INFO("allreduce seq=%u: a rank's buffer holds NaN/Inf; sending it exactly", a.seq);
+  }
+  const bool lossy = !plan.algorithm.empty() && plan.codec.kind != CodecKind::None && !plan.hierarchical;
+  // Lagged statistics: this call's travel with it and pick the next plan.
+  SumExchange statsExchange;
+  constexpr uint32_t kStatsSlot = 0xffff20;
+  if (compressible && tuned && !(flags & kFlagNonFinite) && !ef->tuning.current)
+    statsExchange.start(*transport_, a.seq, kStatsSlot, reinterpret_cast<const double*>(&local), GradStats::kDoubles);
+  if (lossy) {
+    algorithm = plan.algorithm;
+    ef->ensure(EvenSplit{count, static_cast<size_t>(size_)}.length(0));
     CompressedArgs c;
     c.base = a;
-    c.codec = policy.codec;
-    c.residual = ef.residual.data();
-    c.ownerResidual = ef.ownerResidual.data();
-    c.ownerResidualCount = ef.ownerResidual.size();
+    c.codec = plan.codec;
+    c.residual = ef->residual.data();
+    c.ownerResidual = ef->ownerResidual.data();
+    c.ownerResidualCount = ef->ownerResidual.size();
     c.seed = seed_;
-    c.step = ef.step++;
+    c.step = ef->step++;
     c.counters = &counters;
-    SQZ_TRACE("allreduce seq=%u count=%zu %s %s: @%s:%s", a.seq, count, dataTypeName(type), redOpName(op),
-              algorithm.c_str(), codecName(policy.codec).c_str());
+    ef->residualDirty = true;
+    SQZ_TRACE("allreduce seq=%u count=%zu %s %s: @%s", a.seq, count, dataTypeName(type), redOpName(op),
+              planName(plan).c_str());
     runCompressed(algorithm, c);
-    std::snprintf(info.codec, sizeof info.codec, "%s", codecName(policy.codec).c_str());
-    info.gain = -1;  // not estimated without the tuner's statistics
+    std::snprintf(info.codec, sizeof info.codec, "%s", codecName(plan.codec).c_str());
   } else {
-    if (lossy) SQZ_INFO("allreduce seq=%u: a rank's buffer holds NaN/Inf; sending it exactly", a.seq);
     info.exact = 1;
     std::snprintf(info.codec, sizeof info.codec, "none");
-    if (count > 0) {
-      const bool direct = size_ > 1 && bytes <= config_.directMaxBytes;
-      algorithm = direct ? "direct" : "ring";
-      SQZ_TRACE("allreduce seq=%u count=%zu %s %s: %s", a.seq, count, dataTypeName(type), redOpName(op),
-                algorithm.c_str());
-      if (direct) direct_->run(a);
-      else ring_->run(a);
-      counters.wireBytes = static_cast<size_t>(direct ? DirectAllreduce::bytesSentPerRank(bytes, size_)
-                                                      : RingAllreduce::bytesSentPerRank(bytes, size_));
-    } else {
-      algorithm = "none";
-    }
+    if (count > 0) runExact(a, ef, &counters, &algorithm);
   }
+  if (statsExchange.active()) statsExchange.finish(a.deadline, reinterpret_cast<double*>(&ef->tuning.reduced));
   std::snprintf(info.algorithm, sizeof info.algorithm, "%s", algorithm.c_str());
-  std::snprintf(info.plan, sizeof info.plan, "@%s:%s", algorithm.c_str(), info.codec);
+  std::snprintf(info.plan, sizeof info.plan, "@%s%s%s", algorithm.c_str(), lossy ? ":" : "",
+                lossy ? info.codec : "");
   info.wireBytes = counters.wireBytes;
   const double dense = RingAllreduce::bytesSentPerRank(static_cast<double>(bytes), size_);
   info.compressionRatio = counters.wireBytes > 0 ? dense / static_cast<double>(counters.wireBytes) : 1.0;

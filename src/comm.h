@@ -17,7 +17,9 @@
 #include "collectives/ring_allreduce.h"
 #include "collectives/sparse_allreduce.h"
 #include "kernels/codec_params.h"
+#include "src/auto_tuner.h"
 #include "src/error_feedback_state.h"
+#include "src/tuner/plan_name.h"
 #include "sqz.h"
 #include "src/bootstrap/unique_id.h"
 #include "transport/ucx_transport.h"
@@ -31,13 +33,14 @@ struct CommConfig {
   static CommConfig fromEnv();
 };
 
-// A compression policy as the user wrote it: a codec spec ("q4",
-// "topk:0.01"), optionally forced onto one algorithm with a plan name
-// ("@qring:q4", "@sparse_split:topk:0.01", "@ring:none").
+// A compression policy as the user wrote it: "auto" (the tuner chooses per
+// call), a codec spec ("q4", "topk:0.01"), or a plan name after '@' that
+// forces algorithm and codec ("@qring:q4", "@sparse_split:topk:0.01",
+// "@ring"; src/tuner/plan_name.h).
 struct CompressionPolicy {
-  std::string text;       // canonical form, as printed and agreed across ranks
-  CodecParams codec;
-  std::string algorithm;  // empty: chosen per call
+  std::string text;        // canonical form, as printed and agreed across ranks
+  bool automatic = false;  // "auto"
+  PlanSpec plan;           // plan.algorithm empty: chosen from the codec
   static CompressionPolicy parse(const std::string& spec);
 };
 
@@ -71,8 +74,15 @@ class Communicator {
  private:
   uint32_t nextSeq() { return seq_++ & 0xffffff; }
   // The algorithm for a lossy call (deterministic: identical on all ranks).
-  std::string chooseAlgorithm(const CompressionPolicy& policy, size_t count) const;
+  std::string chooseAlgorithm(const CodecParams& codec, size_t count) const;
   void runCompressed(const std::string& algorithm, const CompressedArgs& args);
+  // The exact path; with a dirty residual, g + e is sent and e cleared.
+  void runExact(const AllreduceArgs& a, ErrorFeedbackState* ef, CallCounters* counters, std::string* algorithm);
+  // Exact fp64 sum of every rank's statistics, in rank order (identical everywhere).
+  void reduceStats(GradStats* stats);
+  // `auto`: the plan for this call (a collective on first use of the tuner).
+  PlanSpec choosePlan(const void* send, size_t count, sqzDataType_t type, ErrorFeedbackState& ef,
+                      const GradStats& local, double* gain);
   ErrorFeedbackState& keyedState(void* recv, size_t count, sqzDataType_t type);
 
   int rank_;
@@ -87,6 +97,7 @@ class Communicator {
   std::unique_ptr<SparseAllreduce> sparse_;
   std::unique_ptr<RandkAllreduce> randk_;
   CompressionPolicy policy_;
+  std::unique_ptr<AutoTuner> tuner_;
   std::map<std::pair<void*, size_t>, std::unique_ptr<ErrorFeedbackState>> keyedStates_;
   uint64_t seed_ = 0;  // shared by all ranks (from the unique id)
   uint32_t seq_ = 0;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "sqz.h"
+#include "src/auto_tuner.h"
 
 namespace sqz {
 
@@ -21,6 +22,8 @@ struct ErrorFeedbackState {
   std::vector<float> residual;       // count floats once a lossy call ran
   std::vector<float> ownerResidual;  // the owned chunk's floats
   uint64_t step = 0;                 // lossy calls so far (identical on all ranks)
+  bool residualDirty = false;        // residual may hold mass not yet sent
+  TuningState tuning;                // for SQZ_COMPRESSION=auto
 
   // Sizes the residuals on first use (zeros: nothing owed yet).
   void ensure(size_t ownerCount) {

@@ -1,5 +1,6 @@
 #include "src/tuner/allreduce_shapes.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/error.h"
@@ -99,6 +100,33 @@ Candidate sparseAllgatherCandidate(double n, int N, LinkClass link, const CodecP
   return single("sparse_ag", codec, s);
 }
 
+Candidate sparseSplitCandidate(double n, int N, LinkClass link, const CodecParams& codec, int sharers) {
+  // Step 1: each range's top-K to its owner; step 2: the owner's summed
+  // range to everyone, as exact pairs or dense values (at most the union of
+  // N top-K sets, 8 bytes a pair).
+  const size_t chunk = chunkOf(n, N);
+  Stage scatter;
+  scatter.role = "sparse_scatter";
+  scatter.link = link;
+  scatter.steps = N > 1 ? 1 : 0;
+  scatter.messagesPerStep = N - 1;
+  scatter.messageBytes = wireBytes(codec, chunk);
+  scatter.linkSharers = sharers;
+  scatter.encodeElements = n;
+  scatter.decodeElements = static_cast<double>(N) * static_cast<double>(chunk);
+  Stage gather = scatter;
+  gather.role = "range_allgather";
+  const double pairs = std::min<double>(static_cast<double>(chunk), static_cast<double>(N) * selectedCount(codec, chunk));
+  gather.messageBytes = std::min(8.0 * pairs, 4.0 * static_cast<double>(chunk)) + 8;
+  gather.encodeElements = 0;
+  gather.decodeElements = 0;
+  Candidate c;
+  c.spec.algorithm = "sparse_split";
+  c.spec.codec = codec;
+  c.stages = {scatter, gather};
+  return c;
+}
+
 Candidate randkCandidate(double n, int N, LinkClass link, const CodecParams& codec) {
   const double k = static_cast<double>(selectedCount(codec, static_cast<size_t>(std::ceil(n))));
   const double valueBytesEach = static_cast<double>(valueBytes(codec.values));
@@ -114,7 +142,7 @@ std::vector<std::string> algorithmsFor(const CodecParams& codec) {
     case CodecKind::Bf16:
     case CodecKind::Fp16: return {"qring", "qa2a"};
     case CodecKind::Quant: return {"qa2a", "qring"};
-    case CodecKind::TopK: return {"sparse_ag"};
+    case CodecKind::TopK: return {"sparse_ag", "sparse_split"};
     case CodecKind::RandK: return {"randk"};
   }
   return {};
@@ -131,6 +159,7 @@ Candidate flatCandidate(const std::string& algorithm, double n, int N, LinkClass
   if (algorithm == "qa2a") return quantizedA2aCandidate(n, N, link, codec, sharers);
   if (algorithm == "qring") return codecRingCandidate(n, N, link, codec);
   if (algorithm == "sparse_ag") return sparseAllgatherCandidate(n, N, link, codec, sharers);
+  if (algorithm == "sparse_split") return sparseSplitCandidate(n, N, link, codec, sharers);
   if (algorithm == "randk") return randkCandidate(n, N, link, codec);
   fail(sqzInvalidUsage, "no cost shape for algorithm '%s'", algorithm.c_str());
 }

@@ -8,6 +8,8 @@
 //   qring          2(N-1) steps, 1 message of encodedBytes(codec, n/N); with
 //                  bf16/fp16 this is the cast ring (2-byte values)
 //   sparse_ag      1 step, N-1 concurrent messages of K (index, value) pairs
+//   sparse_split   2 steps: N-1 messages of a range's top-K payload, then
+//                  N-1 messages of the owner's summed range (pairs or dense)
 //   randk          the exact ring over the K values (indices from the seed)
 //   hier           intra-node ring reduce-scatter (G ranks, intra link),
 //                  one flat allreduce per shard of n/G across the M nodes
@@ -51,6 +53,7 @@ Candidate directCandidate(double n, int N, LinkClass link, int sharers = 1, int 
 Candidate quantizedA2aCandidate(double n, int N, LinkClass link, const CodecParams& codec, int sharers = 1);
 Candidate codecRingCandidate(double n, int N, LinkClass link, const CodecParams& codec);
 Candidate sparseAllgatherCandidate(double n, int N, LinkClass link, const CodecParams& codec, int sharers = 1);
+Candidate sparseSplitCandidate(double n, int N, LinkClass link, const CodecParams& codec, int sharers = 1);
 Candidate randkCandidate(double n, int N, LinkClass link, const CodecParams& codec);
 // By algorithm name (plan_name.h's registry, flat ones).
 Candidate flatCandidate(const std::string& algorithm, double n, int N, LinkClass link, const CodecParams& codec,

@@ -14,6 +14,7 @@ const AlgorithmInfo kRegistry[] = {
     {"qa2a", "all-to-all reduce-scatter of encoded chunks, owner re-encodes its sum, all-to-all allgather"},
     {"qring", "ring of encoded chunks (re-encoded at each hop): casts and quantizers at large rank counts"},
     {"sparse_ag", "top-K (index, value) pairs allgathered and scatter-added"},
+    {"sparse_split", "top-K pairs of index range j sent to rank j, which sums and allgathers its range"},
     {"randk", "random-K with a shared seed: the K values go through the exact ring"},
     {"hier", "intra-node reduce-scatter, inter-node allreduce per shard, intra-node allgather"},
     {nullptr, nullptr}};
@@ -24,7 +25,8 @@ const char* codecCheck(const std::string& algorithm, const CodecParams& c) {
     return c.kind == CodecKind::None ? nullptr : "ring and direct are exact (no codec)";
   if (algorithm == "qa2a" || algorithm == "qring")
     return lossyDense ? nullptr : "qa2a and qring carry bf16, fp16 or a quantizer (q1, q2, q4, q8)";
-  if (algorithm == "sparse_ag") return c.kind == CodecKind::TopK ? nullptr : "sparse_ag needs topk:R";
+  if (algorithm == "sparse_ag" || algorithm == "sparse_split")
+    return c.kind == CodecKind::TopK ? nullptr : "sparse_ag and sparse_split need topk:R";
   if (algorithm == "randk") return c.kind == CodecKind::RandK ? nullptr : "randk needs randk:R";
   return "unknown algorithm";
 }
@@ -34,7 +36,7 @@ void parseFlat(const std::string& whole, const std::string& text, std::string* a
   *algorithm = text.substr(0, colon);
   SQZ_REQUIRE(!algorithm->empty(), sqzInvalidUsage, "plan '%s': missing algorithm name", whole.c_str());
   SQZ_REQUIRE(isKnownAlgorithm(*algorithm) && *algorithm != "hier", sqzInvalidUsage,
-              "plan '%s': unknown algorithm '%s' (ring, direct, qa2a, qring, sparse_ag, randk, hier/CODEC/...)", whole.c_str(),
+              "plan '%s': unknown algorithm '%s' (ring, direct, qa2a, qring, sparse_ag, sparse_split, randk, hier/CODEC/...)", whole.c_str(),
               algorithm->c_str());
   *codec = colon == std::string::npos ? CodecParams{} : parseCodecSpec(text.substr(colon + 1));
   if (const char* why = codecCheck(*algorithm, *codec))

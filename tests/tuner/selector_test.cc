@@ -102,7 +102,9 @@ TEST(Selector, ConcentratedGradientMakesTinyTopKKeepNearlyEverything) {
   EXPECT_GT(gain(concentrated, topk), 0.999);
   EXPECT_LT(gain(spread, topk), 0.01);
   EXPECT_EQ(chooseOnce(p, spread).name(), "qa2a:q4");
-  EXPECT_EQ(chooseOnce(p, concentrated).name(), "sparse_ag:topk:0.001");
+  // Either sparse shape carries it; the split one moves fewer bytes here.
+  Plan chosen = chooseOnce(p, concentrated);
+  EXPECT_EQ(codecName(chosen.chosen.candidate.spec.codec), "topk:0.001") << chosen.name();
 }
 
 TEST(Selector, PacketStaircaseChangesTheChoice) {

@@ -1,0 +1,31 @@
+#include "collectives/sum_exchange.h"
+
+#include <cstring>
+
+namespace sqz {
+
+void SumExchange::start(Transport& transport, uint32_t seq, uint32_t slot, const double* mine, size_t n) {
+  transport_ = &transport;
+  n_ = n;
+  const int size = transport.size(), me = transport.rank();
+  all_.assign(static_cast<size_t>(size) * n, 0.0);
+  std::memcpy(&all_[me * n], mine, n * sizeof(double));
+  reqs_.clear();
+  for (int r = 0; r < size; ++r)
+    if (r != me) reqs_.push_back(transport.postRecv(r, Tag{seq, slot}, &all_[r * n], n * sizeof(double)));
+  for (int r = 0; r < size; ++r)
+    if (r != me) reqs_.push_back(transport.postSend(r, Tag{seq, slot}, &all_[me * n], n * sizeof(double)));
+}
+
+void SumExchange::finish(const Deadline& deadline, double* sum) {
+  transport_->waitAll(reqs_, deadline);
+  const int size = transport_->size();
+  for (size_t i = 0; i < n_; ++i) {
+    double s = all_[i];
+    for (int r = 1; r < size; ++r) s += all_[r * n_ + i];
+    sum[i] = s;
+  }
+  transport_ = nullptr;
+}
+
+}  // namespace sqz

@@ -1,0 +1,29 @@
+// A small exact sum of per-rank arrays of doubles that overlaps a
+// collective: start() posts the messages (every rank's array to every
+// other), finish() waits and adds them in rank order, so every rank gets
+// bitwise the same sum. The tuner's lagged statistics ride along this way
+// without an extra round trip.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "transport/transport.h"
+
+namespace sqz {
+
+class SumExchange {
+ public:
+  void start(Transport& transport, uint32_t seq, uint32_t slot, const double* mine, size_t n);
+  void finish(const Deadline& deadline, double* sum);
+  bool active() const { return transport_ != nullptr; }
+
+ private:
+  Transport* transport_ = nullptr;
+  size_t n_ = 0;
+  std::vector<double> all_;
+  std::vector<RequestId> reqs_;
+};
+
+}  // namespace sqz

@@ -1,0 +1,71 @@
+#include "src/auto_tuner.h"
+
+#include <map>
+
+#include "common/log.h"
+#include "src/codec/codec_spec.h"
+#include "src/tuner/calibration.h"
+#include "src/tuner/topology_fingerprint.h"
+
+namespace sqz {
+
+AutoTuner::AutoTuner(int rank, const std::vector<std::string>& nodeIds) : rank_(rank) {
+  fingerprint_ = topologyFingerprint(nodeIds, false);
+  std::map<std::string, int> perNode;
+  for (const auto& id : nodeIds) ++perNode[id];
+  const int nodes = static_cast<int>(perNode.size());
+  bool uniform = true;
+  for (const auto& kv : perNode) uniform = uniform && kv.second == perNode.begin()->second;
+  // A non-uniform layout is tuned as one flat group on the network.
+  topo_.nodes = uniform ? nodes : static_cast<int>(nodeIds.size());
+  topo_.ranksPerNode = uniform ? perNode.begin()->second : 1;
+  topo_.intra = LinkClass::Shm;
+  topo_.inter = LinkClass::Tcp;
+  topo_.device = Device::Cpu;
+  table_ = TuneTable::fromEnv();
+  levels_ = standardCodecLevels();
+  SQZ_INFO("tuner: %d node(s) x %d rank(s), table %s", topo_.nodes, topo_.ranksPerNode, table_.toString().c_str());
+}
+
+void AutoTuner::calibrate(Transport& transport) {
+  CalibrationOptions options;
+  options.quick = calibrateMode() != CalibrateMode::Full;
+  SQZ_INFO("tuner: calibrating the %s link (%s)", linkClassName(topo_.flatLink()), options.quick ? "quick" : "full");
+  LinkCurve curve = measureRingStepCurve(transport, options);
+  if (rank_ != 0) return;
+  profile_ = defaultProfile();
+  profile_.fingerprint = fingerprint_;
+  profile_.source = "measured";
+  profile_.setCurve(topo_.flatLink(), curve, "measured by sqz at communicator init");
+  profile_.codecs = measureCpuCodecThroughput(options.quick);
+  try {
+    saveProfile(profile_, profilePath(fingerprint_));
+  } catch (const std::exception& e) {
+    SQZ_WARN("tuner: could not save the profile: %s", e.what());
+  }
+}
+
+void AutoTuner::finish(const std::string& profileJson) {
+  try {
+    profile_ = Profile::fromJson(profileJson);
+  } catch (const std::exception& e) {
+    SQZ_WARN("tuner: rank 0's profile is unreadable (%s); using the defaults", e.what());
+    profile_ = defaultProfile();
+  }
+  model_ = std::make_unique<CostModel>(profile_, topo_.device);
+}
+
+Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double count, int elementBytes,
+                       const std::string& label) {
+  std::vector<Candidate> candidates = allreduceCandidates(count, topo_, levels_, elementBytes);
+  return state.selector.choose(candidates, reduced, *model_, label);
+}
+
+bool AutoTuner::forcedPlan(uint64_t bytes, PlanSpec* out) const {
+  auto entry = table_.lookup("allreduce", MemoryType::Host, bytes);
+  if (!entry || entry->automatic) return false;
+  *out = entry->plan;
+  return true;
+}
+
+}  // namespace sqz

@@ -1,0 +1,83 @@
+// The per-call tuner of a communicator (DESIGN.md sections 1 and 3): the
+// profile (loaded, or calibrated on first use; rank 0's copy on every rank),
+// the topology, the SQZ_TUNE table, and the choice of a plan for one call
+// from the buffer's exactly reduced gradient statistics. Every input is
+// identical on all ranks, so every rank derives the same plan.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/grad_stats.h"
+#include "src/tuner/allreduce_shapes.h"
+#include "src/tuner/cost_model.h"
+#include "src/tuner/profile.h"
+#include "src/tuner/selector.h"
+#include "src/tuner/tune_table.h"
+
+namespace sqz {
+
+class Transport;
+
+// What the tuner keeps per buffer (inside its ErrorFeedbackState).
+struct TuningState {
+  Selector selector;
+  GradStats reduced{};       // last call's statistics, summed over ranks
+  bool haveReduced = false;  // false until the first call (then: sync mode)
+  bool current = false;      // `reduced` already holds this call's statistics
+};
+
+class AutoTuner {
+ public:
+  // nodeIds: every rank's node identity (from the rendezvous).
+  AutoTuner(int rank, const std::vector<std::string>& nodeIds);
+
+  const Topology& topology() const { return topo_; }
+  const TuneTable& table() const { return table_; }
+  bool ready() const { return model_ != nullptr; }
+
+  // Collective: loads rank 0's profile (calibrating first when rank 0 has
+  // none and SQZ_CALIBRATE allows) and spreads it. `broadcast(buf, bytes)`
+  // broadcasts from rank 0 over the communicator.
+  template <typename Broadcast>
+  void prepare(Transport& transport, Broadcast&& broadcast);
+
+  // The plan for a call of `count` elements (elementBytes each) given the
+  // reduced statistics; logs the ranking when the choice changes.
+  Plan choose(TuningState& state, const GradStats& reduced, double count, int elementBytes,
+              const std::string& label);
+
+  // The plan SQZ_TUNE forces for `bytes`, if any ("@auto" entries: none).
+  bool forcedPlan(uint64_t bytes, PlanSpec* out) const;
+
+ private:
+  void finish(const std::string& profileJson);
+  void calibrate(Transport& transport);
+
+  int rank_;
+  std::string fingerprint_;
+  Topology topo_;
+  TuneTable table_;
+  Profile profile_;
+  std::unique_ptr<CostModel> model_;
+  std::vector<CodecParams> levels_;
+};
+
+template <typename Broadcast>
+void AutoTuner::prepare(Transport& transport, Broadcast&& broadcast) {
+  if (ready()) return;
+  // Rank 0 decides whether to calibrate, so that every rank agrees.
+  ProfileLoad load = loadProfile(fingerprint_);
+  uint8_t calibrateNow = rank_ == 0 && load.shouldCalibrate ? 1 : 0;
+  broadcast(&calibrateNow, 1);
+  if (calibrateNow) calibrate(transport);
+  std::string json = rank_ == 0 ? (calibrateNow ? profile_.toJson() : load.profile.toJson()) : std::string();
+  uint64_t size = json.size();
+  broadcast(&size, sizeof size);
+  json.resize(size);
+  broadcast(json.data(), size);
+  finish(json);
+}
+
+}  // namespace sqz

@@ -1,0 +1,117 @@
+// SQZ_COMPRESSION=auto: the tuner picks a plan per call from the reduced
+// gradient statistics and the profile's link curves; every rank picks the
+// same one; a slow link gets compression, a fast one the exact ring; a
+// SQZ_TUNE entry forces a plan.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "harness/rank_threads.h"
+#include "src/tuner/link_curve.h"
+#include "src/tuner/profile.h"
+
+namespace sqz::test {
+namespace {
+
+// A profile (for any topology) whose shared-memory link runs at `bytesPerSecond`.
+std::string writeProfile(double latency, double bytesPerSecond) {
+  Profile p = defaultProfile();
+  p.fingerprint = "any";
+  p.source = "test";
+  p.setCurve(LinkClass::Shm, LinkCurve::fromLatencyBandwidth(latency, bytesPerSecond), "test");
+  char path[] = "/tmp/sqz-test-profile-XXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  saveProfile(p, path);
+  return path;
+}
+
+struct AutoRun {
+  std::vector<std::vector<float>> outputs;
+  std::vector<std::vector<std::string>> plans;  // [rank][call]
+  std::vector<sqzCallInfo> last;
+};
+
+AutoRun runAuto(int n, size_t count, int calls) {
+  AutoRun run;
+  run.outputs.resize(n);
+  run.plans.resize(n);
+  run.last.resize(n);
+  runRanks(n, [&](int rank, sqzComm_t& comm) {
+    ASSERT_EQ(sqzCommSetCompression(comm, "auto"), sqzSuccess);
+    std::mt19937 rng(rank);
+    std::normal_distribution<float> normal;
+    std::vector<float> g(count), out(count);
+    for (int c = 0; c < calls; ++c) {
+      // Statistics drift across calls: the scale grows.
+      for (auto& x : g) x = normal(rng) * (1.0f + c);
+      ASSERT_EQ(sqzAllReduce(g.data(), out.data(), count, sqzFloat32, sqzSum, comm, nullptr), sqzSuccess)
+          << sqzGetLastError(comm);
+      sqzCallInfo info;
+      sqzGetCallInfo(comm, &info);
+      run.plans[rank].push_back(info.plan);
+      run.last[rank] = info;
+    }
+    run.outputs[rank] = out;
+  });
+  return run;
+}
+
+TEST(Auto, SlowLinkCompressesAndAllRanksAgree) {
+  std::string path = writeProfile(1e-4, 20e6);  // 20 MB/s
+  ScopedEnv profile("SQZ_PROFILE", path.c_str());
+  ScopedEnv calibrate("SQZ_CALIBRATE", "off");
+  AutoRun run = runAuto(3, 1 << 18, 5);
+  for (int r = 1; r < 3; ++r) {
+    EXPECT_EQ(run.plans[r], run.plans[0]);
+    EXPECT_EQ(run.outputs[r], run.outputs[0]);
+  }
+  EXPECT_EQ(run.last[0].exact, 0) << run.last[0].plan;
+  EXPECT_GT(run.last[0].compressionRatio, 4.0) << run.last[0].plan;
+  EXPECT_GT(run.last[0].gain, 0.0);
+  EXPECT_LE(run.last[0].gain, 1.0);
+  std::remove(path.c_str());
+}
+
+TEST(Auto, FastLinkStaysExact) {
+  std::string path = writeProfile(1e-6, 1e12);  // 1 TB/s: compression never pays
+  ScopedEnv profile("SQZ_PROFILE", path.c_str());
+  ScopedEnv calibrate("SQZ_CALIBRATE", "off");
+  AutoRun run = runAuto(3, 1 << 18, 3);
+  EXPECT_EQ(run.last[0].exact, 1) << run.last[0].plan;
+  EXPECT_EQ(std::string(run.last[0].plan), "@ring");
+  for (int r = 1; r < 3; ++r) EXPECT_EQ(run.outputs[r], run.outputs[0]);
+  std::remove(path.c_str());
+}
+
+TEST(Auto, TuneTableForcesAPlan) {
+  ScopedEnv calibrate("SQZ_CALIBRATE", "off");
+  ScopedEnv tune("SQZ_TUNE", "allreduce:64k-inf:@qring:q8");
+  AutoRun run = runAuto(2, 1 << 16, 2);
+  EXPECT_EQ(std::string(run.last[0].plan), "@qring:q8");
+  EXPECT_EQ(run.outputs[1], run.outputs[0]);
+}
+
+TEST(Auto, SmallBuffersAndNonSumsStayExact) {
+  ScopedEnv calibrate("SQZ_CALIBRATE", "off");
+  runRanks(2, [&](int rank, sqzComm_t& comm) {
+    ASSERT_EQ(sqzCommSetCompression(comm, "auto"), sqzSuccess);
+    std::vector<float> small(100, 1.0f + rank);
+    ASSERT_EQ(sqzAllReduce(small.data(), small.data(), small.size(), sqzFloat32, sqzSum, comm, nullptr), sqzSuccess);
+    EXPECT_EQ(small[0], 3.0f);
+    std::vector<float> big(1 << 16, 2.0f);
+    ASSERT_EQ(sqzAllReduce(big.data(), big.data(), big.size(), sqzFloat32, sqzMax, comm, nullptr), sqzSuccess);
+    EXPECT_EQ(big[7], 2.0f);
+    sqzCallInfo info;
+    sqzGetCallInfo(comm, &info);
+    EXPECT_EQ(info.exact, 1);
+  });
+}
+
+}  // namespace
+}  // namespace sqz::test
