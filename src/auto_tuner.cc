@@ -1,5 +1,6 @@
 #include "src/auto_tuner.h"
 
+#include <algorithm>
 #include <map>
 
 #include "common/log.h"
@@ -58,6 +59,12 @@ void AutoTuner::finish(const std::string& profileJson) {
 Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double count, int elementBytes,
                        const std::string& label) {
   std::vector<Candidate> candidates = allreduceCandidates(count, topo_, levels_, elementBytes);
+  // This build runs a hierarchical plan's intra-node stages exactly only.
+  candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
+                                  [](const Candidate& c) {
+                                    return c.spec.hierarchical && c.spec.intraCodec.kind != CodecKind::None;
+                                  }),
+                   candidates.end());
   return state.selector.choose(candidates, reduced, *model_, label);
 }
 

@@ -74,8 +74,8 @@ CompressionPolicy CompressionPolicy::parse(const std::string& spec) {
       p.text = "auto";
     } else if (!spec.empty() && spec[0] == '@') {
       p.plan = parsePlanName(spec.substr(1));
-      SQZ_REQUIRE(!p.plan.hierarchical, sqzInvalidArgument,
-                  "hierarchical plans are chosen by the tuner, not forced, in this build ('%s')", spec.c_str());
+      SQZ_REQUIRE(!p.plan.hierarchical || p.plan.intraCodec.kind == CodecKind::None, sqzInvalidArgument,
+                  "hierarchical plans run their intra-node stages exactly in this build ('%s')", spec.c_str());
       p.text = "@" + planName(p.plan);
     } else {
       p.plan.codec = parseCodecSpec(spec);
@@ -108,6 +108,24 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
   randk_ = std::make_unique<RandkAllreduce>(*ring_, nranks);
   policy_ = CompressionPolicy::parse("none");
   tuner_ = std::make_unique<AutoTuner>(rank, nodeIds_);
+  // Node groups for hierarchical plans: the same number of ranks on every
+  // node, more than one node and more than one rank per node.
+  {
+    std::vector<std::string> order;  // nodes by first rank
+    for (const auto& id : nodeIds_)
+      if (std::find(order.begin(), order.end(), id) == order.end()) order.push_back(id);
+    std::vector<std::vector<int>> byNode(order.size());
+    for (int r = 0; r < nranks; ++r)
+      byNode[std::find(order.begin(), order.end(), nodeIds_[r]) - order.begin()].push_back(r);
+    bool uniform = order.size() > 1 && byNode[0].size() > 1;
+    for (const auto& g : byNode) uniform = uniform && g.size() == byNode[0].size();
+    if (uniform) {
+      const size_t mine = std::find(order.begin(), order.end(), nodeIds_[rank]) - order.begin();
+      hierarchy_.node = byNode[mine];
+      const size_t local = std::find(byNode[mine].begin(), byNode[mine].end(), rank) - byNode[mine].begin();
+      for (const auto& g : byNode) hierarchy_.cross.push_back(g[local]);
+    }
+  }
   std::memcpy(&seed_, id.secret.data(), sizeof seed_);  // the same on every rank
   std::string spec = envString("SQZ_COMPRESSION");
   if (!spec.empty()) {
@@ -248,7 +266,9 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   // (for "auto", the SQZ_TUNE table says which sizes are).
   const bool lossyType = type == sqzFloat32 || type == sqzFloat16 || type == sqzBfloat16;
   const bool compressible = lossyType && (op == sqzSum || op == sqzAvg) && size_ > 1 && count > 0;
-  const bool fixedLossy = !policy.automatic && (policy.plan.codec.kind != CodecKind::None) && bytes >= config_.minBytes;
+  const bool fixedLossy = !policy.automatic &&
+                          (policy.plan.codec.kind != CodecKind::None || policy.plan.hierarchical) &&
+                          bytes >= config_.minBytes;
   const bool tuned = policy.automatic;
   ErrorFeedbackState* ef = nullptr;
   if (compressible && (fixedLossy || tuned)) ef = state ? state : &keyedState(recv, count, type);
@@ -286,13 +306,34 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   } else if (flags & kFlagNonFinite) {
     SQZ_INFO("allreduce seq=%u: a rank's buffer holds NaN/Inf; sending it exactly", a.seq);
   }
-  const bool lossy = !plan.algorithm.empty() && plan.codec.kind != CodecKind::None && !plan.hierarchical;
+  const bool hierarchical = plan.hierarchical;
+  SQZ_REQUIRE(!hierarchical || !hierarchy_.node.empty(), sqzInvalidUsage,
+              "plan '%s' needs ranks spread evenly over several nodes", planName(plan).c_str());
+  const bool lossy = !hierarchical && !plan.algorithm.empty() && plan.codec.kind != CodecKind::None;
   // Lagged statistics: this call's travel with it and pick the next plan.
   SumExchange statsExchange;
   constexpr uint32_t kStatsSlot = 0xffff20;
   if (compressible && tuned && !(flags & kFlagNonFinite) && !ef->tuning.current)
     statsExchange.start(*transport_, a.seq, kStatsSlot, reinterpret_cast<const double*>(&local), GradStats::kDoubles);
-  if (lossy) {
+  if (hierarchical) {
+    algorithm = "hier";
+    ef->ensure(EvenSplit{count, static_cast<size_t>(size_)}.length(0));
+    CompressedArgs c;
+    c.base = a;
+    c.codec = plan.codec;
+    c.residual = ef->residual.data();
+    c.ownerResidual = ef->ownerResidual.data();
+    c.ownerResidualCount = ef->ownerResidual.size();
+    c.seed = seed_;
+    c.step = ef->step++;
+    c.counters = &counters;
+    if (plan.codec.kind != CodecKind::None) ef->residualDirty = true;
+    std::string inter = plan.algorithm.empty() ? chooseAlgorithm(plan.codec, count) : plan.algorithm;
+    const uint32_t seqs[3] = {nextSeq(), nextSeq(), nextSeq()};
+    HierarchicalAllreduce(*transport_, hierarchy_, config_.chunkBytes).run(c, inter, seqs);
+    std::snprintf(info.codec, sizeof info.codec, "%s", codecName(plan.codec).c_str());
+    info.exact = plan.codec.kind == CodecKind::None;
+  } else if (lossy) {
     algorithm = plan.algorithm;
     ef->ensure(EvenSplit{count, static_cast<size_t>(size_)}.length(0));
     CompressedArgs c;
@@ -316,8 +357,9 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   }
   if (statsExchange.active()) statsExchange.finish(a.deadline, reinterpret_cast<double*>(&ef->tuning.reduced));
   std::snprintf(info.algorithm, sizeof info.algorithm, "%s", algorithm.c_str());
-  std::snprintf(info.plan, sizeof info.plan, "@%s%s%s", algorithm.c_str(), lossy ? ":" : "",
-                lossy ? info.codec : "");
+  if (hierarchical) std::snprintf(info.plan, sizeof info.plan, "@%s", planName(plan).c_str());
+  else
+    std::snprintf(info.plan, sizeof info.plan, "@%s%s%s", algorithm.c_str(), lossy ? ":" : "", lossy ? info.codec : "");
   info.wireBytes = counters.wireBytes;
   const double dense = RingAllreduce::bytesSentPerRank(static_cast<double>(bytes), size_);
   info.compressionRatio = counters.wireBytes > 0 ? dense / static_cast<double>(counters.wireBytes) : 1.0;

@@ -13,6 +13,7 @@
 #include "collectives/codec_ring_allreduce.h"
 #include "collectives/compressed_args.h"
 #include "collectives/direct_allreduce.h"
+#include "collectives/hierarchical_allreduce.h"
 #include "collectives/quantized_allreduce.h"
 #include "collectives/ring_allreduce.h"
 #include "collectives/sparse_allreduce.h"
@@ -98,6 +99,7 @@ class Communicator {
   std::unique_ptr<RandkAllreduce> randk_;
   CompressionPolicy policy_;
   std::unique_ptr<AutoTuner> tuner_;
+  HierarchyGroups hierarchy_;  // empty when ranks are not spread evenly over several nodes
   std::map<std::pair<void*, size_t>, std::unique_ptr<ErrorFeedbackState>> keyedStates_;
   uint64_t seed_ = 0;  // shared by all ranks (from the unique id)
   uint32_t seq_ = 0;

@@ -6,9 +6,16 @@
 //   rank_process die DEAD_RANK           all reduce once; DEAD_RANK then
 //                                        _exit(9)s, the others allreduce
 //                                        again and must fail in time.
+//   rank_process plan SPEC EXPECT [TOL]  one fp32 allreduce with SPEC: the
+//                                        plan that ran must be EXPECT, the
+//                                        result within TOL (relative to the
+//                                        largest |sum|) of the exact sum,
+//                                        and bitwise equal on all ranks.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -39,6 +46,40 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < v.size(); ++i)
     if (v[i] != static_cast<int64_t>(i) * n * (n + 1) / 2) return 3;
 
+  if (std::strcmp(argv[1], "plan") == 0 && argc > 3) {
+    const size_t count = 300007;
+    std::vector<float> g(count), out(count);
+    auto valueAt = [](size_t i, int r) { return static_cast<float>(((i * 2654435761u + r * 40503u) % 2001)) / 1000.0f - 1.0f; };
+    for (size_t i = 0; i < count; ++i) g[i] = valueAt(i, rank);
+    if (int rc = check(sqzAllReduceEx(g.data(), out.data(), count, sqzFloat32, sqzSum, argv[2], nullptr, comm, nullptr),
+                       comm, "sqzAllReduceEx"))
+      return rc;
+    sqzCallInfo info;
+    sqzGetCallInfo(comm, &info);
+    if (std::strcmp(info.plan, argv[3]) != 0) {
+      std::fprintf(stderr, "rank %d ran plan %s, expected %s\n", rank, info.plan, argv[3]);
+      return 5;
+    }
+    double tol = argc > 4 ? std::atof(argv[4]) : 1e-5, maxErr = 0, maxRef = 0;
+    for (size_t i = 0; i < count; ++i) {
+      double exact = 0;
+      for (int r = 0; r < n; ++r) exact += valueAt(i, r);
+      maxErr = std::max(maxErr, std::fabs(out[i] - exact));
+      maxRef = std::max(maxRef, std::fabs(exact));
+    }
+    if (maxErr > tol * maxRef) {
+      std::fprintf(stderr, "rank %d: max error %g > %g x %g\n", rank, maxErr, tol, maxRef);
+      return 6;
+    }
+    uint64_t h = 1469598103934665603ull;
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(out.data());
+    for (size_t i = 0; i < count * 4; ++i) h = (h ^ p[i]) * 1099511628211ull;
+    std::vector<uint64_t> all(n);
+    if (int rc = check(sqzAllGather(&h, all.data(), 1, sqzUint64, comm, nullptr), comm, "sqzAllGather")) return rc;
+    for (int r = 0; r < n; ++r)
+      if (all[r] != all[0]) return 7;
+    return check(sqzCommDestroy(comm), nullptr, "sqzCommDestroy");
+  }
   if (std::strcmp(argv[1], "die") == 0 && argc > 2) {
     if (rank == std::atoi(argv[2])) _exit(9);  // no cleanup: as if killed
     auto start = std::chrono::steady_clock::now();

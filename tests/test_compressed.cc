@@ -298,7 +298,7 @@ TEST(CompressedPolicy, HalfPrecisionInputs) {
 TEST(CompressedPolicy, BadSpecsAreInvalidArguments) {
   runRanks(1, [&](int, sqzComm_t& comm) {
     float x[4] = {0};
-    for (const char* spec : {"q3", "topk:0", "topk:2", "@nosuch:q4", "@sparse_ag:q4", "@hier/none/qa2a:q4", "zstd"}) {
+    for (const char* spec : {"q3", "topk:0", "topk:2", "@nosuch:q4", "@sparse_ag:q4", "@hier/bf16/qa2a:q4", "zstd"}) {
       EXPECT_EQ(sqzCommSetCompression(comm, spec), sqzInvalidArgument) << spec;
       EXPECT_EQ(sqzAllReduceEx(x, x, 4, sqzFloat32, sqzSum, spec, nullptr, comm, nullptr), sqzInvalidArgument) << spec;
     }

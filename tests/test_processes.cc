@@ -150,6 +150,28 @@ TEST(Processes, KilledRankIsDetectedFastWithPeerErrorHandling) {
   EXPECT_LT(secs, 30);
 }
 
+// Two "nodes" of two ranks (SQZ_NODE_ID): hierarchical plans reduce inside
+// each node, across nodes per shard, and gather back, exactly or with a
+// codec on the inter-node stage; all ranks end bitwise equal.
+TEST(Processes, HierarchicalPlansOnTwoNodesOfTwoRanks) {
+  struct Case {
+    const char* spec;
+    const char* plan;
+    const char* tol;
+  };
+  for (Case c : {Case{"@hier/none/ring", "@hier/none/ring", "1e-5"}, Case{"@hier/none/qa2a:q8", "@hier/none/qa2a:q8", "0.05"},
+                 Case{"@hier/none/sparse_ag:topk:0.5", "@hier/none/sparse_ag:topk:0.5", "1.0"}}) {
+    int port = freePort();
+    auto codes = runProcesses(4, {"plan", c.spec, c.plan, c.tol}, [&](int r) {
+      return std::map<std::string, std::string>{{"RANK", std::to_string(r)}, {"WORLD_SIZE", "4"},
+                                                {"SQZ_ROOT", "127.0.0.1:" + std::to_string(port)},
+                                                {"SQZ_NODE_ID", r < 2 ? "nodeA" : "nodeB"},
+                                                {"SQZ_MIN_BYTES", "0"}, {"SQZ_TIMEOUT", "60"}};
+    }, 90);
+    for (int r = 0; r < 4; ++r) EXPECT_EQ(codes[r], 0) << c.spec << " rank " << r;
+  }
+}
+
 // Strangers at the rendezvous (wrong secret, garbage, silence) are dropped
 // and the real ranks still form the communicator.
 TEST(Processes, StrangersAtTheRendezvousAreDropped) {

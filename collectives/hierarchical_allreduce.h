@@ -1,0 +1,37 @@
+// Two-level allreduce (DESIGN.md section 2): reduce-scatter inside each
+// node (exact, shared memory), one flat allreduce per shard across nodes
+// among the ranks with the same local index (its own algorithm and codec,
+// with error feedback on the shard), then allgather inside the node. Each
+// shard's final value comes out of one flat allreduce whose outputs agree
+// bitwise and is copied within nodes, so all ranks hold identical results.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "collectives/compressed_args.h"
+#include "transport/transport.h"
+
+namespace sqz {
+
+struct HierarchyGroups {
+  std::vector<int> node;   // global ranks on this rank's node, by local index
+  std::vector<int> cross;  // global ranks with this rank's local index, by node
+};
+
+class HierarchicalAllreduce {
+ public:
+  HierarchicalAllreduce(Transport& transport, HierarchyGroups groups, size_t chunkBytes)
+      : transport_(transport), groups_(std::move(groups)), chunkBytes_(chunkBytes) {}
+  // args.codec and `interAlgorithm` describe the inter-node stage ("ring"
+  // for an exact one). `seqs`: three sequence numbers, one per stage.
+  void run(const CompressedArgs& args, const std::string& interAlgorithm, const uint32_t seqs[3]);
+
+ private:
+  Transport& transport_;
+  HierarchyGroups groups_;
+  size_t chunkBytes_;
+  std::vector<float> full_, shard_;
+};
+
+}  // namespace sqz
