@@ -108,6 +108,7 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
   randk_ = std::make_unique<RandkAllreduce>(*ring_, nranks);
   policy_ = CompressionPolicy::parse("none");
   tuner_ = std::make_unique<AutoTuner>(rank, nodeIds_);
+  multiNode_ = std::any_of(nodeIds_.begin(), nodeIds_.end(), [&](const std::string& id) { return id != nodeIds_[0]; });
   // Node groups for hierarchical plans: the same number of ranks on every
   // node, more than one node and more than one rank per node.
   {
@@ -151,9 +152,12 @@ ErrorFeedbackState& Communicator::keyedState(void* recv, size_t count, sqzDataTy
 std::string Communicator::chooseAlgorithm(const CodecParams& codec, size_t count) const {
   switch (codec.kind) {
     case CodecKind::Quant:
-      // All-to-all: 2 rounds of N-1 concurrent messages; the ring's 2(N-1)
-      // sequential steps win only when N is large.
-      return size_ <= 16 ? "qa2a" : "qring";
+      // Within a node, the all-to-all's 2 rounds of N-1 concurrent messages
+      // beat the ring's 2(N-1) steps. Across a network, N-1 concurrent flows
+      // per NIC lose to the ring's one flow per link (measured on the
+      // 100 Mbit/s testbed: q4 1.92 s all-to-all, 1.34 s ring; see
+      // perf/results/compressed_testbed.md), as they do for large N.
+      return size_ <= 16 && !multiNode_ ? "qa2a" : "qring";
     case CodecKind::Bf16:
     case CodecKind::Fp16: return "qring";
     case CodecKind::TopK:

@@ -99,7 +99,8 @@ class Communicator {
   std::unique_ptr<RandkAllreduce> randk_;
   CompressionPolicy policy_;
   std::unique_ptr<AutoTuner> tuner_;
-  HierarchyGroups hierarchy_;  // empty when ranks are not spread evenly over several nodes
+  HierarchyGroups hierarchy_;
+  bool multiNode_ = false;     // ranks on more than one node  // empty when ranks are not spread evenly over several nodes
   std::map<std::pair<void*, size_t>, std::unique_ptr<ErrorFeedbackState>> keyedStates_;
   uint64_t seed_ = 0;  // shared by all ranks (from the unique id)
   uint32_t seq_ = 0;

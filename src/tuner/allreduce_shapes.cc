@@ -108,6 +108,7 @@ Candidate sparseSplitCandidate(double n, int N, LinkClass link, const CodecParam
   Stage scatter;
   scatter.role = "sparse_scatter";
   scatter.link = link;
+  scatter.codec = codec;
   scatter.steps = N > 1 ? 1 : 0;
   scatter.messagesPerStep = N - 1;
   scatter.messageBytes = wireBytes(codec, chunk);
@@ -116,6 +117,7 @@ Candidate sparseSplitCandidate(double n, int N, LinkClass link, const CodecParam
   scatter.decodeElements = static_cast<double>(N) * static_cast<double>(chunk);
   Stage gather = scatter;
   gather.role = "range_allgather";
+  gather.codec = CodecParams{};  // exact (index, value) pairs or dense values
   const double pairs = std::min<double>(static_cast<double>(chunk), static_cast<double>(N) * selectedCount(codec, chunk));
   gather.messageBytes = std::min(8.0 * pairs, 4.0 * static_cast<double>(chunk)) + 8;
   gather.encodeElements = 0;

@@ -48,6 +48,21 @@ LinkCurve measureRingStepCurve(Transport& t, const CalibrationOptions& o) {
     double seconds = times.empty() ? 1e-9 : median(times);
     if (!points.empty()) seconds = std::max(seconds, points.back().seconds);  // curves do not decrease
     points.push_back({size, std::max(seconds, 1e-9)});
+    // On slow links the large sizes are bandwidth-bound and cost minutes;
+    // once a step takes longer than the budget on the slowest rank, stop
+    // (the curve extrapolates linearly). The slowest time reaches every
+    // rank around the ring, so all ranks stop at the same size.
+    double slowest = seconds;
+    for (int hop = 0; hop + 1 < n; ++hop) {
+      Tag tag{o.tagSeq, slot++};
+      double incoming = 0;
+      std::vector<RequestId> ids;
+      ids.push_back(t.postRecv(left, tag, &incoming, sizeof incoming));
+      ids.push_back(t.postSend(right, tag, &slowest, sizeof slowest));
+      t.waitAll(ids, deadline);
+      slowest = std::max(slowest, incoming);
+    }
+    if (slowest > (o.quick ? 0.25 : 2.0)) break;
   }
   return LinkCurve(std::move(points));
 }
