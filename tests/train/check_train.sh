@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# CI check of perf/train/sqz_train_bench (2 ranks, loopback, a few steps on a
+# subset): the loss goes down; exact sqz (none) and MPI_Allreduce give the
+# same curve (2 ranks: a + b is commutative, and sqzAvg divides once as the
+# MPI path does, so to float tolerance, in practice bit for bit); the same
+# seed gives the same exact curve bit for bit (parameter hash); compressed
+# and auto runs train too. Exit 77 (skipped) without the dataset.
+#   check_train.sh PATH/TO/sqz_train_bench
+set -euo pipefail
+bin=${1:?usage: check_train.sh sqz_train_bench}
+data=${SQZ_TRAIN_DATA:-/usr/share/datasets/fashion-mnist}
+if [ ! -f "$data/train-images-idx3-ubyte.gz" ]; then
+  echo "SKIP: no Fashion-MNIST at $data (Debian package dataset-fashion-mnist)"; exit 77
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+run() { mpirun --allow-run-as-root --oversubscribe -np 2 "$bin" --data "$data" --train-n 4096 --test-n 1000 "$@"; }
+export SQZ_PROFILE=$tmp/profile.json SQZ_CALIBRATE=quick
+run --model logreg --methods none,mpi,q8,topk:0.1 --steps 40 --eval-every 10 --out "$tmp/logreg_a.csv"
+run --model logreg --methods none --steps 40 --eval-every 10 --out "$tmp/logreg_b.csv"
+run --model mlp --hidden 64 --methods none,mpi,q4,auto --steps 30 --eval-every 10 --out "$tmp/mlp.csv"
+python3 - "$tmp" <<'PY'
+import csv, math, sys
+d = sys.argv[1]
+def load(name):
+    rows = {}
+    for r in csv.DictReader(open(f"{d}/{name}")):
+        rows.setdefault(r["method"], []).append(r)
+    return rows
+fails = []
+def check(ok, msg):
+    print(("ok   " if ok else "FAIL ") + msg)
+    if not ok: fails.append(msg)
+a, b, m = load("logreg_a.csv"), load("logreg_b.csv"), load("mlp.csv")
+for tag, runs, methods in (("logreg", a, ["none", "mpi", "q8", "topk:0.1"]), ("mlp", m, ["none", "mpi", "q4", "auto"])):
+    for meth in methods:
+        rows = runs.get(meth, [])
+        check(len(rows) >= 3, f"{tag} {meth}: {len(rows)} evaluation points")
+        if len(rows) < 3: continue
+        l0, l1 = float(rows[0]["test_loss"]), float(rows[-1]["test_loss"])
+        t1, t2 = float(rows[1]["train_loss"]), float(rows[-1]["train_loss"])
+        acc = float(rows[-1]["test_acc"])
+        check(l1 < 0.8 * l0 and t2 < t1, f"{tag} {meth}: test loss {l0:.4f} -> {l1:.4f}, train loss {t1:.4f} -> {t2:.4f}")
+        check(acc > 0.6, f"{tag} {meth}: final test accuracy {acc:.4f} > 0.6")
+        byts = [float(r["bytes_per_rank"]) for r in rows]
+        check(byts[-1] > 0 and all(x <= y for x, y in zip(byts, byts[1:])), f"{tag} {meth}: bytes grow ({byts[-1]:.0f})")
+    n, p = runs["none"], runs["mpi"]
+    same = len(n) == len(p) and all(abs(float(x["test_loss"]) - float(y["test_loss"])) <= 1e-5 * abs(float(y["test_loss"]))
+                                   and x["test_acc"] == y["test_acc"] for x, y in zip(n, p))
+    check(same, f"{tag}: none and mpi give the same curve")
+    for meth in methods[2:]:
+        ratio = float(n[-1]["bytes_per_rank"]) / float(runs[meth][-1]["bytes_per_rank"])
+        check(ratio > 1.5 or meth == "auto", f"{tag} {meth}: sends {ratio:.1f}x fewer bytes than none")
+ha = [r["param_hash"] for r in a["none"]]
+hb = [r["param_hash"] for r in b["none"]]
+check(ha == hb, f"logreg none: same seed, same parameter hashes at every point ({ha[-1]})")
+check(all("=" in r["plans"] for r in m["auto"][1:]), "mlp auto: plans recorded after step 0")
+sys.exit(1 if fails else 0)
+PY
