@@ -26,20 +26,17 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define SQZ_CPU_SIMD 1
-// GCC 12 reports its own _mm512_undefined_* placeholders as "maybe
-// uninitialized" once AVX-512 intrinsics are inlined (a known false positive).
+// GCC 12's AVX-512 intrinsics pass an intentionally undefined vector
+// (_mm512_undefined_*) as the masked-off source, which -Wuninitialized and
+// -Wmaybe-uninitialized flag once inlined (a known false positive); silenced
+// for the intrinsics header's own lines only. GCC only: clang knows no
+// -Wmaybe-uninitialized and would warn about the pragma itself.
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-// GCC 12's AVX-512 min/max intrinsics pass an intentionally undefined
-// vector as the masked-off source, which -Wuninitialized flags once inlined
-// (a false positive); silence it for the header's own lines only.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
-#pragma GCC diagnostic pop
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
