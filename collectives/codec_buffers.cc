@@ -9,6 +9,7 @@
 namespace sqz {
 
 void loadFloats(const void* in, sqzDataType_t type, size_t offset, size_t n, float* out) {
+  if (n == 0) return;  // empty chunks (count < ranks) may come with null pointers
   if (type == sqzFloat32) {
     std::memcpy(out, static_cast<const float*>(in) + offset, n * sizeof(float));
     return;
@@ -19,6 +20,7 @@ void loadFloats(const void* in, sqzDataType_t type, size_t offset, size_t n, flo
 }
 
 void storeFloats(const float* in, sqzDataType_t type, size_t offset, size_t n, void* out) {
+  if (n == 0) return;
   if (type == sqzFloat32) {
     float* o = static_cast<float*>(out) + offset;
     if (o != in) std::memmove(o, in, n * sizeof(float));

@@ -34,7 +34,7 @@ void HierarchicalAllreduce::run(const CompressedArgs& a, const std::string& inte
     if (r != me)
       reqs.push_back(node.postSend(r, Tag{seqs[0], kIntraSlot}, &full_[shards.offset(r)], shards.length(r) * 4));
   node.waitAll(reqs, b.deadline);
-  std::memcpy(&incoming[me * myLen], &full_[myOff], myLen * 4);
+  if (myLen > 0) std::memcpy(&incoming[me * myLen], &full_[myOff], myLen * 4);
   shard_.assign(incoming.begin(), incoming.begin() + myLen);
   for (int r = 1; r < G; ++r) reduceInto(shard_.data(), &incoming[r * myLen], myLen, sqzFloat32, sqzSum);
 
@@ -49,7 +49,7 @@ void HierarchicalAllreduce::run(const CompressedArgs& a, const std::string& inte
   if (cross.size() > 1) runFlatAllreduce(cross, interAlgorithm, inter, chunkBytes_);
 
   // 3. Intra-node allgather of the shards.
-  std::memcpy(&full_[myOff], shard_.data(), myLen * 4);
+  if (myLen > 0) std::memcpy(&full_[myOff], shard_.data(), myLen * 4);
   for (int r = 0; r < G; ++r)
     if (r != me)
       reqs.push_back(node.postRecv(r, Tag{seqs[2], kIntraSlot}, &full_[shards.offset(r)], shards.length(r) * 4));

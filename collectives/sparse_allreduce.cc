@@ -148,7 +148,7 @@ void SparseAllreduce::runSplit(const CompressedArgs& a) {
       std::memcpy(&mine[k * 8 + 4], &range[i], 4);
       ++k;
     }
-  } else {
+  } else if (myLen > 0) {
     std::memcpy(mine.data(), range.data(), myLen * 4);
   }
   // Sizes first (one word per rank), so every message has a known length.
@@ -183,7 +183,7 @@ void SparseAllreduce::runSplit(const CompressedArgs& a) {
     float* dst = dense_.data() + split.offset(r);
     const size_t len = split.length(r);
     if (sizes[r] == UINT64_MAX) {
-      std::memcpy(dst, ranges[r].data(), len * 4);
+      if (len > 0) std::memcpy(dst, ranges[r].data(), len * 4);
       continue;
     }
     for (uint64_t k = 0; k < sizes[r]; ++k) {

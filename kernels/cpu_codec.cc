@@ -19,6 +19,13 @@
 namespace sqz {
 namespace {
 
+// memcpy that accepts null pointers for zero bytes (empty chunks have no
+// storage behind them, and memcpy(nullptr, ..., 0) is undefined).
+inline void copyBytes(void* dst, const void* src, size_t n) {
+  if (n > 0) std::memcpy(dst, src, n);
+}
+
+
 constexpr size_t kTile = 4096;  // elements per scratch tile for the streaming codecs
 
 template <class T>
@@ -79,7 +86,7 @@ void encodeCast(const EncodeArgs& a, uint8_t* body) {
     float* e = a.residual ? a.residual + s : nullptr;
     loadY(g + s, e, n, y.data());
     if (K == CodecKind::None) {
-      std::memcpy(body + s * 4, y.data(), n * 4);
+      copyBytes(body + s * 4, y.data(), n * 4);
       if (e) std::memset(e, 0, n * sizeof(float));
     } else if (K == CodecKind::Fp16) {
       uint16_t* out = reinterpret_cast<uint16_t*>(body) + s;
@@ -299,8 +306,8 @@ void selectTopK(const float* y, size_t n, size_t k, std::vector<uint32_t>& idx) 
 size_t writeValues(ValueFormat f, const float* v, size_t k, const PayloadLayout& l, uint8_t* payload, float* dec) {
   size_t bad = 0;
   if (f == ValueFormat::Fp32) {
-    std::memcpy(payload + l.body, v, k * 4);
-    std::memcpy(dec, v, k * 4);
+    copyBytes(payload + l.body, v, k * 4);
+    copyBytes(dec, v, k * 4);
   } else if (f == ValueFormat::Bf16) {
     uint16_t* out = reinterpret_cast<uint16_t*>(payload + l.body);
     for (size_t j = 0; j < k; ++j) {
@@ -363,7 +370,7 @@ size_t encodeTopK(const CodecParams& p, const EncodeArgs& a, const PayloadLayout
   }
   std::vector<uint32_t> idx;
   selectTopK(y, n, k, idx);
-  std::memcpy(payload + l.params, idx.data(), k * 4);
+  copyBytes(payload + l.params, idx.data(), k * 4);
   std::vector<float> v(k), dec(k);
   for (size_t j = 0; j < k; ++j) v[j] = y[idx[j]];
   size_t bad = writeValues(p.values, v.data(), k, l, payload, dec.data());
@@ -376,7 +383,7 @@ size_t encodeTopK(const CodecParams& p, const EncodeArgs& a, const PayloadLayout
 // Values as decoded from the payload (validated first).
 void readValues(ValueFormat f, const PayloadLayout& l, const uint8_t* payload, float* dec) {
   if (f == ValueFormat::Fp32) {
-    std::memcpy(dec, payload + l.body, l.selected * 4);
+    copyBytes(dec, payload + l.body, l.selected * 4);
   } else if (f == ValueFormat::Bf16) {
     const uint8_t* in = payload + l.body;
     for (size_t j = 0; j < l.selected; ++j) {
@@ -396,7 +403,7 @@ void readValues(ValueFormat f, const PayloadLayout& l, const uint8_t* payload, f
 void decodeTopK(const DecodeExpect& x, const PayloadLayout& l, const uint8_t* payload, float* out, DecodeMode mode) {
   const size_t k = l.selected;
   std::vector<uint32_t> idx(k);
-  std::memcpy(idx.data(), payload + l.params, k * 4);
+  copyBytes(idx.data(), payload + l.params, k * 4);
   for (size_t j = 0; j < k; ++j) {
     SQZ_REQUIRE(idx[j] < x.count, sqzInvalidUsage, "payload index %u out of range (count %llu)", idx[j],
                 static_cast<unsigned long long>(x.count));
@@ -566,7 +573,7 @@ void decodeCpu(const DecodeExpect& x, const void* payload, size_t bytes, float* 
   switch (x.params.kind) {
     case CodecKind::None:
       if (mode == DecodeMode::Overwrite) {
-        std::memcpy(out, in + l.body, x.count * 4);
+        copyBytes(out, in + l.body, x.count * 4);
       } else {
         const float* v = reinterpret_cast<const float*>(in + l.body);
         for (size_t i = 0; i < x.count; ++i) out[i] = faddRn(out[i], v[i]);
