@@ -33,12 +33,17 @@ void AutoTuner::calibrate(Transport& transport) {
   options.quick = calibrateMode() != CalibrateMode::Full;
   SQZ_INFO("tuner: calibrating the %s link (%s)", linkClassName(topo_.flatLink()), options.quick ? "quick" : "full");
   LinkCurve curve = measureRingStepCurve(transport, options);
+  const double round = measureCallRoundSeconds(transport, options);
+  // Every rank measures the codecs at once, as every rank encodes at once
+  // in a call (ranks sharing cores slow each other down); rank 0's numbers count.
+  CodecThroughput codecs = measureCpuCodecThroughput(options.quick);
   if (rank_ != 0) return;
   profile_ = defaultProfile();
   profile_.fingerprint = fingerprint_;
   profile_.source = "measured";
   profile_.setCurve(topo_.flatLink(), curve, "measured by sqz at communicator init");
-  profile_.codecs = measureCpuCodecThroughput(options.quick);
+  profile_.codecs = codecs;
+  profile_.callOverheadSeconds = round;
   try {
     saveProfile(profile_, profilePath(fingerprint_));
   } catch (const std::exception& e) {
@@ -59,6 +64,9 @@ void AutoTuner::finish(const std::string& profileJson) {
 Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double count, int elementBytes,
                        const std::string& label) {
   std::vector<Candidate> candidates = allreduceCandidates(count, topo_, levels_, elementBytes);
+  // A tuned call first reads g + e once for its statistics.
+  const double statsSeconds = profile_.codecs.statsSeconds(topo_.device, count);
+  for (Candidate& c : candidates) c.overheadSeconds = statsSeconds;
   // This build runs a hierarchical plan's intra-node stages exactly only.
   candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
                                   [](const Candidate& c) {

@@ -22,6 +22,11 @@ struct CalibrationOptions {
 // (broadcast its Profile::toJson()) so that selection stays identical.
 LinkCurve measureRingStepCurve(Transport& t, const CalibrationOptions& o);
 
+// Collective: median seconds of a small all-to-all round (every rank sends
+// 40 bytes to every other, as the agreement before each call does), over
+// back-to-back repeats.
+double measureCallRoundSeconds(Transport& t, const CalibrationOptions& o);
+
 // encode+EF, decode+accumulate and stats throughput of the standard levels
 // (families: none, bf16, q8, q4, q2, q1, topk, randk) on this CPU, one
 // thread, on normal(0, 1e-3) data (quick: 2^20 elements, else 2^24).

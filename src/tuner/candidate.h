@@ -34,6 +34,7 @@ struct Stage {
 struct Candidate {
   PlanSpec spec;
   std::vector<Stage> stages;
+  double overheadSeconds = 0;  // per-call work outside the stages (e.g. the statistics pass)
 
   std::string name() const { return planName(spec); }
   double bytesSentPerRank() const {

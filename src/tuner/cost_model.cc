@@ -20,6 +20,10 @@ CostBreakdown CostModel::evaluate(const Candidate& c) const {
     if (!profile_.costModel.usesTime())
       modelCost += static_cast<double>(s.steps) * s.messagesPerStep * profile_.costModel.messageCost(s.messageBytes);
   }
+  // Every call also pays the agreement round (and, for tuned calls, the
+  // statistics pass): the same for all candidates, but it dilutes the
+  // advantage of plans whose own cost is tiny.
+  b.transferSeconds += profile_.callOverheadSeconds + c.overheadSeconds;
   b.seconds = b.encodeSeconds + b.transferSeconds + b.decodeSeconds;
   b.cost = profile_.costModel.usesTime() ? b.seconds : modelCost;
   return b;

@@ -69,6 +69,7 @@ std::string Profile::toJson() const {
   j["fingerprint"] = fingerprint;
   j["source"] = source;
   if (!note.empty()) j["note"] = note;
+  if (callOverheadSeconds > 0) j["call_overhead_seconds"] = callOverheadSeconds;
   json jl = json::object();
   for (int i = 0; i < kLinkClasses; ++i) {
     if (links[i].empty()) continue;
@@ -116,6 +117,9 @@ Profile Profile::fromJson(const std::string& text) {
     p.fingerprint = j.value("fingerprint", "any");
     p.source = j.value("source", kSourceDefaults);
     p.note = j.value("note", "");
+    p.callOverheadSeconds = j.value("call_overhead_seconds", 0.0);
+    SQZ_REQUIRE(p.callOverheadSeconds >= 0 && p.callOverheadSeconds < 60, sqzInvalidUsage,
+                "call_overhead_seconds out of range");
     if (j.contains("links")) {
       const json& jl = j["links"];
       SQZ_REQUIRE(jl.is_object(), sqzInvalidUsage, "\"links\" must be an object");

@@ -38,6 +38,9 @@ struct Profile {
   std::array<std::string, kLinkClasses> linkSources;   // per-curve provenance
   CodecThroughput codecs;
   WireCostModel costModel;
+  // Seconds every call pays whatever its plan: the ranks' agreement round
+  // (a small all-to-all). Measured at calibration; 0 when unknown.
+  double callOverheadSeconds = 0;
 
   // The curve for c: this profile's, else the default one.
   const LinkCurve& curve(LinkClass c) const;
