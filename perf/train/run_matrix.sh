@@ -8,7 +8,8 @@
 #
 # Environment: BUILD (build dir holding perf/train/sqz_train_bench; default
 # build-train, else build), OUT (default perf/results/train), MODELS
-# (default "logreg mlp"), METHODS (default all twelve), PAGE (the results
+# (default "logreg mlp"), METHODS (default all twelve), NP (ranks = namespaces;
+# default 4), STEPS_SCALE (multiplies every step budget; default 1), PAGE (the results
 # page; default perf/results/training.md; empty: skip it).
 # Needs root for the testbed. Budgets (steps, time cap per method) are in
 # args_for() below; the whole matrix takes about 25 minutes on 2 cores.
@@ -24,6 +25,8 @@ bin=$build/perf/train/sqz_train_bench
 [ -x "$bin" ] || { echo "build first: bash .ci/build.sh build-train" >&2; exit 1; }
 out=${OUT:-$root/perf/results/train}
 models=${MODELS:-logreg mlp}
+np=${NP:-4}
+scale=${STEPS_SCALE:-1}
 methods=${METHODS:-none,mpi,bf16,q8,q4,q2,q1,topk:0.1,topk:0.01,topk:0.001,randk:0.01,auto}
 links=("$@")
 [ ${#links[@]} -gt 0 ] || links=(loopback 1gbit 100mbit 10mbit)
@@ -38,13 +41,15 @@ mkdir -p "$out"
 args_for() {
   local link=$1 model=$2 steps=400
   [ "$model" = mlp ] && steps=300
+  steps=$(/usr/bin/python3 -c "print(max(1, round($steps * $scale)))")
   local a="--model $model --steps $steps --eval-every 20"
+  [ "$model" = mlp ] && a="--model $model --steps $steps --eval-every 30"
   case "$link/$model" in
     loopback/*|1gbit/logreg) ;;
-    1gbit/mlp)      a="$a --max-seconds 30 --eval-seconds 2.5";;
-    100mbit/logreg) a="$a --max-seconds 25 --eval-seconds 2";;
-    100mbit/mlp)    a="$a --max-seconds 25 --eval-seconds 2.5";;
-    10mbit/*)       a="$a --max-seconds 20 --eval-seconds 2";;
+    1gbit/mlp)      a="$a --max-seconds 25 --eval-seconds 2.5";;
+    100mbit/logreg) a="$a --max-seconds 20 --eval-seconds 1.5";;
+    100mbit/mlp)    a="$a --max-seconds 20 --eval-seconds 2.5";;
+    10mbit/*)       a="$a --max-seconds 15 --eval-seconds 1.5";;
   esac
   echo "$a"
 }
@@ -65,7 +70,7 @@ for link in "${links[@]}"; do
   profile=$(mktemp -u "/tmp/sqz-train-profile-$link-XXXXXX.json")
   if [ "$link" != loopback ]; then
     cleanup
-    "$testbed" up --ns 4 --rate "$link" --name "$name" --subnet "$subnet" >/dev/null
+    "$testbed" up --ns "$np" --rate "$link" --name "$name" --subnet "$subnet" >/dev/null
   fi
   for model in $models; do
     csv=$out/${link}_${model}.csv
@@ -73,7 +78,7 @@ for link in "${links[@]}"; do
     set -- $(args_for "$link" "$model") --methods "$methods" --link "$link" --out "$csv"
     t0=$(date +%s)
     if [ "$link" = loopback ]; then
-      cmd=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np 4
+      cmd=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$np"
            -x SQZ_PROFILE="$profile" -x SQZ_CALIBRATE=quick -x UCX_WARN_UNUSED_ENV_VARS=n "$bin" "$@")
     else
       cmd=("$testbed" run --name "$name" --env SQZ_PROFILE="$profile" --env SQZ_CALIBRATE=quick

@@ -478,7 +478,7 @@ int main(int argc, char** argv) {
     auto evaluate = [&](int step) -> bool {
       // Test set sharded over ranks: rank r takes images r, r+N, ...
       double sums[3] = {0, 0, 0};  // loss, correct, count
-      const int chunk = 256;
+      const int chunk = 64;
       std::vector<int> idx;
       for (int i = rank; i < test.n; i += nranks) idx.push_back(i);
       std::vector<float> xe(size_t(chunk) * Dataset::kDim);
