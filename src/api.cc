@@ -95,6 +95,17 @@ void checkOverlap(const void* a, size_t aBytes, const void* b, size_t bBytes, co
               "%s: send and receive buffers partly overlap (use the same pointer for in place)", what);
 }
 
+// The checks every allreduce entry point makes before any communication.
+void checkAllreduceArgs(const void* send, const void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op) {
+  checkType(type);
+  SQZ_REQUIRE(sqz::validRedOp(op), sqzInvalidArgument, "invalid reduction op %d", static_cast<int>(op));
+  const size_t elem = sqz::dataTypeSize(type);
+  const size_t bytes = checkedBytes(count, elem);
+  checkBuffer(send, bytes, elem, "sendbuff");
+  checkBuffer(recv, bytes, elem, "recvbuff");
+  checkOverlap(send, bytes, recv, bytes, "allreduce");
+}
+
 }  // namespace
 
 extern "C" {
@@ -210,13 +221,7 @@ sqzResult_t sqzAllReduce(const void* sendbuff, void* recvbuff, size_t count, sqz
                          sqzRedOp_t op, sqzComm_t comm, sqzCudaStream_t /*stream*/) {
   return guarded(comm, "sqzAllReduce", [&] {
     Communicator& c = live(comm);
-    checkType(datatype);
-    SQZ_REQUIRE(sqz::validRedOp(op), sqzInvalidArgument, "invalid reduction op %d", static_cast<int>(op));
-    size_t elem = sqz::dataTypeSize(datatype);
-    size_t bytes = checkedBytes(count, elem);
-    checkBuffer(sendbuff, bytes, elem, "sendbuff");
-    checkBuffer(recvbuff, bytes, elem, "recvbuff");
-    checkOverlap(sendbuff, bytes, recvbuff, bytes, "sqzAllReduce");
+    checkAllreduceArgs(sendbuff, recvbuff, count, datatype, op);
     c.allReduce(sendbuff, recvbuff, count, datatype, op);
   });
 }
@@ -242,13 +247,7 @@ sqzResult_t sqzAllReduceEx(const void* sendbuff, void* recvbuff, size_t count, s
                            const char* spec, sqzState_t state, sqzComm_t comm, sqzCudaStream_t /*stream*/) {
   return guarded(comm, "sqzAllReduceEx", [&] {
     Communicator& c = live(comm);
-    checkType(datatype);
-    SQZ_REQUIRE(sqz::validRedOp(op), sqzInvalidArgument, "invalid reduction op %d", static_cast<int>(op));
-    size_t elem = sqz::dataTypeSize(datatype);
-    size_t bytes = checkedBytes(count, elem);
-    checkBuffer(sendbuff, bytes, elem, "sendbuff");
-    checkBuffer(recvbuff, bytes, elem, "recvbuff");
-    checkOverlap(sendbuff, bytes, recvbuff, bytes, "sqzAllReduceEx");
+    checkAllreduceArgs(sendbuff, recvbuff, count, datatype, op);
     if (state) {
       SQZ_REQUIRE(state->comm == comm, sqzInvalidArgument, "state belongs to another communicator");
       SQZ_REQUIRE(state->impl->count == count && state->impl->type == datatype, sqzInvalidArgument,

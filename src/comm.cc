@@ -252,6 +252,22 @@ void Communicator::runExact(const AllreduceArgs& a, ErrorFeedbackState* ef, Call
   else ring_->run(a);
 }
 
+CompressedArgs Communicator::compressedArgs(const AllreduceArgs& a, const CodecParams& codec, ErrorFeedbackState& ef,
+                                            CallCounters* counters) {
+  ef.ensure(EvenSplit{a.count, static_cast<size_t>(size_)}.length(0));
+  CompressedArgs c;
+  c.base = a;
+  c.codec = codec;
+  c.residual = ef.residual.data();
+  c.ownerResidual = ef.ownerResidual.data();
+  c.ownerResidualCount = ef.ownerResidual.size();
+  c.seed = seed_;
+  c.step = ef.step++;
+  c.counters = counters;
+  if (codec.kind != CodecKind::None) ef.residualDirty = true;
+  return c;
+}
+
 void Communicator::allReduce(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op,
                              const char* spec, ErrorFeedbackState* state) {
   LogRankScope logRank(rank_);
@@ -321,17 +337,7 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
     statsExchange.start(*transport_, a.seq, kStatsSlot, reinterpret_cast<const double*>(&local), GradStats::kDoubles);
   if (hierarchical) {
     algorithm = "hier";
-    ef->ensure(EvenSplit{count, static_cast<size_t>(size_)}.length(0));
-    CompressedArgs c;
-    c.base = a;
-    c.codec = plan.codec;
-    c.residual = ef->residual.data();
-    c.ownerResidual = ef->ownerResidual.data();
-    c.ownerResidualCount = ef->ownerResidual.size();
-    c.seed = seed_;
-    c.step = ef->step++;
-    c.counters = &counters;
-    if (plan.codec.kind != CodecKind::None) ef->residualDirty = true;
+    CompressedArgs c = compressedArgs(a, plan.codec, *ef, &counters);
     std::string inter = plan.algorithm.empty() ? chooseAlgorithm(plan.codec, count) : plan.algorithm;
     const uint32_t seqs[3] = {nextSeq(), nextSeq(), nextSeq()};
     HierarchicalAllreduce(*transport_, hierarchy_, config_.chunkBytes).run(c, inter, seqs);
@@ -339,17 +345,7 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
     info.exact = plan.codec.kind == CodecKind::None;
   } else if (lossy) {
     algorithm = plan.algorithm;
-    ef->ensure(EvenSplit{count, static_cast<size_t>(size_)}.length(0));
-    CompressedArgs c;
-    c.base = a;
-    c.codec = plan.codec;
-    c.residual = ef->residual.data();
-    c.ownerResidual = ef->ownerResidual.data();
-    c.ownerResidualCount = ef->ownerResidual.size();
-    c.seed = seed_;
-    c.step = ef->step++;
-    c.counters = &counters;
-    ef->residualDirty = true;
+    CompressedArgs c = compressedArgs(a, plan.codec, *ef, &counters);
     SQZ_TRACE("allreduce seq=%u count=%zu %s %s: @%s", a.seq, count, dataTypeName(type), redOpName(op),
               planName(plan).c_str());
     runCompressed(algorithm, c);

@@ -77,6 +77,9 @@ class Communicator {
   // The algorithm for a lossy call (deterministic: identical on all ranks).
   std::string chooseAlgorithm(const CodecParams& codec, size_t count) const;
   void runCompressed(const std::string& algorithm, const CompressedArgs& args);
+  // The arguments of a lossy call on `ef`'s buffer (advances its step).
+  CompressedArgs compressedArgs(const AllreduceArgs& a, const CodecParams& codec, ErrorFeedbackState& ef,
+                                CallCounters* counters);
   // The exact path; with a dirty residual, g + e is sent and e cleared.
   void runExact(const AllreduceArgs& a, ErrorFeedbackState* ef, CallCounters* counters, std::string* algorithm);
   // Exact fp64 sum of every rank's statistics, in rank order (identical everywhere).

@@ -30,8 +30,8 @@ for rate in "${rates[@]}"; do
   # shellcheck disable=SC2086
   "$here/testbed.sh" run --name "$name" --env SQZ_PROFILE="$profile" --env SQZ_CALIBRATE=quick -- \
     "$bench" ${SQZ_DESCENT_ARGS:-} 2>&1 | grep -v '^testbed.sh' >> "$file"
-  [ -f "$profile" ] && { echo "# profile:"; sed 's/^/#   /' "$profile" | head -c 4000; echo; } >> "$file.profile"
-  rm -f "$profile"
+  # Keep the calibrated profile auto used, next to the table.
+  if [ -f "$profile" ]; then mv "$profile" "$out/$rate.profile.json"; fi
   cleanup
   echo "wrote $file"
 done
