@@ -22,7 +22,7 @@ def parse(path):
         row = {"spec": spec, "bytes": int(f[0]), "time": t_oop, "algbw": float(f[6])}
         if spec == "none":
             row.update(plan="@ring", wire=None, ratio=1.0, meanrel=0.0, enc=None, xfer=None, dec=None)
-            if len(f) >= 17:  # MPI columns
+            if len(f) >= 16:  # MPI columns
                 mpi = float(f[-3]) / 1e6
         else:
             # ... in-place (3 cols), then plan wire ratio maxrel meanrel enc xfer dec
