@@ -132,7 +132,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::Values("@qa2a:q8", "@qa2a:q4", "@qa2a:q2", "@qa2a:q1", "@qring:q4", "@qring:bf16",
                                          "@qring:fp16", "@qa2a:bf16", "@sparse_ag:topk:0.05",
                                          "@sparse_split:topk:0.05", "@randk:randk:0.05"),
-                       ::testing::Values(2, 3, 4, 5, 8), ::testing::Values(size_t{1}, size_t{1023}, size_t{100003})),
+                       ::testing::Values(2, 3, 4, 5, 8),
+                       ::testing::Values(size_t{1}, size_t{1023}, size_t{100003}, (size_t{1} << 20) + 3)),
     planName);
 
 // Large buffers (1M+ elements) for the default algorithm of each codec.
