@@ -168,6 +168,15 @@ typedef struct {
 } sqzCallInfo;
 SQZ_API sqzResult_t sqzGetCallInfo(sqzComm_t comm, sqzCallInfo* info);
 
+/* SQZ_TIMELINE=path makes each rank write a Chrome-trace file (path, with
+ * ".rank<N>" before the extension when nranks > 1) holding every allreduce:
+ * plan, bytes, and time in tune / encode / transfer / decode. Callers add
+ * their own complete events to the same file with this (start on the
+ * monotonic clock, e.g. Python's time.perf_counter(); argsJson: a JSON
+ * object or NULL). sqzInvalidUsage when no timeline is being written. */
+SQZ_API sqzResult_t sqzTimelineRecord(sqzComm_t comm, const char* name, const char* category, int lane,
+                                      double startSeconds, double durationSeconds, const char* argsJson);
+
 /* Returns once every rank has entered the barrier (bounded by SQZ_TIMEOUT). */
 SQZ_API sqzResult_t sqzBarrier(sqzComm_t comm);
 

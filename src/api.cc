@@ -300,6 +300,18 @@ sqzResult_t sqzAllGather(const void* sendbuff, void* recvbuff, size_t sendcount,
   });
 }
 
+sqzResult_t sqzTimelineRecord(sqzComm_t comm, const char* name, const char* category, int lane, double startSeconds,
+                              double durationSeconds, const char* argsJson) {
+  return guarded(comm, "sqzTimelineRecord", [&] {
+    Communicator& c = live(comm);
+    SQZ_REQUIRE(name && category, sqzInvalidArgument, "name and category must not be NULL");
+    SQZ_REQUIRE(durationSeconds >= 0, sqzInvalidArgument, "negative duration");
+    sqz::Timeline* t = c.timeline();
+    SQZ_REQUIRE(t, sqzInvalidUsage, "no timeline is being written (set SQZ_TIMELINE before creating the communicator)");
+    t->complete(name, category, lane, startSeconds, durationSeconds, argsJson ? argsJson : "");
+  });
+}
+
 sqzResult_t sqzBarrier(sqzComm_t comm) {
   return guarded(comm, "sqzBarrier", [&] { live(comm).barrier(); });
 }

@@ -108,6 +108,7 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
   randk_ = std::make_unique<RandkAllreduce>(*ring_, nranks);
   policy_ = CompressionPolicy::parse("none");
   tuner_ = std::make_unique<AutoTuner>(rank, nodeIds_);
+  timeline_ = Timeline::fromEnv(rank, nranks);
   multiNode_ = std::any_of(nodeIds_.begin(), nodeIds_.end(), [&](const std::string& id) { return id != nodeIds_[0]; });
   // Node groups for hierarchical plans: the same number of ranks on every
   // node, more than one node and more than one rank per node.
@@ -272,6 +273,8 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
                              const char* spec, ErrorFeedbackState* state) {
   LogRankScope logRank(rank_);
   const auto start = std::chrono::steady_clock::now();
+  const double startSeconds = monotonicSeconds();
+  double tuneSeconds = 0;
   const CompressionPolicy policy = spec ? CompressionPolicy::parse(spec) : policy_;
   AllreduceArgs a;
   a.send = send;
@@ -302,6 +305,7 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   h.spec = specHash(policy.text);
   GradStats local{};
   if (compressible && tuned) {
+    PhaseTimer tune(&tuneSeconds);
     ef->ensure(EvenSplit{count, static_cast<size_t>(size_)}.length(0));
     clearStats(&local);
     gradStatsCpu(send, type, ef->residual.data(), count, &local);
@@ -320,7 +324,10 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   PlanSpec plan;
   if (compressible && (fixedLossy || tuned) && !(flags & kFlagNonFinite)) {
     double gain = -1;
-    plan = tuned ? choosePlan(send, count, type, *ef, local, &gain) : policy.plan;
+    {
+      PhaseTimer tune(&tuneSeconds);
+      plan = tuned ? choosePlan(send, count, type, *ef, local, &gain) : policy.plan;
+    }
     if (plan.algorithm.empty()) plan.algorithm = chooseAlgorithm(plan.codec, count);
     info.gain = gain;
   } else if (flags & kFlagNonFinite) {
@@ -366,8 +373,19 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   info.encodeSeconds = counters.encodeSeconds;
   info.decodeSeconds = counters.decodeSeconds;
   info.totalSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  info.transferSeconds = std::max(0.0, info.totalSeconds - info.encodeSeconds - info.decodeSeconds);
+  info.transferSeconds =
+      std::max(0.0, info.totalSeconds - info.encodeSeconds - info.decodeSeconds - tuneSeconds);
   lastCall_ = info;
+  if (timeline_) {
+    char args[512];
+    std::snprintf(args, sizeof args,
+                  "{\"plan\":\"%s\",\"count\":%zu,\"bytes\":%zu,\"wire_bytes\":%zu,\"ratio\":%.3f,"
+                  "\"gain\":%.4f,\"tune_ms\":%.3f,\"encode_ms\":%.3f,\"transfer_ms\":%.3f,\"decode_ms\":%.3f}",
+                  info.plan, count, bytes, info.wireBytes, info.compressionRatio, info.gain, tuneSeconds * 1e3,
+                  info.encodeSeconds * 1e3, info.transferSeconds * 1e3, info.decodeSeconds * 1e3);
+    timeline_->complete("allreduce", "sqz", 0, startSeconds, info.totalSeconds, args);
+    if (tuneSeconds > 0) timeline_->complete("tune", "sqz", 1, startSeconds, tuneSeconds, "");
+  }
 }
 
 void Communicator::broadcast(const void* send, void* recv, size_t count, sqzDataType_t type, int root) {

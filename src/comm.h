@@ -20,6 +20,7 @@
 #include "kernels/codec_params.h"
 #include "src/auto_tuner.h"
 #include "src/error_feedback_state.h"
+#include "src/timeline.h"
 #include "src/tuner/plan_name.h"
 #include "sqz.h"
 #include "src/bootstrap/unique_id.h"
@@ -60,6 +61,7 @@ class Communicator {
   void allReduce(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op,
                  const char* spec = nullptr, ErrorFeedbackState* state = nullptr);
   const sqzCallInfo& lastCall() const { return lastCall_; }
+  Timeline* timeline() { return timeline_.get(); }
   void broadcast(const void* send, void* recv, size_t count, sqzDataType_t type, int root);
   void allGather(const void* send, void* recv, size_t count, sqzDataType_t type);
   void barrier();
@@ -108,6 +110,7 @@ class Communicator {
   uint64_t seed_ = 0;  // shared by all ranks (from the unique id)
   uint32_t seq_ = 0;
   sqzCallInfo lastCall_{};
+  std::unique_ptr<Timeline> timeline_;  // SQZ_TIMELINE
 };
 
 }  // namespace sqz

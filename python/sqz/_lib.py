@@ -91,6 +91,8 @@ _SIGNATURES = {
                        ctypes.c_char_p, _c_state, _c_comm, ctypes.c_void_p],
     "sqzGetCallInfo": [_c_comm, ctypes.POINTER(CallInfo)],
     "sqzBarrier": [_c_comm],
+    "sqzTimelineRecord": [_c_comm, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_double, ctypes.c_double,
+                          ctypes.c_char_p],
 }
 
 

@@ -28,6 +28,15 @@ class Communicator:
         self.size = n.value
         self.rank = r.value
 
+    def timeline_record(self, name, category, lane, start, duration, args_json):
+        """Adds a complete event to libsqz's SQZ_TIMELINE file of this rank.
+        Returns False when the library writes no timeline (or predates it)."""
+        fn = self._lib.sqzTimelineRecord
+        if fn is None:
+            return False
+        return fn(self._handle, name.encode(), category.encode(), lane, start, duration,
+                  args_json.encode() if args_json else None) == 0
+
     # ---- construction -------------------------------------------------
     @staticmethod
     def unique_id():

@@ -5,7 +5,11 @@ this rank's row: "queue" (submission until the thread picks it up) and the
 collective itself, with the plan the library chose (sqzGetCallInfo) in its
 args when the library reports one. Written as a JSON array, one file per
 rank: SQZ_TIMELINE with ".rank<N>" inserted before the extension (rank 0
-of a one-rank job uses the path as given).
+of a one-rank job uses the path as given). When libsqz writes that file
+itself (it does when SQZ_TIMELINE is set before the communicator is made),
+these events go into it through sqzTimelineRecord, next to the library's
+own (each allreduce with its plan and tune / encode / transfer / decode
+times), so one trace shows both sides.
 """
 import json
 import os
@@ -16,15 +20,19 @@ _lock = threading.Lock()
 _file = None
 _pid = 0
 _first = True
+_comm = None  # a Communicator whose libsqz writes the file (sqzTimelineRecord)
 
 
 def now():
     return time.perf_counter()
 
 
-def start(path, rank, size):
-    global _file, _pid, _first
+def start(path, rank, size, comm=None):
+    global _file, _pid, _first, _comm
     if not path:
+        return
+    if comm is not None and comm.timeline_record("timeline", "sqz.py", 3, now(), 0.0, None):
+        _comm, _pid = comm, rank  # the library owns the file; send events there
         return
     if size > 1:
         root, ext = os.path.splitext(path)
@@ -41,16 +49,21 @@ def start(path, rank, size):
 
 def _emit(ev):
     global _first
+    if _comm is not None:
+        if ev.get("ph") == "X":
+            _comm.timeline_record(ev["name"], ev.get("cat", "sqz.py"), ev.get("tid", 0), ev["ts"] / 1e6,
+                                  ev["dur"] / 1e6, json.dumps(ev.get("args", {})))
+        return
     _file.write(("" if _first else ",\n") + json.dumps(ev))
     _first = False
 
 
 def record(name, t_queued, t_start, t_end, result=None):
-    if _file is None:
+    if _file is None and _comm is None:
         return
     args = result if isinstance(result, dict) else {}
     with _lock:
-        if _file is None:
+        if _file is None and _comm is None:
             return
         us = 1e6
         _emit({"name": "queue", "cat": "sqz.py", "ph": "X", "pid": _pid, "tid": 0,
@@ -61,18 +74,19 @@ def record(name, t_queued, t_start, t_end, result=None):
 
 def phase(name, t_start, t_end, args=None):
     """A Python-side phase other than a collective (e.g. fusion copies)."""
-    if _file is None:
+    if _file is None and _comm is None:
         return
     with _lock:
-        if _file is None:
+        if _file is None and _comm is None:
             return
         _emit({"name": name, "cat": "sqz.py", "ph": "X", "pid": _pid, "tid": 2,
                "ts": t_start * 1e6, "dur": (t_end - t_start) * 1e6, "args": args or {}})
 
 
 def stop():
-    global _file
+    global _file, _comm
     with _lock:
+        _comm = None
         if _file is not None:
             _file.write("\n]\n")
             _file.close()

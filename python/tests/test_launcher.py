@@ -142,3 +142,6 @@ def test_timeline_records_python_phases_and_plan(tmp_path):
         assert "queue" in names and "fusion.pack" in names and "allreduce.plain" in names
         plans = [e["args"].get("plan") for e in events if e["name"].startswith("allreduce.bucket")]
         assert plans and all(plans), plans
+        # The library's own events share the file: each allreduce with its phase times.
+        lib = [e for e in events if e.get("cat") == "sqz" and e["name"] == "allreduce"]
+        assert lib and all("encode_ms" in e["args"] and "plan" in e["args"] for e in lib), lib

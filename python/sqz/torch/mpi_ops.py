@@ -116,7 +116,7 @@ def init(comm=None, process_sets=None):
         _state.pid = os.getpid()
         _compute_topology(c)
         _state.engine = Engine()
-        _timeline.start(env.get("SQZ_TIMELINE"), c.rank, c.size)
+        _timeline.start(env.get("SQZ_TIMELINE"), c.rank, c.size, c)
 
 
 def _compute_topology(c):
