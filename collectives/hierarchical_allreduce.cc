@@ -46,7 +46,7 @@ void HierarchicalAllreduce::run(const CompressedArgs& a, const std::string& inte
   inter.base.op = sqzSum;
   inter.base.seq = seqs[1];
   inter.residual = a.residual ? a.residual + myOff : nullptr;
-  if (cross.size() > 1) runFlatAllreduce(cross, interAlgorithm, inter, chunkBytes_);
+  if (cross.size() > 1) FlatAllreduces(cross, chunkBytes_).run(interAlgorithm, inter);
 
   // 3. Intra-node allgather of the shards.
   if (myLen > 0) std::memcpy(&full_[myOff], shard_.data(), myLen * 4);

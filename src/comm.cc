@@ -100,12 +100,7 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
   std::vector<bool> sameNode(nranks);
   for (int r = 0; r < nranks; ++r) sameNode[r] = nodeIds_[r] == nodeIds_[rank];
   transport_->connect(addresses, sameNode);
-  ring_ = std::make_unique<RingAllreduce>(*transport_, config_.chunkBytes);
-  direct_ = std::make_unique<DirectAllreduce>(*transport_);
-  quantized_ = std::make_unique<QuantizedAllreduce>(*transport_);
-  codecRing_ = std::make_unique<CodecRingAllreduce>(*transport_);
-  sparse_ = std::make_unique<SparseAllreduce>(*transport_, *ring_);
-  randk_ = std::make_unique<RandkAllreduce>(*ring_, nranks);
+  flat_ = std::make_unique<FlatAllreduces>(*transport_, config_.chunkBytes);
   policy_ = CompressionPolicy::parse("none");
   tuner_ = std::make_unique<AutoTuner>(rank, nodeIds_);
   timeline_ = Timeline::fromEnv(rank, nranks);
@@ -172,15 +167,6 @@ std::string Communicator::chooseAlgorithm(const CodecParams& codec, size_t count
   return "ring";
 }
 
-void Communicator::runCompressed(const std::string& algorithm, const CompressedArgs& args) {
-  if (algorithm == "qa2a") quantized_->run(args);
-  else if (algorithm == "qring") codecRing_->run(args);
-  else if (algorithm == "sparse_ag") sparse_->run(args, SparseAllreduce::Shape::kAllgather);
-  else if (algorithm == "sparse_split") sparse_->run(args, SparseAllreduce::Shape::kSplit);
-  else if (algorithm == "randk") randk_->run(args);
-  else fail(sqzInternalError, "no compressed algorithm '%s'", algorithm.c_str());
-}
-
 void Communicator::reduceStats(GradStats* stats) {
   AllreduceArgs a;
   a.send = a.recv = stats;
@@ -189,7 +175,7 @@ void Communicator::reduceStats(GradStats* stats) {
   a.op = sqzSum;
   a.seq = nextSeq();
   a.deadline = Deadline::fromTimeout();
-  direct_->run(a);
+  flat_->direct().run(a);
 }
 
 PlanSpec Communicator::choosePlan(const void* send, size_t count, sqzDataType_t type, ErrorFeedbackState& ef,
@@ -244,13 +230,13 @@ void Communicator::runExact(const AllreduceArgs& a, ErrorFeedbackState* ef, Call
     AllreduceArgs b = a;
     b.send = b.recv = sum.data();
     b.type = sqzFloat32;
-    if (direct) direct_->run(b);
-    else ring_->run(b);
+    if (direct) flat_->direct().run(b);
+    else flat_->ring().run(b);
     storeFloats(sum.data(), a.type, 0, a.count, a.recv);
     return;
   }
-  if (direct) direct_->run(a);
-  else ring_->run(a);
+  if (direct) flat_->direct().run(a);
+  else flat_->ring().run(a);
 }
 
 CompressedArgs Communicator::compressedArgs(const AllreduceArgs& a, const CodecParams& codec, ErrorFeedbackState& ef,
@@ -355,7 +341,7 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
     CompressedArgs c = compressedArgs(a, plan.codec, *ef, &counters);
     SQZ_TRACE("allreduce seq=%u count=%zu %s %s: @%s", a.seq, count, dataTypeName(type), redOpName(op),
               planName(plan).c_str());
-    runCompressed(algorithm, c);
+    flat_->run(algorithm, c);
     std::snprintf(info.codec, sizeof info.codec, "%s", codecName(plan.codec).c_str());
   } else {
     info.exact = 1;

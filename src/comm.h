@@ -10,13 +10,9 @@
 #include <utility>
 #include <vector>
 
-#include "collectives/codec_ring_allreduce.h"
 #include "collectives/compressed_args.h"
-#include "collectives/direct_allreduce.h"
+#include "collectives/flat_plan.h"
 #include "collectives/hierarchical_allreduce.h"
-#include "collectives/quantized_allreduce.h"
-#include "collectives/ring_allreduce.h"
-#include "collectives/sparse_allreduce.h"
 #include "kernels/codec_params.h"
 #include "src/auto_tuner.h"
 #include "src/error_feedback_state.h"
@@ -78,7 +74,6 @@ class Communicator {
   uint32_t nextSeq() { return seq_++ & 0xffffff; }
   // The algorithm for a lossy call (deterministic: identical on all ranks).
   std::string chooseAlgorithm(const CodecParams& codec, size_t count) const;
-  void runCompressed(const std::string& algorithm, const CompressedArgs& args);
   // The arguments of a lossy call on `ef`'s buffer (advances its step).
   CompressedArgs compressedArgs(const AllreduceArgs& a, const CodecParams& codec, ErrorFeedbackState& ef,
                                 CallCounters* counters);
@@ -96,12 +91,7 @@ class Communicator {
   CommConfig config_;
   std::unique_ptr<UcxTransport> transport_;
   std::vector<std::string> nodeIds_;
-  std::unique_ptr<RingAllreduce> ring_;
-  std::unique_ptr<DirectAllreduce> direct_;
-  std::unique_ptr<QuantizedAllreduce> quantized_;
-  std::unique_ptr<CodecRingAllreduce> codecRing_;
-  std::unique_ptr<SparseAllreduce> sparse_;
-  std::unique_ptr<RandkAllreduce> randk_;
+  std::unique_ptr<FlatAllreduces> flat_;  // every flat algorithm on the whole group
   CompressionPolicy policy_;
   std::unique_ptr<AutoTuner> tuner_;
   HierarchyGroups hierarchy_;
