@@ -16,3 +16,4 @@ from .functions import (  # noqa: F401
     broadcast_parameters, broadcast_optimizer_state, broadcast_object, allgather_object,
 )
 from .optimizer import DistributedOptimizer  # noqa: F401
+from .sync_batch_norm import SyncBatchNorm  # noqa: F401
