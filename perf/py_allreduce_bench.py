@@ -97,6 +97,9 @@ def worker_train(args):
             res["sqz DistributedOptimizer " + spec] = bench(m, opt)
         except RuntimeError as e:
             res["sqz DistributedOptimizer " + spec] = "error: %s" % str(e)[:120]
+    # On the namespace testbed each rank's shaped interface is SQZ_SOCKET_IFNAME; gloo must use it too.
+    if os.environ.get("SQZ_SOCKET_IFNAME") and not os.environ.get("GLOO_SOCKET_IFNAME"):
+        os.environ["GLOO_SOCKET_IFNAME"] = os.environ["SQZ_SOCKET_IFNAME"]
     store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]) + 2, hvd.size(), r == 0,
                           timeout=datetime.timedelta(seconds=60))
     dist.init_process_group("gloo", store=store, rank=r, world_size=hvd.size())
