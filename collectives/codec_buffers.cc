@@ -35,6 +35,19 @@ const void* elementPtr(const void* base, sqzDataType_t type, size_t offset) {
   return static_cast<const unsigned char*>(base) + offset * dataTypeSize(type);
 }
 
+EncodeArgs chunkEncodeArgs(const CompressedArgs& a, int rank, size_t offset, size_t count) {
+  EncodeArgs e;
+  e.input = elementPtr(a.base.send, a.base.type, offset);
+  e.dtype = a.base.type;
+  e.count = count;
+  e.residual = a.residual ? a.residual + offset : nullptr;
+  e.seed = a.seed;
+  e.step = a.step;
+  e.rank = static_cast<uint32_t>(rank);
+  e.chunkOffset = offset;
+  return e;
+}
+
 bool hasNonFinite(const void* in, sqzDataType_t type, size_t n) {
   // Exponent all ones <=> NaN or Inf; an OR-reduction the compiler vectorizes.
   if (type == sqzFloat32) {

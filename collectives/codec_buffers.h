@@ -4,6 +4,8 @@
 
 #include <cstddef>
 
+#include "collectives/compressed_args.h"
+#include "kernels/cpu_codec.h"
 #include "sqz.h"
 
 namespace sqz {
@@ -14,6 +16,9 @@ void loadFloats(const void* in, sqzDataType_t type, size_t offset, size_t n, flo
 void storeFloats(const float* in, sqzDataType_t type, size_t offset, size_t n, void* out);
 // Pointer to element `offset` of a typed buffer.
 const void* elementPtr(const void* base, sqzDataType_t type, size_t offset);
+// The encoder's view of elements [offset, offset + count) of a compressed
+// call's input, with the matching slice of its residual and the call's key.
+EncodeArgs chunkEncodeArgs(const CompressedArgs& a, int rank, size_t offset, size_t count);
 // True when any element is NaN or infinite.
 bool hasNonFinite(const void* in, sqzDataType_t type, size_t n);
 

@@ -10,6 +10,7 @@
 #include "collectives/compressed_args.h"
 #include "collectives/direct_allreduce.h"
 #include "collectives/quantized_allreduce.h"
+#include "collectives/randk_allreduce.h"
 #include "collectives/ring_allreduce.h"
 #include "collectives/sparse_allreduce.h"
 #include "transport/transport.h"

@@ -13,18 +13,6 @@ namespace {
 
 constexpr uint32_t kPayloadSlot = 0xffff10, kCountSlot = 0xffff11, kRangeSlot = 0xffff12;
 
-EncodeArgs encodeArgs(const CompressedArgs& a, int rank, size_t offset, size_t count) {
-  EncodeArgs e;
-  e.input = elementPtr(a.base.send, a.base.type, offset);
-  e.dtype = a.base.type;
-  e.count = count;
-  e.residual = a.residual ? a.residual + offset : nullptr;
-  e.seed = a.seed;
-  e.step = a.step;
-  e.rank = static_cast<uint32_t>(rank);
-  e.chunkOffset = offset;
-  return e;
-}
 
 double ringBytes(double bytes, int n) { return RingAllreduce::bytesSentPerRank(bytes, n); }
 
@@ -61,7 +49,7 @@ void SparseAllreduce::runAllgather(const CompressedArgs& a) {
   payloads_.resize(n * bytes);
   {
     PhaseTimer t(&c.encodeSeconds);
-    encodeCpu(a.codec, encodeArgs(a, me, 0, b.count), &payloads_[me * bytes], bytes);
+    encodeCpu(a.codec, chunkEncodeArgs(a, me, 0, b.count), &payloads_[me * bytes], bytes);
   }
   DecodeExpect x;
   x.params = a.codec;
@@ -115,7 +103,7 @@ void SparseAllreduce::runSplit(const CompressedArgs& a) {
   for (int k = 0; k < n; ++k) {
     int j = (me + k) % n;
     PhaseTimer t(&c.encodeSeconds);
-    encodeCpu(a.codec, encodeArgs(a, me, split.offset(j), split.length(j)), (j == me ? in : out) + j * slot, slot);
+    encodeCpu(a.codec, chunkEncodeArgs(a, me, split.offset(j), split.length(j)), (j == me ? in : out) + j * slot, slot);
     if (j != me) {
       sends.push_back(transport_.postSend(j, Tag{b.seq, kPayloadSlot}, out + j * slot, payloadBytes(j)));
       c.wireBytes += payloadBytes(j);
@@ -198,37 +186,6 @@ void SparseAllreduce::runSplit(const CompressedArgs& a) {
   }
   if (b.op == sqzAvg) divideInPlace(dense_.data(), sqzFloat32, b.count, n);
   storeFloats(dense_.data(), b.type, 0, b.count, b.recv);
-}
-
-double RandkAllreduce::bytesSentPerRank(const CodecParams& codec, size_t count, int n) {
-  return ringBytes(4.0 * selectedCount(codec, count), n);
-}
-
-void RandkAllreduce::run(const CompressedArgs& a) {
-  const AllreduceArgs& b = a.base;
-  const size_t k = selectedCount(a.codec, b.count);
-  CallCounters scratch;
-  CallCounters& c = a.counters ? *a.counters : scratch;
-  values_.resize(k);
-  {
-    PhaseTimer t(&c.encodeSeconds);
-    // The rank is not part of random-K's key: every rank picks the same indices.
-    randkGatherCpu(a.codec, encodeArgs(a, 0, 0, b.count), values_.data());
-  }
-  AllreduceArgs ring = b;
-  ring.send = ring.recv = values_.data();
-  ring.count = k;
-  ring.type = sqzFloat32;
-  ring.op = sqzSum;
-  ring_.run(ring);
-  c.wireBytes += static_cast<size_t>(ringBytes(4.0 * k, nranks_));
-  out_.assign(b.count, 0.0f);
-  {
-    PhaseTimer t(&c.decodeSeconds);
-    randkScatterCpu(a.codec, b.count, a.seed, a.step, 0, values_.data(), out_.data(), DecodeMode::Overwrite);
-  }
-  if (b.op == sqzAvg) divideInPlace(out_.data(), sqzFloat32, b.count, nranks_);
-  storeFloats(out_.data(), b.type, 0, b.count, b.recv);
 }
 
 }  // namespace sqz
