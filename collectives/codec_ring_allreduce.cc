@@ -55,7 +55,7 @@ void CodecRingAllreduce::run(const CompressedArgs& a) {
     e.step = a.step;
     e.rank = static_cast<uint32_t>(me);
     e.chunkOffset = seg.offset(s);
-    PhaseTimer t(&c.encodeSeconds);
+    PhaseTimer t(&c.encodeSeconds, "sqz encode");
     encodeCpu(a.codec, e, dst, slot);
   };
   auto expect = [&](size_t s) {
@@ -81,7 +81,7 @@ void CodecRingAllreduce::run(const CompressedArgs& a) {
     sends.push_back(transport_.postSend(right, Tag{b.seq, kSlotBase + static_cast<uint32_t>(s)}, out, payloadBytes(t)));
     c.wireBytes += payloadBytes(t);
     transport_.wait(recv, b.deadline);
-    PhaseTimer timer(&c.decodeSeconds);
+    PhaseTimer timer(&c.decodeSeconds, "sqz decode");
     decodeCpu(expect(r), in, payloadBytes(r), acc_.data() + seg.offset(r), DecodeMode::Accumulate);
   }
   transport_.waitAll(sends, b.deadline);
@@ -110,7 +110,7 @@ void CodecRingAllreduce::run(const CompressedArgs& a) {
   // Decode every segment from the same bytes on every rank.
   float* out = acc_.data();
   for (int r = 0; r < n; ++r) {
-    PhaseTimer timer(&c.decodeSeconds);
+    PhaseTimer timer(&c.decodeSeconds, "sqz decode");
     decodeCpu(expect(r), &payloads_[(2 + r) * slot], payloadBytes(r), out + seg.offset(r), DecodeMode::Overwrite);
   }
   transport_.waitAll(sends, b.deadline);

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "collectives/collective_args.h"
+#include "common/trace_range.h"
 #include "kernels/codec_params.h"
 
 namespace sqz {
@@ -29,10 +30,10 @@ struct CompressedArgs {
   CallCounters* counters = nullptr;
 };
 
-// Adds the time of its scope to a counter.
+// Adds the time of its scope to a counter, and marks it as an NVTX range.
 class PhaseTimer {
  public:
-  explicit PhaseTimer(double* sink) : sink_(sink), start_(std::chrono::steady_clock::now()) {}
+  PhaseTimer(double* sink, const char* name) : range_(name), sink_(sink), start_(std::chrono::steady_clock::now()) {}
   ~PhaseTimer() {
     if (sink_) *sink_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   }
@@ -40,6 +41,7 @@ class PhaseTimer {
   PhaseTimer& operator=(const PhaseTimer&) = delete;
 
  private:
+  TraceRange range_;
   double* sink_;
   std::chrono::steady_clock::time_point start_;
 };

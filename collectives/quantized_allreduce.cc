@@ -47,7 +47,7 @@ void QuantizedAllreduce::run(const CompressedArgs& a) {
     e.rank = static_cast<uint32_t>(me);
     e.chunkOffset = split.offset(j);
     {
-      PhaseTimer t(&c.encodeSeconds);
+      PhaseTimer t(&c.encodeSeconds, "sqz encode");
       encodeCpu(a.codec, e, &sendPayloads_[j * slot], slot);
     }
     sends.push_back(transport_.postSend(j, Tag{b.seq, kScatterSlot}, &sendPayloads_[j * slot], payloadBytes(j)));
@@ -71,7 +71,7 @@ void QuantizedAllreduce::run(const CompressedArgs& a) {
   for (int r = 0; r < n; ++r) {
     if (r == me) continue;
     transport_.wait(recvs[r], b.deadline);
-    PhaseTimer t(&c.decodeSeconds);
+    PhaseTimer t(&c.decodeSeconds, "sqz decode");
     decodeCpu(mine, &recvPayloads_[r * slot], payloadBytes(me), acc_.data(), DecodeMode::Accumulate);
   }
 
@@ -86,7 +86,7 @@ void QuantizedAllreduce::run(const CompressedArgs& a) {
     e.step = a.step * 2 + 1;
     e.rank = static_cast<uint32_t>(me);
     e.chunkOffset = myOff;
-    PhaseTimer t(&c.encodeSeconds);
+    PhaseTimer t(&c.encodeSeconds, "sqz encode");
     encodeCpu(a.codec, e, &gathered_[me * slot], slot);
   }
   for (int r = 0; r < n; ++r)
@@ -106,7 +106,7 @@ void QuantizedAllreduce::run(const CompressedArgs& a) {
     x.params = a.codec;
     x.count = split.length(r);
     x.chunkOffset = split.offset(r);
-    PhaseTimer t(&c.decodeSeconds);
+    PhaseTimer t(&c.decodeSeconds, "sqz decode");
     decodeCpu(x, &gathered_[r * slot], payloadBytes(r), out + split.offset(r), DecodeMode::Overwrite);
   }
   transport_.waitAll(sends, b.deadline);

@@ -17,7 +17,7 @@ void RandkAllreduce::run(const CompressedArgs& a) {
   CallCounters& c = a.counters ? *a.counters : scratch;
   values_.resize(k);
   {
-    PhaseTimer t(&c.encodeSeconds);
+    PhaseTimer t(&c.encodeSeconds, "sqz encode");
     // The rank is not part of random-K's key: every rank picks the same indices.
     randkGatherCpu(a.codec, chunkEncodeArgs(a, 0, 0, b.count), values_.data());
   }
@@ -30,7 +30,7 @@ void RandkAllreduce::run(const CompressedArgs& a) {
   c.wireBytes += static_cast<size_t>(RingAllreduce::bytesSentPerRank(4.0 * k, nranks_));
   out_.assign(b.count, 0.0f);
   {
-    PhaseTimer t(&c.decodeSeconds);
+    PhaseTimer t(&c.decodeSeconds, "sqz decode");
     randkScatterCpu(a.codec, b.count, a.seed, a.step, 0, values_.data(), out_.data(), DecodeMode::Overwrite);
   }
   if (b.op == sqzAvg) divideInPlace(out_.data(), sqzFloat32, b.count, nranks_);

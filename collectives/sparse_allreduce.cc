@@ -48,7 +48,7 @@ void SparseAllreduce::runAllgather(const CompressedArgs& a) {
   CallCounters& c = a.counters ? *a.counters : scratch;
   payloads_.resize(n * bytes);
   {
-    PhaseTimer t(&c.encodeSeconds);
+    PhaseTimer t(&c.encodeSeconds, "sqz encode");
     encodeCpu(a.codec, chunkEncodeArgs(a, me, 0, b.count), &payloads_[me * bytes], bytes);
   }
   DecodeExpect x;
@@ -58,7 +58,7 @@ void SparseAllreduce::runAllgather(const CompressedArgs& a) {
   if (denseIsCheaper(a.codec, b.count, n)) {
     // Dense switch: densify this rank's K values and sum exactly.
     {
-      PhaseTimer t(&c.decodeSeconds);
+      PhaseTimer t(&c.decodeSeconds, "sqz decode");
       decodeCpu(x, &payloads_[me * bytes], bytes, dense_.data(), DecodeMode::Overwrite);
     }
     AllreduceArgs ring = b;
@@ -77,7 +77,7 @@ void SparseAllreduce::runAllgather(const CompressedArgs& a) {
     }
     transport_.waitAll(reqs, b.deadline);
     // Scatter-add in rank order: the same additions in the same order everywhere.
-    PhaseTimer t(&c.decodeSeconds);
+    PhaseTimer t(&c.decodeSeconds, "sqz decode");
     for (int r = 0; r < n; ++r) decodeCpu(x, &payloads_[r * bytes], bytes, dense_.data(), DecodeMode::Accumulate);
   }
   if (b.op == sqzAvg) divideInPlace(dense_.data(), sqzFloat32, b.count, n);
@@ -102,7 +102,7 @@ void SparseAllreduce::runSplit(const CompressedArgs& a) {
     if (r != me) recvs[r] = transport_.postRecv(r, Tag{b.seq, kPayloadSlot}, in + r * slot, payloadBytes(me));
   for (int k = 0; k < n; ++k) {
     int j = (me + k) % n;
-    PhaseTimer t(&c.encodeSeconds);
+    PhaseTimer t(&c.encodeSeconds, "sqz encode");
     encodeCpu(a.codec, chunkEncodeArgs(a, me, split.offset(j), split.length(j)), (j == me ? in : out) + j * slot, slot);
     if (j != me) {
       sends.push_back(transport_.postSend(j, Tag{b.seq, kPayloadSlot}, out + j * slot, payloadBytes(j)));
@@ -117,7 +117,7 @@ void SparseAllreduce::runSplit(const CompressedArgs& a) {
   x.chunkOffset = myOff;
   for (int r = 0; r < n; ++r) {
     if (r != me) transport_.wait(recvs[r], b.deadline);
-    PhaseTimer t(&c.decodeSeconds);
+    PhaseTimer t(&c.decodeSeconds, "sqz decode");
     decodeCpu(x, in + r * slot, payloadBytes(me), range.data(), DecodeMode::Accumulate);
   }
   transport_.waitAll(sends, b.deadline);

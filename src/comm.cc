@@ -258,6 +258,7 @@ CompressedArgs Communicator::compressedArgs(const AllreduceArgs& a, const CodecP
 void Communicator::allReduce(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op,
                              const char* spec, ErrorFeedbackState* state) {
   LogRankScope logRank(rank_);
+  TraceRange range("sqz allreduce");
   const auto start = std::chrono::steady_clock::now();
   const double startSeconds = monotonicSeconds();
   double tuneSeconds = 0;
@@ -291,7 +292,7 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   h.spec = specHash(policy.text);
   GradStats local{};
   if (compressible && tuned) {
-    PhaseTimer tune(&tuneSeconds);
+    PhaseTimer tune(&tuneSeconds, "sqz tune");
     ef->ensure(EvenSplit{count, static_cast<size_t>(size_)}.length(0));
     clearStats(&local);
     gradStatsCpu(send, type, ef->residual.data(), count, &local);
@@ -311,7 +312,7 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   if (compressible && (fixedLossy || tuned) && !(flags & kFlagNonFinite)) {
     double gain = -1;
     {
-      PhaseTimer tune(&tuneSeconds);
+      PhaseTimer tune(&tuneSeconds, "sqz tune");
       plan = tuned ? choosePlan(send, count, type, *ef, local, &gain) : policy.plan;
     }
     if (plan.algorithm.empty()) plan.algorithm = chooseAlgorithm(plan.codec, count);

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/trace_range.h"
 
 namespace sqz {
 
@@ -227,6 +228,7 @@ void UcxTransport::finish(RequestId id) {
 
 void UcxTransport::wait(RequestId id, const Deadline& deadline) {
   Op& op = lookup(id);
+  TraceRange range("sqz transfer wait");
   unsigned idle = 0;
   while (!op.done) {
     if (ucp_worker_progress(worker_) != 0) {
