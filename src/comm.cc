@@ -375,39 +375,37 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   }
 }
 
-void Communicator::broadcast(const void* send, void* recv, size_t count, sqzDataType_t type, int root) {
-  LogRankScope logRank(rank_);
-  uint32_t seq = nextSeq();
-  Deadline deadline = Deadline::fromTimeout();
+uint32_t Communicator::agreeOnExactCall(CollectiveKind kind, size_t count, int type, int root,
+                                        const Deadline& deadline) {
+  const uint32_t seq = nextSeq();
   CallHeader h;
-  h.kind = static_cast<uint32_t>(CollectiveKind::kBroadcast);
+  h.kind = static_cast<uint32_t>(kind);
   h.count = count;
   h.dtype = type;
   h.root = root;
   agreeOnCall(*transport_, seq, h, deadline);
+  return seq;
+}
+
+void Communicator::broadcast(const void* send, void* recv, size_t count, sqzDataType_t type, int root) {
+  LogRankScope logRank(rank_);
+  const Deadline deadline = Deadline::fromTimeout();
+  const uint32_t seq = agreeOnExactCall(CollectiveKind::kBroadcast, count, type, root, deadline);
   if (count == 0) return;
   Broadcast(*transport_).run(send, recv, count * dataTypeSize(type), root, seq, deadline);
 }
 
 void Communicator::allGather(const void* send, void* recv, size_t count, sqzDataType_t type) {
   LogRankScope logRank(rank_);
-  uint32_t seq = nextSeq();
-  Deadline deadline = Deadline::fromTimeout();
-  CallHeader h;
-  h.kind = static_cast<uint32_t>(CollectiveKind::kAllGather);
-  h.count = count;
-  h.dtype = type;
-  agreeOnCall(*transport_, seq, h, deadline);
+  const Deadline deadline = Deadline::fromTimeout();
+  const uint32_t seq = agreeOnExactCall(CollectiveKind::kAllGather, count, type, -1, deadline);
   if (count == 0) return;
   AllGather(*transport_).run(send, recv, count * dataTypeSize(type), seq, deadline);
 }
 
 void Communicator::barrier() {
   LogRankScope logRank(rank_);
-  uint32_t seq = nextSeq();
-  CallHeader h;
-  h.kind = static_cast<uint32_t>(CollectiveKind::kBarrier);
-  agreeOnCall(*transport_, seq, h, Deadline::fromTimeout());
+  agreeOnExactCall(CollectiveKind::kBarrier, 0, -1, -1, Deadline::fromTimeout());
 }
 
 void Communicator::abort() { transport_->abort(); }

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "collectives/call_agreement.h"
 #include "collectives/compressed_args.h"
 #include "collectives/flat_plan.h"
 #include "collectives/hierarchical_allreduce.h"
@@ -72,6 +73,8 @@ class Communicator {
 
  private:
   uint32_t nextSeq() { return seq_++ & 0xffffff; }
+  // The header exchange of an exact collective; returns the call's sequence number.
+  uint32_t agreeOnExactCall(CollectiveKind kind, size_t count, int type, int root, const Deadline& deadline);
   // The algorithm for a lossy call (deterministic: identical on all ranks).
   std::string chooseAlgorithm(const CodecParams& codec, size_t count) const;
   // The arguments of a lossy call on `ef`'s buffer (advances its step).
