@@ -3,12 +3,36 @@
 #include <algorithm>
 #include <map>
 
+#include "collectives/codec_buffers.h"
 #include "common/log.h"
+#include "kernels/cpu_codec.h"
 #include "src/codec/codec_spec.h"
 #include "src/tuner/calibration.h"
 #include "src/tuner/topology_fingerprint.h"
 
 namespace sqz {
+
+void tunerStats(const void* input, sqzDataType_t type, const float* residual, size_t count, GradStats* stats) {
+  constexpr size_t kRun = 4096, kBudget = size_t(1) << 18;
+  clearStats(stats);
+  if (count <= kBudget) {
+    gradStatsCpu(input, type, residual, count, stats);
+    return;
+  }
+  const size_t runs = (count + kRun - 1) / kRun;
+  const size_t stride = (count + kBudget - 1) / kBudget;  // every stride-th run
+  size_t sampled = 0;
+  for (size_t r = 0; r < runs; r += stride) {
+    const size_t off = r * kRun, len = std::min(kRun, count - off);
+    gradStatsCpu(elementPtr(input, type, off), type, residual ? residual + off : nullptr, len, stats);
+    sampled += len;
+  }
+  const double scale = static_cast<double>(count) / static_cast<double>(sampled);
+  double* fields = reinterpret_cast<double*>(stats);
+  for (size_t i = 0; i < GradStats::kDoubles; ++i) fields[i] *= scale;
+  stats->nonFinite = hasNonFinite(input, type, count) ? 1.0 : 0.0;
+  if (residual && stats->nonFinite == 0 && hasNonFinite(residual, sqzFloat32, count)) stats->nonFinite = 1.0;
+}
 
 AutoTuner::AutoTuner(int rank, const std::vector<std::string>& nodeIds) : rank_(rank) {
   fingerprint_ = topologyFingerprint(nodeIds, false);
@@ -65,7 +89,8 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
                        const std::string& label) {
   std::vector<Candidate> candidates = allreduceCandidates(count, topo_, levels_, elementBytes);
   // A tuned call first reads g + e once for its statistics.
-  const double statsSeconds = profile_.codecs.statsSeconds(topo_.device, count);
+  // (tunerStats reads at most 2^18 sampled elements, plus a non-finite scan.)
+  const double statsSeconds = profile_.codecs.statsSeconds(topo_.device, std::min(count, 262144.0));
   for (Candidate& c : candidates) c.overheadSeconds = statsSeconds;
   // This build runs a hierarchical plan's intra-node stages exactly only.
   candidates.erase(std::remove_if(candidates.begin(), candidates.end(),

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/grad_stats.h"
+#include "sqz.h"
 #include "src/tuner/allreduce_shapes.h"
 #include "src/tuner/cost_model.h"
 #include "src/tuner/profile.h"
@@ -19,6 +20,14 @@
 namespace sqz {
 
 class Transport;
+
+// The statistics of g + e for the tuner, from one read of at most about
+// 2^18 elements: buffers larger than that are sampled as every S-th run of
+// 4096 elements (the same runs on every rank) and the sums scaled by the
+// sampling factor; gain() works on ratios, so it sees the buffer's shape at
+// a fraction of the cost. Non-finite values are counted over the whole
+// buffer, so a single NaN anywhere still forces the exact path.
+void tunerStats(const void* input, sqzDataType_t type, const float* residual, size_t count, GradStats* stats);
 
 // What the tuner keeps per buffer (inside its ErrorFeedbackState).
 struct TuningState {

@@ -294,8 +294,7 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   if (compressible && tuned) {
     PhaseTimer tune(&tuneSeconds, "sqz tune");
     ef->ensure(EvenSplit{count, static_cast<size_t>(size_)}.length(0));
-    clearStats(&local);
-    gradStatsCpu(send, type, ef->residual.data(), count, &local);
+    tunerStats(send, type, ef->residual.data(), count, &local);
     if (local.nonFinite > 0) h.rankFlags |= kFlagNonFinite;
   } else if (compressible && fixedLossy && hasNonFinite(send, type, count)) {
     h.rankFlags |= kFlagNonFinite;

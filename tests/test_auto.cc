@@ -12,6 +12,9 @@
 #include <vector>
 
 #include "harness/rank_threads.h"
+#include "kernels/cpu_codec.h"
+#include "src/auto_tuner.h"
+#include "src/codec/codec_spec.h"
 #include "src/tuner/link_curve.h"
 #include "src/tuner/profile.h"
 
@@ -60,6 +63,31 @@ AutoRun runAuto(int n, size_t count, int calls) {
     run.outputs[rank] = out;
   });
   return run;
+}
+
+// Sampling the statistics of a large buffer keeps every codec's gain close
+// to the full pass's, and still sees a single NaN anywhere.
+TEST(Auto, SampledStatisticsKeepTheGains) {
+  const size_t count = (size_t{1} << 22) + 12345;
+  std::mt19937 rng(11);
+  std::student_t_distribution<float> heavy(3.0f);
+  std::vector<float> g(count), e(count);
+  for (size_t i = 0; i < count; ++i) {
+    g[i] = heavy(rng) * (i % 7 == 0 ? 10.0f : 0.01f);
+    e[i] = 1e-3f * heavy(rng);
+  }
+  GradStats full, sampled;
+  clearStats(&full);
+  gradStatsCpu(g.data(), sqzFloat32, e.data(), count, &full);
+  tunerStats(g.data(), sqzFloat32, e.data(), count, &sampled);
+  EXPECT_EQ(sampled.nonFinite, 0);
+  for (const char* spec : {"q8", "q4", "q2", "q1", "topk:0.1", "topk:0.01", "topk:0.001", "bf16"}) {
+    CodecParams p = parseCodecSpec(spec);
+    EXPECT_NEAR(gain(sampled, p), gain(full, p), 0.03) << spec;
+  }
+  g[count - 3] = std::nanf("");  // outside most sampled runs
+  tunerStats(g.data(), sqzFloat32, e.data(), count, &sampled);
+  EXPECT_GT(sampled.nonFinite, 0);
 }
 
 TEST(Auto, SlowLinkCompressesAndAllRanksAgree) {
