@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-LINKS = ["loopback", "1gbit", "100mbit", "10mbit"]
+LINKS = ["loopback", "1gbit", "100mbit", "100mbit-40s", "10mbit"]
 METHODS = ["none", "mpi", "bf16", "q8", "q4", "q2", "q1", "topk:0.1", "topk:0.01", "topk:0.001", "randk:0.01", "auto"]
 STYLE = {
     "none": dict(color="black", lw=2.2),

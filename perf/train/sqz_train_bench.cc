@@ -10,7 +10,7 @@
 //          [--steps N] [--batch B] [--eval-every E] [--eval-seconds S] [--max-seconds S]
 //          [--schedule cosine|const] [--out file.csv]
 //          [--link NAME] [--lr X] [--momentum X] [--seed S] [--hidden H]
-//          [--train-n N] [--test-n N] [--data DIR] [--min-bytes B]
+//          [--train-n N] [--test-n N] [--data DIR] [--min-bytes B] [--tune SQZ_TUNE]
 //
 // Models: multinomial logistic regression (784x10 + bias) and an MLP
 // 784-H-H-10 (ReLU, softmax cross-entropy; H = 1024 by default), fp32,
@@ -301,6 +301,7 @@ struct Options {
   uint64_t seed = 1;
   int trainN = 0, testN = 0;  // 0: all
   long minBytes = 4096;
+  std::string tune;  // SQZ_TUNE for this run (empty: the library's table)
   std::string data = "/usr/share/datasets/fashion-mnist";
   std::string out, link = "unknown";
 };
@@ -309,7 +310,7 @@ void usage() {
   std::fprintf(stderr,
                "usage: sqz_train_bench --model logreg|mlp [--methods a,b,...] [--steps N] [--batch B]\n"
                "  [--eval-every E] [--eval-seconds S] [--max-seconds S] [--schedule cosine|const] [--out FILE.csv] [--link NAME] [--lr X] [--momentum X]\n"
-               "  [--seed S] [--hidden H] [--train-n N] [--test-n N] [--data DIR] [--min-bytes B]\n");
+               "  [--seed S] [--hidden H] [--train-n N] [--test-n N] [--data DIR] [--min-bytes B] [--tune SQZ_TUNE]\n");
 }
 
 Options parseArgs(int argc, char** argv) {
@@ -336,6 +337,7 @@ Options parseArgs(int argc, char** argv) {
     else if (a == "--test-n") o.testN = std::atoi(val().c_str());
     else if (a == "--data") o.data = val();
     else if (a == "--min-bytes") o.minBytes = std::atol(val().c_str());
+    else if (a == "--tune") o.tune = val();
     else if (a == "--out") o.out = val();
     else if (a == "--link") o.link = val();
     else if (a == "-h" || a == "--help") {
@@ -387,6 +389,10 @@ int main(int argc, char** argv) {
   // default (64 KiB) would leave the whole logistic regression (31 KiB)
   // uncompressed, so the benchmark lowers it (biases of 10 floats stay exact).
   setenv("SQZ_MIN_BYTES", std::to_string(opt.minBytes).c_str(), 1);
+  // The library's static table sends every buffer below 64 KiB exactly,
+  // whatever auto would pick; --tune replaces it (e.g. to let auto decide
+  // from 4 KiB up, as SQZ_MIN_BYTES lets the fixed specs).
+  if (!opt.tune.empty()) setenv("SQZ_TUNE", opt.tune.c_str(), 1);
 
   Dataset train = loadIdx(opt.data + "/train-images-idx3-ubyte.gz", opt.data + "/train-labels-idx1-ubyte.gz", opt.trainN);
   Dataset test = loadIdx(opt.data + "/t10k-images-idx3-ubyte.gz", opt.data + "/t10k-labels-idx1-ubyte.gz", opt.testN);
@@ -416,10 +422,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "# sqz_train_bench: %s (%zu parameters in %zu tensors), %d ranks x batch %d, %d train images "
                  "(%d steps/epoch), %d test images, lr %g momentum %g seed %llu, steps %d, eval every %d, "
-                 "max %g s per method, SQZ_MIN_BYTES=%ld\n",
+                 "max %g s per method, SQZ_MIN_BYTES=%ld, SQZ_TUNE=%s\n",
                  opt.model.c_str(), probe.numParams(), probe.params.size(), nranks, opt.batch, train.n, stepsPerEpoch,
                  test.n, opt.lr, opt.momentum, static_cast<unsigned long long>(opt.seed), opt.steps, opt.evalEvery,
-                 opt.maxSeconds, opt.minBytes);
+                 opt.maxSeconds, opt.minBytes, getenv("SQZ_TUNE") ? getenv("SQZ_TUNE") : "(default)");
   }
 
   // Warm the connections (untimed) so that no method pays for them.
