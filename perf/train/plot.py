@@ -57,7 +57,9 @@ def main():
             order = [m for m in METHODS if m in methods] + sorted(m for m in methods if m not in METHODS)
             for i, meth in enumerate(order):
                 rows = methods[meth]
-                style = STYLE.get(meth, dict(color=cmap(i % 10), lw=1.2))
+                # The same colour for a method in every panel.
+                k = METHODS.index(meth) if meth in METHODS else len(METHODS) + i
+                style = STYLE.get(meth, dict(color=cmap(k % 10), lw=1.2))
                 later = rows[1:]  # step 0 has no training loss and no bytes
                 b = [num(r, "bytes_per_rank") / 1e6 for r in later]
                 t = [num(r, "wall_s") for r in later]
