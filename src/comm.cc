@@ -123,7 +123,11 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
       for (const auto& g : byNode) hierarchy_.cross.push_back(g[local]);
     }
   }
-  std::memcpy(&seed_, id.secret.data(), sizeof seed_);  // the same on every rank
+  // The codecs' RNG key (stochastic rounding, random-K indices) is the same
+  // on every rank: SQZ_SEED when set (reproducible runs), else from the
+  // unique id's secret (fresh per communicator).
+  std::memcpy(&seed_, id.secret.data(), sizeof seed_);
+  if (!envString("SQZ_SEED").empty()) seed_ = static_cast<uint64_t>(envInt("SQZ_SEED", 0));
   std::string spec = envString("SQZ_COMPRESSION");
   if (!spec.empty()) {
     try {

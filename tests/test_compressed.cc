@@ -215,6 +215,15 @@ TEST(CompressedPolicy, AverageIsTheCompressedSumDividedOnce) {
   });
 }
 
+// SQZ_SEED makes stochastic codecs reproducible across communicators (runs).
+TEST(CompressedPolicy, SeedMakesRunsReproducible) {
+  ScopedEnv seed("SQZ_SEED", "12345");
+  for (const char* plan : {"@qa2a:q2", "@randk:randk:0.05"}) {
+    Outcome a = runOnce(3, plan, 20011), b = runOnce(3, plan, 20011);
+    EXPECT_EQ(a.outputs[0], b.outputs[0]) << plan;
+  }
+}
+
 TEST(CompressedPolicy, MismatchedSpecsFailOnEveryRank) {
   ScopedEnv minBytes("SQZ_MIN_BYTES", "0");
   runRanks(3, [&](int rank, sqzComm_t& comm) {
