@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <ctime>
+#include <random>
 #include <map>
 #include <string>
 #include <thread>
@@ -24,10 +26,20 @@ extern char** environ;
 namespace sqz::test {
 namespace {
 
+// A port that is free now, drawn below the kernel's ephemeral range (32768+)
+// so that no outgoing connection can take it before the rendezvous binds it.
 int freePort() {
-  SocketAddress any = resolveAddress("127.0.0.1", 0), bound;
-  Socket s = listenOn(any, &bound);
-  return bound.port();  // closed on return; a small race we accept in tests
+  static std::mt19937 rng(static_cast<unsigned>(getpid()) * 7919u + static_cast<unsigned>(time(nullptr)));
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    int port = 10000 + static_cast<int>(rng() % 22000);
+    try {
+      SocketAddress any = resolveAddress("127.0.0.1", port), bound;
+      Socket s = listenOn(any, &bound);
+      return port;
+    } catch (const Error&) {
+    }
+  }
+  return 0;
 }
 
 // Starts `n` rank processes with per-rank extra environment; returns their

@@ -22,17 +22,29 @@ import sys
 import time
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def _free_port_pair(host):
     """A port P such that P and P+1 are both free now (torchrun's store
-    convention: MASTER_PORT for the store, MASTER_PORT+1 for sqz)."""
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        if port >= 65535:
-            continue
+    convention: MASTER_PORT for the store, MASTER_PORT+1 for sqz). Drawn
+    below the kernel's ephemeral range: a port from inside it can be taken
+    by any outgoing connection (the ranks' own included) before rank 0
+    binds it."""
+    lo, _ = _ephemeral_range()
+    top = lo - 2 if lo > 12000 else 65533
+    rng = secrets.SystemRandom()
+    for _ in range(200):
+        port = rng.randint(10000, top)
         try:
-            with socket.socket() as s2:
+            with socket.socket() as s, socket.socket() as s2:
+                s.bind((host, port))
                 s2.bind((host, port + 1))
             return port
         except OSError:
