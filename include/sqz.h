@@ -105,7 +105,32 @@ SQZ_API sqzResult_t sqzCommInitRank(sqzComm_t* comm, int nranks, sqzUniqueId com
  * trade-off when it is not. */
 SQZ_API sqzResult_t sqzCommInitFromEnv(sqzComm_t* comm);
 
-/* Frees the communicator after all its operations have finished. */
+/* NCCL's communicator handle, declared opaquely (the same type as nccl.h's
+ * ncclComm_t) so that this header does not need nccl.h. */
+#ifndef SQZ_NCCL_COMM_DECLARED
+#define SQZ_NCCL_COMM_DECLARED
+typedef struct ncclComm* sqzNcclComm_t;
+#endif
+
+/* Collective over the ranks of an existing NCCL communicator: every NCCL
+ * rank calls it; NCCL rank r becomes sqz rank r. The rendezvous id travels
+ * by ncclBroadcast on the communicator's device, so the caller's current
+ * CUDA device must be the one ncclComm was created on. Device-buffer calls
+ * then use ncclComm (the caller keeps ownership: sqzCommDestroy does not
+ * destroy it, and it must outlive the sqz communicator); host buffers use
+ * sqz's own UCX transport. sqzInvalidUsage when this build or machine has
+ * no CUDA or NCCL. */
+SQZ_API sqzResult_t sqzCommInitFromNccl(sqzComm_t* comm, sqzNcclComm_t ncclComm);
+
+/* The first error found asynchronously on comm (sqzSuccess if none), as
+ * ncclCommGetAsyncError: device-buffer calls return before their transfers
+ * run. A communicator with an asynchronous error fails every later call;
+ * destroy or abort it. */
+SQZ_API sqzResult_t sqzCommGetAsyncError(sqzComm_t comm, sqzResult_t* asyncError);
+
+/* Frees the communicator after all its operations have finished (for
+ * device buffers: the host side of every enqueued call; the caller's
+ * streams are not synchronized). */
 SQZ_API sqzResult_t sqzCommDestroy(sqzComm_t comm);
 /* Frees the communicator without waiting for peers; pending and future
  * operations of peers on it fail with sqzRemoteError or sqzTimeout. */
@@ -119,10 +144,21 @@ SQZ_API sqzResult_t sqzCommUserRank(const sqzComm_t comm, int* rank);
  * (the specs the library supports; others give sqzInvalidArgument). */
 SQZ_API sqzResult_t sqzCommSetCompression(sqzComm_t comm, const char* spec);
 
-/* Allreduce of count elements. Host buffers: synchronous, stream may be
- * NULL and is ignored. sendbuff == recvbuff is in place. count == 0 is a
- * successful no-op. Floating-point sums may be compressed according to the
- * communicator's policy; every rank receives bitwise-identical output. */
+/* Allreduce of count elements. sendbuff == recvbuff is in place. count == 0
+ * is a successful no-op. Floating-point sums may be compressed according to
+ * the communicator's policy; every rank receives bitwise-identical output.
+ *
+ * Host buffers (pageable or pinned): synchronous; stream may be NULL and is
+ * ignored. Device (or managed) buffers, both of them: asynchronous, as
+ * ncclAllReduce: the call is enqueued on `stream` (NULL: the legacy default
+ * stream) and returns; recvbuff holds the result when the stream reaches
+ * that point. Errors found after the call returned (a dead peer, a timeout)
+ * are reported by sqzCommGetAsyncError and by every later call on comm.
+ * The transport for device buffers is SQZ_TRANSPORT: "nccl" (every rank on
+ * its own GPU), "ucx" (encoded payloads staged through pinned host memory
+ * by a progress thread; several ranks may share a GPU), or "auto" (nccl
+ * when every rank has its own GPU and NCCL is present, else ucx). One
+ * buffer mixing host and device memory is sqzInvalidUsage. */
 SQZ_API sqzResult_t sqzAllReduce(const void* sendbuff, void* recvbuff, size_t count,
                          sqzDataType_t datatype, sqzRedOp_t op, sqzComm_t comm,
                          sqzCudaStream_t stream);

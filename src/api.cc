@@ -338,3 +338,19 @@ const char* sqzGetLastError(sqzComm_t comm) {
 }
 
 }  // extern "C"
+
+// Placeholders until the device path lands (this session): clear refusals.
+sqzResult_t sqzCommInitFromNccl(sqzComm_t* comm, sqzNcclComm_t ncclComm) {
+  return guarded(nullptr, "sqzCommInitFromNccl", [&] {
+    SQZ_REQUIRE(comm != nullptr && ncclComm != nullptr, sqzInvalidArgument, "comm or ncclComm is NULL");
+    fail(sqzInvalidUsage, "this build has no device-memory path");
+  });
+}
+
+sqzResult_t sqzCommGetAsyncError(sqzComm_t comm, sqzResult_t* asyncError) {
+  return guarded(comm, "sqzCommGetAsyncError", [&] {
+    live(comm);
+    SQZ_REQUIRE(asyncError != nullptr, sqzInvalidArgument, "asyncError is NULL");
+    *asyncError = sqzSuccess;
+  });
+}
