@@ -1,32 +1,78 @@
 // libsqz_nccl.so: an NCCL interposer for LD_PRELOAD (DESIGN.md section 4).
 //
-// It defines ncclAllReduce only; every other nccl* symbol an application
-// calls still binds to the real libnccl (the dynamic linker keeps looking
-// past this library), so forwarding them needs no wrappers. ncclAllReduce
-// decides per call whether sqz should serve it (SQZ_COMPRESSION set and not
-// "none", float32/float16/bfloat16, sum or avg, at least SQZ_MIN_BYTES) and
-// otherwise forwards to the real ncclAllReduce, found with
-// dlsym(RTLD_NEXT) or, failing that, NCCL's own pncclAllReduce from
-// dlopen("libnccl.so.2"): never this function again.
+// It defines ncclAllReduce and the calls that end a communicator's life
+// (ncclCommFinalize, ncclCommDestroy, ncclCommAbort), plus the two that a
+// served call must account for (ncclCommGetAsyncError, ncclGroupStart/End).
+// Every other nccl* symbol an application calls still binds to the real
+// libnccl (the dynamic linker keeps looking past this library), so
+// forwarding them needs no wrappers.
 //
-// Serving needs sqz's device-memory path (issue 6: stream-ordered kernels,
-// NCCL transport, a communicator adopted from the application's ncclComm),
-// which this build does not have; until it lands, eligible calls are
-// reported under SQZ_DEBUG=INFO and forwarded, so an application behaves
-// exactly as with NCCL alone.
+// ncclAllReduce is served through sqz when SQZ_COMPRESSION is set (and not
+// "none"), the type is float32/float16/bfloat16, the op sum or avg, the
+// buffer at least SQZ_MIN_BYTES, and the call is not inside an NCCL group
+// (a group fuses calls that sqz's blocking setup could not join). The sqz
+// communicator is adopted lazily, on the first served call, from the
+// application's ncclComm with sqzCommInitFromNccl: one per ncclComm. If that
+// fails (no device path on this machine, say), a warning is logged once and
+// the communicator's calls are forwarded from then on. A served call that
+// fails returns its error: falling back to NCCL after peers may have joined
+// sqz's collective would deadlock them.
+//
+// Everything else is forwarded to the real function, found with
+// dlsym(RTLD_NEXT) or, failing that, NCCL's own pnccl* entry point from
+// dlopen("libnccl.so.2"): never this library again. Calls that libsqz itself
+// makes into NCCL while serving (it loads NCCL with dlopen, but a symbol
+// resolved globally would land here) are forwarded untouched.
 #include <dlfcn.h>
 #include <nccl.h>
+#include <strings.h>
+#include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <mutex>
+#include <string>
+
+#include "sqz.h"
 
 namespace {
 
-using AllReduceFn = ncclResult_t (*)(const void*, void*, size_t, ncclDataType_t, ncclRedOp_t, ncclComm_t,
-                                     cudaStream_t);
+// --- the real NCCL ----------------------------------------------------------
+
+// The real NCCL function `name`; `self` is this library's own definition of
+// it (null for a function not interposed here), which is never the answer.
+void* realSymbol(const char* name, void* self) {
+  void* next = dlsym(RTLD_NEXT, name);
+  if (next && next != self) return next;
+  // The application did not link libnccl before us: load it ourselves and
+  // take NCCL's profiling entry point, which is the implementation itself.
+  static void* lib = [] {
+    void* l = dlopen("libnccl.so.2", RTLD_NOW | RTLD_GLOBAL);
+    if (!l) l = dlopen("libnccl.so", RTLD_NOW | RTLD_GLOBAL);
+    return l;
+  }();
+  void* found = nullptr;
+  if (lib) {
+    std::string profiled = std::string("p") + name;
+    found = dlsym(lib, profiled.c_str());
+    if (!found || found == self) found = dlsym(lib, name);
+  }
+  if (found == self) found = nullptr;
+  if (!found) std::fprintf(stderr, "sqz-nccl: WARN cannot find the real %s (%s)\n", name, dlerror());
+  return found;
+}
+
+// The real function `name` with this library's definition `self` as its type.
+#define SQZ_REAL(name)                                                                              \
+  ([]() {                                                                                           \
+    static auto fn = reinterpret_cast<decltype(&name)>(realSymbol(#name, reinterpret_cast<void*>(&name))); \
+    return fn;                                                                                      \
+  }())
+
+// --- configuration ----------------------------------------------------------
 
 bool infoLogging() {
   static const bool on = [] {
@@ -36,25 +82,32 @@ bool infoLogging() {
   return on;
 }
 
-AllReduceFn realAllReduce() {
-  static AllReduceFn fn = [] {
-    auto self = reinterpret_cast<AllReduceFn>(&ncclAllReduce);
-    auto next = reinterpret_cast<AllReduceFn>(dlsym(RTLD_NEXT, "ncclAllReduce"));
-    if (next && next != self) return next;
-    // The application did not link libnccl before us: load it ourselves and
-    // take NCCL's profiling entry point, which is the implementation itself.
-    void* lib = dlopen("libnccl.so.2", RTLD_NOW | RTLD_GLOBAL);
-    if (!lib) lib = dlopen("libnccl.so", RTLD_NOW | RTLD_GLOBAL);
-    AllReduceFn found = nullptr;
-    if (lib) {
-      found = reinterpret_cast<AllReduceFn>(dlsym(lib, "pncclAllReduce"));
-      if (!found || found == self) found = reinterpret_cast<AllReduceFn>(dlsym(lib, "ncclAllReduce"));
-    }
-    if (found == self) found = nullptr;
-    if (!found) std::fprintf(stderr, "sqz-nccl: WARN cannot find the real ncclAllReduce (%s)\n", dlerror());
-    return found;
-  }();
-  return fn;
+#define SQZ_LOG(level, ...)                                                   \
+  do {                                                                        \
+    std::fprintf(stderr, "sqz-nccl: %d: " level " ", static_cast<int>(getpid())); \
+    std::fprintf(stderr, __VA_ARGS__);                                        \
+    std::fputc('\n', stderr);                                                 \
+  } while (0)
+
+const char* compressionSpec() {
+  const char* spec = std::getenv("SQZ_COMPRESSION");
+  if (!spec || !*spec || !std::strcmp(spec, "none")) return nullptr;
+  return spec;
+}
+
+// SQZ_MIN_BYTES as sqz reads it: bytes, with an optional k/m/g suffix.
+size_t minBytes() {
+  const char* text = std::getenv("SQZ_MIN_BYTES");
+  if (!text || !*text) return 64u << 10;
+  char* end = nullptr;
+  double v = std::strtod(text, &end);
+  switch (end ? *end : 0) {
+    case 'k': case 'K': v *= 1024; break;
+    case 'm': case 'M': v *= 1024.0 * 1024; break;
+    case 'g': case 'G': v *= 1024.0 * 1024 * 1024; break;
+    default: break;
+  }
+  return v > 0 ? static_cast<size_t>(v) : 0;
 }
 
 size_t elementSize(ncclDataType_t t) {
@@ -67,34 +120,244 @@ size_t elementSize(ncclDataType_t t) {
   }
 }
 
-// Whether sqz would serve the call (compression asked for, a float sum or
-// average, large enough), independent of whether this build can.
-bool eligible(size_t count, ncclDataType_t type, ncclRedOp_t op) {
-  const char* spec = std::getenv("SQZ_COMPRESSION");
-  if (!spec || !*spec || !std::strcmp(spec, "none")) return false;
-  if (type != ncclFloat32 && type != ncclFloat16 && type != ncclBfloat16) return false;
-  if (op != ncclSum && op != ncclAvg) return false;
-  const char* minText = std::getenv("SQZ_MIN_BYTES");
-  size_t minBytes = minText && *minText ? std::strtoull(minText, nullptr, 10) : (64u << 10);
-  return count * elementSize(type) >= minBytes;
+const char* typeName(ncclDataType_t t) {
+  switch (t) {
+    case ncclFloat16: return "float16";
+    case ncclBfloat16: return "bfloat16";
+    case ncclFloat32: return "float32";
+    default: return "other";
+  }
 }
 
-std::atomic<bool> g_reportedEligible{false};
+// Whether sqz should serve the call: compression asked for, a float sum or
+// average, large enough. The same answer on every rank (NCCL requires the
+// same arguments everywhere), so all ranks adopt and serve together.
+bool eligible(size_t count, ncclDataType_t type, ncclRedOp_t op) {
+  if (!compressionSpec()) return false;
+  if (type != ncclFloat32 && type != ncclFloat16 && type != ncclBfloat16) return false;
+  if (op != ncclSum && op != ncclAvg) return false;
+  return count * elementSize(type) >= minBytes();
+}
+
+// sqz and NCCL share the status numbering; sqz's timeout has no NCCL code
+// and is what a lost peer looks like.
+ncclResult_t toNccl(sqzResult_t r) {
+  switch (r) {
+    case sqzSuccess: return ncclSuccess;
+    case sqzUnhandledCudaError: return ncclUnhandledCudaError;
+    case sqzSystemError: return ncclSystemError;
+    case sqzInternalError: return ncclInternalError;
+    case sqzInvalidArgument: return ncclInvalidArgument;
+    case sqzInvalidUsage: return ncclInvalidUsage;
+    case sqzRemoteError: return ncclRemoteError;
+    case sqzInProgress: return ncclInProgress;
+    case sqzTimeout: return ncclRemoteError;
+    default: return ncclInternalError;
+  }
+}
+
+// --- adopted communicators --------------------------------------------------
+
+// What the interposer knows about one application ncclComm.
+struct Adopted {
+  std::mutex mu;              // held while adopting (a collective) and serving
+  sqzComm_t sqz = nullptr;    // the adopted sqz communicator, once made
+  bool unservable = false;    // adoption failed: forward from now on
+  bool loggedServed = false, loggedForwarded = false;
+};
+
+std::mutex g_mapMutex;
+std::map<ncclComm_t, std::shared_ptr<Adopted>>& adoptedMap() {
+  static auto* m = new std::map<ncclComm_t, std::shared_ptr<Adopted>>();  // outlives static destructors
+  return *m;
+}
+
+std::shared_ptr<Adopted> entryFor(ncclComm_t comm) {
+  std::lock_guard<std::mutex> lock(g_mapMutex);
+  auto& slot = adoptedMap()[comm];
+  if (!slot) slot = std::make_shared<Adopted>();
+  return slot;
+}
+
+std::shared_ptr<Adopted> takeEntry(ncclComm_t comm) {
+  std::lock_guard<std::mutex> lock(g_mapMutex);
+  auto it = adoptedMap().find(comm);
+  if (it == adoptedMap().end()) return nullptr;
+  std::shared_ptr<Adopted> e = std::move(it->second);
+  adoptedMap().erase(it);
+  return e;
+}
+
+// Set while this thread is inside sqz on the interposer's behalf, and the
+// depth of the application's NCCL group on this thread.
+thread_local bool t_inSqz = false;
+thread_local int t_groupDepth = 0;
+
+struct InSqz {
+  InSqz() { t_inSqz = true; }
+  ~InSqz() { t_inSqz = false; }
+};
+
+// Adopts comm into e (caller holds e.mu). False when sqz cannot serve it.
+bool adopt(Adopted& e, ncclComm_t comm) {
+  if (e.sqz) return true;
+  if (e.unservable) return false;
+  // A communicator NCCL does not recognise (null, destroyed, garbage) is
+  // NCCL's to reject: forward the call so that the application gets NCCL's
+  // own error. Answered by NCCL without any collective.
+  int nranks = 0;
+  // Not interposed, and not referenced by name: an address relocation for it
+  // would have to resolve when this library loads, before NCCL may be there.
+  using CountFn = ncclResult_t (*)(const ncclComm_t, int*);
+  static auto realCount = reinterpret_cast<CountFn>(realSymbol("ncclCommCount", nullptr));
+  if (!realCount || realCount(comm, &nranks) != ncclSuccess) return false;
+  sqzResult_t r;
+  {
+    InSqz guard;
+    r = sqzCommInitFromNccl(&e.sqz, reinterpret_cast<sqzNcclComm_t>(comm));
+    if (r == sqzSuccess) {
+      r = sqzCommSetCompression(e.sqz, compressionSpec());
+      if (r != sqzSuccess) {
+        SQZ_LOG("WARN", "SQZ_COMPRESSION=%s refused by sqz: %s (%s)", compressionSpec(), sqzGetErrorString(r),
+                sqzGetLastError(e.sqz));
+        sqzCommDestroy(e.sqz);
+        e.sqz = nullptr;
+      }
+    } else {
+      SQZ_LOG("WARN", "cannot adopt ncclComm %p (%d ranks) into sqz: %s (%s); forwarding its calls to NCCL",
+              static_cast<void*>(comm), nranks, sqzGetErrorString(r), sqzGetLastError(nullptr));
+      e.sqz = nullptr;
+    }
+  }
+  if (!e.sqz) {
+    e.unservable = true;
+    return false;
+  }
+  if (infoLogging())
+    SQZ_LOG("INFO", "adopted ncclComm %p (%d ranks) into sqz, SQZ_COMPRESSION=%s", static_cast<void*>(comm), nranks,
+            compressionSpec());
+  return true;
+}
+
+// Drops the sqz side of comm before NCCL frees it: the sqz communicator uses
+// the ncclComm until destroyed, so it must go first.
+void release(ncclComm_t comm, bool abort) {
+  std::shared_ptr<Adopted> e = takeEntry(comm);
+  if (!e) return;
+  std::lock_guard<std::mutex> lock(e->mu);
+  if (!e->sqz) return;
+  InSqz guard;
+  sqzResult_t r = abort ? sqzCommAbort(e->sqz) : sqzCommDestroy(e->sqz);
+  if (r != sqzSuccess) SQZ_LOG("WARN", "releasing the sqz side of ncclComm %p: %s", static_cast<void*>(comm),
+                               sqzGetErrorString(r));
+  else if (infoLogging())
+    SQZ_LOG("INFO", "%s the sqz communicator of ncclComm %p", abort ? "aborted" : "destroyed",
+            static_cast<void*>(comm));
+  e->sqz = nullptr;
+}
 
 }  // namespace
 
-extern "C" __attribute__((visibility("default"))) ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff,
-                                                                             size_t count, ncclDataType_t datatype,
-                                                                             ncclRedOp_t op, ncclComm_t comm,
-                                                                             cudaStream_t stream) {
-  if (eligible(count, datatype, op) && infoLogging() && !g_reportedEligible.exchange(true)) {
-    std::fprintf(stderr,
-                 "sqz-nccl: INFO ncclAllReduce of %zu elements is eligible for SQZ_COMPRESSION=%s, but this "
-                 "build has no device-memory path; forwarding to NCCL\n",
-                 count, std::getenv("SQZ_COMPRESSION"));
+#define SQZ_EXPORT extern "C" __attribute__((visibility("default")))
+
+SQZ_EXPORT ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t datatype,
+                                      ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
+  auto real = SQZ_REAL(ncclAllReduce);
+  if (t_inSqz) return real ? real(sendbuff, recvbuff, count, datatype, op, comm, stream) : ncclSystemError;
+  std::shared_ptr<Adopted> e = entryFor(comm);
+  if (t_groupDepth == 0 && eligible(count, datatype, op)) {
+    std::lock_guard<std::mutex> lock(e->mu);
+    if (adopt(*e, comm)) {
+      sqzResult_t r;
+      {
+        InSqz guard;
+        r = sqzAllReduceEx(sendbuff, recvbuff, count, static_cast<sqzDataType_t>(datatype),
+                           static_cast<sqzRedOp_t>(op), nullptr, nullptr, e->sqz,
+                           reinterpret_cast<sqzCudaStream_t>(stream));
+      }
+      if (r != sqzSuccess) {
+        SQZ_LOG("WARN", "ncclAllReduce of %zu %s served by sqz failed: %s (%s)", count, typeName(datatype),
+                sqzGetErrorString(r), sqzGetLastError(e->sqz));
+        return toNccl(r);
+      }
+      if (infoLogging() && !e->loggedServed) {
+        e->loggedServed = true;
+        sqzCallInfo info{};
+        sqzGetCallInfo(e->sqz, &info);
+        SQZ_LOG("INFO", "intercepted ncclAllReduce on ncclComm %p: %zu %s %s, served by sqz plan %s (codec %s, "
+                "%zu wire bytes, ratio %.2f)", static_cast<void*>(comm), count, typeName(datatype),
+                op == ncclAvg ? "avg" : "sum", info.plan, info.codec, info.wireBytes, info.compressionRatio);
+      }
+      return ncclSuccess;
+    }
   }
-  AllReduceFn real = realAllReduce();
   if (!real) return ncclSystemError;
-  if (infoLogging()) std::fprintf(stderr, "sqz-nccl: INFO forwarding ncclAllReduce (%zu elements) to NCCL\n", count);
+  if (infoLogging()) {
+    std::lock_guard<std::mutex> lock(e->mu);
+    if (!e->loggedForwarded) {
+      e->loggedForwarded = true;
+      SQZ_LOG("INFO", "forwarding ncclAllReduce on ncclComm %p (%zu elements, type %d, op %d%s) to NCCL",
+              static_cast<void*>(comm), count, static_cast<int>(datatype), static_cast<int>(op),
+              t_groupDepth ? ", inside a group" : "");
+    }
+  }
   return real(sendbuff, recvbuff, count, datatype, op, comm, stream);
+}
+
+SQZ_EXPORT ncclResult_t ncclCommFinalize(ncclComm_t comm) {
+  auto real = SQZ_REAL(ncclCommFinalize);
+  if (!t_inSqz) release(comm, false);
+  return real ? real(comm) : ncclSystemError;
+}
+
+SQZ_EXPORT ncclResult_t ncclCommDestroy(ncclComm_t comm) {
+  auto real = SQZ_REAL(ncclCommDestroy);
+  if (!t_inSqz) release(comm, false);
+  return real ? real(comm) : ncclSystemError;
+}
+
+SQZ_EXPORT ncclResult_t ncclCommAbort(ncclComm_t comm) {
+  auto real = SQZ_REAL(ncclCommAbort);
+  if (!t_inSqz) release(comm, true);
+  return real ? real(comm) : ncclSystemError;
+}
+
+// NCCL's answer, or else the first asynchronous error of the calls sqz
+// served on comm (they return before their transfers run, as NCCL's do).
+SQZ_EXPORT ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t* asyncError) {
+  auto real = SQZ_REAL(ncclCommGetAsyncError);
+  if (!real) return ncclSystemError;
+  ncclResult_t r = real(comm, asyncError);
+  if (r != ncclSuccess || t_inSqz || !asyncError || *asyncError != ncclSuccess) return r;
+  std::shared_ptr<Adopted> e;
+  {
+    std::lock_guard<std::mutex> lock(g_mapMutex);
+    auto it = adoptedMap().find(comm);
+    if (it != adoptedMap().end()) e = it->second;
+  }
+  if (e) {
+    // try_lock: never wait behind a served call; its error shows next poll.
+    std::unique_lock<std::mutex> lock(e->mu, std::try_to_lock);
+    if (lock.owns_lock() && e->sqz) {
+      sqzResult_t sqzError = sqzSuccess;
+      InSqz guard;
+      if (sqzCommGetAsyncError(e->sqz, &sqzError) == sqzSuccess) *asyncError = toNccl(sqzError);
+    }
+  }
+  return r;
+}
+
+SQZ_EXPORT ncclResult_t ncclGroupStart() {
+  auto real = SQZ_REAL(ncclGroupStart);
+  if (!real) return ncclSystemError;
+  ncclResult_t r = real();
+  if (r == ncclSuccess && !t_inSqz) ++t_groupDepth;
+  return r;
+}
+
+SQZ_EXPORT ncclResult_t ncclGroupEnd() {
+  auto real = SQZ_REAL(ncclGroupEnd);
+  if (!real) return ncclSystemError;
+  if (!t_inSqz && t_groupDepth > 0) --t_groupDepth;
+  return real();
 }

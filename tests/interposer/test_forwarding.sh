@@ -1,18 +1,32 @@
 #!/usr/bin/env bash
 # The interposer changes no answer NCCL gives: the probe's output is the
-# same with and without LD_PRELOAD=libsqz_nccl.so, and with SQZ_DEBUG=INFO
-# the interposer reports that it forwarded ncclAllReduce (so it really sat
-# in front of NCCL). Runs without a GPU.
+# same with and without LD_PRELOAD=libsqz_nccl.so, also with compression
+# asked for (SQZ_COMPRESSION=q4) so that the float calls are ones sqz would
+# serve: on a bad communicator (and on a machine without a GPU) they must be
+# forwarded and come back with NCCL's own error. With SQZ_DEBUG=INFO the
+# interposer reports that it forwarded ncclAllReduce (so it really sat in
+# front of NCCL). Runs without a GPU.
 #   test_forwarding.sh PROBE LIBSQZ_NCCL
 set -euo pipefail
 probe=$1 lib=$2
 plain=$("$probe")
-preloaded=$(LD_PRELOAD="$lib" "$probe")
-if [ "$plain" != "$preloaded" ]; then
-  echo "answers differ under LD_PRELOAD:"; diff <(echo "$plain") <(echo "$preloaded"); exit 1
-fi
+same() {
+  local got=$1 what=$2
+  if [ "$plain" != "$got" ]; then
+    echo "answers differ $what:"; diff <(echo "$plain") <(echo "$got"); exit 1
+  fi
+}
+same "$(LD_PRELOAD="$lib" "$probe")" "under LD_PRELOAD"
+same "$(LD_PRELOAD="$lib" SQZ_COMPRESSION=q4 SQZ_MIN_BYTES=0 "$probe")" "under LD_PRELOAD with SQZ_COMPRESSION=q4"
 log=$(LD_PRELOAD="$lib" SQZ_DEBUG=INFO SQZ_COMPRESSION=q4 "$probe" 2>&1 >/dev/null)
 echo "$log" | grep -q "forwarding ncclAllReduce" || { echo "no forwarding reported: $log"; exit 1; }
-echo "$log" | grep -q "eligible for SQZ_COMPRESSION=q4" || { echo "eligibility not reported: $log"; exit 1; }
+if echo "$log" | grep -q "intercepted ncclAllReduce"; then
+  echo "a call on a bogus communicator was served by sqz: $log"; exit 1
+fi
+# libsqz_nccl.so finds libsqz through its RPATH, and needs no libnccl itself.
+if ldd "$lib" | grep -q "not found"; then echo "unresolved dependencies:"; ldd "$lib"; exit 1; fi
+ldd "$lib" | grep -q "libsqz\.so" || { echo "libsqz_nccl.so does not link libsqz"; ldd "$lib"; exit 1; }
+if ldd "$lib" | grep -q "libnccl"; then echo "libsqz_nccl.so links libnccl"; ldd "$lib"; exit 1; fi
 echo "$plain"
-echo "interposer: identical answers with and without LD_PRELOAD; ncclAllReduce forwarded"
+echo "$log"
+echo "interposer: identical answers with and without LD_PRELOAD (and with SQZ_COMPRESSION=q4); ncclAllReduce forwarded"
