@@ -16,21 +16,21 @@ void tunerStats(const void* input, sqzDataType_t type, const float* residual, si
   constexpr size_t kRun = 4096, kBudget = size_t(1) << 18;
   clearStats(stats);
   if (count <= kBudget) {
-    gradStatsCpu(input, type, residual, count, stats);
-    return;
+    gradStatsCpu(input, type, nullptr, count, stats);
+  } else {
+    const size_t runs = (count + kRun - 1) / kRun;
+    const size_t stride = (count + kBudget - 1) / kBudget;  // every stride-th run
+    size_t sampled = 0;
+    for (size_t r = 0; r < runs; r += stride) {
+      const size_t off = r * kRun, len = std::min(kRun, count - off);
+      gradStatsCpu(elementPtr(input, type, off), type, nullptr, len, stats);
+      sampled += len;
+    }
+    const double scale = static_cast<double>(count) / static_cast<double>(sampled);
+    double* fields = reinterpret_cast<double*>(stats);
+    for (size_t i = 0; i < GradStats::kDoubles; ++i) fields[i] *= scale;
+    stats->nonFinite = hasNonFinite(input, type, count) ? 1.0 : 0.0;
   }
-  const size_t runs = (count + kRun - 1) / kRun;
-  const size_t stride = (count + kBudget - 1) / kBudget;  // every stride-th run
-  size_t sampled = 0;
-  for (size_t r = 0; r < runs; r += stride) {
-    const size_t off = r * kRun, len = std::min(kRun, count - off);
-    gradStatsCpu(elementPtr(input, type, off), type, residual ? residual + off : nullptr, len, stats);
-    sampled += len;
-  }
-  const double scale = static_cast<double>(count) / static_cast<double>(sampled);
-  double* fields = reinterpret_cast<double*>(stats);
-  for (size_t i = 0; i < GradStats::kDoubles; ++i) fields[i] *= scale;
-  stats->nonFinite = hasNonFinite(input, type, count) ? 1.0 : 0.0;
   if (residual && stats->nonFinite == 0 && hasNonFinite(residual, sqzFloat32, count)) stats->nonFinite = 1.0;
 }
 

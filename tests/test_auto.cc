@@ -66,7 +66,8 @@ AutoRun runAuto(int n, size_t count, int calls) {
 }
 
 // Sampling the statistics of a large buffer keeps every codec's gain close
-// to the full pass's, and still sees a single NaN anywhere.
+// to the full pass's (of g: the residual stays out of the gain), and still
+// sees a single NaN anywhere, in g or in the residual.
 TEST(Auto, SampledStatisticsKeepTheGains) {
   const size_t count = (size_t{1} << 22) + 12345;
   std::mt19937 rng(11);
@@ -78,16 +79,39 @@ TEST(Auto, SampledStatisticsKeepTheGains) {
   }
   GradStats full, sampled;
   clearStats(&full);
-  gradStatsCpu(g.data(), sqzFloat32, e.data(), count, &full);
+  gradStatsCpu(g.data(), sqzFloat32, nullptr, count, &full);
   tunerStats(g.data(), sqzFloat32, e.data(), count, &sampled);
   EXPECT_EQ(sampled.nonFinite, 0);
   for (const char* spec : {"q8", "q4", "q2", "q1", "topk:0.1", "topk:0.01", "topk:0.001", "bf16"}) {
     CodecParams p = parseCodecSpec(spec);
     EXPECT_NEAR(gain(sampled, p), gain(full, p), 0.03) << spec;
   }
+  e[count - 5] = std::nanf("");  // in the residual only
+  tunerStats(g.data(), sqzFloat32, e.data(), count, &sampled);
+  EXPECT_GT(sampled.nonFinite, 0);
+  e[count - 5] = 0;
   g[count - 3] = std::nanf("");  // outside most sampled runs
   tunerStats(g.data(), sqzFloat32, e.data(), count, &sampled);
   EXPECT_GT(sampled.nonFinite, 0);
+}
+
+// The gain is of g: a dense residual (what a coarse quantizer left behind)
+// does not make a concentrated gradient look unsparsifiable; a NaN in the
+// residual of a small buffer still forces the exact path.
+TEST(Auto, StatisticsLeaveTheResidualOutOfTheGain) {
+  const size_t count = 1 << 16;
+  std::vector<float> g(count, 0.0f), e(count);
+  for (size_t i = 0; i < count; i += 1000) g[i] = 1.0f;  // 0.1% of coordinates carry everything
+  std::mt19937 rng(3);
+  std::normal_distribution<float> noise(0.0f, 0.5f);
+  for (float& x : e) x = noise(rng);
+  GradStats s;
+  tunerStats(g.data(), sqzFloat32, e.data(), count, &s);
+  EXPECT_EQ(s.nonFinite, 0);
+  EXPECT_NEAR(gain(s, parseCodecSpec("topk:0.01")), 1.0, 1e-9);
+  e[7] = std::nanf("");
+  tunerStats(g.data(), sqzFloat32, e.data(), count, &s);
+  EXPECT_GT(s.nonFinite, 0);
 }
 
 TEST(Auto, SlowLinkCompressesAndAllRanksAgree) {
