@@ -1,9 +1,11 @@
 #include "src/auto_tuner.h"
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 
 #include "collectives/codec_buffers.h"
+#include "common/dtype.h"
 #include "common/log.h"
 #include "kernels/cpu_codec.h"
 #include "src/codec/codec_spec.h"
@@ -83,15 +85,79 @@ void AutoTuner::finish(const std::string& profileJson) {
     profile_ = defaultProfile();
   }
   model_ = std::make_unique<CostModel>(profile_, topo_.device);
+  measured_ = MeasuredPlans(profile_, *model_, [this](const PlanSpec& spec, double n, int elementBytes) {
+    return build(spec, n, elementBytes);
+  });
+  if (!measured_.empty())
+    SQZ_INFO("tuner: plans timed on %.0f elements (statistics pass %.3f ms):\n%s", profile_.plans.elements,
+             profile_.plans.tuneSeconds * 1e3, measured_.describe().c_str());
+}
+
+Candidate AutoTuner::build(const PlanSpec& spec, double elements, int elementBytes) const {
+  return candidateFor(spec, elements, topo_, elementBytes);
+}
+
+void AutoTuner::timePlans(Transport& transport, const void* input, sqzDataType_t type, size_t count,
+                          size_t chunkBytes) {
+  if (transport.size() < 2 || input == nullptr || count == 0) return;
+  // The job's own buffer, capped so that calibration stays short.
+  const size_t n = std::min(count, size_t(1) << 22);
+  const int elementBytes = static_cast<int>(dataTypeSize(type));
+  CalibrationOptions options;
+  options.quick = calibrateMode() != CalibrateMode::Full;
+  options.chunkBytes = chunkBytes;
+  if (!options.quick) {
+    options.planBudgetSeconds = 0.5;
+    options.planTotalSeconds = 10.0;
+  }
+  // auto's own per-call pass (statistics of g + e), timed on every rank at once.
+  std::vector<float> residual(n, 0.0f);
+  std::vector<double> tuneTimes;
+  for (int rep = 0; rep <= 3; ++rep) {
+    GradStats s;
+    const auto t0 = std::chrono::steady_clock::now();
+    tunerStats(input, type, residual.data(), n, &s);
+    if (rep > 0) tuneTimes.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(tuneTimes.begin(), tuneTimes.end());
+  uint32_t slot = 0x800000;  // clear of measurePlanSeconds's slots
+  const double tuneSeconds = slowestRank(transport, tuneTimes[tuneTimes.size() / 2], options, &slot);
+  std::vector<PlanToTime> plans;
+  for (const Candidate& c : allreduceCandidates(static_cast<double>(n), topo_, levels_, elementBytes)) {
+    if (c.spec.hierarchical) continue;
+    const CostBreakdown b = model_->evaluate(c);
+    plans.push_back({c.spec, b.seconds - b.overheadSeconds});
+  }
+  PlanTimings timings;
+  timings.elements = static_cast<double>(n);
+  timings.elementBytes = elementBytes;
+  timings.tuneSeconds = tuneSeconds;
+  timings.seconds = measurePlanSeconds(transport, plans, input, type, n, options);
+  profile_.plans = timings;
+  // model_ reads profile_ by reference; the corrections are rebuilt from it.
+  measured_ = MeasuredPlans(profile_, *model_, [this](const PlanSpec& spec, double elements, int eb) {
+    return build(spec, elements, eb);
+  });
+  SQZ_INFO("tuner: timed %zu plans on %zu elements (statistics pass %.3f ms):\n%s", timings.seconds.size(), n,
+           tuneSeconds * 1e3, measured_.describe().c_str());
+  if (rank_ != 0) return;
+  try {
+    saveProfile(profile_, profilePath(fingerprint_));
+  } catch (const std::exception& e) {
+    SQZ_WARN("tuner: could not save the profile: %s", e.what());
+  }
 }
 
 Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double count, int elementBytes,
                        const std::string& label) {
   std::vector<Candidate> candidates = allreduceCandidates(count, topo_, levels_, elementBytes);
-  // A tuned call first reads g + e once for its statistics.
-  // (tunerStats reads at most 2^18 sampled elements, plus a non-finite scan.)
-  const double statsSeconds = profile_.codecs.statsSeconds(topo_.device, std::min(count, 262144.0));
-  for (Candidate& c : candidates) c.overheadSeconds = statsSeconds;
+  // A tuned call first reads g + e once for its statistics (tunerStats: at
+  // most 2^18 sampled elements, plus a non-finite scan): timed at
+  // calibration, else priced from the stats throughput. Plans timed whole
+  // at calibration carry their correction (MeasuredPlans).
+  const double tuneSeconds =
+      measured_.tuneSeconds(count, profile_.codecs.statsSeconds(topo_.device, std::min(count, 262144.0)));
+  measured_.apply(candidates, count, *model_, tuneSeconds);
   // This build runs a hierarchical plan's intra-node stages exactly only.
   candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
                                   [](const Candidate& c) {

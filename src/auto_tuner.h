@@ -54,9 +54,13 @@ class AutoTuner {
 
   // Collective: loads rank 0's profile (calibrating first when rank 0 has
   // none and SQZ_CALIBRATE allows) and spreads it. `broadcast(buf, bytes)`
-  // broadcasts from rank 0 over the communicator.
+  // broadcasts from rank 0 over the communicator. A calibration also times
+  // whole plans on `count` values of `input` (the call's own buffer, only
+  // read) with the ring pipelined in `chunkBytes` (see MeasuredPlans).
+  // Without a buffer (input null) no plans are timed.
   template <typename Broadcast>
-  void prepare(Transport& transport, Broadcast&& broadcast);
+  void prepare(Transport& transport, Broadcast&& broadcast, const void* input = nullptr,
+               sqzDataType_t type = sqzFloat32, size_t count = 0, size_t chunkBytes = 512 << 10);
 
   // The plan for a call of `count` elements (elementBytes each) given the
   // reduced statistics; logs the ranking when the choice changes.
@@ -69,6 +73,11 @@ class AutoTuner {
  private:
   void finish(const std::string& profileJson);
   void calibrate(Transport& transport);
+  // Collective, after finish() on a fresh calibration: times the flat plans
+  // and auto's statistics pass on the call's buffer (every rank gets the
+  // same slowest-rank numbers); rank 0 saves them with the profile.
+  void timePlans(Transport& transport, const void* input, sqzDataType_t type, size_t count, size_t chunkBytes);
+  Candidate build(const PlanSpec& spec, double elements, int elementBytes) const;
 
   int rank_;
   std::string fingerprint_;
@@ -76,11 +85,13 @@ class AutoTuner {
   TuneTable table_;
   Profile profile_;
   std::unique_ptr<CostModel> model_;
+  MeasuredPlans measured_;
   std::vector<CodecParams> levels_;
 };
 
 template <typename Broadcast>
-void AutoTuner::prepare(Transport& transport, Broadcast&& broadcast) {
+void AutoTuner::prepare(Transport& transport, Broadcast&& broadcast, const void* input, sqzDataType_t type,
+                        size_t count, size_t chunkBytes) {
   if (ready()) return;
   // Rank 0 decides whether to calibrate, so that every rank agrees.
   ProfileLoad load = loadProfile(fingerprint_);
@@ -93,6 +104,7 @@ void AutoTuner::prepare(Transport& transport, Broadcast&& broadcast) {
   json.resize(size);
   broadcast(json.data(), size);
   finish(json);
+  if (calibrateNow) timePlans(transport, input, type, count, chunkBytes);
 }
 
 }  // namespace sqz

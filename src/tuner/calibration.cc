@@ -3,8 +3,13 @@
 #include <algorithm>
 #include <chrono>
 #include <random>
+#include <thread>
 #include <vector>
 
+#include "collectives/codec_buffers.h"
+#include "collectives/flat_plan.h"
+#include "common/dtype.h"
+#include "common/log.h"
 #include "kernels/cpu_codec.h"
 #include "src/codec/codec_spec.h"
 
@@ -134,6 +139,78 @@ CodecThroughput measureCpuCodecThroughput(bool quick) {
       if (i > 0) dec.push_back(now() - t0);
     }
     out.set(Device::Cpu, codecFamily(p), {4.0 * n / median(enc), 4.0 * n / median(dec), statsRate});
+  }
+  return out;
+}
+
+double slowestRank(Transport& t, double value, const CalibrationOptions& o, uint32_t* slot) {
+  const int n = t.size(), r = t.rank();
+  const int right = (r + 1) % n, left = (r + n - 1) % n;
+  const Deadline deadline = Deadline::fromTimeout();
+  double slowest = value;
+  // n-1 hops around the ring: every rank's value reaches every rank.
+  for (int hop = 0; hop + 1 < n; ++hop) {
+    Tag tag{o.tagSeq + 2, (*slot)++};
+    double incoming = 0;
+    std::vector<RequestId> ids;
+    ids.push_back(t.postRecv(left, tag, &incoming, sizeof incoming));
+    ids.push_back(t.postSend(right, tag, &slowest, sizeof slowest));
+    t.waitAll(ids, deadline);
+    slowest = std::max(slowest, incoming);
+  }
+  return slowest;
+}
+
+std::map<std::string, double> measurePlanSeconds(Transport& t, const std::vector<PlanToTime>& plans, const void* input,
+                                                 sqzDataType_t type, size_t count, const CalibrationOptions& o) {
+  std::map<std::string, double> out;
+  const int n = t.size();
+  if (n < 2 || count == 0) return out;
+  FlatAllreduces flat(t, o.chunkBytes);
+  std::vector<unsigned char> recv(count * dataTypeSize(type));
+  std::vector<float> residual(count), ownerResidual(EvenSplit{count, static_cast<size_t>(n)}.length(0));
+  const int repeats = o.quick ? 3 : 5;
+  uint32_t slot = 0, seq = o.tagSeq + 0x100;  // one sequence number per run (24 bits: below 0xffffff)
+  // Cheapest first, so that the plans a call is likely to pick are timed
+  // before the time budget runs out (the order is the same on every rank).
+  std::vector<const PlanToTime*> order;
+  for (const PlanToTime& p : plans)
+    if (!p.spec.hierarchical && p.predictedSeconds <= o.planBudgetSeconds) order.push_back(&p);
+  std::stable_sort(order.begin(), order.end(), [](const PlanToTime* a, const PlanToTime* b) {
+    return a->predictedSeconds < b->predictedSeconds;
+  });
+  const double start = now();
+  for (const PlanToTime* pp : order) {
+    const PlanToTime& p = *pp;
+    std::vector<double> times;
+    for (int rep = 0; rep <= repeats; ++rep) {  // rep 0 warms up (scratch buffers, caches)
+      std::fill(residual.begin(), residual.end(), 0.0f);
+      std::fill(ownerResidual.begin(), ownerResidual.end(), 0.0f);
+      CallCounters counters;
+      CompressedArgs c;
+      c.base.send = input;
+      c.base.recv = recv.data();
+      c.base.count = count;
+      c.base.type = type;
+      c.base.op = sqzAvg;
+      c.base.deadline = Deadline::fromTimeout();
+      c.codec = p.spec.codec;
+      c.residual = residual.data();
+      c.ownerResidual = ownerResidual.data();
+      c.ownerResidualCount = ownerResidual.size();
+      c.seed = 1;
+      c.step = static_cast<uint64_t>(rep);
+      c.counters = &counters;
+      // Start together (as after the agreement round), after idle links.
+      slowestRank(t, 0.0, o, &slot);
+      if (rep > 0) std::this_thread::sleep_for(std::chrono::duration<double>(o.planIdleSeconds));
+      c.base.seq = seq++;
+      const double t0 = now();
+      flat.run(p.spec.algorithm, c);
+      if (rep > 0) times.push_back(now() - t0);
+    }
+    out[planName(p.spec)] = slowestRank(t, median(times), o, &slot);
+    if (slowestRank(t, now() - start, o, &slot) > o.planTotalSeconds) break;
   }
   return out;
 }

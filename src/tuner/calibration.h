@@ -5,8 +5,14 @@
 // perf/sqz_calibrate and, for SQZ_CALIBRATE=quick|full, at communicator init.
 #pragma once
 
+#include <map>
+#include <string>
+#include <vector>
+
+#include "sqz.h"
 #include "src/tuner/codec_throughput.h"
 #include "src/tuner/link_curve.h"
+#include "src/tuner/plan_name.h"
 #include "transport/transport.h"
 
 namespace sqz {
@@ -14,6 +20,16 @@ namespace sqz {
 struct CalibrationOptions {
   bool quick = true;  // quick: 1 KiB..16 MiB, 3 repeats; full: 1 KiB..256 MiB, 7 repeats
   uint32_t tagSeq = 0xfff000;  // tag sequence number reserved for calibration messages
+  // Whole-plan timing (measurePlanSeconds): plans the component model
+  // predicts above planBudgetSeconds are not run (on slow links they are
+  // link-bound, which the curve prices well), and timing stops once
+  // planTotalSeconds have gone by. Each timed run follows planIdleSeconds
+  // of idle links, as a call follows the compute between calls (a shaper
+  // such as tbf refills its burst meanwhile).
+  double planBudgetSeconds = 0.05;
+  double planTotalSeconds = 1.5;
+  double planIdleSeconds = 0.01;
+  size_t chunkBytes = 512 << 10;  // the ring's pipelining granularity (SQZ_CHUNK_BYTES)
 };
 
 // Collective over every rank of `t` (all must call it). Each point is the
@@ -31,5 +47,23 @@ double measureCallRoundSeconds(Transport& t, const CalibrationOptions& o);
 // (families: none, bf16, q8, q4, q2, q1, topk, randk) on this CPU, one
 // thread, on normal(0, 1e-3) data (quick: 2^20 elements, else 2^24).
 CodecThroughput measureCpuCodecThroughput(bool quick);
+
+// Collective: the largest of every rank's `value` (all ranks get it). Uses
+// tags {o.tagSeq + 2, *slot...}; *slot must advance identically on all ranks.
+double slowestRank(Transport& t, double value, const CalibrationOptions& o, uint32_t* slot);
+
+struct PlanToTime {
+  PlanSpec spec;            // a flat plan (not hierarchical)
+  double predictedSeconds;  // the component model's price, identical on all ranks
+};
+
+// Collective (every rank passes the same list): runs each plan's collective
+// on `count` values of `input` (the job's own buffer, only read; sqzAvg, a
+// scratch output and zeroed residuals), one warm-up and then 3 (quick) or
+// 5 timed runs, cheapest predicted first, and returns plan name -> the
+// slowest rank's median seconds, identical on every rank. Plans over the
+// budget, and all plans once the total time is spent, are left out.
+std::map<std::string, double> measurePlanSeconds(Transport& t, const std::vector<PlanToTime>& plans, const void* input,
+                                                 sqzDataType_t type, size_t count, const CalibrationOptions& o);
 
 }  // namespace sqz

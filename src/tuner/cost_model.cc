@@ -1,5 +1,10 @@
 #include "src/tuner/cost_model.h"
 
+#include <algorithm>
+#include <vector>
+
+#include "common/error.h"
+
 namespace sqz {
 
 double CostModel::stageTransferSeconds(const Stage& s) const {
@@ -23,10 +28,69 @@ CostBreakdown CostModel::evaluate(const Candidate& c) const {
   // Every call also pays the agreement round (and, for tuned calls, the
   // statistics pass): the same for all candidates, but it dilutes the
   // advantage of plans whose own cost is tiny.
-  b.transferSeconds += profile_.callOverheadSeconds + c.overheadSeconds;
-  b.seconds = b.encodeSeconds + b.transferSeconds + b.decodeSeconds;
+  b.overheadSeconds = profile_.callOverheadSeconds + c.overheadSeconds;
+  b.seconds = b.encodeSeconds + b.transferSeconds + b.decodeSeconds + b.overheadSeconds;
   b.cost = profile_.costModel.usesTime() ? b.seconds : modelCost;
   return b;
+}
+
+MeasuredPlans::MeasuredPlans(const Profile& profile, const CostModel& model, const Build& build) {
+  const PlanTimings& t = profile.plans;
+  if (t.empty()) return;
+  elements_ = t.elements;
+  tuneSeconds_ = t.tuneSeconds;
+  std::map<std::string, std::vector<double>> byAlgorithm;
+  for (const auto& [name, timed] : t.seconds) {
+    const PlanSpec spec = parsePlanName(name);
+    if (spec.hierarchical) continue;
+    Entry e;
+    e.timed = timed;
+    const CostBreakdown b = model.evaluate(build(spec, t.elements, t.elementBytes));
+    e.modelled = b.seconds - b.overheadSeconds;
+    e.perElement = (e.timed - e.modelled) / t.elements;
+    perElement_[name] = e;
+    byAlgorithm[spec.algorithm].push_back(e.perElement);
+  }
+  for (auto& [algorithm, v] : byAlgorithm) {
+    std::sort(v.begin(), v.end());
+    algorithmPerElement_[algorithm] = std::max(0.0, v[v.size() / 2]);
+  }
+}
+
+double MeasuredPlans::extraSeconds(const Candidate& c, double n, double modelledSeconds) const {
+  if (c.spec.hierarchical || n <= 0) return 0.0;
+  double perElement = 0;
+  auto it = perElement_.find(c.name());
+  if (it != perElement_.end()) {
+    perElement = it->second.perElement;
+  } else {
+    auto a = algorithmPerElement_.find(c.spec.algorithm);
+    if (a == algorithmPerElement_.end()) return 0.0;
+    perElement = a->second;
+  }
+  return std::max(perElement * n, -0.75 * modelledSeconds);
+}
+
+void MeasuredPlans::apply(std::vector<Candidate>& candidates, double n, const CostModel& model,
+                          double tuneSeconds) const {
+  for (Candidate& c : candidates) {
+    c.overheadSeconds = 0;
+    const CostBreakdown b = model.evaluate(c);
+    c.overheadSeconds = tuneSeconds + extraSeconds(c, n, b.seconds - b.overheadSeconds);
+  }
+}
+
+double MeasuredPlans::tuneSeconds(double n, double fallback) const {
+  if (elements_ <= 0 || tuneSeconds_ <= 0) return fallback;
+  return tuneSeconds_ * n / elements_;
+}
+
+std::string MeasuredPlans::describe() const {
+  std::string out;
+  for (const auto& [name, e] : perElement_)
+    out += formatString("  %-26s timed %.3f ms, modelled %.3f ms, correction %+.3f ms\n", name.c_str(), e.timed * 1e3,
+                        e.modelled * 1e3, (e.timed - e.modelled) * 1e3);
+  return out;
 }
 
 }  // namespace sqz

@@ -14,6 +14,7 @@
 #include "common/env.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "src/tuner/plan_name.h"
 
 namespace sqz {
 
@@ -96,6 +97,14 @@ std::string Profile::toJson() const {
     cm["cost_per_packet"] = costModel.costPerPacket;
   }
   j["cost_model"] = cm;
+  if (!plans.empty()) {
+    json js = json::object();
+    for (const auto& [name, seconds] : plans.seconds) js[name] = seconds;
+    j["plans"] = json{{"elements", plans.elements},
+                      {"element_bytes", plans.elementBytes},
+                      {"tune_seconds", plans.tuneSeconds},
+                      {"seconds", js}};
+  }
   return j.dump(1) + "\n";
 }
 
@@ -169,6 +178,22 @@ Profile Profile::fromJson(const std::string& text) {
             cm.contains("cost_per_packet") ? positiveNumber(cm["cost_per_packet"], "cost_per_packet") : 1.0;
       } else {
         fail(sqzInvalidUsage, "unknown cost model \"%s\" (time, bits, packets)", kind.c_str());
+      }
+    }
+    if (j.contains("plans")) {
+      const json& jp = j["plans"];
+      SQZ_REQUIRE(jp.is_object() && jp.contains("elements") && jp.contains("seconds") && jp["seconds"].is_object(),
+                  sqzInvalidUsage, "\"plans\" needs elements and seconds: {plan: seconds}");
+      p.plans.elements = positiveNumber(jp["elements"], "plans.elements");
+      p.plans.elementBytes = jp.value("element_bytes", 4);
+      SQZ_REQUIRE(p.plans.elementBytes == 2 || p.plans.elementBytes == 4, sqzInvalidUsage,
+                  "plans.element_bytes must be 2 or 4");
+      p.plans.tuneSeconds = jp.value("tune_seconds", 0.0);
+      SQZ_REQUIRE(p.plans.tuneSeconds >= 0 && p.plans.tuneSeconds < 60, sqzInvalidUsage,
+                  "plans.tune_seconds out of range");
+      for (const auto& [name, seconds] : jp["seconds"].items()) {
+        parsePlanName(name);  // throws for a name no plan has
+        p.plans.seconds[name] = positiveNumber(seconds, "plans.seconds");
       }
     }
     return p;

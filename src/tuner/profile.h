@@ -8,12 +8,14 @@
 //     "links": { "shm": { "points": [[bytes, seconds], ...], "source": "..." }, ... },
 //     "codecs": { "cpu": { "q4": {"encode": Bps, "decode": Bps, "stats": Bps}, ... }, "gpu": {...} },
 //     "cost_model": { "kind": "time" | "bits" | "packets",
-//                     "payload_bytes": N, "header_bytes": H, "cost_per_packet": C } }
+//                     "payload_bytes": N, "header_bytes": H, "cost_per_packet": C },
+//     "plans": { "elements": N, "element_bytes": 4, "tune_seconds": S, "seconds": { "qa2a:q4": S, ... } } }
 // Every member but "format" and "version" is optional; what a file lacks
 // comes from defaultProfile(). Fingerprint "any" matches every topology.
 #pragma once
 
 #include <array>
+#include <map>
 #include <string>
 
 #include "src/tuner/codec_throughput.h"
@@ -26,6 +28,19 @@ namespace sqz {
 inline constexpr const char* kSourceMeasured = "measured";
 inline constexpr const char* kSourceReference = "reference, not measured";
 inline constexpr const char* kSourceDefaults = "defaults, not measured";
+
+// Whole flat plans timed at calibration on the job's own buffer (all ranks
+// running, the slowest rank's median): what the component model (codec
+// throughput + link curve) misses, such as the full-buffer passes a plan
+// makes (zeroing, averaging, storing), ranks sharing cores, and a shaper's
+// burst. See CostModel's MeasuredPlans.
+struct PlanTimings {
+  double elements = 0;                    // the buffer size they were timed at (0: none)
+  int elementBytes = 4;                   // of that buffer's type (4: fp32, 2: bf16/fp16)
+  double tuneSeconds = 0;                 // auto's per-call statistics pass at that size
+  std::map<std::string, double> seconds;  // plan name -> seconds of the collective alone
+  bool empty() const { return elements <= 0 || seconds.empty(); }
+};
 
 struct Profile {
   static constexpr int kVersion = 1;
@@ -41,6 +56,7 @@ struct Profile {
   // Seconds every call pays whatever its plan: the ranks' agreement round
   // (a small all-to-all). Measured at calibration; 0 when unknown.
   double callOverheadSeconds = 0;
+  PlanTimings plans;
 
   // The curve for c: this profile's, else the default one.
   const LinkCurve& curve(LinkClass c) const;

@@ -54,6 +54,9 @@ Plan Selector::choose(const std::vector<Candidate>& candidates, const GradStats&
     SQZ_INFO("tuner: %s%schose %s%s; top candidates:\n%s", label.c_str(), label.empty() ? "" : ": ",
              plan.name().c_str(), plan.exactForced ? " (non-finite values: exact)" : "",
              describeRanking(plan, 5).c_str());
+  } else if (logLevel() >= LogLevel::kTrace) {
+    SQZ_TRACE("tuner: %s%skept %s; every candidate:\n%s", label.c_str(), label.empty() ? "" : ": ",
+              plan.name().c_str(), describeRanking(plan, plan.ranked.size()).c_str());
   }
   return plan;
 }
@@ -72,9 +75,11 @@ std::string describeRanking(const Plan& plan, size_t top) {
     // Compression ratio as sqzCallInfo reports it: dense ring bytes over
     // the bytes one rank sends.
     const double ratio = s.cost.bytesSent > 0 ? denseBytes / s.cost.bytesSent : 0.0;
-    out += formatString("  %-26s gain=%.4f time=%.4gms (enc %.3g xfer %.3g dec %.3g) ratio=%.3g cost=%.4g score=%.4g\n",
-                        s.candidate.name().c_str(), s.gain, s.cost.seconds * 1e3, s.cost.encodeSeconds * 1e3,
-                        s.cost.transferSeconds * 1e3, s.cost.decodeSeconds * 1e3, ratio, s.cost.cost, s.score);
+    out += formatString(
+        "  %-26s gain=%.4f time=%.4gms (enc %.3g xfer %.3g dec %.3g ovh %.3g) ratio=%.3g cost=%.4g score=%.4g\n",
+        s.candidate.name().c_str(), s.gain, s.cost.seconds * 1e3, s.cost.encodeSeconds * 1e3,
+        s.cost.transferSeconds * 1e3, s.cost.decodeSeconds * 1e3, s.cost.overheadSeconds * 1e3, ratio, s.cost.cost,
+        s.score);
   }
   return out;
 }

@@ -56,7 +56,7 @@ class Selector {
 // Bytes one rank sends in the exact ring ("ring" among the ranked), or 0.
 double denseRingBytes(const Plan& plan);
 // The `top` best, one line each: name, gain, time (encode, transfer,
-// decode), ratio (dense ring bytes / bytes sent), cost and score.
+// decode, overhead), ratio (dense ring bytes / bytes sent), cost and score.
 std::string describeRanking(const Plan& plan, size_t top);
 
 }  // namespace sqz

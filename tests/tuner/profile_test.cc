@@ -59,6 +59,11 @@ Profile sampleProfile() {
   p.costModel.payloadBytes = 222;
   p.costModel.headerBytes = 13;
   p.costModel.costPerPacket = 0.5;
+  p.plans.elements = 1 << 20;
+  p.plans.elementBytes = 2;
+  p.plans.tuneSeconds = 1.25e-3;
+  p.plans.seconds["qa2a:q4"] = 6.5e-3;
+  p.plans.seconds["sparse_ag:topk:0.01"] = 7.25e-3;
   return p;
 }
 
@@ -76,6 +81,10 @@ TEST_F(ProfileTest, JsonRoundTripKeepsEveryField) {
   EXPECT_EQ(q.costModel.payloadBytes, 222);
   EXPECT_EQ(q.costModel.headerBytes, 13);
   EXPECT_EQ(q.costModel.costPerPacket, 0.5);
+  EXPECT_EQ(q.plans.elements, 1 << 20);
+  EXPECT_EQ(q.plans.elementBytes, 2);
+  EXPECT_EQ(q.plans.tuneSeconds, 1.25e-3);
+  EXPECT_EQ(q.plans.seconds, p.plans.seconds);
   // A class the file lacks falls back to the defaults.
   EXPECT_DOUBLE_EQ(q.curve(LinkClass::Ib).time(1024), defaultProfile().curve(LinkClass::Ib).time(1024));
 }
@@ -106,7 +115,13 @@ TEST_F(ProfileTest, CorruptFileWarnsAndGivesDefaults) {
                            "{\"format\": \"sqz-profile\", \"version\": 1, \"links\": {\"warp\": {\"points\": []}}}",
                            "{\"format\": \"sqz-profile\", \"version\": 1, \"cost_model\": {\"kind\": \"joules\"}}",
                            "{\"format\": \"sqz-profile\", \"version\": 1, \"codecs\": {\"cpu\": {\"q4\": "
-                           "{\"encode\": \"fast\", \"decode\": 1, \"stats\": 1}}}}"}) {
+                           "{\"encode\": \"fast\", \"decode\": 1, \"stats\": 1}}}}",
+                           "{\"format\": \"sqz-profile\", \"version\": 1, \"plans\": {\"elements\": 1024, "
+                           "\"seconds\": {\"warp:q4\": 0.001}}}",
+                           "{\"format\": \"sqz-profile\", \"version\": 1, \"plans\": {\"elements\": 1024, "
+                           "\"seconds\": {\"qa2a:q4\": -1}}}",
+                           "{\"format\": \"sqz-profile\", \"version\": 1, \"plans\": {\"elements\": 1024, "
+                           "\"element_bytes\": 3, \"seconds\": {}}}"}) {
     write(dir_ + "/bad.json", text);
     ProfileLoad l = loadProfileFrom(dir_ + "/bad.json", "v1-x");
     EXPECT_EQ(l.status, ProfileLoad::Status::Corrupt) << text;

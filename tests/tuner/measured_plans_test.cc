@@ -1,0 +1,141 @@
+// Corrections from whole plans timed at calibration (MeasuredPlans): the
+// per-element difference between timed and modelled seconds, scaled to the
+// call's size; the median of an algorithm's timed plans for its untimed
+// ones; a floor of a quarter of the model; and the choice they change.
+#include <gtest/gtest.h>
+
+#include "kernels/grad_stats.h"
+#include "src/codec/codec_spec.h"
+#include "src/tuner/allreduce_shapes.h"
+#include "src/tuner/cost_model.h"
+#include "src/tuner/selector.h"
+
+namespace sqz {
+namespace {
+
+constexpr double kTimedAt = 1000;  // elements the plans were timed on
+
+Topology twoNodes() {
+  Topology t;
+  t.nodes = 2;
+  t.ranksPerNode = 1;
+  t.inter = LinkClass::Tcp;
+  return t;
+}
+
+// 1 ms + 1 MB/s between the two nodes; every codec at 1 GB/s.
+Profile slowProfile() {
+  Profile p;
+  p.setCurve(LinkClass::Tcp, LinkCurve::fromLatencyBandwidth(1e-3, 1e6), "test");
+  for (const char* k : {"none", "bf16", "fp16", "q8", "q4", "q2", "q1", "topk", "randk"})
+    p.codecs.set(Device::Cpu, k, {1e9, 1e9, 1e9});
+  return p;
+}
+
+Candidate build(const PlanSpec& spec, double n, int elementBytes = 4) {
+  return candidateFor(spec, n, twoNodes(), elementBytes);
+}
+
+double modelled(const CostModel& m, const std::string& plan, double n) {
+  const CostBreakdown b = m.evaluate(build(parsePlanName(plan), n));
+  return b.seconds - b.overheadSeconds;
+}
+
+// Profile p with `plan` timed at modelled(kTimedAt) + extraAt1000 seconds.
+void time(Profile& p, const std::string& plan, double extraAt1000) {
+  CostModel m(p, Device::Cpu);
+  p.plans.elements = kTimedAt;
+  p.plans.seconds[plan] = modelled(m, plan, kTimedAt) + extraAt1000;
+}
+
+MeasuredPlans corrections(const Profile& p, const CostModel& m) {
+  return MeasuredPlans(p, m, [](const PlanSpec& s, double n, int eb) { return build(s, n, eb); });
+}
+
+TEST(MeasuredPlans, TimedPlanCarriesItsCorrectionScaledToTheCall) {
+  Profile p = slowProfile();
+  time(p, "ring", 0.004);  // 4 ms over the model at 1000 elements: 4 us per element
+  CostModel m(p, Device::Cpu);
+  MeasuredPlans mp = corrections(p, m);
+  ASSERT_FALSE(mp.empty());
+  const Candidate ring = build(parsePlanName("ring"), 2000);
+  EXPECT_NEAR(mp.extraSeconds(ring, 2000, modelled(m, "ring", 2000)), 0.008, 1e-12);
+  EXPECT_NEAR(mp.extraSeconds(ring, 500, modelled(m, "ring", 500)), 0.002, 1e-12);
+  // Applied: every candidate's overhead is the statistics pass plus its correction.
+  std::vector<Candidate> cands = {ring};
+  mp.apply(cands, 2000, m, 0.001);
+  EXPECT_NEAR(cands[0].overheadSeconds, 0.009, 1e-12);
+  EXPECT_NEAR(m.evaluate(cands[0]).seconds, modelled(m, "ring", 2000) + 0.009, 1e-12);
+}
+
+TEST(MeasuredPlans, UntimedPlansTakeTheMedianOfTheirAlgorithmNeverBelowZero) {
+  Profile p = slowProfile();
+  time(p, "qa2a:q8", 0.001);   // 1 us per element
+  time(p, "qa2a:q4", 0.003);   // 3 us
+  time(p, "qa2a:q2", 0.002);   // 2 us: the median of {1, 2, 3}
+  time(p, "qring:q8", -0.001);  // a ring faster than modelled: its untimed levels get 0, not a discount
+  CostModel m(p, Device::Cpu);
+  MeasuredPlans mp = corrections(p, m);
+  const double n = 4000;
+  EXPECT_NEAR(mp.extraSeconds(build(parsePlanName("qa2a:q1"), n), n, 1.0), 2e-6 * n, 1e-12);
+  EXPECT_EQ(mp.extraSeconds(build(parsePlanName("qring:q4"), n), n, 1.0), 0.0);
+  // An algorithm with no timed plan at all: no correction.
+  EXPECT_EQ(mp.extraSeconds(build(parsePlanName("sparse_ag:topk:0.01"), n), n, 1.0), 0.0);
+  // The timed ring plan itself keeps its own (negative) correction: -1 us x 4000.
+  EXPECT_NEAR(mp.extraSeconds(build(parsePlanName("qring:q8"), n), n, 1.0), -0.004, 1e-12);
+}
+
+TEST(MeasuredPlans, ACorrectionNeverTakesMoreThanThreeQuartersOfTheModel) {
+  Profile p = slowProfile();
+  CostModel m(p, Device::Cpu);
+  const double model1000 = modelled(m, "qa2a:q4", kTimedAt);
+  time(p, "qa2a:q4", -0.9 * model1000);  // timed at a tenth of the model
+  MeasuredPlans mp = corrections(p, m);
+  const Candidate c = build(parsePlanName("qa2a:q4"), kTimedAt);
+  EXPECT_NEAR(mp.extraSeconds(c, kTimedAt, model1000), -0.75 * model1000, 1e-12);
+}
+
+TEST(MeasuredPlans, StatisticsPassScalesWithTheBufferOrFallsBack) {
+  Profile p = slowProfile();
+  CostModel m(p, Device::Cpu);
+  EXPECT_EQ(corrections(p, m).tuneSeconds(5000, 0.25), 0.25);  // nothing timed
+  time(p, "ring", 0.0);
+  p.plans.tuneSeconds = 0.002;
+  EXPECT_NEAR(corrections(p, m).tuneSeconds(5000, 0.25), 0.01, 1e-12);
+}
+
+TEST(MeasuredPlans, TimingsChangeTheChoice) {
+  // 1 MB/s, n = 1000, all the squared norm in 10 values: the model prices
+  // sparse_ag:topk:0.01 (one 10-pair payload) far below qa2a:q4 and the
+  // ring, and top-K keeps everything, so it wins. Timed at 1 s (say, a
+  // select that is slow on this CPU), it loses to q4.
+  Profile p = slowProfile();
+  GradStats s;
+  clearStats(&s);
+  s.elements = kTimedAt;
+  s.sumSq = 1.0;
+  s.quantBlocks = kTimedAt / kStatsBlockSize;
+  s.quantVar[quantWidthIndex(8)] = 0.001;
+  s.quantVar[quantWidthIndex(4)] = 0.01;
+  s.quantVar[quantWidthIndex(2)] = 1.0;
+  s.quantVar[quantWidthIndex(1)] = 4.0;
+  s.binCount[200] = 10;
+  s.binSumSq[200] = 1.0;
+  s.binCount[0] = kTimedAt - 10;
+  const std::vector<CodecParams> levels = {parseCodecSpec("none"), parseCodecSpec("q4"), parseCodecSpec("topk:0.01")};
+  auto choose = [&](const Profile& prof) {
+    CostModel m(prof, Device::Cpu);
+    std::vector<Candidate> cands = allreduceCandidates(kTimedAt, twoNodes(), levels);
+    corrections(prof, m).apply(cands, kTimedAt, m, 0.0);
+    Selector sel;
+    return sel.choose(cands, s, m).name();
+  };
+  EXPECT_EQ(choose(p), "sparse_ag:topk:0.01");
+  p.plans.elements = kTimedAt;
+  p.plans.seconds["sparse_ag:topk:0.01"] = 1.0;
+  p.plans.seconds["sparse_split:topk:0.01"] = 1.0;
+  EXPECT_EQ(choose(p), "qa2a:q4");
+}
+
+}  // namespace
+}  // namespace sqz
