@@ -186,9 +186,10 @@ PlanSpec Communicator::choosePlan(const void* send, size_t count, sqzDataType_t 
                                   const GradStats& local, double* gain) {
   const size_t bytes = count * dataTypeSize(type);
   if (!tuner_->ready()) {
-    tuner_->prepare(*transport_, [this](void* buf, size_t n) {
-      Broadcast(*transport_).run(buf, buf, n, 0, nextSeq(), Deadline::fromTimeout());
-    });
+    tuner_->prepare(
+        *transport_,
+        [this](void* buf, size_t n) { Broadcast(*transport_).run(buf, buf, n, 0, nextSeq(), Deadline::fromTimeout()); },
+        send, type, count, config_.chunkBytes);
   }
   PlanSpec forced;
   if (tuner_->forcedPlan(bytes, &forced)) {
@@ -207,7 +208,6 @@ PlanSpec Communicator::choosePlan(const void* send, size_t count, sqzDataType_t 
   } else {
     ef.tuning.current = false;
   }
-  (void)send;
   char label[64];
   std::snprintf(label, sizeof label, "buffer of %zu x %s", count, dataTypeName(type));
   Plan plan = tuner_->choose(ef.tuning, ef.tuning.reduced, static_cast<double>(count),
