@@ -7,7 +7,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -139,6 +141,35 @@ TEST(Auto, FastLinkStaysExact) {
   EXPECT_EQ(std::string(run.last[0].plan), "@ring");
   for (int r = 1; r < 3; ++r) EXPECT_EQ(run.outputs[r], run.outputs[0]);
   std::remove(path.c_str());
+}
+
+// A calibration at the first call also times whole plans on that call's
+// buffer; every rank gets the same numbers (they pick the same plans) and
+// rank 0 saves them with the profile, which the next job loads.
+TEST(Auto, CalibrationTimesWholePlansOnTheCallsBuffer) {
+  char path[] = "/tmp/sqz-test-profile-XXXXXX";
+  close(mkstemp(path));
+  std::remove(path);  // absent: the first call calibrates
+  ScopedEnv profile("SQZ_PROFILE", path);
+  ScopedEnv calibrate("SQZ_CALIBRATE", "quick");
+  const size_t count = 1 << 16;
+  AutoRun run = runAuto(2, count, 3);
+  EXPECT_EQ(run.plans[1], run.plans[0]);
+  EXPECT_EQ(run.outputs[1], run.outputs[0]);
+  std::ifstream file(path);
+  std::stringstream text;
+  text << file.rdbuf();
+  Profile p = Profile::fromJson(text.str());
+  EXPECT_EQ(p.plans.elements, static_cast<double>(count));
+  EXPECT_EQ(p.plans.elementBytes, 4);
+  EXPECT_GT(p.plans.tuneSeconds, 0.0);
+  EXPECT_GE(p.plans.seconds.size(), 4u);
+  EXPECT_TRUE(p.plans.seconds.count("ring")) << p.toJson();
+  for (const auto& [name, seconds] : p.plans.seconds) EXPECT_GT(seconds, 0.0) << name;
+  // The next job loads the timings instead of measuring again.
+  AutoRun again = runAuto(2, count, 2);
+  EXPECT_EQ(again.plans[1], again.plans[0]);
+  std::remove(path);
 }
 
 TEST(Auto, TuneTableForcesAPlan) {
