@@ -11,7 +11,9 @@
 // definitions (kernels/grad_stats.h gain(): kept squared norm for top-K,
 // 1/(1+omega) for quantizers, 1 for exact). Descent rate = mean gain /
 // median seconds per call.
-//   mpirun -np 4 sqz_descent_bench [-n elements] [-t calls] [-s spec,spec,...]
+//   mpirun -np 4 sqz_descent_bench [-n elements] [-t calls] [-s spec,spec,...] [-v]
+// -v: one line per call (rank 0's tune-free breakdown from sqzGetCallInfo:
+// encode, transfer, decode; the slowest rank's total; the plan and gain).
 #include <mpi.h>
 #include <unistd.h>
 
@@ -71,8 +73,10 @@ int main(int argc, char** argv) {
   size_t n = 1 << 20;
   int calls = 6;
   std::string specList = "none,bf16,q8,q4,q2,q1,topk:0.1,topk:0.01,topk:0.001,randk:0.01,auto";
+  bool verbose = false;
   int c;
-  while ((c = getopt(argc, argv, "n:t:s:")) != -1) {
+  while ((c = getopt(argc, argv, "n:t:s:v")) != -1) {
+    if (c == 'v') verbose = true;
     if (c == 'n') n = static_cast<size_t>(std::atoll(optarg));
     if (c == 't') calls = std::atoi(optarg);
     if (c == 's') specList = optarg;
@@ -126,6 +130,10 @@ int main(int argc, char** argv) {
       sqz::gradStatsCpu(g.data(), sqzFloat32, nullptr, n, &stats);
       MPI_Allreduce(MPI_IN_PLACE, &stats, sqz::GradStats::kDoubles, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
       double gain = info.exact ? 1.0 : sqz::gain(stats, sqz::parseCodecSpec(info.codec));
+      if (verbose && rank == 0)
+        std::printf("#   %-12s call %d: %8.2f ms (rank 0: enc %.2f xfer %.2f dec %.2f total %.2f) gain %.4f %s\n",
+                    spec.c_str(), t, secs * 1e3, info.encodeSeconds * 1e3, info.transferSeconds * 1e3,
+                    info.decodeSeconds * 1e3, info.totalSeconds * 1e3, gain, info.plan);
       if (t > 0 || calls == 1) times.push_back(secs);  // the first call may calibrate
       gains.push_back(gain);
       row.plans[info.plan]++;
