@@ -58,9 +58,9 @@ MeasuredPlans::MeasuredPlans(const Profile& profile, const CostModel& model, con
 }
 
 double MeasuredPlans::extraSeconds(const Candidate& c, double n, double modelledSeconds) const {
-  if (c.spec.hierarchical || n <= 0) return 0.0;
+  if (n <= 0) return 0.0;
   double perElement = 0;
-  auto it = perElement_.find(c.name());
+  auto it = c.spec.hierarchical ? perElement_.end() : perElement_.find(c.name());
   if (it != perElement_.end()) {
     perElement = it->second.perElement;
   } else {

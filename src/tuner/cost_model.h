@@ -56,7 +56,9 @@ class CostModel {
 // that was not timed (over the budget, or on another algorithm's list)
 // takes the median of its algorithm's timed plans, never below zero (the
 // burst that makes a small payload cheap does not carry over to a larger
-// one); a plan of an algorithm with no timing gets none. A call of n
+// one), and so does a hierarchical plan (not timed: it makes the same
+// full-buffer passes) from its inter-node algorithm; a plan of an
+// algorithm with no timing gets none. A call of n
 // elements then costs modelled(n) + correction x n, kept above a quarter
 // of modelled(n).
 class MeasuredPlans {

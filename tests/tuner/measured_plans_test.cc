@@ -83,6 +83,12 @@ TEST(MeasuredPlans, UntimedPlansTakeTheMedianOfTheirAlgorithmNeverBelowZero) {
   EXPECT_EQ(mp.extraSeconds(build(parsePlanName("sparse_ag:topk:0.01"), n), n, 1.0), 0.0);
   // The timed ring plan itself keeps its own (negative) correction: -1 us x 4000.
   EXPECT_NEAR(mp.extraSeconds(build(parsePlanName("qring:q8"), n), n, 1.0), -0.004, 1e-12);
+  // A hierarchical plan (never timed) takes its inter-node algorithm's median.
+  Topology t;
+  t.nodes = 2;
+  t.ranksPerNode = 2;
+  const Candidate hier = candidateFor(parsePlanName("hier/none/qa2a:q4"), n, t);
+  EXPECT_NEAR(mp.extraSeconds(hier, n, 1.0), 2e-6 * n, 1e-12);
 }
 
 TEST(MeasuredPlans, ACorrectionNeverTakesMoreThanThreeQuartersOfTheModel) {
