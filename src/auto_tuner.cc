@@ -151,12 +151,14 @@ void AutoTuner::timePlans(Transport& transport, const void* input, sqzDataType_t
 Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double count, int elementBytes,
                        const std::string& label) {
   std::vector<Candidate> candidates = allreduceCandidates(count, topo_, levels_, elementBytes);
-  // A tuned call first reads g + e once for its statistics (tunerStats: at
-  // most 2^18 sampled elements, plus a non-finite scan): timed at
-  // calibration, else priced from the stats throughput. Plans timed whole
-  // at calibration carry their correction (MeasuredPlans).
+  // A tuned call first reads g once for its statistics (tunerStats: at
+  // most 2^18 sampled elements, plus a non-finite scan of g and e): timed
+  // at calibration, else priced from the stats throughput; they then go to
+  // every peer (lagged agreement). Plans timed whole at calibration carry
+  // their correction (MeasuredPlans).
   const double tuneSeconds =
-      measured_.tuneSeconds(count, profile_.codecs.statsSeconds(topo_.device, std::min(count, 262144.0)));
+      measured_.tuneSeconds(count, profile_.codecs.statsSeconds(topo_.device, std::min(count, 262144.0))) +
+      model_->stageTransferSeconds(statsExchangeStage(topo_, sizeof(GradStats)));
   measured_.apply(candidates, count, *model_, tuneSeconds);
   // This build runs a hierarchical plan's intra-node stages exactly only.
   candidates.erase(std::remove_if(candidates.begin(), candidates.end(),

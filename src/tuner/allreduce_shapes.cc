@@ -208,6 +208,18 @@ Candidate candidateFor(const PlanSpec& spec, double n, const Topology& topo, int
   return flatCandidate(spec.algorithm, n, topo.ranks(), topo.flatLink(), spec.codec, sharers, elementBytes);
 }
 
+Stage statsExchangeStage(const Topology& topo, double bytes) {
+  const int N = topo.ranks();
+  Stage s;
+  s.role = "stats_exchange";
+  s.link = topo.flatLink();
+  s.steps = N > 1 ? 1 : 0;
+  s.messagesPerStep = N - 1;
+  s.messageBytes = bytes;
+  s.linkSharers = topo.nodes > 1 ? topo.ranksPerNic() : 1;
+  return s;
+}
+
 std::vector<Candidate> allreduceCandidates(double n, const Topology& topo, const std::vector<CodecParams>& levels,
                                            int elementBytes) {
   std::vector<CodecParams> useful;

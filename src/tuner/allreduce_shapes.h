@@ -67,6 +67,12 @@ Candidate hierarchicalCandidate(double n, const Topology& topo, const CodecParam
 // The candidate a PlanSpec names, on this topology (a forced plan).
 Candidate candidateFor(const PlanSpec& spec, double n, const Topology& topo, int elementBytes = 4);
 
+// auto's lagged statistics (`bytes` each) going to every other rank at
+// once, overlapped with the call's own messages on the flat link: every
+// tuned call pays its transfer (at 10 Mbit/s, 3 x 4 KiB cost about as much
+// as top-K 0.1%'s payload of a 4 MiB buffer).
+Stage statsExchangeStage(const Topology& topo, double bytes);
+
 // Every candidate for a call: each level on each algorithm that carries it,
 // direct, and, with more than one node of more than one rank, hierarchical
 // plans with an exact or bf16 intra stage and each flat plan between
