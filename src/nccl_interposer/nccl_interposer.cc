@@ -28,6 +28,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -160,7 +161,7 @@ ncclResult_t toNccl(sqzResult_t r) {
 
 // What the interposer knows about one application ncclComm.
 struct Adopted {
-  std::mutex mu;              // held while adopting (a collective) and serving
+  std::timed_mutex mu;        // held while adopting (a collective) and serving
   sqzComm_t sqz = nullptr;    // the adopted sqz communicator, once made
   bool unservable = false;    // adoption failed: forward from now on
   bool loggedServed = false, loggedForwarded = false;
@@ -240,11 +241,20 @@ bool adopt(Adopted& e, ncclComm_t comm) {
 }
 
 // Drops the sqz side of comm before NCCL frees it: the sqz communicator uses
-// the ncclComm until destroyed, so it must go first.
+// the ncclComm until destroyed, so it must go first. An abort (a watchdog's,
+// say, from another thread) waits at most a second for a call in progress,
+// then aborts under it, as ncclCommAbort does to a hung NCCL call.
 void release(ncclComm_t comm, bool abort) {
   std::shared_ptr<Adopted> e = takeEntry(comm);
   if (!e) return;
-  std::lock_guard<std::mutex> lock(e->mu);
+  std::unique_lock<std::timed_mutex> lock(e->mu, std::defer_lock);
+  if (abort) {
+    if (!lock.try_lock_for(std::chrono::seconds(1)))
+      SQZ_LOG("WARN", "ncclCommAbort on ncclComm %p while sqz serves a call on it: aborting under it",
+              static_cast<void*>(comm));
+  } else {
+    lock.lock();
+  }
   if (!e->sqz) return;
   InSqz guard;
   sqzResult_t r = abort ? sqzCommAbort(e->sqz) : sqzCommDestroy(e->sqz);
@@ -266,7 +276,7 @@ SQZ_EXPORT ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size
   if (t_inSqz) return real ? real(sendbuff, recvbuff, count, datatype, op, comm, stream) : ncclSystemError;
   std::shared_ptr<Adopted> e = entryFor(comm);
   if (t_groupDepth == 0 && eligible(count, datatype, op)) {
-    std::lock_guard<std::mutex> lock(e->mu);
+    std::lock_guard<std::timed_mutex> lock(e->mu);
     if (adopt(*e, comm)) {
       sqzResult_t r;
       {
@@ -293,7 +303,7 @@ SQZ_EXPORT ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size
   }
   if (!real) return ncclSystemError;
   if (infoLogging()) {
-    std::lock_guard<std::mutex> lock(e->mu);
+    std::lock_guard<std::timed_mutex> lock(e->mu);
     if (!e->loggedForwarded) {
       e->loggedForwarded = true;
       SQZ_LOG("INFO", "forwarding ncclAllReduce on ncclComm %p (%zu elements, type %d, op %d%s) to NCCL",
@@ -337,7 +347,7 @@ SQZ_EXPORT ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t* asy
   }
   if (e) {
     // try_lock: never wait behind a served call; its error shows next poll.
-    std::unique_lock<std::mutex> lock(e->mu, std::try_to_lock);
+    std::unique_lock<std::timed_mutex> lock(e->mu, std::try_to_lock);
     if (lock.owns_lock() && e->sqz) {
       sqzResult_t sqzError = sqzSuccess;
       InSqz guard;
