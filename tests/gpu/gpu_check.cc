@@ -1,0 +1,178 @@
+#include "gpu/gpu_check.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <stdexcept>
+
+#include "common/dtype.h"
+#include "harness/reference.h"
+
+namespace sqz::test {
+namespace {
+
+double unitRoundoff(sqzDataType_t t) {
+  switch (t) {
+    case sqzFloat16: return std::ldexp(1.0, -11);
+    case sqzBfloat16: return std::ldexp(1.0, -8);
+    case sqzFloat32: return std::ldexp(1.0, -24);
+    default: return std::ldexp(1.0, -53);
+  }
+}
+
+bool startsWith(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+// The fraction R of "topk:R" / "randk:R".
+double ratioOf(const std::string& codec) { return std::atof(codec.substr(codec.find(':') + 1).c_str()); }
+
+std::string describe(size_t i, double got, double ref, double bound, const std::string& codec, sqzDataType_t type,
+                     sqzRedOp_t op, size_t n, const char* what) {
+  std::ostringstream s;
+  s.precision(10);
+  s << "element " << i << ": got " << got << ", expected " << ref << " +- " << bound << " (" << what << ", codec "
+    << codec << ", " << dataTypeName(type) << " " << redOpName(op) << ", " << n << " ranks)";
+  return s.str();
+}
+
+}  // namespace
+
+bool cudaDevicePresent(std::string* why) {
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    if (why) *why = std::string("cudaGetDeviceCount: ") + cudaGetErrorString(e);
+    return false;
+  }
+  if (n == 0 && why) *why = "cudaGetDeviceCount reports 0 devices";
+  return n > 0;
+}
+
+DeviceBuffer::DeviceBuffer(size_t bytes) {
+  cudaError_t e = cudaMalloc(&ptr_, std::max<size_t>(bytes, 1));
+  if (e != cudaSuccess) throw std::runtime_error(std::string("cudaMalloc: ") + cudaGetErrorString(e));
+}
+
+DeviceBuffer::~DeviceBuffer() { cudaFree(ptr_); }
+
+void DeviceBuffer::upload(const void* host, size_t bytes, cudaStream_t stream) {
+  cudaError_t e = cudaMemcpyAsync(ptr_, host, bytes, cudaMemcpyHostToDevice, stream);
+  if (e == cudaSuccess) e = cudaStreamSynchronize(stream);
+  if (e != cudaSuccess) throw std::runtime_error(std::string("upload: ") + cudaGetErrorString(e));
+}
+
+void DeviceBuffer::download(void* host, size_t bytes, cudaStream_t stream) const {
+  cudaError_t e = cudaMemcpyAsync(host, ptr_, bytes, cudaMemcpyDeviceToHost, stream);
+  if (e == cudaSuccess) e = cudaStreamSynchronize(stream);
+  if (e != cudaSuccess) throw std::runtime_error(std::string("download: ") + cudaGetErrorString(e));
+}
+
+const std::vector<std::string>& allSpecs() {
+  static const std::vector<std::string> specs{"none", "bf16",      "fp16",       "q8",  "q4",
+                                              "q2",   "q1",        "topk:0.05", "randk:0.05", "auto"};
+  return specs;
+}
+
+std::string checkDevicePlan(const sqzCallInfo& info) {
+  std::ostringstream s;
+  const std::string codec = info.codec, algorithm = info.algorithm, plan = info.plan;
+  std::string want = info.exact ? "ring" : startsWith(codec, "randk") ? "randk" : "gather";
+  if (algorithm != want) s << "algorithm " << algorithm << ", expected " << want << "; ";
+  if (!info.exact && plan != "@" + want + ":" + codec) s << "plan " << plan << ", expected @" << want << ":" << codec << "; ";
+  if (info.encodeSeconds != 0 || info.transferSeconds != 0 || info.decodeSeconds != 0 || info.totalSeconds != 0)
+    s << "seconds fields not 0 after a device call; ";
+  return s.str();
+}
+
+std::string checkDeviceResult(const std::vector<std::vector<unsigned char>>& inputs, const void* result,
+                              sqzDataType_t type, sqzRedOp_t op, size_t count, const sqzCallInfo& info) {
+  const size_t n = inputs.size();
+  if (!isFloatType(type) || (op != sqzSum && op != sqzAvg)) return checkReduction(inputs, result, type, op, count);
+  const std::string codec = info.exact ? "none" : info.codec;
+  const double u32 = unitRoundoff(sqzFloat32), uOut = unitRoundoff(type), dn = static_cast<double>(n);
+  const bool avg = op == sqzAvg;
+  // Largest |x| of each rank's whole buffer: bounds every block's range.
+  std::vector<double> maxAbs(n, 0);
+  for (size_t r = 0; r < n; ++r)
+    for (size_t i = 0; i < count; ++i) maxAbs[r] = std::max(maxAbs[r], std::fabs(elementAsDouble(inputs[r].data(), type, i)));
+  int bits = 0;
+  if (codec == "q8") bits = 8;
+  if (codec == "q4") bits = 4;
+  if (codec == "q2") bits = 2;
+  if (codec == "q1") bits = 1;
+  const bool cast = codec == "bf16" || codec == "fp16", topk = startsWith(codec, "topk"),
+             randk = startsWith(codec, "randk"), exact = codec == "none";
+  if (!bits && !cast && !topk && !randk && !exact) return "unknown codec in sqzGetCallInfo: " + codec;
+  const double uCast = codec == "bf16" ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
+  double quantStep = 0;  // sum over ranks of one quantization step
+  for (size_t r = 0; bits && r < n; ++r) quantStep += 2.0 * maxAbs[r] / ((1 << bits) - 1);
+  size_t nonzero = 0;
+  std::vector<double> x(n);
+  for (size_t i = 0; i < count; ++i) {
+    double ref = 0, sumAbs = 0;
+    for (size_t r = 0; r < n; ++r) {
+      x[r] = elementAsDouble(inputs[r].data(), type, i);
+      ref += x[r];
+      sumAbs += std::fabs(x[r]);
+    }
+    double got = elementAsDouble(result, type, i);
+    if (!std::isfinite(got)) return describe(i, got, ref, 0, codec, type, op, n, "not finite");
+    // Accumulation of n terms in fp32, and the output type's rounding (a
+    // 16-bit exact ring may round once per hop).
+    double accum = 2.0 * dn * u32 * sumAbs + (uOut > u32 ? (dn + 1) * uOut * sumAbs : 0) + 1e-30;
+    double scale = avg ? 1.0 / dn : 1.0;
+    nonzero += got != 0;
+    if (topk) {
+      // Each rank contributes its own value or nothing (values possibly
+      // stored in 16 bits): the result is one of the 2^n sub-sums.
+      double tol = (accum + std::ldexp(1.0, -7) * sumAbs) * scale;
+      bool found = false;
+      for (size_t mask = 0; mask < (size_t{1} << n) && !found; ++mask) {
+        double s = 0;
+        for (size_t r = 0; r < n; ++r)
+          if (mask >> r & 1) s += x[r];
+        found = std::fabs(got - s * scale) <= tol;
+      }
+      if (!found) return describe(i, got, ref * scale, tol, codec, type, op, n, "no sub-sum of the inputs");
+      continue;
+    }
+    if (randk) {
+      // Every rank keeps the same indices: exact there, zero elsewhere.
+      if (got == 0) continue;
+      double tol = accum * scale;
+      if (std::fabs(got - ref * scale) > tol) return describe(i, got, ref * scale, tol, codec, type, op, n, "randk index");
+      continue;
+    }
+    // One encoding per rank (gather; fresh error feedback): a cast rounds
+    // each value once, stochastic b-bit rounding moves it by less than one
+    // step of its block. Twice that, for scales stored in low precision.
+    // A cast rounds within one ulp (2u relative), also stochastically.
+    double bound = accum;
+    if (cast) bound += 4.0 * uCast * sumAbs;
+    if (bits) bound += 2.0 * quantStep;
+    bound *= scale;
+    if (avg) bound += (u32 + uOut) * std::fabs(ref * scale);
+    if (!(std::fabs(got - ref * scale) <= bound)) return describe(i, got, ref * scale, bound, codec, type, op, n, "bound");
+  }
+  if (topk || randk) {
+    const size_t k = static_cast<size_t>(std::ceil(ratioOf(codec) * static_cast<double>(count)));
+    const size_t most = topk ? n * (k + 1) : k + 1;
+    if (nonzero > most) {
+      std::ostringstream s;
+      s << codec << ": " << nonzero << " nonzero elements of " << count << ", at most " << most << " expected";
+      return s.str();
+    }
+    if (count >= 1000 && nonzero == 0) return codec + ": every element is zero";
+  }
+  return "";
+}
+
+uint64_t fnv1a(const void* data, size_t bytes) {
+  uint64_t h = 1469598103934665603ull;
+  const unsigned char* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace sqz::test

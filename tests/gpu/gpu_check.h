@@ -1,0 +1,57 @@
+// Shared by the GPU tests (threads as ranks) and the GPU rank process
+// (processes under mpirun): device memory, the codec specs every test
+// sweeps, and the check of one device allreduce against the fp64 reference
+// with the error bound of the codec that ran (as sqzGetCallInfo reports it).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sqz.h"
+
+namespace sqz::test {
+
+// Exit code meaning "skipped" (ctest's SKIP_RETURN_CODE).
+constexpr int kSkipCode = 77;
+
+// True when the CUDA runtime reports at least one device; else *why says
+// what it reported.
+bool cudaDevicePresent(std::string* why);
+
+// cudaMalloc'd bytes, freed on destruction.
+class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(size_t bytes);
+  ~DeviceBuffer();
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  void* get() const { return ptr_; }
+  // Throws (std::runtime_error) when cudaMalloc failed.
+  void upload(const void* host, size_t bytes, cudaStream_t stream);
+  void download(void* host, size_t bytes, cudaStream_t stream) const;
+
+ private:
+  void* ptr_ = nullptr;
+};
+
+// Every codec spec the device path must accept.
+const std::vector<std::string>& allSpecs();
+
+// "" when info describes the plan the device path promises for this call:
+// lossy codecs run "gather" (random-K "randk"), exact calls "ring", plan
+// "@<algorithm>:<codec>", and the seconds fields are 0.
+std::string checkDevicePlan(const sqzCallInfo& info);
+
+// "" when `result` (count elements of `type`, host copy) is the reduction of
+// inputs[0..n) within the bound of the codec in info (first call on a fresh
+// error-feedback state), else a description of the first element outside.
+std::string checkDeviceResult(const std::vector<std::vector<unsigned char>>& inputs, const void* result,
+                              sqzDataType_t type, sqzRedOp_t op, size_t count, const sqzCallInfo& info);
+
+uint64_t fnv1a(const void* data, size_t bytes);
+
+}  // namespace sqz::test
