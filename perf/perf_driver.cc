@@ -10,6 +10,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+
+#ifdef SQZ_PERF_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
 
 namespace sqz::perf {
 namespace {
@@ -34,6 +39,11 @@ void usage(const char* prog) {
   std::fprintf(stderr,
                "usage: %s [-b minbytes] [-e maxbytes] [-f stepfactor] [-i stepbytes] [-n iters] [-w warmup]\n"
                "          [-c check 0/1] [-d type|all] [-o op|all] [-m mpi-baseline 0/1] [-Z compression]\n"
+               "          [-G device-buffers 0/1]\n"
+               "  -G 1  buffers in GPU memory (as nccl-tests): each rank uses GPU LOCAL_RANK %% #GPUs, enqueues\n"
+               "        every call on its own CUDA stream and synchronizes the stream after each call, so a\n"
+               "        call's time includes the GPU's work. The device transport is SQZ_TRANSPORT\n"
+               "        (auto|nccl|ucx). Needs a CUDA device; without one the run stops with an error.\n"
                "Launch with mpirun (or torchrun-style RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT).\n",
                prog);
 }
@@ -41,7 +51,7 @@ void usage(const char* prog) {
 Options parse(int argc, char** argv) {
   Options o;
   int c;
-  while ((c = getopt(argc, argv, "b:e:f:i:n:w:c:d:o:m:Z:h")) != -1) {
+  while ((c = getopt(argc, argv, "b:e:f:i:n:w:c:d:o:m:Z:G:h")) != -1) {
     switch (c) {
       case 'b': o.minBytes = parseBytes(optarg); break;
       case 'e': o.maxBytes = parseBytes(optarg); break;
@@ -52,6 +62,7 @@ Options parse(int argc, char** argv) {
       case 'c': o.check = std::atoi(optarg); break;
       case 'm': o.mpiBaseline = std::atoi(optarg) != 0; break;
       case 'Z': o.compression = optarg; break;
+      case 'G': o.deviceBuffers = std::atoi(optarg) != 0; break;
       case 'd':
         o.types.clear();
         for (int t = 0; t < sqzNumTypes; ++t)
@@ -78,8 +89,115 @@ Options parse(int argc, char** argv) {
   std::exit(1);
 }
 
-Env setup(int argc, char** argv) {
+[[maybe_unused]] int localRank() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"})
+    if (const char* v = std::getenv(name)) return std::atoi(v);
+  return 0;
+}
+
+// -G 1 before anything else starts: a GPU for this rank and a stream, or a
+// clear error (a host without a usable CUDA device, a build without CUDA).
+void selectDevice(Env& env) {
+#ifdef SQZ_PERF_HAVE_CUDA
+  int count = 0;
+  cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess || count == 0) {
+    std::fprintf(stderr, "sqz_allreduce_perf: -G 1 needs a CUDA device, and there is none usable here (%s)\n",
+                 e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount reports 0 devices");
+    std::exit(1);
+  }
+  cudaStream_t stream = nullptr;
+  e = cudaSetDevice(localRank() % count);
+  if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  if (e != cudaSuccess) {
+    std::fprintf(stderr, "sqz_allreduce_perf: -G 1: cannot use GPU %d: %s\n", localRank() % count,
+                 cudaGetErrorString(e));
+    std::exit(1);
+  }
+  env.device = true;
+  env.stream = reinterpret_cast<sqzCudaStream_t>(stream);
+#else
+  (void)env;
+  std::fprintf(stderr, "sqz_allreduce_perf: -G 1 needs device buffers, and this build has no CUDA\n");
+  std::exit(1);
+#endif
+}
+
+[[noreturn, maybe_unused]] void dieCuda(const Env& env, const char* what, const char* why) {
+  std::fprintf(stderr, "rank %d: %s failed: %s\n", env.rank, what, why);
+  if (env.mpi) MPI_Abort(MPI_COMM_WORLD, 1);
+  std::exit(1);
+}
+
+// One of the collective's buffers: host memory, or with -G 1 device memory
+// with a host mirror that the driver fills and checks.
+class Buffer {
+ public:
+  Buffer(const Env& env, size_t bytes) : env_(env), host_(bytes), bytes_(bytes) {
+#ifdef SQZ_PERF_HAVE_CUDA
+    if (env.device) {
+      cudaError_t e = cudaMalloc(&device_, std::max<size_t>(bytes, 1));
+      if (e != cudaSuccess) dieCuda(env, "cudaMalloc", cudaGetErrorString(e));
+    }
+#endif
+  }
+  ~Buffer() {
+#ifdef SQZ_PERF_HAVE_CUDA
+    if (device_) cudaFree(device_);
+#endif
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  unsigned char* host() { return host_.data(); }
+  // What the collective gets.
+  void* data() { return device_ ? device_ : static_cast<void*>(host_.data()); }
+  // Host mirror -> device, device -> host mirror, zero both (each complete
+  // when it returns; no-ops on host buffers except zero).
+  void push() { copy(device_, host_.data(), true); }
+  void pull() { copy(host_.data(), device_, false); }
+  void zero() {
+    std::memset(host_.data(), 0, bytes_);
+    push();
+  }
+
+ private:
+  void copy(void* dst, const void* src, bool toDevice) {
+#ifdef SQZ_PERF_HAVE_CUDA
+    if (!device_) return;
+    auto stream = reinterpret_cast<cudaStream_t>(env_.stream);
+    cudaError_t e = cudaMemcpyAsync(dst, src, bytes_, toDevice ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost,
+                                    stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(stream);
+    if (e != cudaSuccess) dieCuda(env_, toDevice ? "copy to the device" : "copy from the device", cudaGetErrorString(e));
+#else
+    (void)dst, (void)src, (void)toDevice;
+#endif
+  }
+
+  const Env& env_;
+  std::vector<unsigned char> host_;
+  size_t bytes_;
+  void* device_ = nullptr;
+};
+
+// With -G 1: waits for the stream (each timed call, as nccl-tests' blocking
+// mode does), and reports an asynchronous error of the communicator.
+void syncStream(const Env& env) {
+#ifdef SQZ_PERF_HAVE_CUDA
+  if (!env.device) return;
+  cudaError_t e = cudaStreamSynchronize(reinterpret_cast<cudaStream_t>(env.stream));
+  if (e != cudaSuccess) dieCuda(env, "cudaStreamSynchronize", cudaGetErrorString(e));
+  sqzResult_t asyncError = sqzSuccess;
+  if (sqzCommGetAsyncError(env.comm, &asyncError) == sqzSuccess && asyncError != sqzSuccess)
+    dieCuda(env, "an enqueued collective", sqzGetErrorString(asyncError));
+#else
+  (void)env;
+#endif
+}
+
+Env setup(int argc, char** argv, bool deviceBuffers) {
   Env env;
+  if (deviceBuffers) selectDevice(env);
   // torchrun (or sqz.run) sets RANK/WORLD_SIZE; otherwise expect mpirun.
   if (std::getenv("RANK") && std::getenv("WORLD_SIZE") && !std::getenv("OMPI_COMM_WORLD_RANK")) {
     sqzResult_t r = sqzCommInitFromEnv(&env.comm);
@@ -130,7 +248,7 @@ double timeCalls(const Env& env, const Options& o, F&& call) {
 
 int runPerf(int argc, char** argv, const CollectiveTest& test) {
   Options o = parse(argc, argv);
-  Env env = setup(argc, argv);
+  Env env = setup(argc, argv, o.deviceBuffers);
   if (!o.compression.empty()) {
     sqzResult_t r = sqzCommSetCompression(env.comm, o.compression.c_str());
     if (r != sqzSuccess) die(env, "sqzCommSetCompression", r);
@@ -144,10 +262,14 @@ int runPerf(int argc, char** argv, const CollectiveTest& test) {
   int version = 0;
   sqzGetVersion(&version);
   if (env.rank == 0) {
+    const char* transport = std::getenv("SQZ_TRANSPORT");
     std::printf("# sqz %s test: nranks %d, iters %d, warmup %d, check %d, compression %s, launcher %s, sqz %d\n",
                 test.name, env.nranks, o.iters, o.warmup, o.check,
                 o.compression.empty() ? "(SQZ_COMPRESSION or none)" : o.compression.c_str(),
                 env.mpi ? "mpirun" : "environment", version);
+    std::printf("# buffers: %s\n", env.device ? (std::string("device (-G 1, stream synchronized per call, SQZ_TRANSPORT=") +
+                                                    (transport ? transport : "auto") + ")").c_str()
+                                               : "host");
     std::printf("#\n# %10s %12s %8s %6s %6s %38s %38s%s%s\n", "", "", "", "", "", "out-of-place", "in-place",
                 lossy ? "                compression (out-of-place)                  " : "",
                 mpi ? "          MPI_Allreduce (same run)" : "");
@@ -169,37 +291,44 @@ int runPerf(int argc, char** argv, const CollectiveTest& test) {
       for (size_t bytes = o.minBytes; bytes <= o.maxBytes;) {
         size_t count = std::max<size_t>(bytes / elem, 1);
         size_t sz = count * elem;
-        std::vector<unsigned char> send(sz), recv(sz), inplace(sz);
-        test.fill(send.data(), count, type, op, env.rank, env.nranks, lossy);
+        Buffer send(env, sz), recv(env, sz), inplace(env, sz);
+        test.fill(send.host(), count, type, op, env.rank, env.nranks, lossy);
+        send.push();
+        std::memcpy(inplace.host(), send.host(), sz);
+        inplace.push();
         double t[2];
         size_t wrong[2] = {0, 0};
         // Out of place.
         t[0] = timeCalls(env, o, [&] {
           sqzResult_t r = test.run(send.data(), recv.data(), count, type, op, env);
           if (r != sqzSuccess) die(env, test.name, r);
+          syncStream(env);
         });
         sqzCallInfo info{};
         double maxRel = 0, meanRel = 0;
         if (o.check) {
-          std::memset(recv.data(), 0, sz);
+          recv.zero();
           if (lossy) {
             // A fresh error-feedback state: the timed calls' residuals must
             // not leak into the error of one call.
             sqzState_t state = nullptr;
             if (sqzResult_t r = sqzStateCreate(env.comm, count, type, &state)) die(env, "sqzStateCreate", r);
             if (sqzResult_t r = sqzAllReduceEx(send.data(), recv.data(), count, type, op, nullptr, state, env.comm,
-                                               nullptr))
+                                               env.stream))
               die(env, "sqzAllReduceEx", r);
+            syncStream(env);
             sqzStateDestroy(state);
           } else if (sqzResult_t r = test.run(send.data(), recv.data(), count, type, op, env)) {
             die(env, test.name, r);
           }
+          syncStream(env);
+          recv.pull();
           sqzGetCallInfo(env.comm, &info);
           if (lossy) {
             // Norm-relative errors against the exact fp64 result.
             double maxErr = 0, maxRef = 0, errSq = 0, refSq = 0;
             for (size_t i = 0; i < count; ++i) {
-              double e = test.expected(i, type, op, env.nranks, true), d = test.load(recv.data(), i, type) - e;
+              double e = test.expected(i, type, op, env.nranks, true), d = test.load(recv.host(), i, type) - e;
               maxErr = std::max(maxErr, std::fabs(d));
               maxRef = std::max(maxRef, std::fabs(e));
               errSq += d * d;
@@ -208,7 +337,7 @@ int runPerf(int argc, char** argv, const CollectiveTest& test) {
             maxRel = maxAcrossRanks(env, maxRef > 0 ? maxErr / maxRef : maxErr);
             meanRel = maxAcrossRanks(env, refSq > 0 ? std::sqrt(errSq / refSq) : std::sqrt(errSq));
           } else {
-            wrong[0] = test.checkWrong(recv.data(), count, type, op, env.rank, env.nranks);
+            wrong[0] = test.checkWrong(recv.host(), count, type, op, env.rank, env.nranks);
           }
         } else {
           sqzGetCallInfo(env.comm, &info);
@@ -217,20 +346,25 @@ int runPerf(int argc, char** argv, const CollectiveTest& test) {
         t[1] = timeCalls(env, o, [&] {
           sqzResult_t r = test.run(inplace.data(), inplace.data(), count, type, op, env);
           if (r != sqzSuccess) die(env, test.name, r);
+          syncStream(env);
         });
         if (o.check && !lossy) {
-          test.fill(inplace.data(), count, type, op, env.rank, env.nranks, false);
+          test.fill(inplace.host(), count, type, op, env.rank, env.nranks, false);
+          inplace.push();
           if (sqzResult_t r = test.run(inplace.data(), inplace.data(), count, type, op, env)) die(env, test.name, r);
-          wrong[1] = test.checkWrong(inplace.data(), count, type, op, env.rank, env.nranks);
+          syncStream(env);
+          inplace.pull();
+          wrong[1] = test.checkWrong(inplace.host(), count, type, op, env.rank, env.nranks);
         }
         double w0 = sumAcrossRanks(env, static_cast<double>(wrong[0]));
         double w1 = sumAcrossRanks(env, static_cast<double>(wrong[1]));
         double tm = 0;
         if (mpi) {
-          for (int i = 0; i < o.warmup; ++i) test.runMpi(send.data(), recv.data(), count, type, op);
+          // On the host buffers (MPI here is not CUDA-aware).
+          for (int i = 0; i < o.warmup; ++i) test.runMpi(send.host(), recv.host(), count, type, op);
           MPI_Barrier(MPI_COMM_WORLD);
           double s = MPI_Wtime();
-          for (int i = 0; i < o.iters; ++i) test.runMpi(send.data(), recv.data(), count, type, op);
+          for (int i = 0; i < o.iters; ++i) test.runMpi(send.host(), recv.host(), count, type, op);
           tm = (MPI_Wtime() - s) / o.iters;
           MPI_Allreduce(MPI_IN_PLACE, &tm, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
         }
@@ -267,6 +401,9 @@ int runPerf(int argc, char** argv, const CollectiveTest& test) {
     std::printf("# Avg bus bandwidth    : %g \n#\n", rows ? busbwSum / rows : 0.0);
   }
   sqzCommDestroy(env.comm);
+#ifdef SQZ_PERF_HAVE_CUDA
+  if (env.stream) cudaStreamDestroy(reinterpret_cast<cudaStream_t>(env.stream));
+#endif
   if (env.mpi) MPI_Finalize();
   return wrongTotal ? 1 : 0;
 }

@@ -125,7 +125,7 @@ size_t checkWrong(const void* recv, size_t count, sqzDataType_t t, sqzRedOp_t op
 }
 
 sqzResult_t run(const void* send, void* recv, size_t count, sqzDataType_t t, sqzRedOp_t op, const Env& env) {
-  return sqzAllReduce(send, recv, count, t, op, env.comm, nullptr);
+  return sqzAllReduce(send, recv, count, t, op, env.comm, env.stream);
 }
 
 MPI_Datatype mpiType(sqzDataType_t t) {
