@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <map>
 
 #include "collectives/codec_buffers.h"
@@ -100,9 +101,20 @@ Candidate AutoTuner::build(const PlanSpec& spec, double elements, int elementByt
 void AutoTuner::timePlans(Transport& transport, const void* input, sqzDataType_t type, size_t count,
                           size_t chunkBytes) {
   if (transport.size() < 2 || input == nullptr || count == 0) return;
-  // The job's own buffer, capped so that calibration stays short.
-  const size_t n = std::min(count, size_t(1) << 22);
+  // The job's own buffer, capped so that calibration stays short, and a
+  // small one repeated up to 2^20 elements: a correction is scaled per
+  // element to other sizes, and on a small buffer it would be mostly fixed
+  // per-call costs, which must not grow with a large call.
+  const size_t n = std::min(std::max(count, size_t(1) << 20), size_t(1) << 22);
   const int elementBytes = static_cast<int>(dataTypeSize(type));
+  std::vector<unsigned char> tiled;
+  if (n > count) {
+    const size_t have = count * elementBytes;
+    tiled.resize(n * elementBytes);
+    for (size_t at = 0; at < tiled.size(); at += have)
+      std::memcpy(tiled.data() + at, input, std::min(have, tiled.size() - at));
+    input = tiled.data();
+  }
   CalibrationOptions options;
   options.quick = calibrateMode() != CalibrateMode::Full;
   options.chunkBytes = chunkBytes;

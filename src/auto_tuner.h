@@ -56,7 +56,8 @@ class AutoTuner {
   // none and SQZ_CALIBRATE allows) and spreads it. `broadcast(buf, bytes)`
   // broadcasts from rank 0 over the communicator. A calibration also times
   // whole plans on `count` values of `input` (the call's own buffer, only
-  // read) with the ring pipelined in `chunkBytes` (see MeasuredPlans).
+  // read; repeated up to 2^20 elements, cut at 2^22) with the ring pipelined
+  // in `chunkBytes` (see MeasuredPlans).
   // Without a buffer (input null) no plans are timed.
   template <typename Broadcast>
   void prepare(Transport& transport, Broadcast&& broadcast, const void* input = nullptr,
