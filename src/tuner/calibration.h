@@ -27,7 +27,7 @@ struct CalibrationOptions {
   // of idle links, as a call follows the compute between calls (a shaper
   // such as tbf refills its burst meanwhile).
   double planBudgetSeconds = 0.05;
-  double planTotalSeconds = 1.5;
+  double planTotalSeconds = 0.6;
   double planIdleSeconds = 0.01;
   size_t chunkBytes = 512 << 10;  // the ring's pipelining granularity (SQZ_CHUNK_BYTES)
 };
@@ -59,8 +59,8 @@ struct PlanToTime {
 
 // Collective (every rank passes the same list): runs each plan's collective
 // on `count` values of `input` (the job's own buffer, only read; sqzAvg, a
-// scratch output and zeroed residuals), one warm-up and then 3 (quick) or
-// 5 timed runs, cheapest predicted first, and returns plan name -> the
+// scratch output and zeroed residuals), 3 timed runs (quick; the first one
+// also warms up) or a warm-up and 5 (full), cheapest predicted first, and returns plan name -> the
 // slowest rank's median seconds, identical on every rank. Plans over the
 // budget, and all plans once the total time is spent, are left out.
 std::map<std::string, double> measurePlanSeconds(Transport& t, const std::vector<PlanToTime>& plans, const void* input,
