@@ -91,6 +91,7 @@ _SIGNATURES = {
                        ctypes.c_char_p, _c_state, _c_comm, ctypes.c_void_p],
     "sqzGetCallInfo": [_c_comm, ctypes.POINTER(CallInfo)],
     "sqzBarrier": [_c_comm],
+    "sqzCommGetAsyncError": [_c_comm, ctypes.POINTER(ctypes.c_int)],
     "sqzTimelineRecord": [_c_comm, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_double, ctypes.c_double,
                           ctypes.c_char_p],
 }

@@ -197,6 +197,18 @@ class Communicator:
         self._usable("set_compression")
         self._check(self._lib.sqzCommSetCompression(self._handle, spec.encode()), "sqzCommSetCompression(%s)" % spec)
 
+    def async_error(self):
+        """Raises the first error found after a device-buffer call returned
+        (sqzCommGetAsyncError: such calls are enqueued on a CUDA stream and
+        finish later); returns None when there is none, or when the library
+        lacks the call."""
+        if self._closed or not self._lib.has("sqzCommGetAsyncError"):
+            return None
+        err = ctypes.c_int(_lib.SUCCESS)
+        self._check(self._lib.sqzCommGetAsyncError(self._handle, ctypes.byref(err)), "sqzCommGetAsyncError")
+        self._check(err.value, "an enqueued collective (asynchronous error)")
+        return None
+
     def last_call_info(self):
         """sqzGetCallInfo as a dict, or None when the library lacks it."""
         if not self._lib.has("sqzGetCallInfo"):

@@ -271,6 +271,10 @@ def handle_average_backwards_compatibility(op, average):
 
 
 def _stream_of(tensor):
+    """CUDA tensors: libsqz gets the device pointer (data_ptr) and the raw
+    handle of the stream current when the op was submitted; it enqueues the
+    collective there and returns (sqz.h), and _event_after marks where the
+    result is ready. Host tensors: None, the synchronous host path."""
     if tensor.is_cuda:
         return torch.cuda.current_stream(tensor.device)
     return None
