@@ -12,6 +12,8 @@ void FlatAllreduces::run(const std::string& algorithm, const CompressedArgs& arg
   if (algorithm == "sparse_ag") return sparse_.run(args, SparseAllreduce::Shape::kAllgather);
   if (algorithm == "sparse_split") return sparse_.run(args, SparseAllreduce::Shape::kSplit);
   if (algorithm == "randk") return randk_.run(args);
+  if (algorithm == "gather")
+    fail(sqzInvalidUsage, "plan 'gather' runs on device buffers only (host buffers: qa2a, qring, sparse_ag, ...)");
   fail(sqzInternalError, "no flat allreduce algorithm '%s'", algorithm.c_str());
 }
 

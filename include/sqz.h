@@ -129,8 +129,8 @@ SQZ_API sqzResult_t sqzCommInitFromNccl(sqzComm_t* comm, sqzNcclComm_t ncclComm)
 SQZ_API sqzResult_t sqzCommGetAsyncError(sqzComm_t comm, sqzResult_t* asyncError);
 
 /* Frees the communicator after all its operations have finished (for
- * device buffers: the host side of every enqueued call; the caller's
- * streams are not synchronized). */
+ * device buffers: it waits until the GPU has passed every call enqueued on
+ * this communicator, since their staging memory is freed). */
 SQZ_API sqzResult_t sqzCommDestroy(sqzComm_t comm);
 /* Frees the communicator without waiting for peers; pending and future
  * operations of peers on it fail with sqzRemoteError or sqzTimeout. */
@@ -156,9 +156,10 @@ SQZ_API sqzResult_t sqzCommSetCompression(sqzComm_t comm, const char* spec);
  * are reported by sqzCommGetAsyncError and by every later call on comm.
  * The transport for device buffers is SQZ_TRANSPORT: "nccl" (every rank on
  * its own GPU), "ucx" (encoded payloads staged through pinned host memory
- * by a progress thread; several ranks may share a GPU), or "auto" (nccl
- * when every rank has its own GPU and NCCL is present, else ucx). One
- * buffer mixing host and device memory is sqzInvalidUsage. */
+ * by a progress thread; several ranks may share a GPU, each on its own
+ * stream, not the legacy default stream), or "auto" (nccl when every rank
+ * has its own GPU and NCCL is present, else ucx). A call mixing host and
+ * device memory is sqzInvalidUsage. */
 SQZ_API sqzResult_t sqzAllReduce(const void* sendbuff, void* recvbuff, size_t count,
                          sqzDataType_t datatype, sqzRedOp_t op, sqzComm_t comm,
                          sqzCudaStream_t stream);

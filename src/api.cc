@@ -71,15 +71,21 @@ void checkType(sqzDataType_t type) {
   SQZ_REQUIRE(sqz::validDataType(type), sqzInvalidArgument, "invalid datatype %d", static_cast<int>(type));
 }
 
-// A user buffer of `bytes` bytes holding elements of `elem` bytes.
-void checkBuffer(const void* p, size_t bytes, size_t elem, const char* name) {
-  if (bytes == 0) return;
+// A user buffer of `bytes` bytes holding elements of `elem` bytes; returns
+// whether it is device (or managed) memory.
+bool checkBuffer(const void* p, size_t bytes, size_t elem, const char* name) {
+  if (bytes == 0) return false;
   SQZ_REQUIRE(p != nullptr, sqzInvalidArgument, "%s is NULL", name);
   SQZ_REQUIRE(reinterpret_cast<uintptr_t>(p) % elem == 0, sqzInvalidArgument,
               "%s (%p) is not aligned to its %zu-byte element size", name, p, elem);
-  sqz::MemoryKind kind = sqz::classifyPointer(p);
-  SQZ_REQUIRE(kind == sqz::MemoryKind::kHost, sqzInvalidUsage,
-              "%s is GPU memory; this build serves host buffers only", name);
+  return sqz::classifyPointer(p) != sqz::MemoryKind::kHost;
+}
+
+// Collectives other than allreduce serve host buffers only.
+void checkHostBuffer(const void* p, size_t bytes, size_t elem, const char* name, const char* fn) {
+  SQZ_REQUIRE(!checkBuffer(p, bytes, elem, name), sqzInvalidUsage,
+              "%s: %s is GPU memory; %s serves host buffers in this build (use NCCL's for device memory)", fn, name,
+              fn);
 }
 
 size_t checkedBytes(size_t count, size_t elem) {
@@ -95,15 +101,19 @@ void checkOverlap(const void* a, size_t aBytes, const void* b, size_t bBytes, co
               "%s: send and receive buffers partly overlap (use the same pointer for in place)", what);
 }
 
-// The checks every allreduce entry point makes before any communication.
-void checkAllreduceArgs(const void* send, const void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op) {
+// The checks every allreduce entry point makes before any communication;
+// returns whether the buffers are device memory (both, or neither).
+bool checkAllreduceArgs(const void* send, const void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op) {
   checkType(type);
   SQZ_REQUIRE(sqz::validRedOp(op), sqzInvalidArgument, "invalid reduction op %d", static_cast<int>(op));
   const size_t elem = sqz::dataTypeSize(type);
   const size_t bytes = checkedBytes(count, elem);
-  checkBuffer(send, bytes, elem, "sendbuff");
-  checkBuffer(recv, bytes, elem, "recvbuff");
+  const bool sendDevice = checkBuffer(send, bytes, elem, "sendbuff");
+  const bool recvDevice = checkBuffer(recv, bytes, elem, "recvbuff");
+  SQZ_REQUIRE(sendDevice == recvDevice, sqzInvalidUsage, "sendbuff is %s memory but recvbuff is %s memory",
+              sendDevice ? "GPU" : "host", recvDevice ? "GPU" : "host");
   checkOverlap(send, bytes, recv, bytes, "allreduce");
+  return sendDevice;
 }
 
 }  // namespace
@@ -218,11 +228,13 @@ sqzResult_t sqzCommSetCompression(sqzComm_t comm, const char* spec) {
 }
 
 sqzResult_t sqzAllReduce(const void* sendbuff, void* recvbuff, size_t count, sqzDataType_t datatype,
-                         sqzRedOp_t op, sqzComm_t comm, sqzCudaStream_t /*stream*/) {
+                         sqzRedOp_t op, sqzComm_t comm, sqzCudaStream_t stream) {
   return guarded(comm, "sqzAllReduce", [&] {
     Communicator& c = live(comm);
-    checkAllreduceArgs(sendbuff, recvbuff, count, datatype, op);
-    c.allReduce(sendbuff, recvbuff, count, datatype, op);
+    if (checkAllreduceArgs(sendbuff, recvbuff, count, datatype, op))
+      c.allReduceDevice(sendbuff, recvbuff, count, datatype, op, stream, nullptr, nullptr);
+    else
+      c.allReduce(sendbuff, recvbuff, count, datatype, op);
   });
 }
 
@@ -244,17 +256,18 @@ sqzResult_t sqzStateDestroy(sqzState_t state) {
 }
 
 sqzResult_t sqzAllReduceEx(const void* sendbuff, void* recvbuff, size_t count, sqzDataType_t datatype, sqzRedOp_t op,
-                           const char* spec, sqzState_t state, sqzComm_t comm, sqzCudaStream_t /*stream*/) {
+                           const char* spec, sqzState_t state, sqzComm_t comm, sqzCudaStream_t stream) {
   return guarded(comm, "sqzAllReduceEx", [&] {
     Communicator& c = live(comm);
-    checkAllreduceArgs(sendbuff, recvbuff, count, datatype, op);
+    const bool device = checkAllreduceArgs(sendbuff, recvbuff, count, datatype, op);
     if (state) {
       SQZ_REQUIRE(state->comm == comm, sqzInvalidArgument, "state belongs to another communicator");
       SQZ_REQUIRE(state->impl->count == count && state->impl->type == datatype, sqzInvalidArgument,
                   "state was created for %zu %s elements, the call has %zu %s", state->impl->count,
                   sqz::dataTypeName(state->impl->type), count, sqz::dataTypeName(datatype));
     }
-    c.allReduce(sendbuff, recvbuff, count, datatype, op, spec, state ? state->impl.get() : nullptr);
+    if (device) c.allReduceDevice(sendbuff, recvbuff, count, datatype, op, stream, spec, state);
+    else c.allReduce(sendbuff, recvbuff, count, datatype, op, spec, state ? state->impl.get() : nullptr);
   });
 }
 
@@ -275,10 +288,10 @@ sqzResult_t sqzBroadcast(const void* sendbuff, void* recvbuff, size_t count, sqz
     size_t elem = sqz::dataTypeSize(datatype);
     size_t bytes = checkedBytes(count, elem);
     if (c.rank() == root) {
-      checkBuffer(sendbuff, bytes, elem, "sendbuff");
+      checkHostBuffer(sendbuff, bytes, elem, "sendbuff", "sqzBroadcast");
       checkOverlap(sendbuff, bytes, recvbuff, bytes, "sqzBroadcast");
     }
-    checkBuffer(recvbuff, bytes, elem, "recvbuff");
+    checkHostBuffer(recvbuff, bytes, elem, "recvbuff", "sqzBroadcast");
     c.broadcast(sendbuff, recvbuff, count, datatype, root);
   });
 }
@@ -292,8 +305,8 @@ sqzResult_t sqzAllGather(const void* sendbuff, void* recvbuff, size_t sendcount,
     size_t bytes = checkedBytes(sendcount, elem);
     SQZ_REQUIRE(sendcount == 0 || bytes <= SIZE_MAX / 2 / static_cast<size_t>(c.size()), sqzInvalidArgument,
                 "sendcount %zu is too large", sendcount);
-    checkBuffer(sendbuff, bytes, elem, "sendbuff");
-    checkBuffer(recvbuff, bytes * c.size(), elem, "recvbuff");
+    checkHostBuffer(sendbuff, bytes, elem, "sendbuff", "sqzAllGather");
+    checkHostBuffer(recvbuff, bytes * c.size(), elem, "recvbuff", "sqzAllGather");
     const char* mySlot = static_cast<const char*>(recvbuff) + bytes * c.rank();
     if (sendbuff != mySlot) checkOverlap(sendbuff, bytes, recvbuff, bytes * c.size(), "sqzAllGather");
     c.allGather(sendbuff, recvbuff, sendcount, datatype);
@@ -339,18 +352,43 @@ const char* sqzGetLastError(sqzComm_t comm) {
 
 }  // extern "C"
 
-// Placeholders until the device path lands (this session): clear refusals.
 sqzResult_t sqzCommInitFromNccl(sqzComm_t* comm, sqzNcclComm_t ncclComm) {
-  return guarded(nullptr, "sqzCommInitFromNccl", [&] {
+  if (comm) *comm = nullptr;
+  int rank = 0, size = 0;
+  sqzUniqueId id{};
+  sqzResult_t r = guarded(nullptr, "sqzCommInitFromNccl", [&] {
     SQZ_REQUIRE(comm != nullptr && ncclComm != nullptr, sqzInvalidArgument, "comm or ncclComm is NULL");
-    fail(sqzInvalidUsage, "this build has no device-memory path");
+    sqz::ncclRankAndSize(ncclComm, &rank, &size);
   });
+  if (r != sqzSuccess) return r;
+  // Rank 0 opens the rendezvous; the id reaches the others over NCCL itself.
+  sqzResult_t made = rank == 0 ? sqzGetUniqueId(&id) : sqzSuccess;
+  r = guarded(nullptr, "sqzCommInitFromNccl", [&] {
+    // Rank 0 broadcasts even after a failure (an all-zero id), so that no
+    // rank is left waiting in ncclBroadcast; every rank then fails.
+    if (made != sqzSuccess) std::memset(&id, 0, sizeof id);
+    sqz::ncclBroadcastHostBytes(ncclComm, &id, sizeof id);
+    static const sqzUniqueId zero{};
+    SQZ_REQUIRE(std::memcmp(&id, &zero, sizeof id) != 0, sqzInvalidUsage,
+                "rank 0 could not create the rendezvous (sqzGetUniqueId failed there)");
+  });
+  if (r != sqzSuccess) return r;
+  r = sqzCommInitRank(comm, size, id, rank);
+  if (r != sqzSuccess) return r;
+  r = guarded(*comm, "sqzCommInitFromNccl", [&] { live(*comm).adoptNccl(ncclComm); });
+  if (r != sqzSuccess) {
+    sqzCommDestroy(*comm);
+    *comm = nullptr;
+  }
+  return r;
 }
 
 sqzResult_t sqzCommGetAsyncError(sqzComm_t comm, sqzResult_t* asyncError) {
   return guarded(comm, "sqzCommGetAsyncError", [&] {
-    live(comm);
+    Communicator& c = live(comm);
     SQZ_REQUIRE(asyncError != nullptr, sqzInvalidArgument, "asyncError is NULL");
-    *asyncError = sqzSuccess;
+    std::string why;
+    *asyncError = c.asyncError(&why);
+    if (*asyncError != sqzSuccess) c.lastError = "asynchronous error: " + why;
   });
 }

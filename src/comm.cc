@@ -259,9 +259,36 @@ CompressedArgs Communicator::compressedArgs(const AllreduceArgs& a, const CodecP
   return c;
 }
 
+void Communicator::drainDevice() {
+  if (!device_) return;
+  std::string why;
+  sqzResult_t r = device_->asyncError(&why);
+  if (r != sqzSuccess) fail(r, "an earlier device allreduce failed: %s", why.c_str());
+  device_->drain();
+}
+
+void Communicator::allReduceDevice(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op,
+                                   void* stream, const char* spec, const void* stateKey) {
+  LogRankScope logRank(rank_);
+  const CompressionPolicy policy = spec ? CompressionPolicy::parse(spec) : policy_;
+  if (!device_) device_ = std::make_unique<DevicePath>(*this);
+  device_->allReduce(send, recv, count, type, op, stream, policy, stateKey);
+}
+
+void Communicator::adoptNccl(void* ncclComm) {
+  SQZ_REQUIRE(!device_, sqzInternalError, "adoptNccl after a device call");
+  device_ = std::make_unique<DevicePath>(*this);
+  device_->adoptNccl(ncclComm);
+}
+
+sqzResult_t Communicator::asyncError(std::string* why) {
+  return device_ ? device_->asyncError(why) : sqzSuccess;
+}
+
 void Communicator::allReduce(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op,
                              const char* spec, ErrorFeedbackState* state) {
   LogRankScope logRank(rank_);
+  drainDevice();
   TraceRange range("sqz allreduce");
   const auto start = std::chrono::steady_clock::now();
   const double startSeconds = monotonicSeconds();
@@ -392,6 +419,7 @@ uint32_t Communicator::agreeOnExactCall(CollectiveKind kind, size_t count, int t
 
 void Communicator::broadcast(const void* send, void* recv, size_t count, sqzDataType_t type, int root) {
   LogRankScope logRank(rank_);
+  drainDevice();
   const Deadline deadline = Deadline::fromTimeout();
   const uint32_t seq = agreeOnExactCall(CollectiveKind::kBroadcast, count, type, root, deadline);
   if (count == 0) return;
@@ -400,6 +428,7 @@ void Communicator::broadcast(const void* send, void* recv, size_t count, sqzData
 
 void Communicator::allGather(const void* send, void* recv, size_t count, sqzDataType_t type) {
   LogRankScope logRank(rank_);
+  drainDevice();
   const Deadline deadline = Deadline::fromTimeout();
   const uint32_t seq = agreeOnExactCall(CollectiveKind::kAllGather, count, type, -1, deadline);
   if (count == 0) return;
@@ -408,9 +437,13 @@ void Communicator::allGather(const void* send, void* recv, size_t count, sqzData
 
 void Communicator::barrier() {
   LogRankScope logRank(rank_);
+  drainDevice();
   agreeOnExactCall(CollectiveKind::kBarrier, 0, -1, -1, Deadline::fromTimeout());
 }
 
-void Communicator::abort() { transport_->abort(); }
+void Communicator::abort() {
+  if (device_) device_->abort();
+  transport_->abort();
+}
 
 }  // namespace sqz

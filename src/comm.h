@@ -16,6 +16,7 @@
 #include "collectives/hierarchical_allreduce.h"
 #include "kernels/codec_params.h"
 #include "src/auto_tuner.h"
+#include "src/device/device_path.h"
 #include "src/error_feedback_state.h"
 #include "src/timeline.h"
 #include "src/tuner/plan_name.h"
@@ -57,6 +58,15 @@ class Communicator {
   // keyed by (recv, count).
   void allReduce(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op,
                  const char* spec = nullptr, ErrorFeedbackState* state = nullptr);
+  // Device (or managed) buffers: enqueued on `stream`, returns without
+  // waiting for the GPU (src/device/device_path.h). stateKey: an explicit
+  // sqzState, or null for the state keyed by (recv, count).
+  void allReduceDevice(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op, void* stream,
+                       const char* spec, const void* stateKey);
+  // Device calls use this NCCL communicator (not owned); before any device call.
+  void adoptNccl(void* ncclComm);
+  // The first asynchronous error of device calls, or sqzSuccess.
+  sqzResult_t asyncError(std::string* why);
   const sqzCallInfo& lastCall() const { return lastCall_; }
   Timeline* timeline() { return timeline_.get(); }
   void broadcast(const void* send, void* recv, size_t count, sqzDataType_t type, int root);
@@ -88,6 +98,11 @@ class Communicator {
   PlanSpec choosePlan(const void* send, size_t count, sqzDataType_t type, ErrorFeedbackState& ef,
                       const GradStats& local, double* gain);
   ErrorFeedbackState& keyedState(void* recv, size_t count, sqzDataType_t type);
+  // Before the caller's thread uses the host transport: the device path's
+  // progress thread must be idle (and its errors are this call's errors).
+  void drainDevice();
+  friend class DevicePath;
+  friend struct DevicePath::Impl;
 
   int rank_;
   int size_;
@@ -104,6 +119,7 @@ class Communicator {
   uint32_t seq_ = 0;
   sqzCallInfo lastCall_{};
   std::unique_ptr<Timeline> timeline_;  // SQZ_TIMELINE
+  std::unique_ptr<DevicePath> device_;  // last: destroyed (drained) before the transport
 };
 
 }  // namespace sqz

@@ -91,6 +91,33 @@ TEST(Errors, NullAndDestroyedCommunicators) {
   for (int r = 0; r < sqzNumResults; ++r) EXPECT_STRNE(sqzGetErrorString(static_cast<sqzResult_t>(r)), "");
 }
 
+// The device path's entry points on a machine (or build) without it: clear
+// codes, no crash; the device-only plan is refused on host buffers on every
+// rank, and the communicator keeps working.
+TEST(Errors, DevicePathEntryPointsWithoutDeviceBuffers) {
+  sqzComm_t none = nullptr;
+  EXPECT_EQ(sqzCommInitFromNccl(&none, nullptr), sqzInvalidArgument);
+  EXPECT_EQ(none, nullptr);
+  EXPECT_EQ(sqzCommInitFromNccl(nullptr, nullptr), sqzInvalidArgument);
+  sqzResult_t async = sqzInternalError;
+  EXPECT_EQ(sqzCommGetAsyncError(nullptr, &async), sqzInvalidArgument);
+  runRanks(2, [&](int rank, sqzComm_t& comm) {
+    sqzResult_t err = sqzInternalError;
+    EXPECT_EQ(sqzCommGetAsyncError(comm, &err), sqzSuccess);
+    EXPECT_EQ(err, sqzSuccess);
+    EXPECT_EQ(sqzCommGetAsyncError(comm, nullptr), sqzInvalidArgument);
+    std::vector<float> x(1 << 16, 1.0f + rank);
+    EXPECT_EQ(sqzAllReduceEx(x.data(), x.data(), x.size(), sqzFloat32, sqzSum, "@gather:q4", nullptr, comm, nullptr),
+              sqzInvalidUsage);
+    EXPECT_NE(std::string(sqzGetLastError(comm)).find("device buffers only"), std::string::npos)
+        << sqzGetLastError(comm);
+    EXPECT_EQ(sqzAllReduceEx(x.data(), x.data(), x.size(), sqzFloat32, sqzSum, "@gather:randk:0.1", nullptr, comm,
+                             nullptr),
+              sqzInvalidArgument);
+    expectStillWorks(rank, 2, comm);
+  });
+}
+
 // Ranks that disagree on count, type or op all get sqzInvalidUsage with the
 // same message, promptly, and the communicator keeps working.
 TEST(Errors, MismatchedCallsAreDetectedOnEveryRank) {

@@ -16,6 +16,7 @@ const AlgorithmInfo kRegistry[] = {
     {"sparse_ag", "top-K (index, value) pairs allgathered and scatter-added"},
     {"sparse_split", "top-K pairs of index range j sent to rank j, which sums and allgathers its range"},
     {"randk", "random-K with a shared seed: the K values go through the exact ring"},
+    {"gather", "device buffers: each rank encodes its whole buffer once, the payloads are allgathered, every rank decodes all of them in rank order"},
     {"hier", "intra-node reduce-scatter, inter-node allreduce per shard, intra-node allgather"},
     {nullptr, nullptr}};
 
@@ -27,6 +28,8 @@ const char* codecCheck(const std::string& algorithm, const CodecParams& c) {
     return lossyDense ? nullptr : "qa2a and qring carry bf16, fp16 or a quantizer (q1, q2, q4, q8)";
   if (algorithm == "sparse_ag" || algorithm == "sparse_split")
     return c.kind == CodecKind::TopK ? nullptr : "sparse_ag and sparse_split need topk:R";
+  if (algorithm == "gather")
+    return lossyDense || c.kind == CodecKind::TopK ? nullptr : "gather carries bf16, fp16, a quantizer or topk:R";
   if (algorithm == "randk") return c.kind == CodecKind::RandK ? nullptr : "randk needs randk:R";
   return "unknown algorithm";
 }
@@ -36,7 +39,7 @@ void parseFlat(const std::string& whole, const std::string& text, std::string* a
   *algorithm = text.substr(0, colon);
   SQZ_REQUIRE(!algorithm->empty(), sqzInvalidUsage, "plan '%s': missing algorithm name", whole.c_str());
   SQZ_REQUIRE(isKnownAlgorithm(*algorithm) && *algorithm != "hier", sqzInvalidUsage,
-              "plan '%s': unknown algorithm '%s' (ring, direct, qa2a, qring, sparse_ag, sparse_split, randk, hier/CODEC/...)", whole.c_str(),
+              "plan '%s': unknown algorithm '%s' (ring, direct, qa2a, qring, sparse_ag, sparse_split, randk, gather, hier/CODEC/...)", whole.c_str(),
               algorithm->c_str());
   *codec = colon == std::string::npos ? CodecParams{} : parseCodecSpec(text.substr(colon + 1));
   if (const char* why = codecCheck(*algorithm, *codec))

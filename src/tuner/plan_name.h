@@ -3,7 +3,8 @@
 // and an SQZ_TUNE target, so forcing a logged name reproduces the call.
 //   plan  := flat | 'hier/' codec '/' flat
 //   flat  := algorithm [':' codec]       (no codec: "none")
-//   algorithm := ring | direct | qa2a | qring | sparse_ag | randk
+//   algorithm := ring | direct | qa2a | qring | sparse_ag | sparse_split | randk | gather
+//   (gather: device buffers only, src/device/device_path.h)
 // (the names of src/comm.cc's registry and of SQZ_COMPRESSION's "@algo:"),
 // e.g. "ring", "qring:bf16", "randk:randk:0.01", "qa2a:q4", "sparse_ag:topk:0.001",
 // "hier/none/qa2a:q2" (exact reduce-scatter and allgather inside each node,
@@ -21,7 +22,7 @@ struct AlgorithmInfo {
   const char* name;
   const char* description;
 };
-// ring, direct, qa2a, qring, sparse_ag, randk, hier; ends with name == nullptr.
+// ring, direct, qa2a, qring, sparse_ag, sparse_split, randk, gather, hier; ends with name == nullptr.
 const AlgorithmInfo* algorithmRegistry();
 bool isKnownAlgorithm(const std::string& name);
 

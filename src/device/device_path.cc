@@ -1,0 +1,716 @@
+#include "src/device/device_path.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+
+#include "collectives/allgather.h"
+#include "collectives/broadcast.h"
+#include "collectives/call_agreement.h"
+#include "common/dtype.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/trace_range.h"
+#include "kernels/cuda_codec.h"
+#include "kernels/cuda_device_ops.h"
+#include "kernels/wire_format.h"
+#include "src/codec/codec_spec.h"
+#include "src/comm.h"
+#include "src/device/staging_engine.h"
+#include "transport/nccl_transport.h"
+
+namespace sqz {
+namespace {
+
+#define SQZ_CUDA_OK(call)                                                                              \
+  do {                                                                                                 \
+    cudaError_t err_ = (call);                                                                         \
+    if (err_ != cudaSuccess) fail(sqzUnhandledCudaError, "%s: %s", #call, cudaGetErrorString(err_));   \
+  } while (0)
+
+cudaStream_t asStream(void* s) { return static_cast<cudaStream_t>(s); }
+
+uint32_t textHash(const std::string& s) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : s) h = (h ^ c) * 16777619u;
+  return h;
+}
+
+// What each rank tells the others on the first device call.
+struct DeviceRecord {
+  char uuid[16];
+  int32_t ncclLoads;
+  int32_t pad;
+};
+
+// Scratch device memory of one call, from the communicator's stream-ordered
+// pool: freed on the stream after the call's last kernel, so no call ever
+// waits for another's memory and nothing is cudaMalloc'ed per call.
+class Scratch {
+ public:
+  Scratch(cudaMemPool_t pool, cudaStream_t s) : pool_(pool), s_(s) {}
+  ~Scratch() {
+    for (void* p : ptrs_) cudaFreeAsync(p, s_);
+  }
+  template <typename T = void>
+  T* get(size_t bytes) {
+    void* p = nullptr;
+    SQZ_CUDA_OK(cudaMallocFromPoolAsync(&p, std::max<size_t>(bytes, 16), pool_, s_));
+    ptrs_.push_back(p);
+    return static_cast<T*>(p);
+  }
+
+ private:
+  cudaMemPool_t pool_;
+  cudaStream_t s_;
+  std::vector<void*> ptrs_;
+};
+
+}  // namespace
+
+// Error feedback and tuning state of one device buffer.
+struct DeviceBufferState {
+  size_t count = 0;
+  sqzDataType_t type = sqzFloat32;
+  float* residual = nullptr;  // device, count floats (cudaMalloc'ed once)
+  bool dirty = false;         // residual may hold mass not yet sent
+  uint64_t step = 0;
+  TuningState tuning;
+  // Lagged statistics of the previous call: NCCL path, N GradStats copied
+  // into pinned `statsHost` before `statsEvent`; staging path, summed by the
+  // progress thread into `jobStats` before `lastJob` finished its host work.
+  GradStats* statsHost = nullptr;
+  cudaEvent_t statsEvent = nullptr;
+  bool statsPending = false;
+  StagingEngine::JobPtr lastJob;
+  std::shared_ptr<GradStats> jobStats;
+};
+
+struct DevicePath::Impl {
+  Communicator& comm;
+  int device = 0;
+  bool ready = false;  // transport chosen
+  std::unique_ptr<NcclTransport> nccl;
+  std::unique_ptr<StagingEngine> staging;
+  cudaMemPool_t pool = nullptr;
+  int* decodeError = nullptr;  // mapped pinned word the decode kernels set on a malformed payload
+  int* decodeErrorDevice = nullptr;
+  std::map<std::pair<const void*, size_t>, std::unique_ptr<DeviceBufferState>> states;
+  std::map<cudaStream_t, cudaEvent_t> lastOnStream;  // to wait for our kernels before freeing memory
+
+  explicit Impl(Communicator& c) : comm(c) {
+    SQZ_CUDA_OK(cudaGetDevice(&device));
+    cudaMemPoolProps props{};
+    props.allocType = cudaMemAllocationTypePinned;
+    props.location.type = cudaMemLocationTypeDevice;
+    props.location.id = device;
+    SQZ_CUDA_OK(cudaMemPoolCreate(&pool, &props));
+    uint64_t keep = UINT64_MAX;  // keep freed memory for the next call
+    SQZ_CUDA_OK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+    SQZ_CUDA_OK(cudaHostAlloc(reinterpret_cast<void**>(&decodeError), sizeof(int), cudaHostAllocMapped));
+    *decodeError = 0;
+    void* dev = nullptr;
+    SQZ_CUDA_OK(cudaHostGetDevicePointer(&dev, decodeError, 0));
+    decodeErrorDevice = static_cast<int*>(dev);
+  }
+
+  ~Impl() {
+    cudaSetDevice(device);
+    staging.reset();  // finishes the host side, then waits for the GPU to leave pinned memory
+    for (auto& [s, e] : lastOnStream) {
+      cudaEventSynchronize(e);
+      cudaEventDestroy(e);
+    }
+    for (auto& [key, st] : states) {
+      if (st->statsEvent) {
+        cudaEventSynchronize(st->statsEvent);
+        cudaEventDestroy(st->statsEvent);
+      }
+      if (st->statsHost) cudaFreeHost(st->statsHost);
+      if (st->residual) cudaFree(st->residual);
+    }
+    if (pool) cudaMemPoolDestroy(pool);
+    if (decodeError) cudaFreeHost(decodeError);
+    nccl.reset();
+    cudaGetLastError();
+  }
+
+  int nranks() const { return comm.size_; }
+  int rank() const { return comm.rank_; }
+
+  void checkAsync() {
+    std::string why;
+    sqzResult_t r = asyncError(&why);
+    if (r != sqzSuccess) fail(r, "an earlier device allreduce failed: %s", why.c_str());
+  }
+
+  sqzResult_t asyncError(std::string* why) {
+    if (staging) {
+      if (std::exception_ptr e = staging->error()) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const Error& err) {
+          *why = err.what();
+          return err.code();
+        } catch (const std::exception& err) {
+          *why = err.what();
+          return sqzInternalError;
+        }
+      }
+    }
+    if (nccl) {
+      try {
+        nccl->checkAsyncError();
+      } catch (const Error& err) {
+        *why = err.what();
+        return err.code();
+      }
+    }
+    if (decodeError && *reinterpret_cast<volatile int*>(decodeError) != 0) {
+      *why = cudaDecodeErrorString(*decodeError);
+      return sqzRemoteError;
+    }
+    return sqzSuccess;
+  }
+
+  // First device call (collective): NCCL when every rank has its own GPU and
+  // NCCL loads (or SQZ_TRANSPORT=nccl), else host staging.
+  void ensureTransport() {
+    if (ready) return;
+    const std::string want = envString("SQZ_TRANSPORT", "auto");
+    SQZ_REQUIRE(want == "auto" || want == "nccl" || want == "ucx", sqzInvalidArgument,
+                "SQZ_TRANSPORT='%s' (auto, nccl or ucx)", want.c_str());
+    if (nccl) {  // adopted
+      ready = true;
+      return;
+    }
+    cudaDeviceProp prop{};
+    SQZ_CUDA_OK(cudaGetDeviceProperties(&prop, device));
+    DeviceRecord mine{};
+    std::memcpy(mine.uuid, prop.uuid.bytes, sizeof mine.uuid);
+    mine.ncclLoads = ncclApi() != nullptr;
+    std::vector<DeviceRecord> all(nranks());
+    const Deadline deadline = Deadline::fromTimeout();
+    AllGather(*comm.transport_).run(&mine, all.data(), sizeof mine, comm.nextSeq(), deadline);
+    bool distinct = true, loads = true;
+    for (int a = 0; a < nranks(); ++a) {
+      loads = loads && all[a].ncclLoads;
+      for (int b = a + 1; b < nranks(); ++b)
+        if (comm.nodeIds_[a] == comm.nodeIds_[b] && !std::memcmp(all[a].uuid, all[b].uuid, 16)) distinct = false;
+    }
+    bool useNccl = want == "nccl" || (want == "auto" && distinct && loads);
+    if (want == "nccl") {
+      const char* why = "";
+      SQZ_REQUIRE(loads, sqzInvalidUsage, "SQZ_TRANSPORT=nccl but NCCL does not load on every rank%s%s",
+                  ncclApi(&why) ? "" : ": ", ncclApi() ? "" : why);
+      SQZ_REQUIRE(distinct, sqzInvalidUsage,
+                  "SQZ_TRANSPORT=nccl needs one GPU per rank (NCCL refuses two ranks on one GPU); use ucx");
+    }
+    if (useNccl) {
+      NcclUniqueId id{};
+      if (rank() == 0) id = NcclTransport::newUniqueId();
+      Broadcast(*comm.transport_).run(&id, &id, sizeof id, 0, comm.nextSeq(), deadline);
+      nccl = std::make_unique<NcclTransport>(NcclTransport::createComm(id, nranks(), rank()), true);
+    } else {
+      staging = std::make_unique<StagingEngine>(device);
+    }
+    SQZ_INFO("device buffers on GPU %d use %s", device, useNccl ? "NCCL" : "host staging over UCX");
+    ready = true;
+  }
+
+  DeviceBufferState& state(const void* key, size_t count, sqzDataType_t type, cudaStream_t s, bool capturing) {
+    auto& slot = states[{key, count}];
+    if (slot && slot->type == type) return *slot;
+    SQZ_REQUIRE(!capturing, sqzInvalidUsage,
+                "the first compressed call on a device buffer cannot be captured in a CUDA graph "
+                "(it allocates the buffer's residual); run one call before capturing");
+    auto st = std::make_unique<DeviceBufferState>();
+    st->count = count;
+    st->type = type;
+    SQZ_CUDA_OK(cudaMalloc(reinterpret_cast<void**>(&st->residual), std::max<size_t>(count, 1) * sizeof(float)));
+    SQZ_CUDA_OK(cudaMemsetAsync(st->residual, 0, count * sizeof(float), s));
+    SQZ_CUDA_OK(cudaHostAlloc(reinterpret_cast<void**>(&st->statsHost), sizeof(GradStats) * nranks(),
+                              cudaHostAllocDefault));
+    SQZ_CUDA_OK(cudaEventCreateWithFlags(&st->statsEvent, cudaEventDisableTiming));
+    if (slot) {  // same key, new type: the old state is dropped after the GPU is done with it
+      cudaEventSynchronize(slot->statsEvent);
+      cudaEventDestroy(slot->statsEvent);
+      cudaFreeHost(slot->statsHost);
+      cudaFree(slot->residual);
+    }
+    slot = std::move(st);
+    return *slot;
+  }
+
+  // The previous call's statistics, summed over ranks in rank order (the
+  // same doubles on every rank). Blocks only while that call is unfinished.
+  void collectLaggedStats(DeviceBufferState& st) {
+    if (st.lastJob) {
+      staging->waitHost(st.lastJob, Deadline::fromTimeout());
+      st.tuning.reduced = *st.jobStats;
+      st.lastJob.reset();
+      return;
+    }
+    if (!st.statsPending) return;
+    SQZ_CUDA_OK(cudaEventSynchronize(st.statsEvent));
+    clearStats(&st.tuning.reduced);
+    for (int r = 0; r < nranks(); ++r) addStats(&st.tuning.reduced, st.statsHost[r]);
+    st.statsPending = false;
+  }
+
+  PlanSpec choose(DeviceBufferState& st, const void* send, size_t count, sqzDataType_t type, cudaStream_t s,
+                  bool capturing, double* gain) {
+    AutoTuner& tuner = *comm.tuner_;
+    if (!tuner.ready()) {
+      SQZ_REQUIRE(!capturing, sqzInvalidUsage, "SQZ_COMPRESSION=auto: run one call before CUDA graph capture");
+      drain();
+      tuner.prepare(*comm.transport_, [this](void* buf, size_t n) {
+        Broadcast(*comm.transport_).run(buf, buf, n, 0, comm.nextSeq(), Deadline::fromTimeout());
+      });
+    }
+    PlanSpec forced;
+    if (tuner.forcedPlan(count * dataTypeSize(type), &forced)) {
+      *gain = -1;
+      return forced;
+    }
+    if (capturing) {  // frozen: the buffer's current choice, no read-back
+      SQZ_REQUIRE(st.tuning.haveReduced, sqzInvalidUsage,
+                  "SQZ_COMPRESSION=auto: run one call on this buffer before CUDA graph capture");
+      Plan plan = tuner.choose(st.tuning, st.tuning.reduced, static_cast<double>(count),
+                               static_cast<int>(dataTypeSize(type)), "device buffer (captured)");
+      *gain = plan.chosen.gain;
+      return plan.chosen.candidate.spec;
+    }
+    if (!st.tuning.haveReduced) {
+      // Sync mode on a buffer's first call: this call's own statistics.
+      Scratch scratch(pool, s);
+      GradStats* devStats = scratch.get<GradStats>(sizeof(GradStats));
+      SQZ_CUDA_OK(cudaMemsetAsync(devStats, 0, sizeof(GradStats), s));
+      cudaGradStats(send, type, st.residual, count, devStats, s);
+      SQZ_CUDA_OK(cudaMemcpyAsync(st.statsHost, devStats, sizeof(GradStats), cudaMemcpyDeviceToHost, s));
+      SQZ_CUDA_OK(cudaEventRecord(st.statsEvent, s));
+      SQZ_CUDA_OK(cudaEventSynchronize(st.statsEvent));
+      st.tuning.reduced = st.statsHost[0];
+      drain();
+      comm.reduceStats(&st.tuning.reduced);
+      st.tuning.haveReduced = true;
+    } else {
+      collectLaggedStats(st);
+    }
+    char label[64];
+    std::snprintf(label, sizeof label, "device buffer of %zu x %s", count, dataTypeName(type));
+    Plan plan = tuner.choose(st.tuning, st.tuning.reduced, static_cast<double>(count),
+                             static_cast<int>(dataTypeSize(type)), label);
+    *gain = plan.chosen.gain;
+    return plan.chosen.candidate.spec;
+  }
+
+  // The device form of a plan: its codec on the device algorithms.
+  static std::string deviceAlgorithm(const PlanSpec& plan, bool forced) {
+    if (plan.codec.kind == CodecKind::None) return "ring";
+    if (forced && !plan.algorithm.empty() && plan.algorithm != "gather" && plan.algorithm != "randk")
+      fail(sqzInvalidUsage, "plan '@%s' runs on host buffers only; device buffers run gather, randk or ring",
+           planName(plan).c_str());
+    return plan.codec.kind == CodecKind::RandK ? "randk" : "gather";
+  }
+
+  void noteStream(cudaStream_t s) {
+    auto& e = lastOnStream[s];
+    if (!e) SQZ_CUDA_OK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    SQZ_CUDA_OK(cudaEventRecord(e, s));
+  }
+
+  // The header every rank's staged job agrees on before moving data: the
+  // call and the plan each rank derived (a diverged plan fails everywhere).
+  CallHeader header(size_t count, sqzDataType_t type, sqzRedOp_t op, const std::string& planText) const {
+    CallHeader h;
+    h.kind = static_cast<uint32_t>(CollectiveKind::kAllReduce);
+    h.count = count;
+    h.dtype = type;
+    h.op = op;
+    h.spec = textHash(planText);
+    return h;
+  }
+
+  // Sum of the N GradStats found at base + r * stride (host memory).
+  static void sumStats(const unsigned char* base, size_t stride, int n, GradStats* out) {
+    clearStats(out);
+    for (int r = 0; r < n; ++r) {
+      GradStats g;
+      std::memcpy(&g, base + r * stride, sizeof g);
+      addStats(out, g);
+    }
+  }
+
+  // Lagged statistics of a payload-free plan (exact, randk) under auto.
+  void gatherStatsNccl(DeviceBufferState& st, const GradStats* devStats, Scratch& scratch, cudaStream_t s) {
+    GradStats* all = scratch.get<GradStats>(sizeof(GradStats) * nranks());
+    nccl->allGather(devStats, all, sizeof(GradStats), s);
+    SQZ_CUDA_OK(cudaMemcpyAsync(st.statsHost, all, sizeof(GradStats) * nranks(), cudaMemcpyDeviceToHost, s));
+    SQZ_CUDA_OK(cudaEventRecord(st.statsEvent, s));
+    st.statsPending = true;
+  }
+
+  void runExact(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op,
+                DeviceBufferState* st, bool tuned, cudaStream_t s, const std::string& planText, sqzCallInfo* info) {
+    Scratch scratch(pool, s);
+    const size_t bytes = count * dataTypeSize(type);
+    // Mass the residual still owes goes out with this exact call.
+    const bool flush = st && st->dirty;
+    const void* src = send;
+    void* dst = recv;
+    sqzDataType_t wireType = type;
+    float* acc = nullptr;
+    GradStats* devStats = nullptr;
+    if (tuned) {
+      devStats = scratch.get<GradStats>(sizeof(GradStats));
+      SQZ_CUDA_OK(cudaMemsetAsync(devStats, 0, sizeof(GradStats), s));
+      cudaGradStats(send, type, st->residual, count, devStats, s);
+    }
+    if (flush) {
+      acc = scratch.get<float>(count * sizeof(float));
+      cudaLoadFloats(send, type, st->residual, count, acc, s);
+      SQZ_CUDA_OK(cudaMemsetAsync(st->residual, 0, count * sizeof(float), s));
+      st->dirty = false;
+      src = dst = acc;
+      wireType = sqzFloat32;
+    }
+    const size_t wireBytes = count * dataTypeSize(wireType);
+    if (nccl) {
+      nccl->allReduce(src, dst, count, wireType, op, s);
+      if (tuned) gatherStatsNccl(*st, devStats, scratch, s);
+    } else {
+      StagingEngine::Block data = staging->acquire(wireBytes);
+      StagingEngine::Block stats = staging->acquire(sizeof(GradStats) * (nranks() + 1));
+      SQZ_CUDA_OK(cudaMemcpyAsync(data.host, src, wireBytes, cudaMemcpyDeviceToHost, s));
+      if (tuned)
+        SQZ_CUDA_OK(cudaMemcpyAsync(stats.host, devStats, sizeof(GradStats), cudaMemcpyDeviceToHost, s));
+      const uint32_t seq = comm.nextSeq();
+      const uint32_t statsSeq = tuned ? comm.nextSeq() : 0;
+      const CallHeader h = header(count, type, op, planText);
+      auto sum = tuned ? std::make_shared<GradStats>() : nullptr;
+      Communicator* c = &comm;
+      const int n = nranks();
+      auto job = staging->submit(
+          s,
+          [=] {
+            const Deadline deadline = Deadline::fromTimeout();
+            agreeOnCall(*c->transport_, seq, h, deadline);
+            AllreduceArgs a;
+            a.send = a.recv = data.host;
+            a.count = count;
+            a.type = wireType;
+            a.op = op;
+            a.seq = seq;
+            a.deadline = deadline;
+            CallCounters counters;
+            std::string algorithm;
+            c->runExact(a, nullptr, &counters, &algorithm);
+            if (sum) {
+              auto* all = static_cast<unsigned char*>(stats.host) + sizeof(GradStats);
+              AllGather(*c->transport_).run(stats.host, all, sizeof(GradStats), statsSeq, deadline);
+              sumStats(all, sizeof(GradStats), n, sum.get());
+            }
+          },
+          {data, stats});
+      SQZ_CUDA_OK(cudaMemcpyAsync(dst, data.host, wireBytes, cudaMemcpyHostToDevice, s));
+      staging->retire(job, s);
+      if (tuned) {
+        st->lastJob = job;
+        st->jobStats = sum;
+      }
+    }
+    if (flush) cudaStoreFloats(acc, count, 1, type, recv, s);
+    info->wireBytes = static_cast<size_t>(RingAllreduce::bytesSentPerRank(static_cast<double>(wireBytes), nranks()));
+    (void)bytes;
+  }
+
+  void runGather(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op,
+                 DeviceBufferState& st, const CodecParams& codec, bool tuned, cudaStream_t s,
+                 const std::string& planText, sqzCallInfo* info) {
+    SQZ_REQUIRE(count <= kMaxChunkElements, sqzInvalidUsage,
+                "device buffers of more than 2^32-1 elements are not compressed in this build (%zu)", count);
+    Scratch scratch(pool, s);
+    const int n = nranks();
+    const size_t P = encodedBytes(codec, count, true);
+    unsigned char* payload = scratch.get<unsigned char>(P);
+    unsigned char* gathered = scratch.get<unsigned char>(P * n);
+    float* acc = scratch.get<float>(count * sizeof(float));
+    const size_t wsBytes = cudaEncodeWorkspaceBytes(codec, count);
+    void* ws = wsBytes ? scratch.get(wsBytes) : nullptr;
+    GradStats* devStats = scratch.get<GradStats>(sizeof(GradStats));
+    SQZ_CUDA_OK(cudaMemsetAsync(devStats, 0, sizeof(GradStats), s));
+    {
+      TraceRange r("sqz encode");
+      cudaGradStats(send, type, st.residual, count, devStats, s);
+      EncodeArgs a;
+      a.input = send;
+      a.dtype = type;
+      a.count = count;
+      a.residual = st.residual;
+      a.seed = comm.seed_;
+      a.step = st.step;
+      a.rank = static_cast<uint32_t>(rank());
+      a.chunkOffset = 0;
+      a.stats = devStats;
+      cudaEncode(codec, a, payload, ws, s);
+    }
+    const uint64_t step = st.step++;
+    st.dirty = true;
+    {
+      TraceRange r("sqz transfer");
+      if (nccl) {
+        nccl->allGather(payload, gathered, P, s);
+      } else {
+        StagingEngine::Block out = staging->acquire(P);
+        StagingEngine::Block in = staging->acquire(P * n);
+        SQZ_CUDA_OK(cudaMemcpyAsync(out.host, payload, P, cudaMemcpyDeviceToHost, s));
+        const uint32_t seq = comm.nextSeq();
+        const CallHeader h = header(count, type, op, planText);
+        auto sum = tuned ? std::make_shared<GradStats>() : nullptr;
+        Communicator* c = &comm;
+        auto job = staging->submit(
+            s,
+            [=] {
+              const Deadline deadline = Deadline::fromTimeout();
+              agreeOnCall(*c->transport_, seq, h, deadline);
+              AllGather(*c->transport_).run(out.host, in.host, P, seq, deadline);
+              if (sum) sumStats(static_cast<unsigned char*>(in.host) + sizeof(WireHeader), P, n, sum.get());
+            },
+            {out, in});
+        SQZ_CUDA_OK(cudaMemcpyAsync(gathered, in.host, P * n, cudaMemcpyHostToDevice, s));
+        staging->retire(job, s);
+        if (tuned) {
+          st.lastJob = job;
+          st.jobStats = sum;
+        }
+      }
+    }
+    {
+      TraceRange r("sqz decode");
+      DecodeExpect x;
+      x.params = codec;
+      x.count = count;
+      x.chunkOffset = 0;
+      x.withStats = true;
+      x.seed = comm.seed_;
+      x.step = step;
+      for (int r2 = 0; r2 < n; ++r2)
+        cudaDecode(x, gathered + r2 * P, P, acc, r2 == 0 ? DecodeMode::Overwrite : DecodeMode::Accumulate,
+                   decodeErrorDevice, s);
+      cudaStoreFloats(acc, count, op == sqzAvg ? n : 1, type, recv, s);
+      cudaNonFiniteGuard(gathered + sizeof(WireHeader) + offsetof(GradStats, nonFinite), P, n, false, recv, type,
+                         count, st.residual, s);
+    }
+    if (nccl && tuned) {
+      SQZ_CUDA_OK(cudaMemcpy2DAsync(st.statsHost, sizeof(GradStats), gathered + sizeof(WireHeader), P,
+                                    sizeof(GradStats), n, cudaMemcpyDeviceToHost, s));
+      SQZ_CUDA_OK(cudaEventRecord(st.statsEvent, s));
+      st.statsPending = true;
+    }
+    info->wireBytes = P * static_cast<size_t>(n - 1);
+  }
+
+  void runRandk(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op,
+                DeviceBufferState& st, const CodecParams& codec, bool tuned, cudaStream_t s,
+                const std::string& planText, sqzCallInfo* info) {
+    Scratch scratch(pool, s);
+    const int n = nranks();
+    const size_t k = selectedCount(codec, count);
+    // The K values and, after them, this rank's non-finite flag: one exact sum.
+    float* values = scratch.get<float>((k + 1) * sizeof(float));
+    float* acc = scratch.get<float>(count * sizeof(float));
+    GradStats* devStats = scratch.get<GradStats>(sizeof(GradStats));
+    SQZ_CUDA_OK(cudaMemsetAsync(devStats, 0, sizeof(GradStats), s));
+    cudaGradStats(send, type, st.residual, count, devStats, s);
+    EncodeArgs a;
+    a.input = send;
+    a.dtype = type;
+    a.count = count;
+    a.residual = st.residual;
+    a.seed = comm.seed_;
+    a.step = st.step;
+    a.rank = static_cast<uint32_t>(rank());
+    cudaRandkGather(codec, a, values, s);
+    cudaNonFiniteFlag(devStats, values + k, s);
+    const uint64_t step = st.step++;
+    st.dirty = true;
+    if (nccl) {
+      nccl->allReduce(values, values, k + 1, sqzFloat32, sqzSum, s);
+      if (tuned) gatherStatsNccl(st, devStats, scratch, s);
+    } else {
+      StagingEngine::Block data = staging->acquire((k + 1) * sizeof(float));
+      StagingEngine::Block stats = staging->acquire(sizeof(GradStats) * (n + 1));
+      SQZ_CUDA_OK(cudaMemcpyAsync(data.host, values, (k + 1) * sizeof(float), cudaMemcpyDeviceToHost, s));
+      if (tuned) SQZ_CUDA_OK(cudaMemcpyAsync(stats.host, devStats, sizeof(GradStats), cudaMemcpyDeviceToHost, s));
+      const uint32_t seq = comm.nextSeq();
+      const uint32_t statsSeq = tuned ? comm.nextSeq() : 0;
+      const CallHeader h = header(count, type, op, planText);
+      auto sum = tuned ? std::make_shared<GradStats>() : nullptr;
+      Communicator* c = &comm;
+      auto job = staging->submit(
+          s,
+          [=] {
+            const Deadline deadline = Deadline::fromTimeout();
+            agreeOnCall(*c->transport_, seq, h, deadline);
+            AllreduceArgs b;
+            b.send = b.recv = data.host;
+            b.count = k + 1;
+            b.type = sqzFloat32;
+            b.op = sqzSum;
+            b.seq = seq;
+            b.deadline = deadline;
+            CallCounters counters;
+            std::string algorithm;
+            c->runExact(b, nullptr, &counters, &algorithm);
+            if (sum) {
+              auto* all = static_cast<unsigned char*>(stats.host) + sizeof(GradStats);
+              AllGather(*c->transport_).run(stats.host, all, sizeof(GradStats), statsSeq, deadline);
+              sumStats(all, sizeof(GradStats), n, sum.get());
+            }
+          },
+          {data, stats});
+      SQZ_CUDA_OK(cudaMemcpyAsync(values, data.host, (k + 1) * sizeof(float), cudaMemcpyHostToDevice, s));
+      staging->retire(job, s);
+      if (tuned) {
+        st.lastJob = job;
+        st.jobStats = sum;
+      }
+    }
+    cudaRandkScatter(codec, count, comm.seed_, step, 0, values, acc, DecodeMode::Overwrite, s);
+    cudaStoreFloats(acc, count, op == sqzAvg ? n : 1, type, recv, s);
+    cudaNonFiniteGuard(values + k, 0, 1, true, recv, type, count, st.residual, s);
+    info->wireBytes = static_cast<size_t>(RingAllreduce::bytesSentPerRank((k + 1) * 4.0, n));
+  }
+
+  void drain() {
+    if (staging) staging->drain(Deadline::fromTimeout());
+  }
+};
+
+DevicePath::DevicePath(Communicator& comm) : impl_(std::make_unique<Impl>(comm)) {}
+DevicePath::~DevicePath() = default;
+
+void DevicePath::adoptNccl(void* ncclComm) {
+  auto t = std::make_unique<NcclTransport>(static_cast<NcclComm>(ncclComm), false);
+  SQZ_REQUIRE(t->size() == impl_->nranks() && t->rank() == impl_->rank(), sqzInternalError,
+              "NCCL rank %d of %d, sqz rank %d of %d", t->rank(), t->size(), impl_->rank(), impl_->nranks());
+  SQZ_REQUIRE(t->device() == impl_->device, sqzInvalidUsage,
+              "the NCCL communicator is on GPU %d but the current device is %d", t->device(), impl_->device);
+  impl_->nccl = std::move(t);
+}
+
+void DevicePath::drain() { impl_->drain(); }
+
+void ncclRankAndSize(void* ncclComm, int* rank, int* size) {
+  NcclTransport t(static_cast<NcclComm>(ncclComm), false);
+  int current = -1;
+  SQZ_CUDA_OK(cudaGetDevice(&current));
+  SQZ_REQUIRE(t.device() == current, sqzInvalidUsage,
+              "the NCCL communicator is on GPU %d; make it the current device (it is %d)", t.device(), current);
+  *rank = t.rank();
+  *size = t.size();
+}
+
+void ncclBroadcastHostBytes(void* ncclComm, void* bytes, size_t n) {
+  NcclTransport t(static_cast<NcclComm>(ncclComm), false);
+  cudaStream_t s = nullptr;
+  SQZ_CUDA_OK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  void* dev = nullptr;
+  cudaError_t e = cudaMalloc(&dev, n);
+  if (e == cudaSuccess) e = cudaMemcpyAsync(dev, bytes, n, cudaMemcpyHostToDevice, s);
+  if (e == cudaSuccess) {
+    try {
+      t.broadcast(dev, dev, n, 0, s);
+    } catch (...) {
+      cudaFree(dev);
+      cudaStreamDestroy(s);
+      throw;
+    }
+    e = cudaMemcpyAsync(bytes, dev, n, cudaMemcpyDeviceToHost, s);
+  }
+  if (e == cudaSuccess) e = cudaStreamSynchronize(s);
+  cudaFree(dev);
+  cudaStreamDestroy(s);
+  SQZ_REQUIRE(e == cudaSuccess, sqzUnhandledCudaError, "broadcasting the sqz id over NCCL: %s", cudaGetErrorString(e));
+}
+sqzResult_t DevicePath::asyncError(std::string* why) { return impl_->asyncError(why); }
+
+void DevicePath::abort() {
+  if (impl_->staging) impl_->staging->abort();
+  if (impl_->nccl) impl_->nccl->abort();
+}
+
+void DevicePath::allReduce(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op,
+                           void* streamPtr, const CompressionPolicy& policy, const void* stateKey) {
+  Impl& d = *impl_;
+  d.checkAsync();
+  int current = -1;
+  SQZ_CUDA_OK(cudaGetDevice(&current));
+  SQZ_REQUIRE(current == d.device, sqzInvalidUsage,
+              "device buffers of this communicator live on GPU %d, but the current device is %d", d.device, current);
+  d.ensureTransport();
+  cudaStream_t s = asStream(streamPtr);
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  SQZ_CUDA_OK(cudaStreamIsCapturing(s, &capture));
+  const bool capturing = capture != cudaStreamCaptureStatusNone;
+  SQZ_REQUIRE(!capturing || d.nccl, sqzInvalidUsage,
+              "host staging (SQZ_TRANSPORT=ucx) cannot be captured in a CUDA graph; use SQZ_TRANSPORT=nccl");
+  Communicator& comm = d.comm;
+
+  const size_t bytes = count * dataTypeSize(type);
+  const bool lossyType = type == sqzFloat32 || type == sqzFloat16 || type == sqzBfloat16;
+  const bool compressible = lossyType && (op == sqzSum || op == sqzAvg) && d.nranks() > 1 && count > 0;
+  SQZ_REQUIRE(!policy.plan.hierarchical, sqzInvalidUsage,
+              "hierarchical plans run on host buffers only in this build ('%s')", policy.text.c_str());
+  const bool fixedLossy =
+      !policy.automatic && policy.plan.codec.kind != CodecKind::None && bytes >= comm.config_.minBytes;
+  const bool tuned = policy.automatic && compressible;
+  DeviceBufferState* st = nullptr;
+  if (compressible && (fixedLossy || tuned || stateKey))
+    st = &d.state(stateKey ? stateKey : recv, count, type, s, capturing);
+
+  sqzCallInfo info{};
+  info.count = count;
+  info.bytes = bytes;
+  info.gain = 1.0;
+  PlanSpec plan;
+  bool forced = false;
+  if (compressible && fixedLossy) {
+    plan = policy.plan;
+    forced = true;
+  } else if (tuned) {
+    plan = d.choose(*st, send, count, type, s, capturing, &info.gain);
+    if (plan.hierarchical) plan = PlanSpec{};  // device buffers: no hierarchy; exact
+  }
+  const std::string algorithm = count == 0 ? "none" : d.deviceAlgorithm(plan, forced);
+  PlanSpec ran = plan;
+  ran.algorithm = algorithm;
+  const std::string planText = algorithm == "ring" || algorithm == "none" ? algorithm : planName(ran);
+  // Under capture the plan is frozen: no statistics are read back.
+  const bool readBack = tuned && !capturing;
+  if (count > 0) {
+    LogRankScope logRank(d.rank());
+    TraceRange range("sqz allreduce (device)");
+    SQZ_TRACE("device allreduce count=%zu %s %s: @%s", count, dataTypeName(type), redOpName(op), planText.c_str());
+    if (algorithm == "ring")
+      d.runExact(send, recv, count, type, op, st, readBack, s, planText, &info);
+    else if (algorithm == "randk")
+      d.runRandk(send, recv, count, type, op, *st, plan.codec, readBack, s, planText, &info);
+    else
+      d.runGather(send, recv, count, type, op, *st, plan.codec, readBack, s, planText, &info);
+    if (!capturing) d.noteStream(s);
+  }
+  std::snprintf(info.algorithm, sizeof info.algorithm, "%s", algorithm.c_str());
+  std::snprintf(info.codec, sizeof info.codec, "%s", algorithm == "ring" || count == 0 ? "none" : codecName(plan.codec).c_str());
+  std::snprintf(info.plan, sizeof info.plan, "@%s", planText.c_str());
+  info.exact = algorithm == "ring" || count == 0;
+  const double dense = RingAllreduce::bytesSentPerRank(static_cast<double>(bytes), d.nranks());
+  info.compressionRatio = info.wireBytes > 0 ? dense / static_cast<double>(info.wireBytes) : 1.0;
+  comm.lastCall_ = info;  // seconds stay 0: measuring them would need a synchronization
+}
+
+}  // namespace sqz
