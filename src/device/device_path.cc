@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <set>
 
 #include "collectives/allgather.h"
 #include "collectives/broadcast.h"
@@ -100,6 +101,7 @@ struct DevicePath::Impl {
   int* decodeErrorDevice = nullptr;
   std::map<std::pair<const void*, size_t>, std::unique_ptr<DeviceBufferState>> states;
   std::map<cudaStream_t, cudaEvent_t> lastOnStream;  // to wait for our kernels before freeing memory
+  std::set<std::string> notedDense;                   // gather calls sent exactly, logged once each
 
   explicit Impl(Communicator& c) : comm(c) {
     SQZ_CUDA_OK(cudaGetDevice(&device));
@@ -686,7 +688,21 @@ void DevicePath::allReduce(const void* send, void* recv, size_t count, sqzDataTy
     plan = d.choose(*st, send, count, type, s, capturing, &info.gain);
     if (plan.hierarchical) plan = PlanSpec{};  // device buffers: no hierarchy; exact
   }
-  const std::string algorithm = count == 0 ? "none" : d.deviceAlgorithm(plan, forced);
+  std::string algorithm = count == 0 ? "none" : d.deviceAlgorithm(plan, forced);
+  if (algorithm == "gather") {
+    // Every rank receives N-1 payloads: past 2/N of the dense size that is
+    // more than the exact ring moves (bf16 at 4+ ranks, q8 at 8+), so the
+    // call goes exact instead, as the sparse allgather switches to dense.
+    const double gatherWire = static_cast<double>(encodedBytes(plan.codec, count, true)) * (d.nranks() - 1);
+    if (gatherWire >= RingAllreduce::bytesSentPerRank(static_cast<double>(bytes), d.nranks())) {
+      if (d.notedDense.insert(codecName(plan.codec) + "/" + std::to_string(count)).second)
+        SQZ_INFO("device allreduce of %zu x %s: %s over gather would send more than the exact ring at %d ranks; "
+                 "sending exactly",
+                 count, dataTypeName(type), codecName(plan.codec).c_str(), d.nranks());
+      algorithm = "ring";
+      plan = PlanSpec{};
+    }
+  }
   PlanSpec ran = plan;
   ran.algorithm = algorithm;
   const std::string planText = algorithm == "ring" || algorithm == "none" ? algorithm : planName(ran);
