@@ -96,17 +96,26 @@ std::string checkDeviceResult(const std::vector<std::vector<unsigned char>>& inp
   std::vector<double> maxAbs(n, 0);
   for (size_t r = 0; r < n; ++r)
     for (size_t i = 0; i < count; ++i) maxAbs[r] = std::max(maxAbs[r], std::fabs(elementAsDouble(inputs[r].data(), type, i)));
+  // The codec name as codecName() writes it: a base ("q4", "topk:0.05")
+  // and options (":rn", ":block=N", ":bf16", ":int8", ":rescale").
+  const bool topk = startsWith(codec, "topk:"), randk = startsWith(codec, "randk:");
+  const size_t baseEnd = codec.find(':', topk || randk ? codec.find(':') + 1 : 0);
+  const std::string base = codec.substr(0, baseEnd);
+  auto hasOption = [&](const char* o) { return codec.find(std::string(":") + o) != std::string::npos; };
   int bits = 0;
-  if (codec == "q8") bits = 8;
-  if (codec == "q4") bits = 4;
-  if (codec == "q2") bits = 2;
-  if (codec == "q1") bits = 1;
-  const bool cast = codec == "bf16" || codec == "fp16", topk = startsWith(codec, "topk"),
-             randk = startsWith(codec, "randk"), exact = codec == "none";
+  if (base == "q8") bits = 8;
+  if (base == "q4") bits = 4;
+  if (base == "q2") bits = 2;
+  if (base == "q1") bits = 1;
+  const bool cast = base == "bf16" || base == "fp16", exact = base == "none";
   if (!bits && !cast && !topk && !randk && !exact) return "unknown codec in sqzGetCallInfo: " + codec;
-  const double uCast = codec == "bf16" ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
+  // Sparse values stored in 8 bits: one step of each rank's range.
+  const int valueBits = hasOption("int8") ? 8 : 0;
+  const bool rescaled = hasOption("rescale");
+  const double uCast = base == "bf16" ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
   double quantStep = 0;  // sum over ranks of one quantization step
-  for (size_t r = 0; bits && r < n; ++r) quantStep += 2.0 * maxAbs[r] / ((1 << bits) - 1);
+  const int stepBits = bits ? bits : valueBits;
+  for (size_t r = 0; stepBits && r < n; ++r) quantStep += 2.0 * maxAbs[r] / ((1 << stepBits) - 1);
   size_t nonzero = 0;
   std::vector<double> x(n);
   for (size_t i = 0; i < count; ++i) {
@@ -124,9 +133,9 @@ std::string checkDeviceResult(const std::vector<std::vector<unsigned char>>& inp
     double scale = avg ? 1.0 / dn : 1.0;
     nonzero += got != 0;
     if (topk) {
-      // Each rank contributes its own value or nothing (values possibly
-      // stored in 16 bits): the result is one of the 2^n sub-sums.
-      double tol = (accum + std::ldexp(1.0, -7) * sumAbs) * scale;
+      // Each rank contributes its own value or nothing (values as stored:
+      // fp32, or bf16 / int8 options): the result is one of the 2^n sub-sums.
+      double tol = (accum + (hasOption("bf16") ? std::ldexp(1.0, -7) * sumAbs : 0) + 2.0 * quantStep) * scale;
       bool found = false;
       for (size_t mask = 0; mask < (size_t{1} << n) && !found; ++mask) {
         double s = 0;
@@ -138,9 +147,10 @@ std::string checkDeviceResult(const std::vector<std::vector<unsigned char>>& inp
       continue;
     }
     if (randk) {
-      // Every rank keeps the same indices: exact there, zero elsewhere.
-      if (got == 0) continue;
-      double tol = accum * scale;
+      // Every rank keeps the same indices: exact there (up to the values'
+      // storage), zero elsewhere; rescaled values only count.
+      if (got == 0 || rescaled) continue;
+      double tol = (accum + (hasOption("bf16") ? std::ldexp(1.0, -7) * sumAbs : 0) + 2.0 * quantStep) * scale;
       if (std::fabs(got - ref * scale) > tol) return describe(i, got, ref * scale, tol, codec, type, op, n, "randk index");
       continue;
     }
