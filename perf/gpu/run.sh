@@ -10,9 +10,11 @@
 #   procs     device allreduce with 2 and 4 processes sharing the GPU
 #             (mpirun, SQZ_TRANSPORT=ucx)
 #   perf      sqz_allreduce_perf -G 1 with 1 rank over NCCL, several codecs
+#             (one rank runs the exact plan), and with 2 ranks over UCX
 #   app       nccl_app (plain NCCL) alone, then under
 #             LD_PRELOAD=libsqz_nccl.so SQZ_COMPRESSION=q4 SQZ_DEBUG=INFO:
 #             the log must show ncclAllReduce intercepted and forwarded
+#             (also a ctest, gpu_interposer_serves_nccl_app)
 #   ddp       PyTorch DDP, one step, under LD_PRELOAD (optional: needs torch
 #             with CUDA; reported, never failing the run)
 # Results go under $OUT (else perf/results/gpu): one log per step and
@@ -147,6 +149,10 @@ missing() { result "$1" FAILED "$2 not built (see build.log)"; }
 if want codec; then
   if [[ -x "$tests" ]]; then
     run_step "codec tests" gpu_codec_tests.txt "$tests" --gtest_filter='*Cuda*'
+    # They skip themselves (GTEST_SKIP) where CUDA sees no device.
+    if grep -q "^\[  SKIPPED \]" "$out/gpu_codec_tests.txt"; then
+      result "codec tests ran" FAILED "gpu_codec_tests.txt: tests skipped on a machine with a GPU"
+    fi
     if command -v compute-sanitizer >/dev/null; then
       run_step "codec memcheck" memcheck.txt compute-sanitizer --tool memcheck --error-exitcode 3 "$tests" \
         --gtest_filter='CudaCodec.MalformedPayload*:CudaCodec.RandK*:CudaCodec.HalfInputs*'
@@ -201,6 +207,13 @@ if want perf; then
       if [[ $spec == none ]] && ! grep -q "Out of bounds values : 0 OK" "$out/$f"; then
         result "allreduce_perf exact check" FAILED "$f"
       fi
+    done
+    # One rank has nothing to compress (sqz runs its exact plan there): the
+    # compressed device plans, with 2 ranks sharing the GPU over UCX staging.
+    for spec in none q4 topk:0.01 randk:0.01; do
+      run_step "allreduce_perf -G 1, 2 ranks, ucx, $spec" "perf_ucx_2ranks_${spec//:/_}.txt" \
+        "${mpirun[@]}" -x SQZ_TRANSPORT=ucx -x LD_LIBRARY_PATH -np 2 "$perf_bin" -G 1 -b 1M -e 64M -f 4 \
+        -n 10 -w 3 -c 1 -Z "$spec"
     done
   else
     missing "allreduce_perf" "sqz_allreduce_perf (or mpirun)"
