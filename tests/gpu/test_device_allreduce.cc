@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <functional>
@@ -73,23 +74,43 @@ std::string asyncError(sqzComm_t comm) {
   return "";
 }
 
+// Error-feedback states of one rank, destroyed together at the end of the
+// rank's body (before its communicator): each call gets a state of its own
+// that stays alive, so no state is created at a destroyed one's address.
+class RankStates {
+ public:
+  explicit RankStates(sqzComm_t comm) : comm_(comm) {}
+  ~RankStates() {
+    for (sqzState_t s : states_) sqzStateDestroy(s);
+  }
+  sqzState_t make(size_t count, sqzDataType_t type) {
+    sqzState_t s = nullptr;
+    if (sqzStateCreate(comm_, count, type, &s) != sqzSuccess) return nullptr;
+    states_.push_back(s);
+    return s;
+  }
+
+ private:
+  sqzComm_t comm_;
+  std::vector<sqzState_t> states_;
+};
+
 // One device allreduce of rank's makeInput data with a fresh error-feedback
 // state: returns the host copy of the result and the call's info.
-void deviceAllReduce(sqzComm_t comm, const RankStream& stream, const std::string& spec, sqzDataType_t type,
-                     sqzRedOp_t op, const std::vector<unsigned char>& input, size_t count,
+void deviceAllReduce(sqzComm_t comm, RankStates& states, const RankStream& stream, const std::string& spec,
+                     sqzDataType_t type, sqzRedOp_t op, const std::vector<unsigned char>& input, size_t count,
                      std::vector<unsigned char>* out, sqzCallInfo* info) {
   const size_t bytes = count * dataTypeSize(type);
   DeviceBuffer send(bytes), recv(bytes);
   send.upload(input.data(), bytes, stream.get());
-  sqzState_t state = nullptr;
-  ASSERT_EQ(sqzStateCreate(comm, count, type, &state), sqzSuccess) << sqzGetLastError(comm);
+  sqzState_t state = states.make(count, type);
+  ASSERT_NE(state, nullptr) << sqzGetLastError(comm);
   sqzResult_t r = sqzAllReduceEx(send.get(), recv.get(), count, type, op, spec.c_str(), state, comm, stream.sqz());
   ASSERT_EQ(r, sqzSuccess) << spec << ": " << sqzGetErrorString(r) << " (" << sqzGetLastError(comm) << ")";
   sqzGetCallInfo(comm, info);
   out->assign(bytes, 0);
   recv.download(out->data(), bytes, stream.get());
   ASSERT_EQ(asyncError(comm), "");
-  ASSERT_EQ(sqzStateDestroy(state), sqzSuccess);
 }
 
 const size_t kSizes[] = {1, 1023, 100003, (size_t{1} << 20) + 3};
@@ -122,12 +143,13 @@ TEST_P(DeviceCodecs, WithinCodecBoundAndIdenticalOnAllRanks) {
   std::vector<std::vector<sqzCallInfo>> infos(cases.size(), std::vector<sqzCallInfo>(n));
   runDeviceRanks(n, [&](int rank, sqzComm_t& comm) {
     RankStream stream;
+    RankStates states(comm);
     for (size_t c = 0; c < cases.size(); ++c) {
       SCOPED_TRACE(std::string(dataTypeName(cases[c].type)) + " " + redOpName(cases[c].op) + " count " +
                    std::to_string(cases[c].count) + " rank " + std::to_string(rank));
       std::vector<unsigned char> input = makeInput(cases[c].type, sqzSum, rank, cases[c].count, 11 + c);
-      deviceAllReduce(comm, stream, spec, cases[c].type, cases[c].op, input, cases[c].count, &outputs[c][rank],
-                      &infos[c][rank]);
+      deviceAllReduce(comm, states, stream, spec, cases[c].type, cases[c].op, input, cases[c].count,
+                      &outputs[c][rank], &infos[c][rank]);
       if (::testing::Test::HasFatalFailure()) return;
     }
   });
@@ -263,11 +285,12 @@ TEST(DeviceAllReduce, ExactOpsAndTypes) {
   std::vector<std::vector<std::vector<unsigned char>>> outs(std::size(cases), std::vector<std::vector<unsigned char>>(n));
   runDeviceRanks(n, [&](int rank, sqzComm_t& comm) {
     RankStream stream;
+    RankStates states(comm);
     ASSERT_EQ(sqzCommSetCompression(comm, "q4"), sqzSuccess);
     for (size_t c = 0; c < std::size(cases); ++c) {
       std::vector<unsigned char> input = makeInput(cases[c].type, cases[c].op, rank, count, 9);
       sqzCallInfo info;
-      deviceAllReduce(comm, stream, "q4", cases[c].type, cases[c].op, input, count, &outs[c][rank], &info);
+      deviceAllReduce(comm, states, stream, "q4", cases[c].type, cases[c].op, input, count, &outs[c][rank], &info);
       EXPECT_EQ(info.exact, 1) << dataTypeName(cases[c].type) << " " << redOpName(cases[c].op);
     }
   });
@@ -312,6 +335,43 @@ TEST(DeviceAllReduce, MixingHostAndDeviceBuffersIsInvalidUsage) {
   });
 }
 
+// A state created where a destroyed one was (the allocator reuses the
+// address) starts without residual: all-zero input gives an all-zero
+// result, whatever the destroyed state still owed.
+TEST(DeviceAllReduce, ANewStateStartsWithoutResidual) {
+  const size_t count = 100003;
+  runDeviceRanks(2, [&](int rank, sqzComm_t& comm) {
+    RankStream stream;
+    std::vector<unsigned char> input = makeInput(sqzFloat32, sqzSum, rank, count, 61);
+    std::vector<float> zeros(count, 0.0f), out(count, 1.0f);
+    DeviceBuffer send(count * 4), zero(count * 4), recv(count * 4);
+    send.upload(input.data(), count * 4, stream.get());
+    zero.upload(zeros.data(), count * 4, stream.get());
+    int sameAddress = 0;
+    for (int round = 0; round < 4; ++round) {
+      sqzState_t a = nullptr, b = nullptr;
+      ASSERT_EQ(sqzStateCreate(comm, count, sqzFloat32, &a), sqzSuccess);
+      ASSERT_EQ(sqzAllReduceEx(send.get(), recv.get(), count, sqzFloat32, sqzSum, "q1", a, comm, stream.sqz()),
+                sqzSuccess)
+          << sqzGetLastError(comm);
+      ASSERT_EQ(sqzStateDestroy(a), sqzSuccess);
+      ASSERT_EQ(sqzStateCreate(comm, count, sqzFloat32, &b), sqzSuccess);
+      sameAddress += a == b;
+      ASSERT_EQ(sqzAllReduceEx(zero.get(), recv.get(), count, sqzFloat32, sqzSum, "q1", b, comm, stream.sqz()),
+                sqzSuccess)
+          << sqzGetLastError(comm);
+      recv.download(out.data(), count * 4, stream.get());
+      ASSERT_EQ(sqzStateDestroy(b), sqzSuccess);
+      size_t nonzero = 0;
+      for (float v : out) nonzero += v != 0;
+      EXPECT_EQ(nonzero, 0u) << "round " << round << ": a fresh state" << (a == b ? " (at the destroyed one's address)" : "")
+                             << " sent residual";
+    }
+    ASSERT_EQ(asyncError(comm), "");
+    if (rank == 0) std::printf("new state at the destroyed one's address in %d of 4 rounds\n", sameAddress);
+  });
+}
+
 // SQZ_SEED makes the device codecs' random numbers reproducible across
 // communicators (runs).
 TEST(DeviceAllReduce, SeedMakesRunsReproducible) {
@@ -323,9 +383,10 @@ TEST(DeviceAllReduce, SeedMakesRunsReproducible) {
       std::vector<std::vector<unsigned char>> outs(3);
       runDeviceRanks(3, [&](int rank, sqzComm_t& comm) {
         RankStream stream;
+        RankStates states(comm);
         sqzCallInfo info;
         std::vector<unsigned char> input = makeInput(sqzFloat32, sqzSum, rank, count, 21);
-        deviceAllReduce(comm, stream, spec, sqzFloat32, sqzSum, input, count, &outs[rank], &info);
+        deviceAllReduce(comm, states, stream, spec, sqzFloat32, sqzSum, input, count, &outs[rank], &info);
       });
       result = outs[0];
     }
@@ -403,12 +464,13 @@ TEST(DeviceNccl, OneRankOverNccl) {
   const size_t count = (size_t{1} << 20) + 3;
   runDeviceRanks(1, [&](int, sqzComm_t& comm) {
     RankStream stream;
+    RankStates states(comm);
     for (const std::string& spec : allSpecs()) {
       for (sqzDataType_t type : kTypes) {
         SCOPED_TRACE(spec + " " + dataTypeName(type));
         std::vector<unsigned char> input = makeInput(type, sqzSum, 0, count, 41), out;
         sqzCallInfo info;
-        deviceAllReduce(comm, stream, spec, type, sqzSum, input, count, &out, &info);
+        deviceAllReduce(comm, states, stream, spec, type, sqzSum, input, count, &out, &info);
         if (::testing::Test::HasFatalFailure()) return;
         EXPECT_EQ(checkDevicePlan(info), "");
         EXPECT_EQ(checkDeviceResult({input}, out.data(), type, sqzSum, count, info), "");
@@ -435,11 +497,12 @@ TEST(DeviceNccl, InitFromAnApplicationsNcclComm) {
   EXPECT_EQ(rank, 0);
   {
     RankStream stream;
+    RankStates states(comm);
     const size_t count = (size_t{1} << 20) + 3;
     for (const char* spec : {"q4", "none", "topk:0.05"}) {
       std::vector<unsigned char> input = makeInput(sqzFloat32, sqzSum, 0, count, 51), out;
       sqzCallInfo info;
-      deviceAllReduce(comm, stream, spec, sqzFloat32, sqzSum, input, count, &out, &info);
+      deviceAllReduce(comm, states, stream, spec, sqzFloat32, sqzSum, input, count, &out, &info);
       if (HasFatalFailure()) break;
       EXPECT_EQ(checkDevicePlan(info), "") << spec;
       EXPECT_EQ(checkDeviceResult({input}, out.data(), sqzFloat32, sqzSum, count, info), "") << spec;
