@@ -63,6 +63,9 @@ int main(int argc, char** argv) {
   const sqzDataType_t types[] = {sqzFloat32, sqzFloat16, sqzBfloat16};
   int failures = 0, calls = 0;
   uint64_t seed = 1;
+  // Every call's state lives to the end: none is made at a destroyed one's
+  // address, whose residual the device path would still hold.
+  std::vector<sqzState_t> states;
   for (const std::string& spec : sqz::test::allSpecs()) {
     for (sqzDataType_t type : types) {
       for (size_t count : sizes) {
@@ -91,7 +94,7 @@ int main(int argc, char** argv) {
               sqzCommGetAsyncError(comm, &asyncError);
               if (asyncError != sqzSuccess) failure = std::string("async error: ") + sqzGetErrorString(asyncError);
             }
-            if (state) sqzStateDestroy(state);
+            if (state) states.push_back(state);
             if (failure.empty()) failure = sqz::test::checkDevicePlan(info);
             if (failure.empty()) {
               std::vector<std::vector<unsigned char>> inputs(n);
@@ -124,6 +127,7 @@ int main(int argc, char** argv) {
     std::printf("gpu processes: %d ranks sharing the GPU, %d device allreduces each (%zu codecs), %d failures\n", n,
                 calls, sqz::test::allSpecs().size(), total);
   cudaStreamDestroy(stream);
+  for (sqzState_t s : states) sqzStateDestroy(s);
   sqzCommDestroy(comm);
   MPI_Finalize();
   return total ? 1 : 0;
