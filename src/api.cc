@@ -252,7 +252,12 @@ sqzResult_t sqzStateCreate(sqzComm_t comm, size_t count, sqzDataType_t datatype,
 }
 
 sqzResult_t sqzStateDestroy(sqzState_t state) {
-  return guarded(nullptr, "sqzStateDestroy", [&] { delete state; });
+  return guarded(nullptr, "sqzStateDestroy", [&] {
+    // The device path keys a state's residual by its address: drop it, so
+    // that a state created later at the same address starts clean.
+    if (state && isLive(state->comm)) state->comm->impl->forgetState(state);
+    delete state;
+  });
 }
 
 sqzResult_t sqzAllReduceEx(const void* sendbuff, void* recvbuff, size_t count, sqzDataType_t datatype, sqzRedOp_t op,

@@ -281,6 +281,10 @@ void Communicator::adoptNccl(void* ncclComm) {
   device_->adoptNccl(ncclComm);
 }
 
+void Communicator::forgetState(const void* key) {
+  if (device_) device_->forgetState(key);
+}
+
 sqzResult_t Communicator::asyncError(std::string* why) {
   return device_ ? device_->asyncError(why) : sqzSuccess;
 }

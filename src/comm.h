@@ -65,6 +65,8 @@ class Communicator {
                        const char* spec, const void* stateKey);
   // Device calls use this NCCL communicator (not owned); before any device call.
   void adoptNccl(void* ncclComm);
+  // An explicit state (sqzState_t) is destroyed: drop what the device path keeps for it.
+  void forgetState(const void* key);
   // The first asynchronous error of device calls, or sqzSuccess.
   sqzResult_t asyncError(std::string* why);
   const sqzCallInfo& lastCall() const { return lastCall_; }

@@ -76,7 +76,8 @@ class Scratch {
 struct DeviceBufferState {
   size_t count = 0;
   sqzDataType_t type = sqzFloat32;
-  float* residual = nullptr;  // device, count floats (cudaMalloc'ed once)
+  float* residual = nullptr;  // device, count floats (from the pool, once)
+  cudaStream_t lastStream = nullptr;  // of the last call on this buffer
   bool dirty = false;         // residual may hold mass not yet sent
   uint64_t step = 0;
   TuningState tuning;
@@ -126,14 +127,8 @@ struct DevicePath::Impl {
       cudaEventSynchronize(e);
       cudaEventDestroy(e);
     }
-    for (auto& [key, st] : states) {
-      if (st->statsEvent) {
-        cudaEventSynchronize(st->statsEvent);
-        cudaEventDestroy(st->statsEvent);
-      }
-      if (st->statsHost) cudaFreeHost(st->statsHost);
-      if (st->residual) cudaFree(st->residual);
-    }
+    for (auto& [key, st] : states) release(*st);
+    // Pool memory still in use by enqueued work is released when that is done.
     if (pool) cudaMemPoolDestroy(pool);
     if (decodeError) cudaFreeHost(decodeError);
     nccl.reset();
@@ -232,19 +227,48 @@ struct DevicePath::Impl {
     auto st = std::make_unique<DeviceBufferState>();
     st->count = count;
     st->type = type;
-    SQZ_CUDA_OK(cudaMalloc(reinterpret_cast<void**>(&st->residual), std::max<size_t>(count, 1) * sizeof(float)));
+    SQZ_CUDA_OK(cudaMallocFromPoolAsync(reinterpret_cast<void**>(&st->residual),
+                                        std::max<size_t>(count, 1) * sizeof(float), pool, s));
     SQZ_CUDA_OK(cudaMemsetAsync(st->residual, 0, count * sizeof(float), s));
     SQZ_CUDA_OK(cudaHostAlloc(reinterpret_cast<void**>(&st->statsHost), sizeof(GradStats) * nranks(),
                               cudaHostAllocDefault));
     SQZ_CUDA_OK(cudaEventCreateWithFlags(&st->statsEvent, cudaEventDisableTiming));
-    if (slot) {  // same key, new type: the old state is dropped after the GPU is done with it
-      cudaEventSynchronize(slot->statsEvent);
-      cudaEventDestroy(slot->statsEvent);
-      cudaFreeHost(slot->statsHost);
-      cudaFree(slot->residual);
-    }
+    st->lastStream = s;
+    if (slot) release(*slot);  // same key, new type
     slot = std::move(st);
     return *slot;
+  }
+
+  // Frees a buffer state once the GPU is done with it: the residual after
+  // the last call that used it (stream-ordered), the pinned statistics after
+  // their copy landed (this waits for that call).
+  void release(DeviceBufferState& st) {
+    if (st.lastJob) {
+      try {
+        staging->waitHost(st.lastJob, Deadline::fromTimeout());
+      } catch (const Error&) {
+        // its error is the communicator's asynchronous error already
+      }
+    }
+    cudaEventSynchronize(st.statsEvent);
+    cudaEventDestroy(st.statsEvent);
+    cudaFreeHost(st.statsHost);
+    if (cudaFreeAsync(st.residual, st.lastStream) != cudaSuccess) {  // e.g. that stream was destroyed
+      cudaGetLastError();
+      cudaFree(st.residual);  // synchronizing, but correct
+    }
+    cudaGetLastError();
+  }
+
+  void forget(const void* key) {
+    for (auto it = states.begin(); it != states.end();) {
+      if (it->first.first == key) {
+        release(*it->second);
+        it = states.erase(it);
+      } else {
+        ++it;
+      }
+    }
   }
 
   // The previous call's statistics, summed over ranks in rank order (the
@@ -606,6 +630,7 @@ void DevicePath::adoptNccl(void* ncclComm) {
 }
 
 void DevicePath::drain() { impl_->drain(); }
+void DevicePath::forgetState(const void* key) { impl_->forget(key); }
 
 void ncclRankAndSize(void* ncclComm, int* rank, int* size) {
   NcclTransport t(static_cast<NcclComm>(ncclComm), false);
@@ -674,6 +699,7 @@ void DevicePath::allReduce(const void* send, void* recv, size_t count, sqzDataTy
   DeviceBufferState* st = nullptr;
   if (compressible && (fixedLossy || tuned || stateKey))
     st = &d.state(stateKey ? stateKey : recv, count, type, s, capturing);
+  if (st) st->lastStream = s;
 
   sqzCallInfo info{};
   info.count = count;

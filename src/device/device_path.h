@@ -58,6 +58,9 @@ class DevicePath {
   void allReduce(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op, void* stream,
                  const CompressionPolicy& policy, const void* stateKey);
 
+  // An explicit sqzState is being destroyed: free its device state (after
+  // the GPU is done with it), so a new state at the same address starts clean.
+  void forgetState(const void* key);
   // Host transport users call this first: the progress thread must be idle.
   void drain();
   // The first asynchronous error, or sqzSuccess (message in *why).

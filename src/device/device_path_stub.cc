@@ -14,6 +14,7 @@ void DevicePath::adoptNccl(void*) {}
 void DevicePath::allReduce(const void*, void*, size_t, sqzDataType_t, sqzRedOp_t, void*, const CompressionPolicy&,
                            const void*) {}
 void DevicePath::drain() {}
+void DevicePath::forgetState(const void*) {}
 sqzResult_t DevicePath::asyncError(std::string*) { return sqzSuccess; }
 void DevicePath::abort() {}
 void ncclRankAndSize(void*, int*, int*) { fail(sqzInvalidUsage, "sqz was built without CUDA: no NCCL"); }

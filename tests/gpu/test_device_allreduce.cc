@@ -171,7 +171,8 @@ TEST_P(DeviceCodecs, WithinCodecBoundAndIdenticalOnAllRanks) {
       EXPECT_EQ(info.exact, 1);
     }
     if (!info.exact && n > 1 && k.count >= 100000) {
-      EXPECT_GT(info.compressionRatio, 1.5) << info.plan;
+      // gather switches to the exact ring before it would send more.
+      EXPECT_GT(info.compressionRatio, 1.0) << info.plan;
       EXPECT_GT(info.wireBytes, 0u);
     }
     ASSERT_EQ(checkDeviceResult(inputs, outputs[c][0].data(), k.type, k.op, k.count, info), "") << info.plan;
