@@ -15,6 +15,9 @@
 #             LD_PRELOAD=libsqz_nccl.so SQZ_COMPRESSION=q4 SQZ_DEBUG=INFO:
 #             the log must show ncclAllReduce intercepted and forwarded
 #             (also a ctest, gpu_interposer_serves_nccl_app)
+#   calibrate sqz_calibrate --full --gpu: PCIe (host<->device, pinned and
+#             pageable), device-copy curves and GPU codec throughput into a
+#             profile (issue 10 item 5), under $OUT/profile_h100.json
 #   ddp       PyTorch DDP, one step, under LD_PRELOAD (optional: needs torch
 #             with CUDA; reported, never failing the run)
 # Results go under $OUT (else perf/results/gpu): one log per step and
@@ -26,7 +29,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 root=$PWD
 command_line="perf/gpu/run.sh $*"
-steps="build,codec,bench,gputests,procs,perf,app,ddp"
+steps="build,codec,bench,gputests,procs,perf,app,calibrate,ddp"
 if [[ "${1:-}" == "--steps" ]]; then
   steps=$2
   shift 2
@@ -238,6 +241,15 @@ if want app; then
       env LD_PRELOAD="$interposer" SQZ_COMPRESSION=q8 SQZ_DEBUG=INFO "$app" --init all --tolerance 0.05
   else
     missing "nccl_app" "nccl_app or libsqz_nccl.so"
+  fi
+fi
+
+if want calibrate; then
+  cal_bin="$build/perf/tuner/sqz_calibrate"
+  if [[ -x "$cal_bin" ]]; then
+    run_step "sqz_calibrate --full --gpu" calibrate.txt "$cal_bin" --full --gpu --out "$out/profile_h100.json"
+  else
+    missing "calibrate" "sqz_calibrate"
   fi
 fi
 
