@@ -37,7 +37,7 @@ void tunerStats(const void* input, sqzDataType_t type, const float* residual, si
   if (residual && stats->nonFinite == 0 && hasNonFinite(residual, sqzFloat32, count)) stats->nonFinite = 1.0;
 }
 
-AutoTuner::AutoTuner(int rank, const std::vector<std::string>& nodeIds) : rank_(rank) {
+AutoTuner::AutoTuner(int rank, const std::vector<std::string>& nodeIds, LinkClasses links) : rank_(rank) {
   fingerprint_ = topologyFingerprint(nodeIds, false);
   std::map<std::string, int> perNode;
   for (const auto& id : nodeIds) ++perNode[id];
@@ -47,8 +47,8 @@ AutoTuner::AutoTuner(int rank, const std::vector<std::string>& nodeIds) : rank_(
   // A non-uniform layout is tuned as one flat group on the network.
   topo_.nodes = uniform ? nodes : static_cast<int>(nodeIds.size());
   topo_.ranksPerNode = uniform ? perNode.begin()->second : 1;
-  topo_.intra = LinkClass::Shm;
-  topo_.inter = LinkClass::Tcp;
+  topo_.intra = links.intra;
+  topo_.inter = links.inter;
   topo_.device = Device::Cpu;
   table_ = TuneTable::fromEnv();
   levels_ = standardCodecLevels();

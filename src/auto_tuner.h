@@ -11,6 +11,7 @@
 
 #include "kernels/grad_stats.h"
 #include "sqz.h"
+#include "src/topology/link_topology.h"
 #include "src/tuner/allreduce_shapes.h"
 #include "src/tuner/cost_model.h"
 #include "src/tuner/profile.h"
@@ -46,7 +47,9 @@ struct TuningState {
 class AutoTuner {
  public:
   // nodeIds: every rank's node identity (from the rendezvous).
-  AutoTuner(int rank, const std::vector<std::string>& nodeIds);
+  // links: the classes joining ranks inside a node and between nodes
+  // (src/topology/link_topology.h; host buffers: shm and tcp or ib).
+  AutoTuner(int rank, const std::vector<std::string>& nodeIds, LinkClasses links = {});
 
   const Topology& topology() const { return topo_; }
   const TuneTable& table() const { return table_; }

@@ -16,13 +16,14 @@
 #include "kernels/cpu_codec.h"
 #include "src/bootstrap/rendezvous.h"
 #include "src/codec/codec_spec.h"
+#include "src/topology/link_topology.h"
 #include "src/topology/node_id.h"
 
 namespace sqz {
 namespace {
 
 // The blob each rank contributes to the rendezvous.
-Blob packPeerInfo(const std::vector<uint8_t>& ucxAddress, const std::string& nodeId) {
+Blob packPeerInfo(const std::vector<uint8_t>& ucxAddress, const std::string& nodeId, bool rdma) {
   Blob b;
   auto put = [&b](const void* p, uint32_t n) {
     b.insert(b.end(), reinterpret_cast<const uint8_t*>(&n), reinterpret_cast<const uint8_t*>(&n) + 4);
@@ -30,10 +31,12 @@ Blob packPeerInfo(const std::vector<uint8_t>& ucxAddress, const std::string& nod
   };
   put(ucxAddress.data(), static_cast<uint32_t>(ucxAddress.size()));
   put(nodeId.data(), static_cast<uint32_t>(nodeId.size()));
+  const uint8_t r = rdma ? 1 : 0;
+  put(&r, 1);
   return b;
 }
 
-void unpackPeerInfo(const Blob& b, int rank, std::vector<uint8_t>* ucxAddress, std::string* nodeId) {
+void unpackPeerInfo(const Blob& b, int rank, std::vector<uint8_t>* ucxAddress, std::string* nodeId, bool* rdma) {
   size_t pos = 0;
   auto get = [&](std::vector<uint8_t>* out) {
     uint32_t n = 0;
@@ -48,6 +51,10 @@ void unpackPeerInfo(const Blob& b, int rank, std::vector<uint8_t>* ucxAddress, s
   get(ucxAddress);
   get(&node);
   nodeId->assign(node.begin(), node.end());
+  std::vector<uint8_t> r;
+  get(&r);
+  SQZ_REQUIRE(r.size() == 1, sqzRemoteError, "malformed bootstrap record from rank %d", rank);
+  *rdma = r[0] != 0;
 }
 
 uint32_t specHash(const std::string& s) {
@@ -92,17 +99,28 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
   LogRankScope logRank(rank);
   Deadline deadline = Deadline::fromTimeout();
   transport_ = std::make_unique<UcxTransport>(rank, nranks);
+  // Whether UCX can use RDMA from this node: the link class between nodes
+  // (ib or tcp) that the tuner prices plans with.
+  std::string rdmaWhy;
+  const bool rdma = ucxUsesRdma(probeNetworkEvidence(), &rdmaWhy);
   std::vector<Blob> all =
-      rendezvous(id, rank, nranks, packPeerInfo(transport_->localAddress(), localNodeId()), deadline);
+      rendezvous(id, rank, nranks, packPeerInfo(transport_->localAddress(), localNodeId(), rdma), deadline);
   std::vector<std::vector<uint8_t>> addresses(nranks);
   nodeIds_.resize(nranks);
-  for (int r = 0; r < nranks; ++r) unpackPeerInfo(all[r], r, &addresses[r], &nodeIds_[r]);
+  std::vector<RankPlacement> placements(nranks);
+  for (int r = 0; r < nranks; ++r) {
+    unpackPeerInfo(all[r], r, &addresses[r], &nodeIds_[r], &placements[r].rdma);
+    placements[r].nodeId = nodeIds_[r];  // host buffers: no GPU in the placement
+  }
   std::vector<bool> sameNode(nranks);
   for (int r = 0; r < nranks; ++r) sameNode[r] = nodeIds_[r] == nodeIds_[rank];
   transport_->connect(addresses, sameNode);
   flat_ = std::make_unique<FlatAllreduces>(*transport_, config_.chunkBytes);
   policy_ = CompressionPolicy::parse("none");
-  tuner_ = std::make_unique<AutoTuner>(rank, nodeIds_);
+  const LinkClasses links = classifyTopology(placements, nullptr);
+  SQZ_INFO("links: inside a node %s, between nodes %s (%s)", linkClassName(links.intra), linkClassName(links.inter),
+           rdma ? "RDMA usable here" : rdmaWhy.c_str());
+  tuner_ = std::make_unique<AutoTuner>(rank, nodeIds_, links);
   timeline_ = Timeline::fromEnv(rank, nranks);
   multiNode_ = std::any_of(nodeIds_.begin(), nodeIds_.end(), [&](const std::string& id) { return id != nodeIds_[0]; });
   // Node groups for hierarchical plans: the same number of ranks on every
