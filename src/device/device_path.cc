@@ -315,7 +315,7 @@ struct DevicePath::Impl {
       Scratch scratch(pool, s);
       GradStats* devStats = scratch.get<GradStats>(sizeof(GradStats));
       SQZ_CUDA_OK(cudaMemsetAsync(devStats, 0, sizeof(GradStats), s));
-      cudaGradStats(send, type, st.residual, count, devStats, s);
+      cudaGradStats(send, type, nullptr, count, devStats, s);  // of g, as the host path (DESIGN.md section 1)
       SQZ_CUDA_OK(cudaMemcpyAsync(st.statsHost, devStats, sizeof(GradStats), cudaMemcpyDeviceToHost, s));
       SQZ_CUDA_OK(cudaEventRecord(st.statsEvent, s));
       SQZ_CUDA_OK(cudaEventSynchronize(st.statsEvent));
@@ -394,7 +394,7 @@ struct DevicePath::Impl {
     if (tuned) {
       devStats = scratch.get<GradStats>(sizeof(GradStats));
       SQZ_CUDA_OK(cudaMemsetAsync(devStats, 0, sizeof(GradStats), s));
-      cudaGradStats(send, type, st->residual, count, devStats, s);
+      cudaGradStats(send, type, nullptr, count, devStats, s);  // of g, as the host path
     }
     if (flush) {
       acc = scratch.get<float>(count * sizeof(float));
@@ -471,7 +471,7 @@ struct DevicePath::Impl {
     SQZ_CUDA_OK(cudaMemsetAsync(devStats, 0, sizeof(GradStats), s));
     {
       TraceRange r("sqz encode");
-      cudaGradStats(send, type, st.residual, count, devStats, s);
+      cudaGradStats(send, type, nullptr, count, devStats, s);  // of g, as the host path (DESIGN.md section 1)
       EncodeArgs a;
       a.input = send;
       a.dtype = type;
@@ -551,7 +551,7 @@ struct DevicePath::Impl {
     float* acc = scratch.get<float>(count * sizeof(float));
     GradStats* devStats = scratch.get<GradStats>(sizeof(GradStats));
     SQZ_CUDA_OK(cudaMemsetAsync(devStats, 0, sizeof(GradStats), s));
-    cudaGradStats(send, type, st.residual, count, devStats, s);
+    cudaGradStats(send, type, nullptr, count, devStats, s);  // of g, as the host path (DESIGN.md section 1)
     EncodeArgs a;
     a.input = send;
     a.dtype = type;
