@@ -11,6 +11,7 @@
 //          [--schedule cosine|const] [--out file.csv]
 //          [--link NAME] [--lr X] [--momentum X] [--seed S] [--hidden H]
 //          [--train-n N] [--test-n N] [--data DIR] [--min-bytes B] [--tune SQZ_TUNE]
+//          [--capture DIR] [--capture-steps S,S,...]
 //
 // Models: multinomial logistic regression (784x10 + bias) and an MLP
 // 784-H-H-10 (ReLU, softmax cross-entropy; H = 1024 by default), fp32,
@@ -36,11 +37,23 @@
 // ring formula 2(N-1)/N * bytes per tensor, which is not measured), wall time
 // of the training loop (compute + communication, evaluation excluded; the
 // slowest rank), and the plans that ran (counts over all calls so far).
+//
+// --capture DIR (issue 10: real gradients for perf/descent/sqz_descent_bench
+// -g DIR): while method `none` (exact allreduce) trains, each rank writes its
+// own minibatch gradient, before the allreduce, flattened over the tensors in
+// model order (W1, b1, W2, b2, ...), as raw little-endian float32 to
+// DIR/rank<R>_step<S>.f32 at the steps of --capture-steps (default
+// 1,3,10,30,60,120,240,468: log-spaced over the first epoch at 4 ranks x
+// batch 32, since early gradients differ most); rank 0 writes DIR/index.txt
+// (element count, tensors, steps, the command's settings). Nothing is
+// captured for the other methods.
 #include <mpi.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -48,6 +61,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -304,13 +318,16 @@ struct Options {
   std::string tune;  // SQZ_TUNE for this run (empty: the library's table)
   std::string data = "/usr/share/datasets/fashion-mnist";
   std::string out, link = "unknown";
+  std::string captureDir;                                   // --capture: empty = off
+  std::string captureSteps = "1,3,10,30,60,120,240,468";  // --capture-steps
 };
 
 void usage() {
   std::fprintf(stderr,
                "usage: sqz_train_bench --model logreg|mlp [--methods a,b,...] [--steps N] [--batch B]\n"
                "  [--eval-every E] [--eval-seconds S] [--max-seconds S] [--schedule cosine|const] [--out FILE.csv] [--link NAME] [--lr X] [--momentum X]\n"
-               "  [--seed S] [--hidden H] [--train-n N] [--test-n N] [--data DIR] [--min-bytes B] [--tune SQZ_TUNE]\n");
+               "  [--seed S] [--hidden H] [--train-n N] [--test-n N] [--data DIR] [--min-bytes B] [--tune SQZ_TUNE]\n"
+               "  [--capture DIR] [--capture-steps S,S,...]   (method none: each rank's gradient -> DIR/rank<R>_step<S>.f32)\n");
 }
 
 Options parseArgs(int argc, char** argv) {
@@ -340,6 +357,8 @@ Options parseArgs(int argc, char** argv) {
     else if (a == "--tune") o.tune = val();
     else if (a == "--out") o.out = val();
     else if (a == "--link") o.link = val();
+    else if (a == "--capture") o.captureDir = val();
+    else if (a == "--capture-steps") o.captureSteps = val();
     else if (a == "-h" || a == "--help") {
       usage();
       MPI_Finalize();
@@ -410,6 +429,40 @@ int main(int argc, char** argv) {
   const int stepsPerEpoch = shard / opt.batch;
   if (stepsPerEpoch < 1) die("--batch larger than the shard (%s images per rank)", std::to_string(shard).c_str());
 
+  // --capture: the steps to write, the directory, and the index (rank 0).
+  std::set<int> captureAt;
+  if (!opt.captureDir.empty()) {
+    const uint16_t probeEndian = 1;
+    if (*reinterpret_cast<const uint8_t*>(&probeEndian) != 1) die("--capture writes little-endian float32: big-endian host");
+    if (std::find(methods.begin(), methods.end(), "none") == methods.end())
+      die("--capture records the gradients of method none (exact allreduce): add it to --methods");
+    for (const std::string& s : splitList(opt.captureSteps)) {
+      const int st = std::atoi(s.c_str());
+      if (st < 1) die("--capture-steps: %s is not a step >= 1", s.c_str());
+      if (st <= opt.steps) captureAt.insert(st);
+    }
+    if (captureAt.empty()) die("--capture-steps: no step within --steps");
+    if (mkdir(opt.captureDir.c_str(), 0755) != 0 && errno != EEXIST) die("cannot create %s", opt.captureDir.c_str());
+    if (rank == 0) {
+      const std::string path = opt.captureDir + "/index.txt";
+      FILE* f = std::fopen(path.c_str(), "w");
+      if (!f) die("cannot write %s", path.c_str());
+      Model probe = makeModel(sizes, opt.seed);
+      std::fprintf(f, "# sqz_train_bench --capture: each rank's minibatch gradient (before the allreduce), method none\n");
+      std::fprintf(f, "format rank<R>_step<S>.f32, raw little-endian float32, one file per rank and step\n");
+      std::fprintf(f, "elements %zu\n", probe.numParams());
+      std::fprintf(f, "tensors");
+      for (size_t t = 0; t < probe.params.size(); ++t) std::fprintf(f, " %s:%zu", probe.names[t].c_str(), probe.params[t].size());
+      std::fprintf(f, "\nranks %d\nsteps", nranks);
+      for (int st : captureAt) std::fprintf(f, " %d", st);
+      std::fprintf(f, "\nsettings model %s hidden %d batch_per_rank %d lr %g momentum %g schedule %s steps %d seed %llu "
+                   "train_n %d steps_per_epoch %d\n",
+                   opt.model.c_str(), opt.hidden, opt.batch, opt.lr, opt.momentum, opt.schedule.c_str(), opt.steps,
+                   static_cast<unsigned long long>(opt.seed), train.n, stepsPerEpoch);
+      std::fclose(f);
+    }
+  }
+
   FILE* csv = nullptr;
   if (rank == 0) {
     csv = opt.out.empty() ? stdout : std::fopen(opt.out.c_str(), "w");
@@ -478,6 +531,7 @@ int main(int argc, char** argv) {
     };
     double bytes = 0, comm_s = 0, compute_s = 0, lossSum = 0, lastEvalWall = 0;
     int lossCount = 0, currentEpoch = -1;
+    double captureSeconds = 0;  // --capture's file writes in this step (not training time)
     std::map<std::string, long> plans;
     MPI_Barrier(MPI_COMM_WORLD);
 
@@ -539,6 +593,17 @@ int main(int argc, char** argv) {
       toFloat(train, &local[size_t(within) * opt.batch], opt.batch, xb.data(), yb.data());
       lossSum += forwardBackward(m, ws, xb.data(), yb.data(), opt.batch, true, nullptr) / opt.batch;
       lossCount += 1;
+      if (method == "none" && captureAt.count(step)) {
+        // Untimed: the write happens before t1 and is taken out of compute_s below.
+        const double c0 = now();
+        const std::string path = opt.captureDir + "/rank" + std::to_string(rank) + "_step" + std::to_string(step) + ".f32";
+        FILE* f = std::fopen(path.c_str(), "wb");
+        if (!f) die("cannot write %s", path.c_str());
+        bool ok = true;
+        for (const auto& g : m.grads) ok = ok && std::fwrite(g.data(), sizeof(float), g.size(), f) == g.size();
+        if (std::fclose(f) != 0 || !ok) die("write error in %s", path.c_str());
+        captureSeconds += now() - c0;
+      }
       const double t1 = now();
       for (size_t t = 0; t < m.params.size(); ++t) {
         const size_t n = m.grads[t].size();
@@ -568,7 +633,8 @@ int main(int argc, char** argv) {
         }
       }
       const double t3 = now();
-      compute_s += (t1 - t0) + (t3 - t2);
+      compute_s += (t1 - t0) + (t3 - t2) - captureSeconds;
+      captureSeconds = 0;
       comm_s += t2 - t1;
       int due = step % opt.evalEvery == 0 || step == opt.steps;
       if (opt.evalSeconds > 0 || opt.maxSeconds > 0) {
