@@ -11,9 +11,15 @@
 // definitions (kernels/grad_stats.h gain(): kept squared norm for top-K,
 // 1/(1+omega) for quantizers, 1 for exact). Descent rate = mean gain /
 // median seconds per call.
-//   mpirun -np 4 sqz_descent_bench [-n elements] [-t calls] [-s spec,spec,...] [-v]
+//   mpirun -np 4 sqz_descent_bench [-n elements] [-t calls] [-s spec,spec,...] [-g DIR] [-v]
+// -g DIR: real gradients instead of the generator. Rank r replays its own
+// captured gradients DIR/rank<r>_step<S>.f32 (raw little-endian float32, as
+// perf/train/sqz_train_bench --capture writes them), in step order, one per
+// call, cycling when there are fewer files than calls; the element count is
+// the files' (-n is ignored). Every spec sees the same sequence.
 // -v: one line per call (rank 0's tune-free breakdown from sqzGetCallInfo:
 // encode, transfer, decode; the slowest rank's total; the plan and gain).
+#include <dirent.h>
 #include <mpi.h>
 #include <unistd.h>
 
@@ -58,6 +64,48 @@ void makeGradient(std::vector<float>& g, int call, int calls, int rank) {
   }
 }
 
+// -g DIR: this rank's captured gradients, in step order (all the same size).
+std::vector<std::vector<float>> loadCaptured(const std::string& dir, int rank, std::vector<int>* stepsOut) {
+  const std::string prefix = "rank" + std::to_string(rank) + "_step";
+  std::vector<std::pair<int, std::string>> files;
+  DIR* d = opendir(dir.c_str());
+  if (!d) {
+    std::fprintf(stderr, "rank %d: -g %s: cannot open the directory\n", rank, dir.c_str());
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  while (dirent* e = readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.size() > prefix.size() + 4 && name.compare(0, prefix.size(), prefix) == 0 &&
+        name.compare(name.size() - 4, 4, ".f32") == 0) {
+      const std::string num = name.substr(prefix.size(), name.size() - prefix.size() - 4);
+      if (num.find_first_not_of("0123456789") == std::string::npos) files.emplace_back(std::atoi(num.c_str()), name);
+    }
+  }
+  closedir(d);
+  std::sort(files.begin(), files.end());
+  std::vector<std::vector<float>> out;
+  for (const auto& f : files) {
+    const std::string path = dir + "/" + f.second;
+    FILE* fp = std::fopen(path.c_str(), "rb");
+    long bytes = -1;
+    if (fp && std::fseek(fp, 0, SEEK_END) == 0) bytes = std::ftell(fp);
+    if (!fp || bytes <= 0 || bytes % 4 != 0 || (!out.empty() && static_cast<size_t>(bytes) != out[0].size() * 4)) {
+      std::fprintf(stderr, "rank %d: %s: unreadable, empty, or not the size of the other files\n", rank, path.c_str());
+      MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    std::rewind(fp);
+    std::vector<float> g(static_cast<size_t>(bytes) / 4);
+    if (std::fread(g.data(), 4, g.size(), fp) != g.size()) {
+      std::fprintf(stderr, "rank %d: %s: short read\n", rank, path.c_str());
+      MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    std::fclose(fp);
+    out.push_back(std::move(g));
+    stepsOut->push_back(f.first);
+  }
+  return out;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
@@ -74,9 +122,11 @@ int main(int argc, char** argv) {
   int calls = 6;
   std::string specList = "none,bf16,q8,q4,q2,q1,topk:0.1,topk:0.01,topk:0.001,randk:0.01,auto";
   bool verbose = false;
+  std::string gradDir;
   int c;
-  while ((c = getopt(argc, argv, "n:t:s:v")) != -1) {
+  while ((c = getopt(argc, argv, "n:t:s:g:v")) != -1) {
     if (c == 'v') verbose = true;
+    if (c == 'g') gradDir = optarg;
     if (c == 'n') n = static_cast<size_t>(std::atoll(optarg));
     if (c == 't') calls = std::atoi(optarg);
     if (c == 's') specList = optarg;
@@ -88,6 +138,23 @@ int main(int argc, char** argv) {
     specs.push_back(specList.substr(pos, comma - pos));
     pos = comma + 1;
   }
+  // -g: every rank must have the same number of files of the same size.
+  std::vector<std::vector<float>> captured;
+  std::vector<int> capturedSteps;
+  if (!gradDir.empty()) {
+    captured = loadCaptured(gradDir, rank, &capturedSteps);
+    long mine[2] = {static_cast<long>(captured.size()), captured.empty() ? 0L : static_cast<long>(captured[0].size())};
+    long lo[2], hi[2];
+    MPI_Allreduce(mine, lo, 2, MPI_LONG, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(mine, hi, 2, MPI_LONG, MPI_MAX, MPI_COMM_WORLD);
+    if (lo[0] == 0 || lo[0] != hi[0] || lo[1] != hi[1]) {
+      if (rank == 0)
+        std::fprintf(stderr, "-g %s: ranks have %ld-%ld files of %ld-%ld floats (need rank<R>_step<S>.f32 for every rank, "
+                     "same count and size)\n", gradDir.c_str(), lo[0], hi[0], lo[1], hi[1]);
+      MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    n = captured[0].size();
+  }
   sqzUniqueId id;
   if (rank == 0) sqzGetUniqueId(&id);
   MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
@@ -96,9 +163,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "init: %s\n", sqzGetLastError(nullptr));
     MPI_Abort(MPI_COMM_WORLD, 1);
   }
-  if (rank == 0)
+  if (rank == 0) {
     std::printf("# sqz_descent_bench: %d ranks, %zu float32 elements (%.1f MiB), %d calls per spec, sqzAvg\n", nranks, n,
                 n * 4.0 / (1 << 20), calls);
+    if (captured.empty()) {
+      std::printf("# gradients: synthetic, drifting (p_t 0.3 -> 0.0003)\n");
+    } else {
+      std::string steps;
+      for (int t = 0; t < calls; ++t) steps += " " + std::to_string(capturedSteps[t % capturedSteps.size()]);
+      std::printf("# gradients: captured in %s (%zu files per rank), calls replay steps%s\n", gradDir.c_str(),
+                  captured.size(), steps.c_str());
+    }
+  }
   std::vector<float> g(n), out(n);
   struct Row {
     std::string spec;
@@ -112,7 +188,8 @@ int main(int argc, char** argv) {
     std::vector<double> times, gains;
     Row row{spec, 0, 0, {}};
     for (int t = 0; t < calls; ++t) {
-      makeGradient(g, t, calls, rank);
+      if (captured.empty()) makeGradient(g, t, calls, rank);
+      else g = captured[t % captured.size()];
       MPI_Barrier(MPI_COMM_WORLD);
       double start = MPI_Wtime();
       sqzResult_t r = sqzAllReduceEx(g.data(), out.data(), n, sqzFloat32, sqzAvg, spec.c_str(), state, comm, nullptr);
