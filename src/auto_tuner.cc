@@ -16,18 +16,20 @@
 namespace sqz {
 
 void tunerStats(const void* input, sqzDataType_t type, const float* residual, size_t count, GradStats* stats) {
-  constexpr size_t kRun = 4096, kBudget = size_t(1) << 18;
+  // 1024 runs of one statistics block (256 elements) spread evenly over the
+  // whole buffer, first and last elements included: a small layer anywhere
+  // in a flattened bucket (an output layer at the end holding the largest
+  // gradients) is sampled in proportion to its size, not skipped.
+  constexpr size_t kRun = kStatsBlockSize, kBudget = size_t(1) << 18, kRuns = kBudget / kRun;
   clearStats(stats);
   if (count <= kBudget) {
     gradStatsCpu(input, type, nullptr, count, stats);
   } else {
-    const size_t runs = (count + kRun - 1) / kRun;
-    const size_t stride = (count + kBudget - 1) / kBudget;  // every stride-th run
     size_t sampled = 0;
-    for (size_t r = 0; r < runs; r += stride) {
-      const size_t off = r * kRun, len = std::min(kRun, count - off);
-      gradStatsCpu(elementPtr(input, type, off), type, nullptr, len, stats);
-      sampled += len;
+    for (size_t r = 0; r < kRuns; ++r) {
+      const size_t off = static_cast<size_t>(static_cast<unsigned __int128>(count - kRun) * r / (kRuns - 1));
+      gradStatsCpu(elementPtr(input, type, off), type, nullptr, kRun, stats);
+      sampled += kRun;
     }
     const double scale = static_cast<double>(count) / static_cast<double>(sampled);
     double* fields = reinterpret_cast<double*>(stats);

@@ -86,7 +86,10 @@ TEST(Auto, SampledStatisticsKeepTheGains) {
   EXPECT_EQ(sampled.nonFinite, 0);
   for (const char* spec : {"q8", "q4", "q2", "q1", "topk:0.1", "topk:0.01", "topk:0.001", "bf16"}) {
     CodecParams p = parseCodecSpec(spec);
-    EXPECT_NEAR(gain(sampled, p), gain(full, p), 0.03) << spec;
+    // The top 0.1% of a heavy-tailed (t with 3 degrees of freedom) buffer
+    // rests on ~260 sampled values: a sampling error of ~10% of the gain.
+    const double tolerance = std::string(spec) == "topk:0.001" ? 0.12 * gain(full, p) : 0.03;
+    EXPECT_NEAR(gain(sampled, p), gain(full, p), tolerance) << spec;
   }
   e[count - 5] = std::nanf("");  // in the residual only
   tunerStats(g.data(), sqzFloat32, e.data(), count, &sampled);
@@ -95,6 +98,27 @@ TEST(Auto, SampledStatisticsKeepTheGains) {
   g[count - 3] = std::nanf("");  // outside most sampled runs
   tunerStats(g.data(), sqzFloat32, e.data(), count, &sampled);
   EXPECT_GT(sampled.nonFinite, 0);
+}
+
+// A flattened bucket whose last, small layer holds the largest values (an
+// MLP's output layer: 10k of 1.86M elements, a third of the squared norm)
+// must not fall between sampled runs: the sampled top-K gains stay close to
+// the full pass's. (Sampling every 8th run of 4096 elements never saw the
+// tail, and scored top-K 1% at 0.24 against 0.48 on real MLP gradients.)
+TEST(Auto, SampledStatisticsSeeASmallLastLayer) {
+  const size_t count = 1863690, tail = 10250;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> g(count);
+  for (size_t i = 0; i < count; ++i) g[i] = normal(rng) * (i >= count - tail ? 1.0f : 0.01f);
+  GradStats full, sampled;
+  clearStats(&full);
+  gradStatsCpu(g.data(), sqzFloat32, nullptr, count, &full);
+  tunerStats(g.data(), sqzFloat32, nullptr, count, &sampled);
+  for (const char* spec : {"topk:0.01", "topk:0.001", "q4", "q1"}) {
+    CodecParams p = parseCodecSpec(spec);
+    EXPECT_NEAR(gain(sampled, p), gain(full, p), 0.1 * gain(full, p) + 0.01) << spec;
+  }
 }
 
 // The gain is of g: a dense residual (what a coarse quantizer left behind)
