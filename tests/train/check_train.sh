@@ -4,10 +4,13 @@
 # same curve (2 ranks: a + b is commutative, and sqzAvg divides once as the
 # MPI path does, so to float tolerance, in practice bit for bit); the same
 # seed gives the same exact curve bit for bit (parameter hash); compressed
-# and auto runs train too. Exit 77 (skipped) without the dataset.
-#   check_train.sh PATH/TO/sqz_train_bench
+# and auto runs train too; --capture writes each rank's gradient at the asked
+# steps, and sqz_descent_bench -g replays them. Exit 77 (skipped) without the
+# dataset.
+#   check_train.sh PATH/TO/sqz_train_bench PATH/TO/sqz_descent_bench
 set -euo pipefail
-bin=${1:?usage: check_train.sh sqz_train_bench}
+bin=${1:?usage: check_train.sh sqz_train_bench sqz_descent_bench}
+descent=${2:?usage: check_train.sh sqz_train_bench sqz_descent_bench}
 data=${SQZ_TRAIN_DATA:-/usr/share/datasets/fashion-mnist}
 if [ ! -f "$data/train-images-idx3-ubyte.gz" ]; then
   echo "SKIP: no Fashion-MNIST at $data (Debian package dataset-fashion-mnist)"; exit 77
@@ -57,3 +60,19 @@ check(ha == hb, f"logreg none: same seed, same parameter hashes at every point (
 check(all("=" in r["plans"] for r in m["auto"][1:]), "mlp auto: plans recorded after step 0")
 sys.exit(1 if fails else 0)
 PY
+
+# Gradient capture for the descent matrix (issue 10): 2 ranks x 3 steps of
+# raw float32, 784*64+64 + 64*64+64 + 64*10+10 = 55050 elements each, and
+# the descent benchmark replays them.
+run --model mlp --hidden 64 --methods none --steps 5 --eval-every 5 --capture "$tmp/g" --capture-steps 1,3,5 \
+  --out "$tmp/capture.csv"
+files=$(find "$tmp/g" -name 'rank*_step*.f32' | wc -l)
+[ "$files" = 6 ] || { echo "FAIL capture: $files gradient files, expected 6"; exit 1; }
+grep -qx 'elements 55050' "$tmp/g/index.txt" || { echo "FAIL capture: index.txt does not say 55050 elements"; exit 1; }
+for f in "$tmp"/g/rank*_step*.f32; do
+  [ "$(stat -c %s "$f")" = $((55050 * 4)) ] || { echo "FAIL capture: $f is $(stat -c %s "$f") bytes"; exit 1; }
+done
+echo "ok   capture: 6 files of 55050 float32"
+mpirun --allow-run-as-root --oversubscribe -np 2 "$descent" -g "$tmp/g" -t 4 -s none,q4 >"$tmp/descent.txt"
+grep -qE '^ +q4 ' "$tmp/descent.txt" || { echo "FAIL descent replay: no q4 row"; cat "$tmp/descent.txt"; exit 1; }
+echo "ok   descent benchmark replays the captured gradients"
