@@ -380,10 +380,61 @@ struct DevicePath::Impl {
     st.statsPending = true;
   }
 
+  // An exact allreduce of device memory, stream-ordered: NCCL's, or the
+  // host ring over a staged copy (after the ranks agree on the call `h`).
+  // With devStats (auto), this call's statistics are gathered for the next
+  // call on st's buffer (lagged).
+  void exactAllreduce(const void* src, void* dst, size_t count, sqzDataType_t type, sqzRedOp_t op,
+                      const GradStats* devStats, DeviceBufferState* st, const CallHeader& h, Scratch& scratch,
+                      cudaStream_t s) {
+    const size_t bytes = count * dataTypeSize(type);
+    if (nccl) {
+      nccl->allReduce(src, dst, count, type, op, s);
+      if (devStats) gatherStatsNccl(*st, devStats, scratch, s);
+      return;
+    }
+    const int n = nranks();
+    StagingEngine::Block data = staging->acquire(bytes);
+    StagingEngine::Block stats = staging->acquire(sizeof(GradStats) * (n + 1));
+    SQZ_CUDA_OK(cudaMemcpyAsync(data.host, src, bytes, cudaMemcpyDeviceToHost, s));
+    if (devStats) SQZ_CUDA_OK(cudaMemcpyAsync(stats.host, devStats, sizeof(GradStats), cudaMemcpyDeviceToHost, s));
+    const uint32_t seq = comm.nextSeq();
+    const uint32_t statsSeq = devStats ? comm.nextSeq() : 0;
+    auto sum = devStats ? std::make_shared<GradStats>() : nullptr;
+    Communicator* c = &comm;
+    auto job = staging->submit(
+        s,
+        [=] {
+          const Deadline deadline = Deadline::fromTimeout();
+          agreeOnCall(*c->transport_, seq, h, deadline);
+          AllreduceArgs a;
+          a.send = a.recv = data.host;
+          a.count = count;
+          a.type = type;
+          a.op = op;
+          a.seq = seq;
+          a.deadline = deadline;
+          CallCounters counters;
+          std::string algorithm;
+          c->runExact(a, nullptr, &counters, &algorithm);
+          if (sum) {
+            auto* all = static_cast<unsigned char*>(stats.host) + sizeof(GradStats);
+            AllGather(*c->transport_).run(stats.host, all, sizeof(GradStats), statsSeq, deadline);
+            sumStats(all, sizeof(GradStats), n, sum.get());
+          }
+        },
+        {data, stats});
+    SQZ_CUDA_OK(cudaMemcpyAsync(dst, data.host, bytes, cudaMemcpyHostToDevice, s));
+    staging->retire(job, s);
+    if (devStats) {
+      st->lastJob = job;
+      st->jobStats = sum;
+    }
+  }
+
   void runExact(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op,
                 DeviceBufferState* st, bool tuned, cudaStream_t s, const std::string& planText, sqzCallInfo* info) {
     Scratch scratch(pool, s);
-    const size_t bytes = count * dataTypeSize(type);
     // Mass the residual still owes goes out with this exact call.
     const bool flush = st && st->dirty;
     const void* src = send;
@@ -405,53 +456,9 @@ struct DevicePath::Impl {
       wireType = sqzFloat32;
     }
     const size_t wireBytes = count * dataTypeSize(wireType);
-    if (nccl) {
-      nccl->allReduce(src, dst, count, wireType, op, s);
-      if (tuned) gatherStatsNccl(*st, devStats, scratch, s);
-    } else {
-      StagingEngine::Block data = staging->acquire(wireBytes);
-      StagingEngine::Block stats = staging->acquire(sizeof(GradStats) * (nranks() + 1));
-      SQZ_CUDA_OK(cudaMemcpyAsync(data.host, src, wireBytes, cudaMemcpyDeviceToHost, s));
-      if (tuned)
-        SQZ_CUDA_OK(cudaMemcpyAsync(stats.host, devStats, sizeof(GradStats), cudaMemcpyDeviceToHost, s));
-      const uint32_t seq = comm.nextSeq();
-      const uint32_t statsSeq = tuned ? comm.nextSeq() : 0;
-      const CallHeader h = header(count, type, op, planText);
-      auto sum = tuned ? std::make_shared<GradStats>() : nullptr;
-      Communicator* c = &comm;
-      const int n = nranks();
-      auto job = staging->submit(
-          s,
-          [=] {
-            const Deadline deadline = Deadline::fromTimeout();
-            agreeOnCall(*c->transport_, seq, h, deadline);
-            AllreduceArgs a;
-            a.send = a.recv = data.host;
-            a.count = count;
-            a.type = wireType;
-            a.op = op;
-            a.seq = seq;
-            a.deadline = deadline;
-            CallCounters counters;
-            std::string algorithm;
-            c->runExact(a, nullptr, &counters, &algorithm);
-            if (sum) {
-              auto* all = static_cast<unsigned char*>(stats.host) + sizeof(GradStats);
-              AllGather(*c->transport_).run(stats.host, all, sizeof(GradStats), statsSeq, deadline);
-              sumStats(all, sizeof(GradStats), n, sum.get());
-            }
-          },
-          {data, stats});
-      SQZ_CUDA_OK(cudaMemcpyAsync(dst, data.host, wireBytes, cudaMemcpyHostToDevice, s));
-      staging->retire(job, s);
-      if (tuned) {
-        st->lastJob = job;
-        st->jobStats = sum;
-      }
-    }
+    exactAllreduce(src, dst, count, wireType, op, devStats, st, header(count, type, op, planText), scratch, s);
     if (flush) cudaStoreFloats(acc, count, 1, type, recv, s);
     info->wireBytes = static_cast<size_t>(RingAllreduce::bytesSentPerRank(static_cast<double>(wireBytes), nranks()));
-    (void)bytes;
   }
 
   void runGather(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op,
@@ -564,48 +571,8 @@ struct DevicePath::Impl {
     cudaNonFiniteFlag(devStats, values + k, s);
     const uint64_t step = st.step++;
     st.dirty = true;
-    if (nccl) {
-      nccl->allReduce(values, values, k + 1, sqzFloat32, sqzSum, s);
-      if (tuned) gatherStatsNccl(st, devStats, scratch, s);
-    } else {
-      StagingEngine::Block data = staging->acquire((k + 1) * sizeof(float));
-      StagingEngine::Block stats = staging->acquire(sizeof(GradStats) * (n + 1));
-      SQZ_CUDA_OK(cudaMemcpyAsync(data.host, values, (k + 1) * sizeof(float), cudaMemcpyDeviceToHost, s));
-      if (tuned) SQZ_CUDA_OK(cudaMemcpyAsync(stats.host, devStats, sizeof(GradStats), cudaMemcpyDeviceToHost, s));
-      const uint32_t seq = comm.nextSeq();
-      const uint32_t statsSeq = tuned ? comm.nextSeq() : 0;
-      const CallHeader h = header(count, type, op, planText);
-      auto sum = tuned ? std::make_shared<GradStats>() : nullptr;
-      Communicator* c = &comm;
-      auto job = staging->submit(
-          s,
-          [=] {
-            const Deadline deadline = Deadline::fromTimeout();
-            agreeOnCall(*c->transport_, seq, h, deadline);
-            AllreduceArgs b;
-            b.send = b.recv = data.host;
-            b.count = k + 1;
-            b.type = sqzFloat32;
-            b.op = sqzSum;
-            b.seq = seq;
-            b.deadline = deadline;
-            CallCounters counters;
-            std::string algorithm;
-            c->runExact(b, nullptr, &counters, &algorithm);
-            if (sum) {
-              auto* all = static_cast<unsigned char*>(stats.host) + sizeof(GradStats);
-              AllGather(*c->transport_).run(stats.host, all, sizeof(GradStats), statsSeq, deadline);
-              sumStats(all, sizeof(GradStats), n, sum.get());
-            }
-          },
-          {data, stats});
-      SQZ_CUDA_OK(cudaMemcpyAsync(values, data.host, (k + 1) * sizeof(float), cudaMemcpyHostToDevice, s));
-      staging->retire(job, s);
-      if (tuned) {
-        st.lastJob = job;
-        st.jobStats = sum;
-      }
-    }
+    exactAllreduce(values, values, k + 1, sqzFloat32, sqzSum, tuned ? devStats : nullptr, &st,
+                   header(count, type, op, planText), scratch, s);
     cudaRandkScatter(codec, count, comm.seed_, step, 0, values, acc, DecodeMode::Overwrite, s);
     cudaStoreFloats(acc, count, op == sqzAvg ? n : 1, type, recv, s);
     cudaNonFiniteGuard(values + k, 0, 1, true, recv, type, count, st.residual, s);
