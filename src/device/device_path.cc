@@ -313,9 +313,7 @@ struct DevicePath::Impl {
     if (!st.tuning.haveReduced) {
       // Sync mode on a buffer's first call: this call's own statistics.
       Scratch scratch(pool, s);
-      GradStats* devStats = scratch.get<GradStats>(sizeof(GradStats));
-      SQZ_CUDA_OK(cudaMemsetAsync(devStats, 0, sizeof(GradStats), s));
-      cudaGradStats(send, type, nullptr, count, devStats, s);  // of g, as the host path (DESIGN.md section 1)
+      GradStats* devStats = statsOfG(send, type, count, scratch, s);
       SQZ_CUDA_OK(cudaMemcpyAsync(st.statsHost, devStats, sizeof(GradStats), cudaMemcpyDeviceToHost, s));
       SQZ_CUDA_OK(cudaEventRecord(st.statsEvent, s));
       SQZ_CUDA_OK(cudaEventSynchronize(st.statsEvent));
@@ -380,6 +378,29 @@ struct DevicePath::Impl {
     st.statsPending = true;
   }
 
+  // This call's statistics of g (not g + e, as the host path: DESIGN.md
+  // section 1), in scratch device memory.
+  GradStats* statsOfG(const void* send, sqzDataType_t type, size_t count, Scratch& scratch, cudaStream_t s) {
+    GradStats* devStats = scratch.get<GradStats>(sizeof(GradStats));
+    SQZ_CUDA_OK(cudaMemsetAsync(devStats, 0, sizeof(GradStats), s));
+    cudaGradStats(send, type, nullptr, count, devStats, s);
+    return devStats;
+  }
+
+  // The encoder's view of a whole device buffer with its residual and key.
+  EncodeArgs encodeArgs(const void* send, sqzDataType_t type, size_t count, DeviceBufferState& st) const {
+    EncodeArgs a;
+    a.input = send;
+    a.dtype = type;
+    a.count = count;
+    a.residual = st.residual;
+    a.seed = comm.seed_;
+    a.step = st.step;
+    a.rank = static_cast<uint32_t>(rank());
+    a.chunkOffset = 0;
+    return a;
+  }
+
   // An exact allreduce of device memory, stream-ordered: NCCL's, or the
   // host ring over a staged copy (after the ranks agree on the call `h`).
   // With devStats (auto), this call's statistics are gathered for the next
@@ -441,12 +462,7 @@ struct DevicePath::Impl {
     void* dst = recv;
     sqzDataType_t wireType = type;
     float* acc = nullptr;
-    GradStats* devStats = nullptr;
-    if (tuned) {
-      devStats = scratch.get<GradStats>(sizeof(GradStats));
-      SQZ_CUDA_OK(cudaMemsetAsync(devStats, 0, sizeof(GradStats), s));
-      cudaGradStats(send, type, nullptr, count, devStats, s);  // of g, as the host path
-    }
+    GradStats* devStats = tuned ? statsOfG(send, type, count, scratch, s) : nullptr;
     if (flush) {
       acc = scratch.get<float>(count * sizeof(float));
       cudaLoadFloats(send, type, st->residual, count, acc, s);
@@ -474,20 +490,10 @@ struct DevicePath::Impl {
     float* acc = scratch.get<float>(count * sizeof(float));
     const size_t wsBytes = cudaEncodeWorkspaceBytes(codec, count);
     void* ws = wsBytes ? scratch.get(wsBytes) : nullptr;
-    GradStats* devStats = scratch.get<GradStats>(sizeof(GradStats));
-    SQZ_CUDA_OK(cudaMemsetAsync(devStats, 0, sizeof(GradStats), s));
+    GradStats* devStats = statsOfG(send, type, count, scratch, s);
     {
       TraceRange r("sqz encode");
-      cudaGradStats(send, type, nullptr, count, devStats, s);  // of g, as the host path (DESIGN.md section 1)
-      EncodeArgs a;
-      a.input = send;
-      a.dtype = type;
-      a.count = count;
-      a.residual = st.residual;
-      a.seed = comm.seed_;
-      a.step = st.step;
-      a.rank = static_cast<uint32_t>(rank());
-      a.chunkOffset = 0;
+      EncodeArgs a = encodeArgs(send, type, count, st);
       a.stats = devStats;
       cudaEncode(codec, a, payload, ws, s);
     }
@@ -556,18 +562,8 @@ struct DevicePath::Impl {
     // The K values and, after them, this rank's non-finite flag: one exact sum.
     float* values = scratch.get<float>((k + 1) * sizeof(float));
     float* acc = scratch.get<float>(count * sizeof(float));
-    GradStats* devStats = scratch.get<GradStats>(sizeof(GradStats));
-    SQZ_CUDA_OK(cudaMemsetAsync(devStats, 0, sizeof(GradStats), s));
-    cudaGradStats(send, type, nullptr, count, devStats, s);  // of g, as the host path (DESIGN.md section 1)
-    EncodeArgs a;
-    a.input = send;
-    a.dtype = type;
-    a.count = count;
-    a.residual = st.residual;
-    a.seed = comm.seed_;
-    a.step = st.step;
-    a.rank = static_cast<uint32_t>(rank());
-    cudaRandkGather(codec, a, values, s);
+    GradStats* devStats = statsOfG(send, type, count, scratch, s);
+    cudaRandkGather(codec, encodeArgs(send, type, count, st), values, s);
     cudaNonFiniteFlag(devStats, values + k, s);
     const uint64_t step = st.step++;
     st.dirty = true;
