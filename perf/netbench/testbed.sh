@@ -114,7 +114,9 @@ cmd_up() {
   fi
   [[ ! -f "$(state_file)" ]] || die "up: testbed '$PREFIX' is already up ($(state_file)); run: $0 down --name $PREFIX"
   ! ip link show "$(bridge_if)" >/dev/null 2>&1 || die "up: bridge $(bridge_if) already exists (leftover? run: $0 down --name $PREFIX)"
-  if ip -4 -o addr show | awk '{print $4}' | grep -q "^${SUBNET//./\\.}\."; then
+  # Read whole, then matched: `cmd | grep -q` under pipefail fails when grep exits first.
+  local addrs; addrs=$(ip -4 -o addr show | awk '{print $4}')
+  if grep -q "^${SUBNET//./\\.}\." <<<"$addrs"; then
     die "up: subnet ${SUBNET}.0/24 is already in use on this host (another testbed? pick --subnet)"
   fi
 

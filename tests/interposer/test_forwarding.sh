@@ -19,14 +19,17 @@ same() {
 same "$(LD_PRELOAD="$lib" "$probe")" "under LD_PRELOAD"
 same "$(LD_PRELOAD="$lib" SQZ_COMPRESSION=q4 SQZ_MIN_BYTES=0 "$probe")" "under LD_PRELOAD with SQZ_COMPRESSION=q4"
 log=$(LD_PRELOAD="$lib" SQZ_DEBUG=INFO SQZ_COMPRESSION=q4 "$probe" 2>&1 >/dev/null)
-echo "$log" | grep -q "forwarding ncclAllReduce" || { echo "no forwarding reported: $log"; exit 1; }
-if echo "$log" | grep -q "intercepted ncclAllReduce"; then
+grep -q "forwarding ncclAllReduce" <<<"$log" || { echo "no forwarding reported: $log"; exit 1; }
+if grep -q "intercepted ncclAllReduce" <<<"$log"; then
   echo "a call on a bogus communicator was served by sqz: $log"; exit 1
 fi
 # libsqz_nccl.so finds libsqz through its RPATH, and needs no libnccl itself.
-if ldd "$lib" | grep -q "not found"; then echo "unresolved dependencies:"; ldd "$lib"; exit 1; fi
-ldd "$lib" | grep -q "libsqz\.so" || { echo "libsqz_nccl.so does not link libsqz"; ldd "$lib"; exit 1; }
-if ldd "$lib" | grep -q "libnccl"; then echo "libsqz_nccl.so links libnccl"; ldd "$lib"; exit 1; fi
+# ldd's output is read whole first: under pipefail, `ldd | grep -q` fails
+# whenever grep exits on its match before ldd has written everything (SIGPIPE).
+deps=$(ldd "$lib")
+if grep -q "not found" <<<"$deps"; then echo "unresolved dependencies:"; echo "$deps"; exit 1; fi
+grep -q "libsqz\.so" <<<"$deps" || { echo "libsqz_nccl.so does not link libsqz"; echo "$deps"; exit 1; }
+if grep -q "libnccl" <<<"$deps"; then echo "libsqz_nccl.so links libnccl"; echo "$deps"; exit 1; fi
 echo "$plain"
 echo "$log"
 echo "interposer: identical answers with and without LD_PRELOAD (and with SQZ_COMPRESSION=q4); ncclAllReduce forwarded"
