@@ -198,7 +198,7 @@ typedef struct {
   int exact;                /* 1 when the exact (uncompressed) path ran */
   size_t count;             /* elements */
   size_t bytes;             /* count * element size */
-  size_t wireBytes;         /* bytes this rank sent */
+  size_t wireBytes;         /* bytes this rank sent (with auto's statistics, when they went out) */
   double compressionRatio;  /* dense ring bytes / wireBytes */
   double gain;              /* estimated fraction of squared norm kept, 1 when exact */
   double encodeSeconds, transferSeconds, decodeSeconds, totalSeconds;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <map>
 
@@ -170,17 +171,37 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
   // at calibration, else priced from the stats throughput; they then go to
   // every peer (lagged agreement). Plans timed whole at calibration carry
   // their correction (MeasuredPlans).
-  const double tuneSeconds =
+  // With the statistics cadence (TuningState) that cost is shared by the
+  // calls between two exchanges.
+  const double statsSeconds =
       measured_.tuneSeconds(count, profile_.codecs.statsSeconds(topo_.device, std::min(count, 262144.0))) +
       model_->stageTransferSeconds(statsExchangeStage(topo_, sizeof(GradStats)));
-  measured_.apply(candidates, count, *model_, tuneSeconds);
+  measured_.apply(candidates, count, *model_, statsSeconds / std::max<uint32_t>(1, state.statsEvery));
   // This build runs a hierarchical plan's intra-node stages exactly only.
   candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
                                   [](const Candidate& c) {
                                     return c.spec.hierarchical && c.spec.intraCodec.kind != CodecKind::None;
                                   }),
                    candidates.end());
-  return state.selector.choose(candidates, reduced, *model_, label);
+  Plan plan = state.selector.choose(candidates, reduced, *model_, label);
+  const uint32_t every = nextStatsEvery(state.statsEvery, plan.changed, statsSeconds, plan.chosen.cost.seconds,
+                                        state.maxStatsEvery);
+  if (every != state.statsEvery)
+    SQZ_TRACE("tuner: %s: statistics (%.3f ms) every %u call(s) of %s (%.3f ms)", label.c_str(), statsSeconds * 1e3,
+              every, plan.name().c_str(), plan.chosen.cost.seconds * 1e3);
+  state.statsEvery = every;
+  return plan;
+}
+
+uint32_t nextStatsEvery(uint32_t every, bool planChanged, double statsSeconds, double planSeconds,
+                        uint32_t maxEvery) {
+  if (planChanged || maxEvery <= 1) return 1;
+  // Enough calls per exchange that the statistics are at most kStatsShare
+  // of the plan's time; reached by doubling, so a drifting gradient that
+  // changes the plan is followed call by call again at once.
+  double needed = planSeconds > 0 ? std::ceil(statsSeconds / (kStatsShare * planSeconds)) : 1.0;
+  const uint32_t cap = static_cast<uint32_t>(std::clamp(needed, 1.0, static_cast<double>(maxEvery)));
+  return std::min(std::max<uint32_t>(1, every) * 2, cap);
 }
 
 bool AutoTuner::forcedPlan(uint64_t bytes, PlanSpec* out) const {

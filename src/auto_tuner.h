@@ -37,12 +37,44 @@ class Transport;
 void tunerStats(const void* input, sqzDataType_t type, const float* residual, size_t count, GradStats* stats);
 
 // What the tuner keeps per buffer (inside its ErrorFeedbackState).
+//
+// Statistics cadence: the statistics pass and its exchange (4 KiB to every
+// peer) cost the same whatever the plan, which on a slow link is a large
+// share of a top-K call (measured at 10 Mbit/s with 4 ranks: ~8 ms of a
+// 37 ms call). While the choice holds, the exchange backs off (every 2, 4,
+// ... calls, up to the interval that makes it at most kStatsShare of the
+// chosen plan's time, and at most maxStatsEvery); a change of plan brings it
+// back to every call. All of it is a function of agreed numbers (reduced
+// statistics, rank 0's profile), so every rank exchanges on the same calls.
 struct TuningState {
   Selector selector;
-  GradStats reduced{};       // last call's statistics, summed over ranks
+  GradStats reduced{};       // last exchanged statistics, summed over ranks
   bool haveReduced = false;  // false until the first call (then: sync mode)
-  bool current = false;      // `reduced` already holds this call's statistics
+  bool current = false;      // nothing to exchange on this call
+  bool fresh = false;        // `reduced` arrived after the cached plan was chosen
+  PlanSpec plan;             // the plan chosen from `reduced` (valid once chosen)
+  double planGain = -1;
+  bool havePlan = false;
+  uint32_t statsEvery = 1;       // an exchange every this many calls
+  uint32_t callsSinceStats = 0;  // calls since the last exchange
+  uint32_t maxStatsEvery = 1;    // 1: every call (the device path's statistics ride in its payloads)
+
+  // Whether this call reads and exchanges statistics (decided before the
+  // call's header agreement, from agreed state only).
+  bool statsDue() const { return !haveReduced || callsSinceStats + 1 >= statsEvery; }
+  // Counts a call once its statistics (if any) were sent.
+  void countCall(bool exchanged) { callsSinceStats = exchanged ? 0 : callsSinceStats + 1; }
 };
+
+// The largest share of a call that the statistics may take before their
+// exchange backs off.
+inline constexpr double kStatsShare = 0.02;
+
+// The statistics interval after a choice: 1 when the plan changed (or
+// maxEvery <= 1), else twice `every`, capped at the interval where
+// statsSeconds is kStatsShare of planSeconds and at maxEvery.
+uint32_t nextStatsEvery(uint32_t every, bool planChanged, double statsSeconds, double planSeconds,
+                        uint32_t maxEvery);
 
 class AutoTuner {
  public:

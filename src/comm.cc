@@ -70,6 +70,8 @@ CommConfig CommConfig::fromEnv() {
   c.chunkBytes = static_cast<size_t>(envInt("SQZ_CHUNK_BYTES", 512 << 10));
   c.directMaxBytes = static_cast<size_t>(envInt("SQZ_DIRECT_MAX_BYTES", 32 << 10));
   c.minBytes = static_cast<size_t>(envInt("SQZ_MIN_BYTES", 64 << 10));
+  c.statsEveryMax = static_cast<uint32_t>(std::max<int64_t>(1, envInt("SQZ_STATS_EVERY_MAX", 16)));
+  c.tuneSync = envString("SQZ_TUNE_MODE", "lagged") == "sync";
   return c;
 }
 
@@ -201,7 +203,7 @@ void Communicator::reduceStats(GradStats* stats) {
 }
 
 PlanSpec Communicator::choosePlan(const void* send, size_t count, sqzDataType_t type, ErrorFeedbackState& ef,
-                                  const GradStats& local, double* gain) {
+                                  const GradStats& local, bool withStats, double* gain) {
   const size_t bytes = count * dataTypeSize(type);
   if (!tuner_->ready()) {
     tuner_->prepare(
@@ -214,24 +216,31 @@ PlanSpec Communicator::choosePlan(const void* send, size_t count, sqzDataType_t 
     *gain = -1;
     return forced;
   }
-  // Lagged agreement: the statistics reduced during the previous call on
-  // this buffer pick this call's plan; the first call reduces its own first
-  // (sync), as does SQZ_TUNE_MODE=sync on every call.
-  static const bool sync = envString("SQZ_TUNE_MODE", "lagged") == "sync";
-  if (!ef.tuning.haveReduced || sync) {
-    ef.tuning.reduced = local;
-    reduceStats(&ef.tuning.reduced);
-    ef.tuning.haveReduced = true;
-    ef.tuning.current = true;  // already this call's: nothing to exchange
+  // Lagged agreement: the statistics last exchanged on this buffer pick
+  // this call's plan; the first call reduces its own first (sync), as does
+  // SQZ_TUNE_MODE=sync on every call. Between exchanges (TuningState's
+  // cadence) the plan chosen from the last ones stands.
+  TuningState& t = ef.tuning;
+  if (!t.haveReduced || config_.tuneSync) {
+    t.reduced = local;
+    reduceStats(&t.reduced);
+    t.haveReduced = true;
+    t.fresh = true;
+    t.current = true;  // already this call's: nothing to exchange
   } else {
-    ef.tuning.current = false;
+    t.current = !withStats;
   }
-  char label[64];
-  std::snprintf(label, sizeof label, "buffer of %zu x %s", count, dataTypeName(type));
-  Plan plan = tuner_->choose(ef.tuning, ef.tuning.reduced, static_cast<double>(count),
-                             static_cast<int>(dataTypeSize(type)), label);
-  *gain = plan.chosen.gain;
-  return plan.chosen.candidate.spec;
+  if (t.fresh || !t.havePlan) {
+    char label[64];
+    std::snprintf(label, sizeof label, "buffer of %zu x %s", count, dataTypeName(type));
+    Plan plan = tuner_->choose(t, t.reduced, static_cast<double>(count), static_cast<int>(dataTypeSize(type)), label);
+    t.plan = plan.chosen.candidate.spec;
+    t.planGain = plan.chosen.gain;
+    t.havePlan = true;
+    t.fresh = false;
+  }
+  *gain = t.planGain;
+  return t.plan;
 }
 
 void Communicator::runExact(const AllreduceArgs& a, ErrorFeedbackState* ef, CallCounters* counters,
@@ -344,11 +353,18 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   h.op = op;
   h.spec = specHash(policy.text);
   GradStats local{};
+  bool withStats = false;  // this call reads and exchanges auto's statistics
   if (compressible && tuned) {
     PhaseTimer tune(&tuneSeconds, "sqz tune");
     ef->ensure(EvenSplit{count, static_cast<size_t>(size_)}.length(0));
-    tunerStats(send, type, ef->residual.data(), count, &local);
-    if (local.nonFinite > 0) h.rankFlags |= kFlagNonFinite;
+    ef->tuning.maxStatsEvery = config_.tuneSync ? 1 : config_.statsEveryMax;
+    withStats = ef->tuning.statsDue() || config_.tuneSync;
+    if (withStats) {
+      tunerStats(send, type, ef->residual.data(), count, &local);
+      if (local.nonFinite > 0) h.rankFlags |= kFlagNonFinite;
+    } else if (hasNonFinite(send, type, count) || hasNonFinite(ef->residual.data(), sqzFloat32, count)) {
+      h.rankFlags |= kFlagNonFinite;
+    }
   } else if (compressible && fixedLossy && hasNonFinite(send, type, count)) {
     h.rankFlags |= kFlagNonFinite;
   }
@@ -365,7 +381,7 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
     double gain = -1;
     {
       PhaseTimer tune(&tuneSeconds, "sqz tune");
-      plan = tuned ? choosePlan(send, count, type, *ef, local, &gain) : policy.plan;
+      plan = tuned ? choosePlan(send, count, type, *ef, local, withStats, &gain) : policy.plan;
     }
     if (plan.algorithm.empty()) plan.algorithm = chooseAlgorithm(plan.codec, count);
     info.gain = gain;
@@ -380,7 +396,10 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   SumExchange statsExchange;
   constexpr uint32_t kStatsSlot = 0xffff20;
   if (compressible && tuned && !(flags & kFlagNonFinite) && !ef->tuning.current)
+  {
     statsExchange.start(*transport_, a.seq, kStatsSlot, reinterpret_cast<const double*>(&local), GradStats::kDoubles);
+    counters.wireBytes += static_cast<size_t>(size_ - 1) * sizeof(GradStats);
+  }
   if (hierarchical) {
     algorithm = "hier";
     CompressedArgs c = compressedArgs(a, plan.codec, *ef, &counters);
@@ -401,7 +420,11 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
     std::snprintf(info.codec, sizeof info.codec, "none");
     if (count > 0) runExact(a, ef, &counters, &algorithm);
   }
-  if (statsExchange.active()) statsExchange.finish(a.deadline, reinterpret_cast<double*>(&ef->tuning.reduced));
+  if (statsExchange.active()) {
+    statsExchange.finish(a.deadline, reinterpret_cast<double*>(&ef->tuning.reduced));
+    ef->tuning.fresh = true;
+  }
+  if (compressible && tuned && !(flags & kFlagNonFinite)) ef->tuning.countCall(withStats);
   std::snprintf(info.algorithm, sizeof info.algorithm, "%s", algorithm.c_str());
   if (hierarchical) std::snprintf(info.plan, sizeof info.plan, "@%s", planName(plan).c_str());
   else

@@ -30,6 +30,8 @@ struct CommConfig {
   size_t chunkBytes;      // SQZ_CHUNK_BYTES: pipelining granularity of the ring
   size_t directMaxBytes;  // SQZ_DIRECT_MAX_BYTES: at or below, one-round direct allreduce
   size_t minBytes;        // SQZ_MIN_BYTES: smaller buffers are never compressed
+  uint32_t statsEveryMax;  // SQZ_STATS_EVERY_MAX: auto's longest statistics interval, in calls
+  bool tuneSync;           // SQZ_TUNE_MODE=sync: every call reduces its statistics first
   static CommConfig fromEnv();
 };
 
@@ -98,7 +100,7 @@ class Communicator {
   void reduceStats(GradStats* stats);
   // `auto`: the plan for this call (a collective on first use of the tuner).
   PlanSpec choosePlan(const void* send, size_t count, sqzDataType_t type, ErrorFeedbackState& ef,
-                      const GradStats& local, double* gain);
+                      const GradStats& local, bool withStats, double* gain);
   ErrorFeedbackState& keyedState(void* recv, size_t count, sqzDataType_t type);
   // Before the caller's thread uses the host transport: the device path's
   // progress thread must be idle (and its errors are this call's errors).

@@ -7,7 +7,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <string>
@@ -164,6 +166,110 @@ TEST(Auto, FastLinkStaysExact) {
   EXPECT_EQ(run.last[0].exact, 1) << run.last[0].plan;
   EXPECT_EQ(std::string(run.last[0].plan), "@ring");
   for (int r = 1; r < 3; ++r) EXPECT_EQ(run.outputs[r], run.outputs[0]);
+  std::remove(path.c_str());
+}
+
+// The statistics interval: back to every call when the plan changes,
+// doubling while it holds, up to where the statistics are kStatsShare (2%)
+// of the plan's time, and never past the cap.
+TEST(Auto, StatisticsIntervalDoublesUpToTwoPercentOfTheCall) {
+  // 10 ms of statistics against a 37 ms plan: ceil(0.010 / (0.02 * 0.037)) = 14.
+  EXPECT_EQ(nextStatsEvery(1, false, 0.010, 0.037, 16), 2u);
+  EXPECT_EQ(nextStatsEvery(2, false, 0.010, 0.037, 16), 4u);
+  EXPECT_EQ(nextStatsEvery(8, false, 0.010, 0.037, 16), 14u);
+  EXPECT_EQ(nextStatsEvery(14, false, 0.010, 0.037, 16), 14u);
+  EXPECT_EQ(nextStatsEvery(14, true, 0.010, 0.037, 16), 1u);  // the plan changed
+  EXPECT_EQ(nextStatsEvery(8, false, 0.010, 0.037, 1), 1u);   // SQZ_STATS_EVERY_MAX=1
+  EXPECT_EQ(nextStatsEvery(8, false, 1.0, 0.037, 16), 16u);   // the cap
+  // 0.1 ms against 20 ms: under 2% already, so every call.
+  EXPECT_EQ(nextStatsEvery(1, false, 1e-4, 0.020, 16), 1u);
+}
+
+struct CadenceRun {
+  std::vector<std::vector<std::string>> plans;  // [rank][call]
+  std::vector<std::vector<size_t>> wire;        // [rank][call] bytes sent
+  std::vector<std::vector<float>> outputs;      // [rank] every call's output, concatenated
+  std::vector<int> exact;                       // rank 0's, per call
+};
+
+// `calls` calls of a stationary gradient (fresh draws, same distribution);
+// on call nanCall rank 1's element 7 is NaN.
+CadenceRun runCadence(int n, size_t count, int calls, int nanCall) {
+  CadenceRun run;
+  run.plans.resize(n);
+  run.wire.resize(n);
+  run.outputs.resize(n);
+  runRanks(n, [&](int rank, sqzComm_t& comm) {
+    ASSERT_EQ(sqzCommSetCompression(comm, "auto"), sqzSuccess);
+    std::mt19937 rng(100 + rank);
+    std::normal_distribution<float> normal;
+    std::vector<float> g(count), out(count);
+    for (int c = 0; c < calls; ++c) {
+      for (auto& x : g) x = normal(rng);
+      if (c == nanCall && rank == 1) g[7] = NAN;
+      ASSERT_EQ(sqzAllReduce(g.data(), out.data(), count, sqzFloat32, sqzSum, comm, nullptr), sqzSuccess)
+          << sqzGetLastError(comm);
+      sqzCallInfo info;
+      sqzGetCallInfo(comm, &info);
+      run.plans[rank].push_back(info.plan);
+      run.wire[rank].push_back(info.wireBytes);
+      if (rank == 0) run.exact.push_back(info.exact);
+      run.outputs[rank].insert(run.outputs[rank].end(), out.begin(), out.end());
+    }
+  });
+  return run;
+}
+
+// Calls of rank 0 after the first that carried the statistics: those whose
+// wire bytes exceed the fewest sent by a call of the same plan.
+int callsWithStatistics(const CadenceRun& run, int n) {
+  std::map<std::string, size_t> fewest;
+  for (size_t c = 0; c < run.plans[0].size(); ++c) {
+    auto it = fewest.find(run.plans[0][c]);
+    if (it == fewest.end() || run.wire[0][c] < it->second) fewest[run.plans[0][c]] = run.wire[0][c];
+  }
+  int with = 0;
+  for (size_t c = 1; c < run.plans[0].size(); ++c) {
+    const size_t extra = run.wire[0][c] - fewest[run.plans[0][c]];
+    EXPECT_TRUE(extra == 0 || extra == (n - 1) * sizeof(GradStats)) << "call " << c << ": " << extra;
+    with += extra > 0;
+  }
+  return with;
+}
+
+// On a slow link whose plan holds, auto's statistics go out on fewer and
+// fewer calls; ranks still agree on every call (same plans, bitwise-equal
+// outputs), and a NaN on a call without statistics still sends that call
+// exactly. SQZ_STATS_EVERY_MAX=1 sends them on every call.
+TEST(Auto, StatisticsBackOffWhileThePlanHolds) {
+  std::string path = writeProfile(1e-4, 20e6);  // 20 MB/s
+  ScopedEnv profile("SQZ_PROFILE", path.c_str());
+  ScopedEnv calibrate("SQZ_CALIBRATE", "off");
+  const int n = 3, calls = 24, nanCall = 21;
+  const size_t count = 1 << 16;
+  CadenceRun spaced = runCadence(n, count, calls, nanCall);
+  int spacedWith;
+  {
+    ScopedEnv every("SQZ_STATS_EVERY_MAX", "1");
+    CadenceRun everyCall = runCadence(n, count, calls, nanCall);
+    EXPECT_EQ(everyCall.plans[0], spaced.plans[0]);
+    // Every call after the first but the NaN one (exact, nothing exchanged).
+    EXPECT_EQ(callsWithStatistics(everyCall, n), calls - 2);
+  }
+  spacedWith = callsWithStatistics(spaced, n);
+  std::printf("calls with statistics: %d of %d (every call: %d)\n", spacedWith, calls - 1, calls - 2);
+  EXPECT_GE(spacedWith, 2);
+  EXPECT_LE(spacedWith, calls / 3) << "statistics did not back off";
+  for (int r = 1; r < n; ++r) {
+    EXPECT_EQ(spaced.plans[r], spaced.plans[0]);
+    // Bitwise (the NaN call's output holds a NaN).
+    ASSERT_EQ(spaced.outputs[r].size(), spaced.outputs[0].size());
+    EXPECT_EQ(std::memcmp(spaced.outputs[r].data(), spaced.outputs[0].data(), spaced.outputs[0].size() * sizeof(float)),
+              0);
+  }
+  EXPECT_EQ(spaced.exact[nanCall], 1) << spaced.plans[0][nanCall];
+  EXPECT_TRUE(std::isnan(spaced.outputs[0][nanCall * count + 7]));
+  EXPECT_EQ(spaced.exact[calls - 1], 0) << spaced.plans[0][calls - 1];
   std::remove(path.c_str());
 }
 
