@@ -362,7 +362,11 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
     if (withStats) {
       tunerStats(send, type, ef->residual.data(), count, &local);
       if (local.nonFinite > 0) h.rankFlags |= kFlagNonFinite;
-    } else if (hasNonFinite(send, type, count) || hasNonFinite(ef->residual.data(), sqzFloat32, count)) {
+    } else if (hasNonFinite(send, type, count)) {
+      // As a fixed spec's call: g only. The residual holds what finite g + e
+      // left after encoding (a call with NaN/Inf goes exact and clears it),
+      // so scanning it too cost auto 1 ms a call on 1.86M elements with
+      // nothing to find (measured at 100 Mbit/s: 13 ms calls against 11.5).
       h.rankFlags |= kFlagNonFinite;
     }
   } else if (compressible && fixedLossy && hasNonFinite(send, type, count)) {
