@@ -204,17 +204,11 @@ void Communicator::reduceStats(GradStats* stats) {
 
 PlanSpec Communicator::choosePlan(const void* send, size_t count, sqzDataType_t type, ErrorFeedbackState& ef,
                                   const GradStats& local, bool withStats, double* gain) {
-  const size_t bytes = count * dataTypeSize(type);
   if (!tuner_->ready()) {
     tuner_->prepare(
         *transport_,
         [this](void* buf, size_t n) { Broadcast(*transport_).run(buf, buf, n, 0, nextSeq(), Deadline::fromTimeout()); },
         send, type, count, config_.chunkBytes);
-  }
-  PlanSpec forced;
-  if (tuner_->forcedPlan(bytes, &forced)) {
-    *gain = -1;
-    return forced;
   }
   // Lagged agreement: the statistics last exchanged on this buffer pick
   // this call's plan; the first call reduces its own first (sync), as does
@@ -352,9 +346,16 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   h.dtype = type;
   h.op = op;
   h.spec = specHash(policy.text);
+  // A size to which the SQZ_TUNE table gives a fixed plan (by default every
+  // buffer up to 64 KiB: @direct, @ring) takes it without auto's statistics,
+  // which nothing would read (they had cost a small tensor's call more than
+  // its payload on a slow link: 12 KB to the peers for a 40-byte bias).
+  PlanSpec forcedPlan;
+  const bool forced = compressible && tuned && tuner_->forcedPlan(bytes, &forcedPlan);
+  const bool forcedLossy = forced && (forcedPlan.codec.kind != CodecKind::None || forcedPlan.hierarchical);
   GradStats local{};
   bool withStats = false;  // this call reads and exchanges auto's statistics
-  if (compressible && tuned) {
+  if (compressible && tuned && !forced) {
     PhaseTimer tune(&tuneSeconds, "sqz tune");
     ef->ensure(EvenSplit{count, static_cast<size_t>(size_)}.length(0));
     ef->tuning.maxStatsEvery = config_.tuneSync ? 1 : config_.statsEveryMax;
@@ -369,7 +370,7 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
       // nothing to find (measured at 100 Mbit/s: 13 ms calls against 11.5).
       h.rankFlags |= kFlagNonFinite;
     }
-  } else if (compressible && fixedLossy && hasNonFinite(send, type, count)) {
+  } else if (compressible && (fixedLossy || forcedLossy) && hasNonFinite(send, type, count)) {
     h.rankFlags |= kFlagNonFinite;
   }
   const uint64_t flags = agreeOnCall(*transport_, a.seq, h, a.deadline);
@@ -385,7 +386,9 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
     double gain = -1;
     {
       PhaseTimer tune(&tuneSeconds, "sqz tune");
-      plan = tuned ? choosePlan(send, count, type, *ef, local, withStats, &gain) : policy.plan;
+      plan = forced  ? forcedPlan
+             : tuned ? choosePlan(send, count, type, *ef, local, withStats, &gain)
+                     : policy.plan;
     }
     if (plan.algorithm.empty()) plan.algorithm = chooseAlgorithm(plan.codec, count);
     info.gain = gain;
@@ -399,8 +402,7 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   // Lagged statistics: this call's travel with it and pick the next plan.
   SumExchange statsExchange;
   constexpr uint32_t kStatsSlot = 0xffff20;
-  if (compressible && tuned && !(flags & kFlagNonFinite) && !ef->tuning.current)
-  {
+  if (compressible && tuned && !forced && !(flags & kFlagNonFinite) && !ef->tuning.current) {
     statsExchange.start(*transport_, a.seq, kStatsSlot, reinterpret_cast<const double*>(&local), GradStats::kDoubles);
     counters.wireBytes += static_cast<size_t>(size_ - 1) * sizeof(GradStats);
   }
@@ -428,7 +430,7 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
     statsExchange.finish(a.deadline, reinterpret_cast<double*>(&ef->tuning.reduced));
     ef->tuning.fresh = true;
   }
-  if (compressible && tuned && !(flags & kFlagNonFinite)) ef->tuning.countCall(withStats);
+  if (compressible && tuned && !forced && !(flags & kFlagNonFinite)) ef->tuning.countCall(withStats);
   std::snprintf(info.algorithm, sizeof info.algorithm, "%s", algorithm.c_str());
   if (hierarchical) std::snprintf(info.plan, sizeof info.plan, "@%s", planName(plan).c_str());
   else

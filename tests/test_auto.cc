@@ -310,6 +310,9 @@ TEST(Auto, TuneTableForcesAPlan) {
   AutoRun run = runAuto(2, 1 << 16, 2);
   EXPECT_EQ(std::string(run.last[0].plan), "@qring:q8");
   EXPECT_EQ(run.outputs[1], run.outputs[0]);
+  // Only the plan's own payloads: no statistics travel for a forced plan.
+  const size_t q8Ring = encodedBytes(parseCodecSpec("q8"), (1 << 16) / 2) * 2;
+  EXPECT_EQ(run.last[0].wireBytes, q8Ring);
 }
 
 TEST(Auto, SmallBuffersAndNonSumsStayExact) {
@@ -317,8 +320,17 @@ TEST(Auto, SmallBuffersAndNonSumsStayExact) {
   runRanks(2, [&](int rank, sqzComm_t& comm) {
     ASSERT_EQ(sqzCommSetCompression(comm, "auto"), sqzSuccess);
     std::vector<float> small(100, 1.0f + rank);
-    ASSERT_EQ(sqzAllReduce(small.data(), small.data(), small.size(), sqzFloat32, sqzSum, comm, nullptr), sqzSuccess);
-    EXPECT_EQ(small[0], 3.0f);
+    sqzCallInfo smallInfo;
+    for (int call = 0; call < 3; ++call) {
+      std::fill(small.begin(), small.end(), 1.0f + rank);
+      ASSERT_EQ(sqzAllReduce(small.data(), small.data(), small.size(), sqzFloat32, sqzSum, comm, nullptr), sqzSuccess);
+      EXPECT_EQ(small[0], 3.0f);
+      // The table's @direct for small sizes: one payload to the peer, and no
+      // statistics (nothing reads them).
+      sqzGetCallInfo(comm, &smallInfo);
+      EXPECT_STREQ(smallInfo.plan, "@direct");
+      EXPECT_EQ(smallInfo.wireBytes, small.size() * sizeof(float)) << "call " << call;
+    }
     std::vector<float> big(1 << 16, 2.0f);
     ASSERT_EQ(sqzAllReduce(big.data(), big.data(), big.size(), sqzFloat32, sqzMax, comm, nullptr), sqzSuccess);
     EXPECT_EQ(big[7], 2.0f);
