@@ -20,6 +20,7 @@
 #include "src/auto_tuner.h"
 #include "src/codec/codec_spec.h"
 #include "src/tuner/link_curve.h"
+#include "src/tuner/plan_name.h"
 #include "src/tuner/profile.h"
 
 namespace sqz::test {
@@ -295,9 +296,15 @@ TEST(Auto, CalibrationTimesWholePlansOnTheCallsBuffer) {
   EXPECT_EQ(p.plans.elements, static_cast<double>(1 << 20));
   EXPECT_EQ(p.plans.elementBytes, 4);
   EXPECT_GT(p.plans.tuneSeconds, 0.0);
-  EXPECT_GE(p.plans.seconds.size(), 4u);
-  EXPECT_TRUE(p.plans.seconds.count("ring")) << p.toJson();
-  for (const auto& [name, seconds] : p.plans.seconds) EXPECT_GT(seconds, 0.0) << name;
+  // Plans are timed cheapest first within a time budget (0.6 s quick), so
+  // how many fit depends on the machine's load (under ctest -j4 on 2 cores
+  // the dense ring sometimes did not): at least one, each a registry plan
+  // that names itself back.
+  EXPECT_GE(p.plans.seconds.size(), 1u) << p.toJson();
+  for (const auto& [name, seconds] : p.plans.seconds) {
+    EXPECT_GT(seconds, 0.0) << name;
+    EXPECT_EQ(planName(parsePlanName(name)), name);
+  }
   // The next job loads the timings instead of measuring again.
   AutoRun again = runAuto(2, count, 2);
   EXPECT_EQ(again.plans[1], again.plans[0]);
