@@ -25,6 +25,25 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// The largest of every rank's `value`, on every rank: n-1 hops around the
+// ring on tags {seq, *slot...}.
+double maxOverRanks(Transport& t, double value, uint32_t seq, uint32_t* slot) {
+  const int n = t.size(), r = t.rank();
+  const int right = (r + 1) % n, left = (r + n - 1) % n;
+  const Deadline deadline = Deadline::fromTimeout();
+  double slowest = value;
+  for (int hop = 0; hop + 1 < n; ++hop) {
+    Tag tag{seq, (*slot)++};
+    double incoming = 0;
+    std::vector<RequestId> ids;
+    ids.push_back(t.postRecv(left, tag, &incoming, sizeof incoming));
+    ids.push_back(t.postSend(right, tag, &slowest, sizeof slowest));
+    t.waitAll(ids, deadline);
+    slowest = std::max(slowest, incoming);
+  }
+  return slowest;
+}
+
 }  // namespace
 
 LinkCurve measureRingStepCurve(Transport& t, const CalibrationOptions& o) {
@@ -61,17 +80,7 @@ LinkCurve measureRingStepCurve(Transport& t, const CalibrationOptions& o) {
     // once a step takes longer than the budget on the slowest rank, stop
     // (the curve extrapolates linearly). The slowest time reaches every
     // rank around the ring, so all ranks stop at the same size.
-    double slowest = seconds;
-    for (int hop = 0; hop + 1 < n; ++hop) {
-      Tag tag{o.tagSeq, slot++};
-      double incoming = 0;
-      std::vector<RequestId> ids;
-      ids.push_back(t.postRecv(left, tag, &incoming, sizeof incoming));
-      ids.push_back(t.postSend(right, tag, &slowest, sizeof slowest));
-      t.waitAll(ids, deadline);
-      slowest = std::max(slowest, incoming);
-    }
-    if (slowest > (o.quick ? 0.25 : 2.0)) break;
+    if (maxOverRanks(t, seconds, o.tagSeq, &slot) > (o.quick ? 0.25 : 2.0)) break;
   }
   return LinkCurve(std::move(points));
 }
@@ -144,21 +153,7 @@ CodecThroughput measureCpuCodecThroughput(bool quick) {
 }
 
 double slowestRank(Transport& t, double value, const CalibrationOptions& o, uint32_t* slot) {
-  const int n = t.size(), r = t.rank();
-  const int right = (r + 1) % n, left = (r + n - 1) % n;
-  const Deadline deadline = Deadline::fromTimeout();
-  double slowest = value;
-  // n-1 hops around the ring: every rank's value reaches every rank.
-  for (int hop = 0; hop + 1 < n; ++hop) {
-    Tag tag{o.tagSeq + 2, (*slot)++};
-    double incoming = 0;
-    std::vector<RequestId> ids;
-    ids.push_back(t.postRecv(left, tag, &incoming, sizeof incoming));
-    ids.push_back(t.postSend(right, tag, &slowest, sizeof slowest));
-    t.waitAll(ids, deadline);
-    slowest = std::max(slowest, incoming);
-  }
-  return slowest;
+  return maxOverRanks(t, value, o.tagSeq + 2, slot);
 }
 
 std::map<std::string, double> measurePlanSeconds(Transport& t, const std::vector<PlanToTime>& plans, const void* input,
