@@ -40,15 +40,25 @@ std::string writeProfile(double latency, double bytesPerSecond) {
 }
 
 struct AutoRun {
-  std::vector<std::vector<float>> outputs;
+  std::vector<std::vector<float>> outputs;      // [rank] the last call's output
+  std::vector<std::vector<float>> allOutputs;   // [rank] every call's output, concatenated
   std::vector<std::vector<std::string>> plans;  // [rank][call]
+  std::vector<std::vector<size_t>> wire;        // [rank][call] bytes sent
+  std::vector<int> exact;                       // rank 0's, per call
   std::vector<sqzCallInfo> last;
 };
 
-AutoRun runAuto(int n, size_t count, int calls) {
+struct AutoStream {
+  bool drift = true;  // the scale grows with the call; else fresh draws of N(0, 1)
+  int nanCall = -1;   // on this call rank 1's element 7 is NaN
+};
+
+AutoRun runAuto(int n, size_t count, int calls, AutoStream stream = {}) {
   AutoRun run;
   run.outputs.resize(n);
+  run.allOutputs.resize(n);
   run.plans.resize(n);
+  run.wire.resize(n);
   run.last.resize(n);
   runRanks(n, [&](int rank, sqzComm_t& comm) {
     ASSERT_EQ(sqzCommSetCompression(comm, "auto"), sqzSuccess);
@@ -56,13 +66,16 @@ AutoRun runAuto(int n, size_t count, int calls) {
     std::normal_distribution<float> normal;
     std::vector<float> g(count), out(count);
     for (int c = 0; c < calls; ++c) {
-      // Statistics drift across calls: the scale grows.
-      for (auto& x : g) x = normal(rng) * (1.0f + c);
+      for (auto& x : g) x = normal(rng) * (stream.drift ? 1.0f + c : 1.0f);
+      if (c == stream.nanCall && rank == 1) g[7] = NAN;
       ASSERT_EQ(sqzAllReduce(g.data(), out.data(), count, sqzFloat32, sqzSum, comm, nullptr), sqzSuccess)
           << sqzGetLastError(comm);
       sqzCallInfo info;
       sqzGetCallInfo(comm, &info);
       run.plans[rank].push_back(info.plan);
+      run.wire[rank].push_back(info.wireBytes);
+      if (rank == 0) run.exact.push_back(info.exact);
+      run.allOutputs[rank].insert(run.allOutputs[rank].end(), out.begin(), out.end());
       run.last[rank] = info;
     }
     run.outputs[rank] = out;
@@ -186,44 +199,9 @@ TEST(Auto, StatisticsIntervalDoublesUpToTwoPercentOfTheCall) {
   EXPECT_EQ(nextStatsEvery(1, false, 1e-4, 0.020, 16), 1u);
 }
 
-struct CadenceRun {
-  std::vector<std::vector<std::string>> plans;  // [rank][call]
-  std::vector<std::vector<size_t>> wire;        // [rank][call] bytes sent
-  std::vector<std::vector<float>> outputs;      // [rank] every call's output, concatenated
-  std::vector<int> exact;                       // rank 0's, per call
-};
-
-// `calls` calls of a stationary gradient (fresh draws, same distribution);
-// on call nanCall rank 1's element 7 is NaN.
-CadenceRun runCadence(int n, size_t count, int calls, int nanCall) {
-  CadenceRun run;
-  run.plans.resize(n);
-  run.wire.resize(n);
-  run.outputs.resize(n);
-  runRanks(n, [&](int rank, sqzComm_t& comm) {
-    ASSERT_EQ(sqzCommSetCompression(comm, "auto"), sqzSuccess);
-    std::mt19937 rng(100 + rank);
-    std::normal_distribution<float> normal;
-    std::vector<float> g(count), out(count);
-    for (int c = 0; c < calls; ++c) {
-      for (auto& x : g) x = normal(rng);
-      if (c == nanCall && rank == 1) g[7] = NAN;
-      ASSERT_EQ(sqzAllReduce(g.data(), out.data(), count, sqzFloat32, sqzSum, comm, nullptr), sqzSuccess)
-          << sqzGetLastError(comm);
-      sqzCallInfo info;
-      sqzGetCallInfo(comm, &info);
-      run.plans[rank].push_back(info.plan);
-      run.wire[rank].push_back(info.wireBytes);
-      if (rank == 0) run.exact.push_back(info.exact);
-      run.outputs[rank].insert(run.outputs[rank].end(), out.begin(), out.end());
-    }
-  });
-  return run;
-}
-
 // Calls of rank 0 after the first that carried the statistics: those whose
 // wire bytes exceed the fewest sent by a call of the same plan.
-int callsWithStatistics(const CadenceRun& run, int n) {
+int callsWithStatistics(const AutoRun& run, int n) {
   std::map<std::string, size_t> fewest;
   for (size_t c = 0; c < run.plans[0].size(); ++c) {
     auto it = fewest.find(run.plans[0][c]);
@@ -248,11 +226,12 @@ TEST(Auto, StatisticsBackOffWhileThePlanHolds) {
   ScopedEnv calibrate("SQZ_CALIBRATE", "off");
   const int n = 3, calls = 24, nanCall = 21;
   const size_t count = 1 << 16;
-  CadenceRun spaced = runCadence(n, count, calls, nanCall);
+  const AutoStream stationary{false, nanCall};
+  AutoRun spaced = runAuto(n, count, calls, stationary);
   int spacedWith;
   {
     ScopedEnv every("SQZ_STATS_EVERY_MAX", "1");
-    CadenceRun everyCall = runCadence(n, count, calls, nanCall);
+    AutoRun everyCall = runAuto(n, count, calls, stationary);
     EXPECT_EQ(everyCall.plans[0], spaced.plans[0]);
     // Every call after the first but the NaN one (exact, nothing exchanged).
     EXPECT_EQ(callsWithStatistics(everyCall, n), calls - 2);
@@ -264,12 +243,13 @@ TEST(Auto, StatisticsBackOffWhileThePlanHolds) {
   for (int r = 1; r < n; ++r) {
     EXPECT_EQ(spaced.plans[r], spaced.plans[0]);
     // Bitwise (the NaN call's output holds a NaN).
-    ASSERT_EQ(spaced.outputs[r].size(), spaced.outputs[0].size());
-    EXPECT_EQ(std::memcmp(spaced.outputs[r].data(), spaced.outputs[0].data(), spaced.outputs[0].size() * sizeof(float)),
+    ASSERT_EQ(spaced.allOutputs[r].size(), spaced.allOutputs[0].size());
+    EXPECT_EQ(std::memcmp(spaced.allOutputs[r].data(), spaced.allOutputs[0].data(),
+                          spaced.allOutputs[0].size() * sizeof(float)),
               0);
   }
   EXPECT_EQ(spaced.exact[nanCall], 1) << spaced.plans[0][nanCall];
-  EXPECT_TRUE(std::isnan(spaced.outputs[0][nanCall * count + 7]));
+  EXPECT_TRUE(std::isnan(spaced.allOutputs[0][nanCall * count + 7]));
   EXPECT_EQ(spaced.exact[calls - 1], 0) << spaced.plans[0][calls - 1];
   std::remove(path.c_str());
 }
