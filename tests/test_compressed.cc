@@ -12,18 +12,11 @@
 #include <vector>
 
 #include "harness/rank_threads.h"
+#include "harness/reference.h"
 #include "kernels/half.h"
 
 namespace sqz::test {
 namespace {
-
-std::vector<float> gradient(int rank, size_t count, uint64_t seed) {
-  std::mt19937_64 rng(seed * 131 + rank);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> g(count);
-  for (auto& x : g) x = normal(rng) * (1.0f + static_cast<float>(rank));
-  return g;
-}
 
 struct Outcome {
   std::vector<std::vector<float>> outputs;  // per rank
@@ -37,7 +30,7 @@ Outcome runOnce(int n, const std::string& plan, size_t count, sqzRedOp_t op = sq
   o.infos.resize(n);
   ScopedEnv minBytes("SQZ_MIN_BYTES", "0");
   runRanks(n, [&](int rank, sqzComm_t& comm) {
-    std::vector<float> g = gradient(rank, count, 7);
+    std::vector<float> g = rankGradient(rank, count, 7);
     std::vector<float> out(count + 1);
     ASSERT_EQ(sqzAllReduceEx(g.data(), out.data(), count, sqzFloat32, op, plan.c_str(), nullptr, comm, nullptr),
               sqzSuccess)
@@ -77,7 +70,7 @@ TEST_P(CompressedPlans, WithinCodecBoundAndIdenticalOnAllRanks) {
   std::vector<std::vector<float>> g(n);
   double maxAbs = 0;
   for (int r = 0; r < n; ++r) {
-    g[r] = gradient(r, count, 7);
+    g[r] = rankGradient(r, count, 7);
     for (float x : g[r]) maxAbs = std::max(maxAbs, static_cast<double>(std::fabs(x)));
   }
   for (int r = 1; r < n; ++r)
@@ -155,10 +148,10 @@ TEST(CompressedErrorFeedback, RunningMeanConvergesToExactMean) {
                            "@randk:randk:0.1"}) {
     std::vector<std::vector<double>> relErr(n);
     runRanks(n, [&](int rank, sqzComm_t& comm) {
-      std::vector<float> g = gradient(rank, count, 3), out(count);
+      std::vector<float> g = rankGradient(rank, count, 3), out(count);
       std::vector<double> exact(count, 0), mean(count, 0);
       for (int r = 0; r < n; ++r) {
-        std::vector<float> gr = gradient(r, count, 3);
+        std::vector<float> gr = rankGradient(r, count, 3);
         for (size_t i = 0; i < count; ++i) exact[i] += gr[i];
       }
       sqzState_t state;
@@ -203,7 +196,7 @@ TEST(CompressedPolicy, AverageIsTheCompressedSumDividedOnce) {
   const size_t count = 10007;
   runRanks(4, [&](int rank, sqzComm_t& comm) {
     // Two fresh states: the same RNG key, so the same rounding decisions.
-    std::vector<float> g = gradient(rank, count, 5), sum(count), avg(count);
+    std::vector<float> g = rankGradient(rank, count, 5), sum(count), avg(count);
     sqzState_t a, b;
     ASSERT_EQ(sqzStateCreate(comm, count, sqzFloat32, &a), sqzSuccess);
     ASSERT_EQ(sqzStateCreate(comm, count, sqzFloat32, &b), sqzSuccess);

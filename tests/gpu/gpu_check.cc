@@ -13,15 +13,6 @@
 namespace sqz::test {
 namespace {
 
-double unitRoundoff(sqzDataType_t t) {
-  switch (t) {
-    case sqzFloat16: return std::ldexp(1.0, -11);
-    case sqzBfloat16: return std::ldexp(1.0, -8);
-    case sqzFloat32: return std::ldexp(1.0, -24);
-    default: return std::ldexp(1.0, -53);
-  }
-}
-
 bool startsWith(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
 
 // The fraction R of "topk:R" / "randk:R".

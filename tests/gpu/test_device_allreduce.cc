@@ -190,15 +190,6 @@ INSTANTIATE_TEST_SUITE_P(AllCodecs, DeviceCodecs,
                          ::testing::Combine(::testing::Values(1, 2, 3, 4), ::testing::ValuesIn(allSpecs())),
                          codecCaseName);
 
-// fp32 gradients as the host tests draw them (normal, scaled by rank).
-std::vector<float> gradient(int rank, size_t count, uint64_t seed) {
-  std::mt19937_64 rng(seed * 131 + rank);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> g(count);
-  for (auto& x : g) x = normal(rng) * (1.0f + static_cast<float>(rank));
-  return g;
-}
-
 // Feeding the same gradient T times on the same device buffers, the running
 // mean of the outputs converges to the exact sum (error ~ residual / T), as
 // test_compressed.cc's host test demands.
@@ -209,10 +200,10 @@ TEST(DeviceErrorFeedback, RunningMeanConvergesToExactMean) {
     std::vector<std::vector<double>> relErr(n);
     runDeviceRanks(n, [&](int rank, sqzComm_t& comm) {
       RankStream stream;
-      std::vector<float> g = gradient(rank, count, 3), out(count);
+      std::vector<float> g = rankGradient(rank, count, 3), out(count);
       std::vector<double> exact(count, 0), mean(count, 0);
       for (int r = 0; r < n; ++r) {
-        std::vector<float> gr = gradient(r, count, 3);
+        std::vector<float> gr = rankGradient(r, count, 3);
         for (size_t i = 0; i < count; ++i) exact[i] += gr[i];
       }
       double exactNorm = 0;

@@ -55,6 +55,8 @@ std::string checkInt(const std::vector<std::vector<unsigned char>>& in, const vo
   return "";
 }
 
+}  // namespace
+
 double unitRoundoff(sqzDataType_t t) {
   switch (t) {
     case sqzFloat16: return std::ldexp(1.0, -11);
@@ -64,7 +66,13 @@ double unitRoundoff(sqzDataType_t t) {
   }
 }
 
-}  // namespace
+std::vector<float> rankGradient(int rank, size_t count, uint64_t seed) {
+  std::mt19937_64 rng(seed * 131 + rank);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> g(count);
+  for (auto& x : g) x = normal(rng) * (1.0f + static_cast<float>(rank));
+  return g;
+}
 
 double elementAsDouble(const void* buf, sqzDataType_t type, size_t i) {
   switch (type) {

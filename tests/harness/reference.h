@@ -26,4 +26,10 @@ double elementAsDouble(const void* buf, sqzDataType_t type, size_t i);
 std::string checkReduction(const std::vector<std::vector<unsigned char>>& inputs, const void* result,
                            sqzDataType_t type, sqzRedOp_t op, size_t count);
 
+// Unit roundoff of a type (2^-11 fp16, 2^-8 bf16, 2^-24 fp32, else 2^-53).
+double unitRoundoff(sqzDataType_t t);
+
+// A float32 gradient for `rank`: N(0, 1) scaled by 1 + rank, from (seed, rank).
+std::vector<float> rankGradient(int rank, size_t count, uint64_t seed);
+
 }  // namespace sqz::test
