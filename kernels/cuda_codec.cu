@@ -11,20 +11,13 @@
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 
+#include "common/cuda_check.h"
 #include "common/error.h"
 #include "kernels/codec_math.h"
 #include "kernels/cuda_codec.h"
 
 namespace sqz {
 namespace {
-
-#define SQZ_CUDA_CHECK(call)                                                               \
-  do {                                                                                     \
-    cudaError_t err_ = (call);                                                             \
-    if (err_ != cudaSuccess) fail(sqzInternalError, "%s: %s", #call, cudaGetErrorString(err_)); \
-  } while (0)
-
-#define SQZ_CUDA_LAUNCHED() SQZ_CUDA_CHECK(cudaGetLastError())
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;

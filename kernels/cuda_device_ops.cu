@@ -2,18 +2,13 @@
 
 #include <cuda_runtime.h>
 
+#include "common/cuda_check.h"
 #include "common/error.h"
 #include "kernels/grad_stats.h"
 #include "kernels/half.h"
 
 namespace sqz {
 namespace {
-
-#define SQZ_CUDA_LAUNCHED()                                                                       \
-  do {                                                                                            \
-    cudaError_t err_ = cudaGetLastError();                                                        \
-    if (err_ != cudaSuccess) fail(sqzInternalError, "kernel launch: %s", cudaGetErrorString(err_)); \
-  } while (0)
 
 constexpr unsigned kThreads = 256;
 

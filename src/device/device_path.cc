@@ -12,6 +12,7 @@
 #include "collectives/broadcast.h"
 #include "collectives/call_agreement.h"
 #include "common/dtype.h"
+#include "common/cuda_check.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/trace_range.h"
@@ -25,12 +26,6 @@
 
 namespace sqz {
 namespace {
-
-#define SQZ_CUDA_OK(call)                                                                              \
-  do {                                                                                                 \
-    cudaError_t err_ = (call);                                                                         \
-    if (err_ != cudaSuccess) fail(sqzUnhandledCudaError, "%s: %s", #call, cudaGetErrorString(err_));   \
-  } while (0)
 
 cudaStream_t asStream(void* s) { return static_cast<cudaStream_t>(s); }
 

@@ -5,18 +5,13 @@
 #include <atomic>
 #include <chrono>
 
+#include "common/cuda_check.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/trace_range.h"
 #include "kernels/cuda_device_ops.h"
 
 namespace sqz {
-
-#define SQZ_CUDA_OK(call)                                                                     \
-  do {                                                                                        \
-    cudaError_t err_ = (call);                                                                \
-    if (err_ != cudaSuccess) fail(sqzUnhandledCudaError, "%s: %s", #call, cudaGetErrorString(err_)); \
-  } while (0)
 
 struct StagingEngine::Job {
   uint32_t ticket = 0;
