@@ -13,10 +13,11 @@ namespace sqz::mpi {
 
 namespace {
 
+// setUp's outcome: 0 not yet, 1 ready, 2 failed. Read on every served call
+// without the lock.
 std::mutex g_setUpMutex;
-bool g_setUp = false;
+std::atomic<int> g_setUpState{0};
 int g_commKeyval = MPI_KEYVAL_INVALID;
-int g_finalizeKeyval = MPI_KEYVAL_INVALID;
 std::atomic<int> g_worldRank{-1};
 
 // Entries alive, for the finalize callback. Its lock is never held while
@@ -43,9 +44,9 @@ std::string commName(MPI_Comm comm) {
 }  // namespace
 
 bool AdoptedComm::setUp() {
+  if (const int state = g_setUpState.load(std::memory_order_acquire)) return state == 1;
   std::lock_guard<std::mutex> lock(g_setUpMutex);
-  if (g_setUp) return g_commKeyval != MPI_KEYVAL_INVALID;
-  g_setUp = true;
+  if (const int state = g_setUpState.load(std::memory_order_acquire)) return state == 1;
   int rank = -1;
   PMPI_Comm_rank(MPI_COMM_WORLD, &rank);
   g_worldRank = rank;
@@ -56,10 +57,10 @@ bool AdoptedComm::setUp() {
           MPI_SUCCESS ||
       PMPI_Comm_set_attr(MPI_COMM_SELF, finalizeKeyval, nullptr) != MPI_SUCCESS) {
     SQZ_WARN("libsqz_mpi: MPI refused an attribute keyval; every MPI_Allreduce goes to MPI");
+    g_setUpState.store(2, std::memory_order_release);
     return false;
   }
   g_commKeyval = commKeyval;
-  g_finalizeKeyval = finalizeKeyval;
   const InterposerConfig& config = InterposerConfig::get();
   int threadLevel = MPI_THREAD_SINGLE;
   PMPI_Query_thread(&threadLevel);
@@ -67,6 +68,7 @@ bool AdoptedComm::setUp() {
            config.serving() ? formatString("serving float sums with SQZ_COMPRESSION=%s", config.spec.c_str()).c_str()
                             : "SQZ_COMPRESSION unset or none: forwarding every call to MPI",
            config.minBytes, threadLevel);
+  g_setUpState.store(1, std::memory_order_release);
   return true;
 }
 

@@ -34,15 +34,16 @@ namespace {
 
 // One INFO line the first time each reason forwards a call, so a run shows
 // what was left to MPI without a line per call.
-void noteForwarded(Route why, const char* function, int count, MPI_Datatype type, MPI_Op op) {
+// (Handles are only compared, never passed to MPI: an invalid one is MPI's
+// to report, in the forwarded call.)
+void noteForwarded(Route why, int count, MPI_Datatype type, MPI_Op op) {
   CallSummary::process().forwarded(why);
   static std::atomic<bool> logged[static_cast<size_t>(Route::kCount)];
   if (logLevel() < LogLevel::kInfo || logged[static_cast<size_t>(why)].exchange(true)) return;
-  int typeSize = 0;
-  if (why != Route::kArguments && why != Route::kNotInitialized) PMPI_Type_size(type, &typeSize);
   LogRankScope logRank(AdoptedComm::worldRank());
-  SQZ_INFO("libsqz_mpi: forwarding %s to MPI (%s; first such call: %d elements of %d bytes, op %s)", function,
-           routeName(why), count, typeSize, op == MPI_SUM ? "MPI_SUM" : "other");
+  SQZ_INFO("libsqz_mpi: forwarding MPI_Allreduce to MPI (%s; first such call: %d elements, %s, %s)", routeName(why),
+           count, type == MPI_FLOAT ? "MPI_FLOAT" : type == MPI_DOUBLE ? "MPI_DOUBLE" : "another type",
+           op == MPI_SUM ? "MPI_SUM" : "another op");
 }
 
 // MPI's answer to a failed served call: the communicator's error handler
@@ -79,7 +80,7 @@ extern "C" int MPI_Allreduce(const void* sendbuf, void* recvbuf, int count, MPI_
                     : Route::kUnservable;
     if (route == Route::kServe) return result == sqzSuccess ? MPI_SUCCESS : sqz::mpi::reportFailure(comm);
   }
-  sqz::mpi::noteForwarded(route, "MPI_Allreduce", count, datatype, op);
+  sqz::mpi::noteForwarded(route, count, datatype, op);
   return PMPI_Allreduce(sendbuf, recvbuf, count, datatype, op, comm);
 }
 
