@@ -7,30 +7,20 @@ gradients are summed with one `comm.Allreduce(MPI.IN_PLACE, g)` per
 parameter tensor into buffers allocated once, then divided by the rank
 count. Nothing here knows about sqz: run it plain, or with
 LD_PRELOAD=libsqz_mpi.so and SQZ_COMPRESSION set, and the allreduces are
-served by sqz instead (perf/mpi_interposer/run_mpi4py_training.sh).
+served by sqz instead (perf/mpi_interposer/run_training.sh). The data,
+its order, the schedule and the record come from training_common.py
+(numpy and the standard library only), shared with horovod_mlp.py.
 
 Rank 0 writes a JSON record: test accuracy every --eval-every steps against
 the training time so far (compute + allreduce; evaluation excluded; ranks
 are in lockstep through the allreduces).
 """
-import argparse
-import gzip
-import json
-import os
 import time
 
 import numpy as np
 from mpi4py import MPI
 
-DATA = "/usr/share/datasets/fashion-mnist"
-
-
-def load(kind):
-    with gzip.open(os.path.join(DATA, f"{kind}-images-idx3-ubyte.gz")) as f:
-        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 784)
-    with gzip.open(os.path.join(DATA, f"{kind}-labels-idx1-ubyte.gz")) as f:
-        labels = np.frombuffer(f.read(), np.uint8, offset=8)
-    return ((images.astype(np.float32) / 255.0 - 0.2860) / 0.3530).astype(np.float32), labels.astype(np.int64)
+from training_common import DataOrder, learning_rate, load, parse_args, write_record
 
 
 class Mlp:
@@ -81,18 +71,7 @@ class Mlp:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--hidden", type=int, default=1024)
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--batch", type=int, default=32, help="per rank")
-    ap.add_argument("--lr", type=float, default=0.05)
-    ap.add_argument("--momentum", type=float, default=0.9)
-    ap.add_argument("--eval-every", type=int, default=10)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--label", default="run")
-    ap.add_argument("--out", help="JSON record (rank 0)")
-    a = ap.parse_args()
-
+    a = parse_args()
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
     train_x, train_y = load("train")
@@ -110,27 +89,21 @@ def main():
         comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
         return sums[0] / sums[1], sums[2] / sums[1]
 
-    global_batch = a.batch * size
-    steps_per_epoch = len(train_y) // global_batch
+    data = DataOrder(len(train_y), a.seed, a.batch, rank, size)
     curve = []
     train_seconds = 0.0
     step_seconds = []
     acc, loss = evaluate()
     curve.append({"step": 0, "seconds": 0.0, "acc": acc, "loss": loss})
     comm.Barrier()
-    order = None
     for step in range(1, a.steps + 1):
-        epoch, pos = divmod(step - 1, steps_per_epoch)
-        if pos == 0:
-            order = np.random.default_rng([a.seed, epoch]).permutation(len(train_y))
-        idx = order[pos * global_batch + rank:(pos + 1) * global_batch:size]
+        idx = data.indices(step)
         t0 = time.perf_counter()
         model.gradient(train_x[idx], train_y[idx])
         for g in model.grads:
             comm.Allreduce(MPI.IN_PLACE, g, op=MPI.SUM)
             g /= size
-        lr = a.lr * 0.5 * (1.0 + np.cos(np.pi * (step - 1) / a.steps))
-        model.step(lr, a.momentum)
+        model.step(learning_rate(a, step), a.momentum)
         dt = time.perf_counter() - t0
         train_seconds += dt
         step_seconds.append(dt)
@@ -142,16 +115,7 @@ def main():
     # Ranks wait on each other in every allreduce; report the slowest.
     total = comm.allreduce(train_seconds, op=MPI.MAX)
     if rank == 0 and a.out:
-        record = {"label": a.label, "nranks": size, "hidden": a.hidden, "steps": a.steps, "batch_per_rank": a.batch,
-                  "lr": a.lr, "momentum": a.momentum, "seed": a.seed, "train_seconds": total,
-                  "first_step_seconds": step_seconds[0], "median_step_seconds": float(np.median(step_seconds)),
-                  "final_acc": curve[-1]["acc"], "curve": curve,
-                  "params": int(sum(p.size for p in model.params)),
-                  "sqz_compression": os.environ.get("SQZ_COMPRESSION", ""),
-                  "preloaded": "libsqz_mpi" in os.environ.get("LD_PRELOAD", "")}
-        with open(a.out, "w") as f:
-            json.dump(record, f, indent=1)
-
+        write_record(a, size, int(sum(p.size for p in model.params)), total, step_seconds, curve)
 
 if __name__ == "__main__":
     main()
