@@ -9,12 +9,11 @@ serves when preloaded with SQZ_COMPRESSION set. Nothing here knows about sqz.
 Rank 0 writes the same JSON record as mpi4py_mlp.py.
 """
 import os
-import time
 
 import torch
 import horovod.torch as hvd
 
-from training_common import DataOrder, learning_rate, load, parse_args, write_record
+from training_common import DataOrder, load, parse_args, train, write_record
 
 
 def load_tensors(kind):
@@ -48,26 +47,16 @@ def main():
         return (sums[0] / sums[1]).item(), (sums[2] / sums[1]).item()
 
     data = DataOrder(len(train_y), a.seed, a.batch, rank, size)
-    curve, step_seconds = [], []
-    train_seconds = 0.0
-    acc, loss = evaluate()
-    curve.append({"step": 0, "seconds": 0.0, "acc": acc, "loss": loss})
-    for step in range(1, a.steps + 1):
-        idx = torch.from_numpy(data.indices(step))
+
+    def step(idx, lr):
+        idx = torch.from_numpy(idx)
         for group in opt.param_groups:
-            group["lr"] = learning_rate(a, step)
-        t0 = time.perf_counter()
+            group["lr"] = lr
         opt.zero_grad()
         loss_fn(model(train_x[idx]), train_y[idx]).backward()
         opt.step()
-        dt = time.perf_counter() - t0
-        train_seconds += dt
-        step_seconds.append(dt)
-        if step % a.eval_every == 0 or step == a.steps:
-            acc, loss = evaluate()
-            curve.append({"step": step, "seconds": train_seconds, "acc": acc, "loss": loss})
-            if rank == 0:
-                print(f"{a.label}: step {step} {train_seconds:.2f} s acc {acc * 100:.2f}% loss {loss:.4f}", flush=True)
+
+    train_seconds, step_seconds, curve = train(a, rank, data, step, evaluate)
     total = hvd.allreduce(torch.tensor([train_seconds], dtype=torch.float64), op=hvd.Max, name="time").item()
     if rank == 0 and a.out:
         write_record(a, size, int(sum(p.numel() for p in model.parameters())), total, step_seconds, curve,

@@ -15,12 +15,10 @@ Rank 0 writes a JSON record: test accuracy every --eval-every steps against
 the training time so far (compute + allreduce; evaluation excluded; ranks
 are in lockstep through the allreduces).
 """
-import time
-
 import numpy as np
 from mpi4py import MPI
 
-from training_common import DataOrder, learning_rate, load, parse_args, write_record
+from training_common import DataOrder, load, parse_args, train, write_record
 
 
 class Mlp:
@@ -90,28 +88,16 @@ def main():
         return sums[0] / sums[1], sums[2] / sums[1]
 
     data = DataOrder(len(train_y), a.seed, a.batch, rank, size)
-    curve = []
-    train_seconds = 0.0
-    step_seconds = []
-    acc, loss = evaluate()
-    curve.append({"step": 0, "seconds": 0.0, "acc": acc, "loss": loss})
-    comm.Barrier()
-    for step in range(1, a.steps + 1):
-        idx = data.indices(step)
-        t0 = time.perf_counter()
+
+    def step(idx, lr):
         model.gradient(train_x[idx], train_y[idx])
         for g in model.grads:
             comm.Allreduce(MPI.IN_PLACE, g, op=MPI.SUM)
             g /= size
-        model.step(learning_rate(a, step), a.momentum)
-        dt = time.perf_counter() - t0
-        train_seconds += dt
-        step_seconds.append(dt)
-        if step % a.eval_every == 0 or step == a.steps:
-            acc, loss = evaluate()
-            curve.append({"step": step, "seconds": train_seconds, "acc": acc, "loss": loss})
-            if rank == 0:
-                print(f"{a.label}: step {step} {train_seconds:.2f} s acc {acc * 100:.2f}% loss {loss:.4f}", flush=True)
+        model.step(lr, a.momentum)
+
+    comm.Barrier()
+    train_seconds, step_seconds, curve = train(a, rank, data, step, evaluate)
     # Ranks wait on each other in every allreduce; report the slowest.
     total = comm.allreduce(train_seconds, op=MPI.MAX)
     if rank == 0 and a.out:

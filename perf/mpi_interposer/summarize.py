@@ -47,11 +47,16 @@ def fmt(x, digits=1):
     return "—" if x is None else f"{x:.{digits}f}"
 
 
-def spread(values, digits=1):
-    values = [v for v in values if v is not None]
-    if not values:
-        return "—"
-    return f"{fmt(statistics.median(values), digits)} ({fmt(min(values), digits)}–{fmt(max(values), digits)})"
+def spread(values, digits=1, unit=""):
+    """Median (min–max); a repeat that never reached the target (None) is
+    named, not averaged away."""
+    reached = [v for v in values if v is not None]
+    missed = len(values) - len(reached)
+    note = f"; {missed} of {len(values)} repeats never reached the target" if missed else ""
+    if not reached:
+        return "—" + note
+    return (f"{fmt(statistics.median(reached), digits)}{unit} ({fmt(min(reached), digits)}–{fmt(max(reached), digits)})"
+            f"{note}")
 
 
 def client_section(out, client):
@@ -91,30 +96,29 @@ def client_section(out, client):
             ttt[method].append(t)
             if method in others:
                 o = others[method]
-                if t is not None and ttt["mpi"][-1] is not None:
-                    o["ratios"].append(ttt["mpi"][-1] / t)
+                o["ratios"].append(ttt["mpi"][-1] / t if t is not None and ttt["mpi"][-1] is not None else None)
                 o["deltas"].append((rec["final_acc"] - runs[r]["mpi"][0]["final_acc"]) * 100)
             name = "plain MPI" if method == "mpi" else f"interposer, {method}"
             lines.append(f"| {r} | {name} | {fmt(t)} | "
                          f"{rec['final_acc'] * 100:.2f} | {rec['train_seconds']:.1f} | {rec['median_step_seconds']:.3f} | "
                          f"{summary_line(log) or '(not preloaded)'} |")
         t_mpi, t_auto = ttt["mpi"][-1], ttt["auto"][-1]
-        if t_mpi is not None and t_auto is not None:
-            ratios.append(t_mpi / t_auto)
-            if calibration_s is not None:
-                ratios_with_calibration.append(t_mpi / (t_auto + calibration_s))
+        both = t_mpi is not None and t_auto is not None
+        ratios.append(t_mpi / t_auto if both else None)
+        if calibration_s is not None:
+            ratios_with_calibration.append(t_mpi / (t_auto + calibration_s) if both else None)
         deltas.append((runs[r]["auto"][0]["final_acc"] - runs[r]["mpi"][0]["final_acc"]) * 100)
     lines += ["", "| | median (min–max) over repeats |", "|---|---|",
               f"| plain MPI time to target (s) | {spread(ttt['mpi'])} |",
               f"| interposer with auto, time to target (s) | {spread(ttt['auto'])} |",
-              f"| speed-up (plain MPI / auto, per repeat) | **{spread(ratios, 2)}x** |",
+              f"| speed-up (plain MPI / auto, per repeat) | **{spread(ratios, 2, 'x')}** |",
               f"| auto's one-time link calibration (s; first step of the untimed calibration run) | "
               f"{spread(calibrations)} |",
-              f"| speed-up counting that calibration against auto | {spread(ratios_with_calibration, 2)}x |",
+              f"| speed-up counting that calibration against auto | {spread(ratios_with_calibration, 2, 'x')} |",
               f"| auto final accuracy minus plain MPI final accuracy (pp) | **{spread(deltas, 2)}** |"]
     for method, o in others.items():
         lines += [f"| interposer with {method}, time to target (s) | {spread(ttt[method])} |",
-                  f"| speed-up (plain MPI / {method}, per repeat) | {spread(o['ratios'], 2)}x |",
+                  f"| speed-up (plain MPI / {method}, per repeat) | {spread(o['ratios'], 2, 'x')} |",
                   f"| {method} final accuracy minus plain MPI final accuracy (pp) | {spread(o['deltas'], 2)} |"]
     lines.append("")
     return "\n".join(lines)

@@ -6,6 +6,7 @@ import argparse
 import gzip
 import json
 import os
+import time
 
 import numpy as np
 
@@ -56,6 +57,28 @@ class DataOrder:
 def learning_rate(args, step):
     """Cosine decay from --lr at step 1 to 0 after --steps."""
     return args.lr * 0.5 * (1.0 + np.cos(np.pi * (step - 1) / args.steps))
+
+
+def train(args, rank, data, step, evaluate):
+    """The timed loop: step(indices, lr) once per step (gradient, allreduce,
+    update), evaluate() -> (accuracy, loss) every --eval-every steps, outside
+    the timing. Returns (training seconds, per-step seconds, curve)."""
+    acc, loss = evaluate()
+    curve = [{"step": 0, "seconds": 0.0, "acc": acc, "loss": loss}]
+    train_seconds, step_seconds = 0.0, []
+    for n in range(1, args.steps + 1):
+        indices = data.indices(n)
+        t0 = time.perf_counter()
+        step(indices, learning_rate(args, n))
+        dt = time.perf_counter() - t0
+        train_seconds += dt
+        step_seconds.append(dt)
+        if n % args.eval_every == 0 or n == args.steps:
+            acc, loss = evaluate()
+            curve.append({"step": n, "seconds": train_seconds, "acc": acc, "loss": loss})
+            if rank == 0:
+                print(f"{args.label}: step {n} {train_seconds:.2f} s acc {acc * 100:.2f}% loss {loss:.4f}", flush=True)
+    return train_seconds, step_seconds, curve
 
 
 def write_record(args, nranks, params, train_seconds, step_seconds, curve, **extra):
