@@ -66,10 +66,15 @@ const NcclApi* ncclApi(const char** why) {
 }
 
 void ncclCheck(NcclResult r, const char* what) {
+  static const NcclApi unloaded{};  // no messages to give
+  const NcclApi* api = r == kNcclSuccess || r == kNcclInProgress ? nullptr : ncclApi();
+  ncclCheck(api ? *api : unloaded, r, what);
+}
+
+void ncclCheck(const NcclApi& api, NcclResult r, const char* what) {
   if (r == kNcclSuccess || r == kNcclInProgress) return;
-  const NcclApi* api = ncclApi();
-  const char* msg = api ? api->getErrorString(r) : "NCCL error";
-  const char* last = api && api->getLastError ? api->getLastError(nullptr) : "";
+  const char* msg = api.getErrorString ? api.getErrorString(r) : "NCCL error";
+  const char* last = api.getLastError ? api.getLastError(nullptr) : "";
   sqzResult_t code = r == kNcclRemoteError ? sqzRemoteError
                      : r == kNcclInvalidArgument ? sqzInvalidArgument
                      : r == kNcclInvalidUsage ? sqzInvalidUsage

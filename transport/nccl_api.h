@@ -47,7 +47,11 @@ struct NcclApi {
 // The loaded library, or null (with *why set) when it cannot be loaded.
 const NcclApi* ncclApi(const char** why = nullptr);
 
-// Throws sqz::Error for a failed NCCL call, with NCCL's message.
+// Throws sqz::Error for a failed NCCL call, with api's message (the loaded
+// library's in the one-argument form). ncclInProgress is not a failure: a
+// non-blocking communicator's call that is still being set up (see
+// NcclTransport, which waits for it to settle).
+void ncclCheck(const NcclApi& api, NcclResult r, const char* what);
 void ncclCheck(NcclResult r, const char* what);
 
 }  // namespace sqz

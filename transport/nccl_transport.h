@@ -6,6 +6,17 @@
 // means enqueued, and the stream carries the ordering, so wait/test never
 // block. NCCL matches messages per peer in posting order, so tags are not
 // needed (and not checked).
+//
+// Ownership: a communicator sqz created (owned) is destroyed with the
+// transport and aborted by abort(); an adopted one (sqzCommInitFromNccl, the
+// interposer) stays the application's: sqz never destroys or aborts it, as
+// the application's own ncclCommAbort/Destroy frees it (a second abort would
+// free it twice).
+//
+// Non-blocking communicators (ncclConfig_t blocking = 0) answer
+// ncclInProgress while an operation is being set up, and nothing else may be
+// called on them until ncclCommGetAsyncError stops saying so: every call
+// here waits for that (bounded by SQZ_TIMEOUT) before it returns.
 #pragma once
 
 #include <cstddef>
@@ -18,8 +29,10 @@ namespace sqz {
 
 class NcclTransport : public Transport {
  public:
-  // Adopts `comm` (owned: destroyed with the transport; else the caller's).
+  // Uses `comm` through the loaded NCCL, or through `api` (a table of NCCL's
+  // functions: the loaded library's, or a test's).
   NcclTransport(NcclComm comm, bool owned);
+  NcclTransport(const NcclApi& api, NcclComm comm, bool owned);
   ~NcclTransport() override;
   NcclTransport(const NcclTransport&) = delete;
   NcclTransport& operator=(const NcclTransport&) = delete;
@@ -53,9 +66,17 @@ class NcclTransport : public Transport {
   // The communicator's asynchronous error (a dead peer, a network failure):
   // throws it as sqz::Error; returns when there is none.
   void checkAsyncError();
+  // Stops using the communicator (aborting it only when owned); later
+  // operations fail with sqzInvalidUsage.
   void abort();
 
  private:
+  NcclComm live() const;
+  // ncclCheck, then, for ncclInProgress, waits until the communicator has
+  // settled (and throws its error, if that is what it settled on).
+  void check(NcclResult r, const char* what);
+  void waitSettled(const char* what);
+
   const NcclApi& api_;
   NcclComm comm_;
   bool owned_;
