@@ -1,22 +1,18 @@
 #include "src/device/staging_engine.h"
 
-#include <cuda_runtime_api.h>
-
 #include <atomic>
 #include <chrono>
 
-#include "common/cuda_check.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/trace_range.h"
-#include "kernels/cuda_device_ops.h"
 
 namespace sqz {
 
 struct StagingEngine::Job {
   uint32_t ticket = 0;
-  cudaEvent_t staged = nullptr;
-  cudaEvent_t done = nullptr;
+  void* staged = nullptr;  // events (cudaEvent_t)
+  void* done = nullptr;
   std::function<void()> work;
   std::vector<Block> blocks;
   bool hostDone = false;
@@ -25,8 +21,6 @@ struct StagingEngine::Job {
 };
 
 namespace {
-cudaStream_t asStream(void* s) { return static_cast<cudaStream_t>(s); }
-
 // Pinned blocks come in powers of two from 64 KiB, so buffers of similar
 // size share them.
 size_t blockSize(size_t bytes) {
@@ -36,12 +30,18 @@ size_t blockSize(size_t bytes) {
 }
 }  // namespace
 
-StagingEngine::StagingEngine(int device) : device_(device) {
-  SQZ_CUDA_OK(cudaSetDevice(device_));
-  SQZ_CUDA_OK(cudaHostAlloc(reinterpret_cast<void**>(&flagHost_), sizeof(uint32_t), cudaHostAllocMapped));
+void StagingEngine::check(int error, const char* what) const {
+  if (error != StagingRuntime::kSuccess) fail(sqzUnhandledCudaError, "%s: %s", what, rt_.errorString(error));
+}
+
+StagingEngine::StagingEngine(int device, const StagingRuntime& runtime) : rt_(runtime), device_(device) {
+  check(rt_.setDevice(device_), "cudaSetDevice");
+  void* flag = nullptr;
+  check(rt_.hostAlloc(&flag, sizeof(uint32_t), true), "cudaHostAlloc(flag)");
+  flagHost_ = static_cast<uint32_t*>(flag);
   *flagHost_ = 0;
   void* dev = nullptr;
-  SQZ_CUDA_OK(cudaHostGetDevicePointer(&dev, flagHost_, 0));
+  check(rt_.hostDevicePointer(&dev, flagHost_), "cudaHostGetDevicePointer");
   flagDevice_ = static_cast<volatile uint32_t*>(dev);
   thread_ = std::thread([this] { progressLoop(); });
 }
@@ -53,62 +53,71 @@ StagingEngine::~StagingEngine() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
-  cudaSetDevice(device_);
+  rt_.setDevice(device_);
   // The GPU may still be copying out of pinned blocks: wait for it.
   for (const JobPtr& j : retired_) {
-    if (j->done) cudaEventSynchronize(j->done);
+    if (j->done) rt_.eventSynchronize(j->done);
   }
   for (const JobPtr& j : retired_) {
-    if (j->staged) cudaEventDestroy(j->staged);
-    if (j->done) cudaEventDestroy(j->done);
+    if (j->staged) rt_.eventDestroy(j->staged);
+    if (j->done) rt_.eventDestroy(j->done);
   }
-  for (const Block& b : allBlocks_) cudaFreeHost(b.host);
-  if (flagHost_) cudaFreeHost(flagHost_);
+  for (const Block& b : allBlocks_) rt_.freeHost(b.host);
+  if (flagHost_) rt_.freeHost(flagHost_);
 }
 
 void StagingEngine::reclaim() {
   for (size_t i = 0; i < retired_.size();) {
     JobPtr& j = retired_[i];
-    if (j->hostDone && cudaEventQuery(j->done) == cudaSuccess) {
+    if (j->hostDone && rt_.eventQuery(j->done) == StagingRuntime::kSuccess) {
       for (const Block& b : j->blocks) free_.emplace(b.bytes, b);
-      cudaEventDestroy(j->staged);
-      cudaEventDestroy(j->done);
+      rt_.eventDestroy(j->staged);
+      rt_.eventDestroy(j->done);
       retired_[i] = retired_.back();
       retired_.pop_back();
     } else {
       ++i;
     }
   }
-  cudaGetLastError();  // a not-ready query is not an error
+  rt_.clearLastError();  // a not-ready query is not an error
 }
 
 StagingEngine::Block StagingEngine::acquire(size_t bytes) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  reclaim();
-  auto it = free_.lower_bound(bytes);
-  if (it != free_.end()) {
-    Block b = it->second;
-    free_.erase(it);
-    return b;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    reclaim();
+    auto it = free_.lower_bound(bytes);
+    if (it != free_.end()) {
+      Block b = it->second;
+      free_.erase(it);
+      return b;
+    }
   }
+  // A new pinned block, allocated without the mutex (see the header).
   Block b;
   b.bytes = blockSize(bytes);
-  SQZ_CUDA_OK(cudaHostAlloc(&b.host, b.bytes, cudaHostAllocDefault));
+  check(rt_.hostAlloc(&b.host, b.bytes, false), "cudaHostAlloc");
+  std::lock_guard<std::mutex> lock(mutex_);
   allBlocks_.push_back(b);
   return b;
 }
 
+void StagingEngine::giveBack(const Block& block) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  free_.emplace(block.bytes, block);
+}
+
 StagingEngine::JobPtr StagingEngine::submit(void* stream, std::function<void()> hostWork, std::vector<Block> blocks) {
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  SQZ_CUDA_OK(cudaStreamIsCapturing(asStream(stream), &capture));
-  SQZ_REQUIRE(capture == cudaStreamCaptureStatusNone, sqzInvalidUsage,
+  bool capturing = false;
+  check(rt_.streamIsCapturing(stream, &capturing), "cudaStreamIsCapturing");
+  SQZ_REQUIRE(!capturing, sqzInvalidUsage,
               "host staging (SQZ_TRANSPORT=ucx) cannot be captured in a CUDA graph; use SQZ_TRANSPORT=nccl");
   auto job = std::make_shared<Job>();
   job->work = std::move(hostWork);
   job->blocks = std::move(blocks);
-  SQZ_CUDA_OK(cudaEventCreateWithFlags(&job->staged, cudaEventDisableTiming));
-  SQZ_CUDA_OK(cudaEventCreateWithFlags(&job->done, cudaEventDisableTiming));
-  SQZ_CUDA_OK(cudaEventRecord(job->staged, asStream(stream)));
+  check(rt_.eventCreate(&job->staged), "cudaEventCreate");
+  check(rt_.eventCreate(&job->done), "cudaEventCreate");
+  check(rt_.eventRecord(job->staged, stream), "cudaEventRecord");
   {
     std::unique_lock<std::mutex> lock(mutex_);
     // At most kMaxQueued calls ahead of the transfers (bounds pinned memory).
@@ -120,24 +129,35 @@ StagingEngine::JobPtr StagingEngine::submit(void* stream, std::function<void()> 
     if (error_) std::rethrow_exception(error_);
     job->ticket = nextTicket_++;
     if (nextTicket_ == 0) nextTicket_ = 1;
-    cudaWaitHostFlag(flagDevice_, job->ticket, stream);
     queue_.push_back(job);
   }
   cv_.notify_all();
+  // The ticket is taken: the wait is launched without the mutex. The
+  // progress thread may already have released this ticket (the wait then
+  // passes at once): the flag only grows, in ticket order.
+  try {
+    rt_.launchWaitFlag(flagDevice_, job->ticket, stream);
+  } catch (...) {
+    // The call fails here, before its copies back are enqueued; its job
+    // still runs on the host, as the peers expect.
+    std::lock_guard<std::mutex> lock(mutex_);
+    job->blocks.clear();  // never proven free: freed at destruction
+    job->retired = true;
+    retired_.push_back(job);
+    throw;
+  }
   return job;
 }
 
 void StagingEngine::retire(const JobPtr& job, void* stream) {
-  cudaError_t e = cudaEventRecord(job->done, asStream(stream));
+  int e = rt_.eventRecord(job->done, stream);
+  if (e != StagingRuntime::kSuccess) rt_.clearLastError();
   std::lock_guard<std::mutex> lock(mutex_);
   job->retired = true;
-  if (e != cudaSuccess) {
-    // Without a done event the blocks can never be proven free: keep them
-    // out of the pool (they are freed at destruction).
-    cudaGetLastError();
-    job->blocks.clear();
-    cudaEventRecord(job->done, nullptr);
-  }
+  // Without a done event the blocks can never be proven free: keep them out
+  // of the pool (they are freed at destruction). The unrecorded event
+  // counts as complete, so the job itself is reclaimed.
+  if (e != StagingRuntime::kSuccess) job->blocks.clear();
   retired_.push_back(job);
 }
 
@@ -173,7 +193,7 @@ void StagingEngine::abort() {
 }
 
 void StagingEngine::progressLoop() {
-  cudaSetDevice(device_);
+  rt_.setDevice(device_);
   std::unique_lock<std::mutex> lock(mutex_);
   Deadline stopDeadline(0.0);  // set once stopping: queued work gets SQZ_TIMEOUT to start
   bool haveStopDeadline = false;
@@ -190,12 +210,12 @@ void StagingEngine::progressLoop() {
     // blocks the other's copy) becomes an error, not a hang.
     const Deadline reachDeadline = Deadline::fromTimeout();
     for (;;) {
-      cudaError_t q = cudaEventQuery(job->staged);
-      if (q == cudaSuccess) break;
-      if (q != cudaErrorNotReady) {
-        err = std::make_exception_ptr(Error(sqzUnhandledCudaError, formatString("waiting for the stream: %s",
-                                                                                 cudaGetErrorString(q))));
-        cudaGetLastError();
+      const int q = rt_.eventQuery(job->staged);
+      if (q == StagingRuntime::kSuccess) break;
+      if (q != StagingRuntime::kNotReady) {
+        err = std::make_exception_ptr(
+            Error(sqzUnhandledCudaError, formatString("waiting for the stream: %s", rt_.errorString(q))));
+        rt_.clearLastError();
         break;
       }
       {

@@ -13,6 +13,14 @@
 // Jobs run in submission order. Pinned blocks return to the pool when the
 // GPU has passed the job's done event, so reuse never races a copy.
 // Graph capture is refused: a captured wait would replay on a stale ticket.
+//
+// Locking: the mutex guards the queue, the ticket counter and the pool, and
+// no CUDA call that can block is made while it is held: a kernel launch
+// waits when the launch queue is full, and the GPU work ahead of it may be
+// waiting for the progress thread, which needs the mutex before it can
+// release the flag. So a job takes its ticket under the mutex and launches
+// its wait outside it; pinned memory is allocated outside it too. The CUDA
+// calls go through a StagingRuntime table (the real runtime, or a test's).
 #pragma once
 
 #include <condition_variable>
@@ -27,13 +35,14 @@
 #include <vector>
 
 #include "common/env.h"
+#include "src/device/staging_runtime.h"
 
 namespace sqz {
 
 class StagingEngine {
  public:
   // Binds to `device` (the progress thread sets it before any CUDA call).
-  explicit StagingEngine(int device);
+  StagingEngine(int device, const StagingRuntime& runtime);
   // Finishes the host work of every submitted job (bounded by SQZ_TIMEOUT),
   // waits until the GPU has passed every job, then frees the pinned memory.
   ~StagingEngine();
@@ -49,6 +58,8 @@ class StagingEngine {
 
   // Pinned host memory of at least `bytes` (reused between calls).
   Block acquire(size_t bytes);
+  // Returns a block that no job holds, once the GPU is done with it.
+  void giveBack(const Block& block);
   // Enqueues the staged event and the GPU-side wait on `stream`; `hostWork`
   // runs on the progress thread once the GPU reached the staged point. The
   // caller enqueues its device-to-host copies before and its host-to-device
@@ -69,9 +80,12 @@ class StagingEngine {
 
  private:
   void progressLoop();
-  void reclaim();  // blocks of retired jobs the GPU has passed go back to the pool
+  void reclaim();  // blocks of retired jobs the GPU has passed go back to the pool (mutex held)
+  // Throws sqz::Error(sqzUnhandledCudaError) for a failed runtime call.
+  void check(int error, const char* what) const;
 
   static constexpr size_t kMaxQueued = 64;
+  const StagingRuntime& rt_;
   int device_;
   uint32_t* flagHost_ = nullptr;          // mapped pinned word the GPU polls
   volatile uint32_t* flagDevice_ = nullptr;
