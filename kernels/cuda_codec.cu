@@ -8,6 +8,8 @@
 #include <nvtx3/nvToolsExt.h>
 
 #include <algorithm>
+#include <iterator>
+#include <vector>
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 
@@ -985,6 +987,54 @@ void cudaRandkScatter(const CodecParams& p, size_t count, uint64_t seed, uint64_
   if (mode == DecodeMode::Overwrite && count) SQZ_CUDA_CHECK(cudaMemsetAsync(devOut, 0, count * sizeof(float), s));
   if (k) randkScatterKernel<<<gridFor(k, 256, 4096), 256, 0, s>>>(devValues, count, k, makeRngKey(seed, step, 0), chunkOffset, devOut);
   SQZ_CUDA_LAUNCHED();
+}
+
+namespace {
+template <class T>
+void addTypedKernels(std::vector<const void*>& k) {
+  const void* entries[] = {
+      reinterpret_cast<const void*>(&statsKernel<T>),
+      reinterpret_cast<const void*>(&castEncodeKernel<T, CodecKind::None>),
+      reinterpret_cast<const void*>(&castEncodeKernel<T, CodecKind::Bf16>),
+      reinterpret_cast<const void*>(&castEncodeKernel<T, CodecKind::Fp16>),
+      reinterpret_cast<const void*>(&quantEncodeKernel<T, 1>),
+      reinterpret_cast<const void*>(&quantEncodeKernel<T, 2>),
+      reinterpret_cast<const void*>(&quantEncodeKernel<T, 4>),
+      reinterpret_cast<const void*>(&quantEncodeKernel<T, 8>),
+      reinterpret_cast<const void*>(&radixHistKernel<T>),
+      reinterpret_cast<const void*>(&tileCountKernel<T>),
+      reinterpret_cast<const void*>(&tileWriteKernel<T>),
+      reinterpret_cast<const void*>(&randkGatherKernel<T>),
+      reinterpret_cast<const void*>(&residualAddKernel<T>),
+  };
+  k.insert(k.end(), std::begin(entries), std::end(entries));
+}
+}  // namespace
+
+std::vector<const void*> cudaCodecKernelEntries() {
+  std::vector<const void*> k = {
+      reinterpret_cast<const void*>(&headerKernel),
+      reinterpret_cast<const void*>(&castDecodeKernel<CodecKind::None>),
+      reinterpret_cast<const void*>(&castDecodeKernel<CodecKind::Bf16>),
+      reinterpret_cast<const void*>(&castDecodeKernel<CodecKind::Fp16>),
+      reinterpret_cast<const void*>(&quantDecodeKernel<1>),
+      reinterpret_cast<const void*>(&quantDecodeKernel<2>),
+      reinterpret_cast<const void*>(&quantDecodeKernel<4>),
+      reinterpret_cast<const void*>(&quantDecodeKernel<8>),
+      reinterpret_cast<const void*>(&zeroKernel),
+      reinterpret_cast<const void*>(&sparseDecodeKernel),
+      reinterpret_cast<const void*>(&selectInitKernel),
+      reinterpret_cast<const void*>(&radixPickKernel),
+      reinterpret_cast<const void*>(&tileScanKernel),
+      reinterpret_cast<const void*>(&int8ScaleKernel),
+      reinterpret_cast<const void*>(&int8ValuesKernel),
+      reinterpret_cast<const void*>(&randkValuesKernel),
+      reinterpret_cast<const void*>(&randkScatterKernel),
+  };
+  addTypedKernels<float>(k);
+  addTypedKernels<Fp16Bits>(k);
+  addTypedKernels<Bf16Bits>(k);
+  return k;
 }
 
 }  // namespace sqz

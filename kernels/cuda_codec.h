@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "kernels/codec_params.h"
 #include "kernels/cpu_codec.h"
@@ -46,5 +47,10 @@ const char* cudaDecodeErrorString(int code);
 void cudaRandkGather(const CodecParams& p, const EncodeArgs& a, float* devValues, void* stream);
 void cudaRandkScatter(const CodecParams& p, size_t count, uint64_t seed, uint64_t step, uint64_t chunkOffset,
                       const float* devValues, float* devOut, DecodeMode mode, void* stream);
+
+// Every kernel of cuda_codec.cu (each template instance), as the addresses
+// kernel launches and cudaFuncGetAttributes take: see cudaLoadAllKernels in
+// kernels/cuda_device_ops.h. CUDA builds only.
+std::vector<const void*> cudaCodecKernelEntries();
 
 }  // namespace sqz

@@ -4,6 +4,7 @@
 
 #include "common/cuda_check.h"
 #include "common/error.h"
+#include "kernels/cuda_codec.h"
 #include "kernels/grad_stats.h"
 #include "kernels/half.h"
 
@@ -74,6 +75,25 @@ void requireFloatType(sqzDataType_t t) {
 }
 
 }  // namespace
+
+std::vector<const void*> cudaAllKernelEntries() {
+  std::vector<const void*> k = cudaCodecKernelEntries();
+  k.push_back(reinterpret_cast<const void*>(&loadKernel));
+  k.push_back(reinterpret_cast<const void*>(&storeKernel));
+  k.push_back(reinterpret_cast<const void*>(&waitFlagKernel));
+  k.push_back(reinterpret_cast<const void*>(&nonFiniteFlagKernel));
+  k.push_back(reinterpret_cast<const void*>(&guardKernel));
+  return k;
+}
+
+void cudaLoadAllKernels() {
+  // cudaFuncGetAttributes reads the loaded function (registers, shared
+  // memory), so it loads it: a preload without a launch.
+  for (const void* kernel : cudaAllKernelEntries()) {
+    cudaFuncAttributes attributes{};
+    SQZ_CUDA_OK(cudaFuncGetAttributes(&attributes, kernel));
+  }
+}
 
 void cudaLoadFloats(const void* in, sqzDataType_t type, const float* residual, size_t n, float* out, void* stream) {
   requireFloatType(type);

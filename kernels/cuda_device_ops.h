@@ -8,12 +8,24 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "sqz.h"
 
 namespace sqz {
 
 struct GradStats;
+
+// Loads every kernel of kernels/ into the current device's context now.
+// Under lazy module loading (the default since CUDA 12.2) a kernel is loaded
+// at its first launch, and loading may wait for the device to go idle:
+// behind a spinning cudaWaitHostFlag kernel whose release needs this very
+// thread (or another rank thread of the process) to go on, that waits until
+// SQZ_TIMEOUT. The device path calls this before it launches anything.
+void cudaLoadAllKernels();
+// The kernels cudaLoadAllKernels loads (tests compare their number with the
+// kernels compiled into the library).
+std::vector<const void*> cudaAllKernelEntries();
 
 // out[i] = float(in[i]) (+ residual[i] when residual is not null).
 void cudaLoadFloats(const void* in, sqzDataType_t type, const float* residual, size_t n, float* out, void* stream);

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <mutex>
 #include <set>
+#include <utility>
 
 #include "collectives/allgather.h"
 #include "collectives/broadcast.h"
@@ -22,6 +23,7 @@
 #include "src/codec/codec_spec.h"
 #include "src/comm.h"
 #include "src/device/staging_engine.h"
+#include "src/device/staging_runtime.h"
 #include "transport/nccl_transport.h"
 
 namespace sqz {
@@ -65,6 +67,19 @@ class Scratch {
   std::vector<void*> ptrs_;
 };
 
+// Loads every sqz kernel into `device`'s context once per process, before
+// the first DevicePath on it goes on (see cudaLoadAllKernels): every wait
+// kernel of the process belongs to a DevicePath made after this returned,
+// so no kernel is ever loaded while one of ours spins.
+void loadKernelsOnce(int device) {
+  static std::mutex mutex;
+  static std::set<int> loaded;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (loaded.count(device)) return;
+  cudaLoadAllKernels();
+  loaded.insert(device);
+}
+
 }  // namespace
 
 // Error feedback and tuning state of one device buffer.
@@ -72,14 +87,17 @@ struct DeviceBufferState {
   size_t count = 0;
   sqzDataType_t type = sqzFloat32;
   float* residual = nullptr;  // device, count floats (from the pool, once)
-  cudaStream_t lastStream = nullptr;  // of the last call on this buffer
+  cudaEvent_t lastUse = nullptr;  // after the last (uncaptured) call on this buffer
   bool dirty = false;         // residual may hold mass not yet sent
   uint64_t step = 0;
   TuningState tuning;
   // Lagged statistics of the previous call: NCCL path, N GradStats copied
   // into pinned `statsHost` before `statsEvent`; staging path, summed by the
   // progress thread into `jobStats` before `lastJob` finished its host work.
+  // (Staging path: statsHost is `statsBlock`, from the engine's pool, and
+  // holds only the sync-mode first call's own statistics.)
   GradStats* statsHost = nullptr;
+  StagingEngine::Block statsBlock;
   cudaEvent_t statsEvent = nullptr;
   bool statsPending = false;
   StagingEngine::JobPtr lastJob;
@@ -93,6 +111,8 @@ struct DevicePath::Impl {
   std::unique_ptr<NcclTransport> nccl;
   std::unique_ptr<StagingEngine> staging;
   cudaMemPool_t pool = nullptr;
+  cudaStream_t releaseStream = nullptr;  // frees residuals after their last use, without a sync
+  int maxPitch = 0;                      // cudaMemcpy2D's limit on a pitch (bytes)
   int* decodeError = nullptr;  // mapped pinned word the decode kernels set on a malformed payload
   int* decodeErrorDevice = nullptr;
   std::map<std::pair<const void*, size_t>, std::unique_ptr<DeviceBufferState>> states;
@@ -101,6 +121,9 @@ struct DevicePath::Impl {
 
   explicit Impl(Communicator& c) : comm(c) {
     SQZ_CUDA_OK(cudaGetDevice(&device));
+    loadKernelsOnce(device);
+    SQZ_CUDA_OK(cudaDeviceGetAttribute(&maxPitch, cudaDevAttrMaxPitch, device));
+    SQZ_CUDA_OK(cudaStreamCreateWithFlags(&releaseStream, cudaStreamNonBlocking));
     cudaMemPoolProps props{};
     props.allocType = cudaMemAllocationTypePinned;
     props.location.type = cudaMemLocationTypeDevice;
@@ -115,14 +138,17 @@ struct DevicePath::Impl {
     decodeErrorDevice = static_cast<int*>(dev);
   }
 
+  // Teardown is the one place that waits for the GPU (the communicator's
+  // own work) and frees pinned memory (which synchronizes).
   ~Impl() {
     cudaSetDevice(device);
+    for (auto& [key, st] : states) release(*st);  // before the engine: statistics blocks go back to it
     staging.reset();  // finishes the host side, then waits for the GPU to leave pinned memory
     for (auto& [s, e] : lastOnStream) {
       cudaEventSynchronize(e);
       cudaEventDestroy(e);
     }
-    for (auto& [key, st] : states) release(*st);
+    if (releaseStream) cudaStreamDestroy(releaseStream);  // its frees still run
     // Pool memory still in use by enqueued work is released when that is done.
     if (pool) cudaMemPoolDestroy(pool);
     if (decodeError) cudaFreeHost(decodeError);
@@ -207,7 +233,7 @@ struct DevicePath::Impl {
       Broadcast(*comm.transport_).run(&id, &id, sizeof id, 0, comm.nextSeq(), deadline);
       nccl = std::make_unique<NcclTransport>(NcclTransport::createComm(id, nranks(), rank()), true);
     } else {
-      staging = std::make_unique<StagingEngine>(device);
+      staging = std::make_unique<StagingEngine>(device, cudaStagingRuntime());
     }
     SQZ_INFO("device buffers on GPU %d use %s", device, useNccl ? "NCCL" : "host staging over UCX");
     ready = true;
@@ -225,33 +251,44 @@ struct DevicePath::Impl {
     SQZ_CUDA_OK(cudaMallocFromPoolAsync(reinterpret_cast<void**>(&st->residual),
                                         std::max<size_t>(count, 1) * sizeof(float), pool, s));
     SQZ_CUDA_OK(cudaMemsetAsync(st->residual, 0, count * sizeof(float), s));
-    SQZ_CUDA_OK(cudaHostAlloc(reinterpret_cast<void**>(&st->statsHost), sizeof(GradStats) * nranks(),
-                              cudaHostAllocDefault));
+    const size_t statsBytes = sizeof(GradStats) * nranks();
+    if (staging) {
+      st->statsBlock = staging->acquire(statsBytes);
+      st->statsHost = static_cast<GradStats*>(st->statsBlock.host);
+    } else {
+      SQZ_CUDA_OK(cudaHostAlloc(reinterpret_cast<void**>(&st->statsHost), statsBytes, cudaHostAllocDefault));
+    }
     SQZ_CUDA_OK(cudaEventCreateWithFlags(&st->statsEvent, cudaEventDisableTiming));
-    st->lastStream = s;
+    SQZ_CUDA_OK(cudaEventCreateWithFlags(&st->lastUse, cudaEventDisableTiming));
     if (slot) release(*slot);  // same key, new type
     slot = std::move(st);
     return *slot;
   }
 
   // Frees a buffer state once the GPU is done with it: the residual after
-  // the last call that used it (stream-ordered), the pinned statistics after
-  // their copy landed (this waits for that call).
+  // the last call that used it, stream-ordered on releaseStream (the call's
+  // own stream may be gone). With host staging nothing here waits for the
+  // GPU, since another rank thread's wait kernel may be spinning (a
+  // cudaFree or cudaFreeHost would wait for it); the NCCL path, which has no
+  // wait kernels, frees its pinned statistics after their copy landed.
   void release(DeviceBufferState& st) {
     if (st.lastJob) {
       try {
-        staging->waitHost(st.lastJob, Deadline::fromTimeout());
+        staging->waitHost(st.lastJob, Deadline::fromTimeout());  // the host side only
       } catch (const Error&) {
         // its error is the communicator's asynchronous error already
       }
     }
-    cudaEventSynchronize(st.statsEvent);
-    cudaEventDestroy(st.statsEvent);
-    cudaFreeHost(st.statsHost);
-    if (cudaFreeAsync(st.residual, st.lastStream) != cudaSuccess) {  // e.g. that stream was destroyed
-      cudaGetLastError();
-      cudaFree(st.residual);  // synchronizing, but correct
+    if (staging) {
+      staging->giveBack(st.statsBlock);  // the sync-mode copy into it was waited for where it was read
+    } else {
+      cudaEventSynchronize(st.statsEvent);
+      cudaFreeHost(st.statsHost);
     }
+    cudaEventDestroy(st.statsEvent);
+    cudaStreamWaitEvent(releaseStream, st.lastUse, 0);
+    cudaFreeAsync(st.residual, releaseStream);
+    cudaEventDestroy(st.lastUse);
     cudaGetLastError();
   }
 
@@ -334,6 +371,21 @@ struct DevicePath::Impl {
       fail(sqzInvalidUsage, "plan '@%s' runs on host buffers only; device buffers run gather, randk or ring",
            planName(plan).c_str());
     return plan.codec.kind == CodecKind::RandK ? "randk" : "gather";
+  }
+
+  // rows x width bytes from src (rows `srcPitch` apart) to dst (`dstPitch`
+  // apart): one cudaMemcpy2DAsync, or a copy per row where a pitch exceeds
+  // what it takes (cudaDevAttrMaxPitch, 2^31-1 bytes: payloads above 2 GiB).
+  void copyStrided(void* dst, size_t dstPitch, const void* src, size_t srcPitch, size_t width, size_t rows,
+                   cudaMemcpyKind kind, cudaStream_t s) {
+    const size_t limit = static_cast<size_t>(std::max(maxPitch, 0));
+    if (dstPitch <= limit && srcPitch <= limit) {
+      SQZ_CUDA_OK(cudaMemcpy2DAsync(dst, dstPitch, src, srcPitch, width, rows, kind, s));
+      return;
+    }
+    for (size_t r = 0; r < rows; ++r)
+      SQZ_CUDA_OK(cudaMemcpyAsync(static_cast<unsigned char*>(dst) + r * dstPitch,
+                                  static_cast<const unsigned char*>(src) + r * srcPitch, width, kind, s));
   }
 
   void noteStream(cudaStream_t s) {
@@ -540,8 +592,8 @@ struct DevicePath::Impl {
                          count, st.residual, s);
     }
     if (nccl && tuned) {
-      SQZ_CUDA_OK(cudaMemcpy2DAsync(st.statsHost, sizeof(GradStats), gathered + sizeof(WireHeader), P,
-                                    sizeof(GradStats), n, cudaMemcpyDeviceToHost, s));
+      copyStrided(st.statsHost, sizeof(GradStats), gathered + sizeof(WireHeader), P, sizeof(GradStats), n,
+                  cudaMemcpyDeviceToHost, s);
       SQZ_CUDA_OK(cudaEventRecord(st.statsEvent, s));
       st.statsPending = true;
     }
@@ -657,7 +709,16 @@ void DevicePath::allReduce(const void* send, void* recv, size_t count, sqzDataTy
   DeviceBufferState* st = nullptr;
   if (compressible && (fixedLossy || tuned || stateKey))
     st = &d.state(stateKey ? stateKey : recv, count, type, s, capturing);
-  if (st) st->lastStream = s;
+  // Whatever this call enqueues on the buffer's residual, also when it
+  // fails halfway, comes before the buffer's lastUse (its memory is freed
+  // after that).
+  struct MarkLastUse {
+    cudaEvent_t event;
+    cudaStream_t stream;
+    ~MarkLastUse() {
+      if (event) cudaEventRecord(event, stream);
+    }
+  } markLastUse{st && !capturing ? st->lastUse : nullptr, s};
 
   sqzCallInfo info{};
   info.count = count;

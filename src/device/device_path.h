@@ -22,6 +22,18 @@
 // graph capture the plan is frozen (no statistics are read back); host
 // staging refuses capture.
 //
+// Never behind a spinning wait: with host staging a wait kernel holds a
+// stream until the progress thread has finished a transfer that needs the
+// other ranks' later calls, and those ranks may be threads of this process.
+// So nothing that can run while a wait spins waits for the device: every
+// kernel is loaded when the first DevicePath on a device is made (lazy
+// module loading would load one at its first launch, which may wait for the
+// device to go idle); buffer states are freed stream-ordered, without
+// cudaFree or cudaFreeHost; the staging engine launches and allocates
+// outside its lock. Only teardown waits for the GPU. Pinned allocations
+// (cudaHostAlloc, first calls of a new size) are made while waits spin, as
+// frameworks' pinned-memory caches do next to NCCL's spinning kernels.
+//
 // Non-finite values: every payload carries its rank's statistics; when any
 // rank's buffer held NaN/Inf, the output is NaN everywhere (as an exact sum
 // would be non-finite, so loss scalers still see the overflow) and the
@@ -51,7 +63,8 @@ class DevicePath {
   DevicePath(const DevicePath&) = delete;
   DevicePath& operator=(const DevicePath&) = delete;
 
-  // Uses an existing NCCL communicator (sqzCommInitFromNccl; not owned).
+  // Uses an existing NCCL communicator (sqzCommInitFromNccl; not owned:
+  // never destroyed nor aborted by sqz).
   void adoptNccl(void* ncclComm);
 
   // stateKey: the explicit sqzState, or null for the buffer's own (recv, count).

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "common/dtype.h"
+#include "gpu/spin_kernel.h"
 #include "harness/reference.h"
 
 namespace sqz::test {
@@ -40,12 +41,16 @@ bool cudaDevicePresent(std::string* why) {
   return n > 0;
 }
 
-DeviceBuffer::DeviceBuffer(size_t bytes) {
-  cudaError_t e = cudaMalloc(&ptr_, std::max<size_t>(bytes, 1));
-  if (e != cudaSuccess) throw std::runtime_error(std::string("cudaMalloc: ") + cudaGetErrorString(e));
+void preferEagerModuleLoading() { setenv("CUDA_MODULE_LOADING", "EAGER", 0); }
+
+cudaError_t loadTestKernels() { return loadSpinKernel(); }
+
+DeviceBuffer::DeviceBuffer(size_t bytes, cudaStream_t stream) : stream_(stream) {
+  cudaError_t e = cudaMallocAsync(&ptr_, std::max<size_t>(bytes, 1), stream_);
+  if (e != cudaSuccess) throw std::runtime_error(std::string("cudaMallocAsync: ") + cudaGetErrorString(e));
 }
 
-DeviceBuffer::~DeviceBuffer() { cudaFree(ptr_); }
+DeviceBuffer::~DeviceBuffer() { cudaFreeAsync(ptr_, stream_); }
 
 void DeviceBuffer::upload(const void* host, size_t bytes, cudaStream_t stream) {
   cudaError_t e = cudaMemcpyAsync(ptr_, host, bytes, cudaMemcpyHostToDevice, stream);

@@ -22,10 +22,21 @@ constexpr int kSkipCode = 77;
 // what it reported.
 bool cudaDevicePresent(std::string* why);
 
-// cudaMalloc'd bytes, freed on destruction.
+// For a GPU test binary's main(), before any CUDA call: eager module
+// loading (unless the environment chose), a second guard next to sqz's own
+// preloading of its kernels (src/device/device_path.h), and the tests' own
+// kernels loaded before any rank's wait kernel can spin.
+void preferEagerModuleLoading();
+cudaError_t loadTestKernels();
+
+// Device bytes from the stream-ordered allocator on `stream`, freed on it
+// at destruction (the stream must outlive the buffer). Never cudaMalloc and
+// cudaFree: with ranks as threads of one process, another rank's staging
+// wait kernel may be spinning for this rank's next call, and cudaFree
+// waits for the device to go idle.
 class DeviceBuffer {
  public:
-  explicit DeviceBuffer(size_t bytes);
+  DeviceBuffer(size_t bytes, cudaStream_t stream);
   ~DeviceBuffer();
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
@@ -36,6 +47,7 @@ class DeviceBuffer {
 
  private:
   void* ptr_ = nullptr;
+  cudaStream_t stream_;
 };
 
 // Every codec spec the device path must accept.

@@ -1,6 +1,7 @@
 // main() of sqz_gpu_tests: without a CUDA device the whole binary is
 // skipped (exit code 77, ctest's SKIP_RETURN_CODE), so that ctest reports
 // the GPU tests as skipped rather than silently absent or failed.
+#include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -10,10 +11,15 @@
 #include "gpu/gpu_check.h"
 
 int main(int argc, char** argv) {
+  sqz::test::preferEagerModuleLoading();
   std::string why;
   if (!sqz::test::cudaDevicePresent(&why)) {
     std::printf("no CUDA device: skipping (%s)\n", why.c_str());
     return sqz::test::kSkipCode;
+  }
+  if (cudaError_t e = sqz::test::loadTestKernels(); e != cudaSuccess) {
+    std::printf("loading the test kernels: %s\n", cudaGetErrorString(e));
+    return 1;
   }
   // Ranks share device 0 through host staging unless a test asks for NCCL;
   // every size compresses (the tests sweep buffers below the 64 KiB default).

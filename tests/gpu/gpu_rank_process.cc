@@ -31,6 +31,7 @@ int localRank() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  sqz::test::preferEagerModuleLoading();
   std::string why;
   if (!sqz::test::cudaDevicePresent(&why)) {
     std::printf("no CUDA device: skipping (%s)\n", why.c_str());
@@ -78,7 +79,7 @@ int main(int argc, char** argv) {
           sqzCallInfo info{};
           try {
             std::vector<unsigned char> input = sqz::test::makeInput(type, sqzSum, rank, count, seed);
-            DeviceBuffer send(bytes), recv(bytes);
+            DeviceBuffer send(bytes, stream), recv(bytes, stream);
             send.upload(input.data(), bytes, stream);
             sqzState_t state = nullptr;
             sqzResult_t r = sqzStateCreate(comm, count, type, &state);

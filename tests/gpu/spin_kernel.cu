@@ -11,6 +11,11 @@ __global__ void spin(long long cycles) {
 
 }  // namespace
 
+cudaError_t loadSpinKernel() {
+  cudaFuncAttributes attributes{};
+  return cudaFuncGetAttributes(&attributes, spin);
+}
+
 cudaError_t launchSpin(cudaStream_t stream, double seconds) {
   int device = 0, kiloHertz = 0;
   cudaError_t e = cudaGetDevice(&device);

@@ -8,5 +8,7 @@ namespace sqz::test {
 
 // Enqueues a one-thread kernel on `stream` that spins for about `seconds`.
 cudaError_t launchSpin(cudaStream_t stream, double seconds);
+// Loads the spin kernel now, not at its first launch (lazy loading).
+cudaError_t loadSpinKernel();
 
 }  // namespace sqz::test

@@ -101,7 +101,7 @@ void deviceAllReduce(sqzComm_t comm, RankStates& states, const RankStream& strea
                      sqzDataType_t type, sqzRedOp_t op, const std::vector<unsigned char>& input, size_t count,
                      std::vector<unsigned char>* out, sqzCallInfo* info) {
   const size_t bytes = count * dataTypeSize(type);
-  DeviceBuffer send(bytes), recv(bytes);
+  DeviceBuffer send(bytes, stream.get()), recv(bytes, stream.get());
   send.upload(input.data(), bytes, stream.get());
   sqzState_t state = states.make(count, type);
   ASSERT_NE(state, nullptr) << sqzGetLastError(comm);
@@ -208,7 +208,7 @@ TEST(DeviceErrorFeedback, RunningMeanConvergesToExactMean) {
       }
       double exactNorm = 0;
       for (double e : exact) exactNorm += e * e;
-      DeviceBuffer send(count * 4), recv(count * 4);
+      DeviceBuffer send(count * 4, stream.get()), recv(count * 4, stream.get());
       send.upload(g.data(), count * 4, stream.get());
       sqzState_t state;
       ASSERT_EQ(sqzStateCreate(comm, count, sqzFloat32, &state), sqzSuccess);
@@ -246,7 +246,7 @@ TEST(DeviceAllReduce, InPlace) {
         RankStream stream;
         ASSERT_EQ(sqzCommSetCompression(comm, spec), sqzSuccess);
         std::vector<unsigned char> input = makeInput(sqzFloat32, sqzSum, rank, count, 5);
-        DeviceBuffer buf(count * 4);
+        DeviceBuffer buf(count * 4, stream.get());
         buf.upload(input.data(), count * 4, stream.get());
         ASSERT_EQ(sqzAllReduce(buf.get(), buf.get(), count, sqzFloat32, sqzSum, comm, stream.sqz()), sqzSuccess)
             << sqzGetLastError(comm);
@@ -300,7 +300,7 @@ TEST(DeviceAllReduce, MixingHostAndDeviceBuffersIsInvalidUsage) {
   runDeviceRanks(2, [&](int, sqzComm_t& comm) {
     RankStream stream;
     const size_t count = 100000;
-    DeviceBuffer dev(count * 4);
+    DeviceBuffer dev(count * 4, stream.get());
     std::vector<float> host(count, 1.0f);
     for (const char* spec : {"q4", "none"}) {
       EXPECT_EQ(sqzAllReduceEx(dev.get(), host.data(), count, sqzFloat32, sqzSum, spec, nullptr, comm, stream.sqz()),
@@ -336,7 +336,7 @@ TEST(DeviceAllReduce, ANewStateStartsWithoutResidual) {
     RankStream stream;
     std::vector<unsigned char> input = makeInput(sqzFloat32, sqzSum, rank, count, 61);
     std::vector<float> zeros(count, 0.0f), out(count, 1.0f);
-    DeviceBuffer send(count * 4), zero(count * 4), recv(count * 4);
+    DeviceBuffer send(count * 4, stream.get()), zero(count * 4, stream.get()), recv(count * 4, stream.get());
     send.upload(input.data(), count * 4, stream.get());
     zero.upload(zeros.data(), count * 4, stream.get());
     int sameAddress = 0;
@@ -400,7 +400,7 @@ TEST(DeviceAllReduce, ReturnsBeforeTheGpuFinishes) {
   runDeviceRanks(n, [&](int rank, sqzComm_t& comm) {
     RankStream stream;
     std::vector<unsigned char> input = makeInput(sqzFloat32, sqzSum, rank, count, 31);
-    DeviceBuffer send(count * 4), recv(count * 4);
+    DeviceBuffer send(count * 4, stream.get()), recv(count * 4, stream.get());
     send.upload(input.data(), count * 4, stream.get());
     sqzState_t state;
     ASSERT_EQ(sqzStateCreate(comm, count, sqzFloat32, &state), sqzSuccess);
@@ -504,7 +504,7 @@ TEST(DeviceNccl, InitFromAnApplicationsNcclComm) {
   // Still the application's: NCCL works on it after sqz let go.
   {
     RankStream stream;
-    DeviceBuffer buf(64 * 4);
+    DeviceBuffer buf(64 * 4, stream.get());
     std::vector<float> ones(64, 1.0f), back(64);
     buf.upload(ones.data(), 64 * 4, stream.get());
     EXPECT_EQ(ncclAllReduce(buf.get(), buf.get(), 64, ncclFloat32, ncclSum, nccl, stream.get()), ncclSuccess);
