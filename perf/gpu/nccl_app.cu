@@ -123,6 +123,16 @@ int main(int argc, char** argv) {
   CUDA_CHECK(cudaStreamSynchronize(stream));
   report("allreduce float32 avg", relError(got, want));
 
+  // Inside an NCCL group, as PyTorch issues its collectives (AutoNcclGroup,
+  // coalesced buckets): the interposer serves it at ncclGroupEnd.
+  CUDA_CHECK(cudaMemsetAsync(recv, 0, count * sizeof(float), stream));
+  NCCL_CHECK(ncclGroupStart());
+  NCCL_CHECK(ncclAllReduce(send, recv, count, ncclFloat32, ncclSum, comm, stream));
+  NCCL_CHECK(ncclGroupEnd());
+  CUDA_CHECK(cudaMemcpyAsync(got.data(), recv, count * sizeof(float), cudaMemcpyDeviceToHost, stream));
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+  report("allreduce float32 sum in an NCCL group", relError(got, want));
+
   // In place, a small float buffer (below SQZ_MIN_BYTES), and integers:
   // exact whoever serves them.
   const size_t small = 1024;

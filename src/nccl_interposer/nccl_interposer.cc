@@ -8,15 +8,28 @@
 // forwarding them needs no wrappers.
 //
 // ncclAllReduce is served through sqz when SQZ_COMPRESSION is set (and not
-// "none"), the type is float32/float16/bfloat16, the op sum or avg, the
-// buffer at least SQZ_MIN_BYTES, and the call is not inside an NCCL group
-// (a group fuses calls that sqz's blocking setup could not join). The sqz
-// communicator is adopted lazily, on the first served call, from the
-// application's ncclComm with sqzCommInitFromNccl: one per ncclComm. If that
-// fails (no device path on this machine, say), a warning is logged once and
-// the communicator's calls are forwarded from then on. A served call that
-// fails returns its error: falling back to NCCL after peers may have joined
-// sqz's collective would deadlock them.
+// "none"), the type is float32/float16/bfloat16, the op sum or avg, and the
+// buffer at least SQZ_MIN_BYTES. The sqz communicator is adopted lazily, on
+// the first served call, from the application's ncclComm with
+// sqzCommInitFromNccl: one per ncclComm. If that fails (no device path on
+// this machine, say), a warning is logged once and the communicator's calls
+// are forwarded from then on. A served call that fails returns its error:
+// falling back to NCCL after peers may have joined sqz's collective would
+// deadlock them.
+//
+// NCCL groups (PyTorch wraps collectives in ncclGroupStart/End, always for
+// coalesced ones): an eligible call inside a group is deferred, and served
+// after the real ncclGroupEnd has launched the rest of the group, in call
+// order, on the call's stream. All ranks make the same calls in the same
+// groups, so they defer and serve the same ones. One exception: a group
+// whose eligible calls span several communicators (one thread driving
+// several GPUs, ncclCommInitAll's way) is forwarded whole, before the real
+// ncclGroupEnd: serving those one after another would block on the first
+// (adoption is a collective) while its peers wait in the same thread.
+//
+// With SQZ_DEBUG=INFO, a summary at exit counts the ncclAllReduce calls:
+// served (and how many of them were deferred to ncclGroupEnd), and
+// forwarded, by reason.
 //
 // Everything else is forwarded to the real function, found with
 // dlsym(RTLD_NEXT) or, failing that, NCCL's own pnccl* entry point from
@@ -28,6 +41,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -36,7 +50,10 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "common/env.h"
 #include "sqz.h"
 
 namespace {
@@ -157,6 +174,28 @@ ncclResult_t toNccl(sqzResult_t r) {
   }
 }
 
+// --- what happened to the application's ncclAllReduce calls ----------------
+
+struct CallCounts {
+  std::atomic<long> served{0}, servedDeferred{0};
+  std::atomic<long> forwardedIneligible{0}, forwardedGroupOfSeveralComms{0}, forwardedUnadoptable{0};
+  std::atomic<long> failed{0};
+
+  // Printed when the library unloads (process exit), with SQZ_DEBUG=INFO.
+  ~CallCounts() {
+    const long forwarded = forwardedIneligible + forwardedGroupOfSeveralComms + forwardedUnadoptable;
+    if (!infoLogging() || served + forwarded + failed == 0) return;
+    SQZ_LOG("INFO",
+            "summary: ncclAllReduce calls: %ld served by sqz (%ld of them deferred to their ncclGroupEnd), %ld "
+            "failed in sqz, %ld forwarded to NCCL: %ld not eligible (SQZ_COMPRESSION, type, op, SQZ_MIN_BYTES), "
+            "%ld because they were inside an NCCL group over several communicators, %ld on a communicator sqz "
+            "could not adopt",
+            served.load(), servedDeferred.load(), failed.load(), forwarded, forwardedIneligible.load(),
+            forwardedGroupOfSeveralComms.load(), forwardedUnadoptable.load());
+  }
+};
+CallCounts g_counts;
+
 // --- adopted communicators --------------------------------------------------
 
 // What the interposer knows about one application ncclComm.
@@ -193,6 +232,19 @@ std::shared_ptr<Adopted> takeEntry(ncclComm_t comm) {
 // depth of the application's NCCL group on this thread.
 thread_local bool t_inSqz = false;
 thread_local int t_groupDepth = 0;
+
+// One ncclAllReduce call as the application made it.
+struct AllReduceCall {
+  const void* send;
+  void* recv;
+  size_t count;
+  ncclDataType_t type;
+  ncclRedOp_t op;
+  ncclComm_t comm;
+  cudaStream_t stream;
+};
+// Eligible calls of this thread's open group, served at its ncclGroupEnd.
+thread_local std::vector<AllReduceCall> t_deferred;
 
 struct InSqz {
   InSqz() { t_inSqz = true; }
@@ -240,96 +292,154 @@ bool adopt(Adopted& e, ncclComm_t comm) {
   return true;
 }
 
-// Drops the sqz side of comm before NCCL frees it: the sqz communicator uses
-// the ncclComm until destroyed, so it must go first. An abort (a watchdog's,
-// say, from another thread) waits at most a second for a call in progress,
-// then aborts under it, as ncclCommAbort does to a hung NCCL call.
-void release(ncclComm_t comm, bool abort) {
-  std::shared_ptr<Adopted> e = takeEntry(comm);
-  if (!e) return;
-  std::unique_lock<std::timed_mutex> lock(e->mu, std::defer_lock);
-  if (abort) {
-    if (!lock.try_lock_for(std::chrono::seconds(1)))
-      SQZ_LOG("WARN", "ncclCommAbort on ncclComm %p while sqz serves a call on it: aborting under it",
-              static_cast<void*>(comm));
-  } else {
-    lock.lock();
-  }
-  if (!e->sqz) return;
+// Frees the sqz side of an adopted communicator (the caller holds e.mu).
+void dropSqz(Adopted& e, ncclComm_t comm, bool abort) {
+  if (!e.sqz) return;
   InSqz guard;
-  sqzResult_t r = abort ? sqzCommAbort(e->sqz) : sqzCommDestroy(e->sqz);
+  sqzResult_t r = abort ? sqzCommAbort(e.sqz) : sqzCommDestroy(e.sqz);
   if (r != sqzSuccess) SQZ_LOG("WARN", "releasing the sqz side of ncclComm %p: %s", static_cast<void*>(comm),
                                sqzGetErrorString(r));
   else if (infoLogging())
     SQZ_LOG("INFO", "%s the sqz communicator of ncclComm %p", abort ? "aborted" : "destroyed",
             static_cast<void*>(comm));
-  e->sqz = nullptr;
+  e.sqz = nullptr;
+}
+
+// Drops the sqz side of comm before NCCL destroys it: the sqz communicator
+// uses the ncclComm until destroyed, so it goes first (waiting for a call in
+// progress: NCCL forbids destroying a communicator during one).
+void release(ncclComm_t comm) {
+  std::shared_ptr<Adopted> e = takeEntry(comm);
+  if (!e) return;
+  std::lock_guard<std::timed_mutex> lock(e->mu);
+  dropSqz(*e, comm, false);
 }
 
 }  // namespace
 
 #define SQZ_EXPORT extern "C" __attribute__((visibility("default")))
 
-SQZ_EXPORT ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t datatype,
-                                      ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
+namespace {
+
+ncclResult_t forward(const AllReduceCall& c) {
   auto real = SQZ_REAL(ncclAllReduce);
-  if (t_inSqz) return real ? real(sendbuff, recvbuff, count, datatype, op, comm, stream) : ncclSystemError;
-  std::shared_ptr<Adopted> e = entryFor(comm);
-  if (t_groupDepth == 0 && eligible(count, datatype, op)) {
+  return real ? real(c.send, c.recv, c.count, c.type, c.op, c.comm, c.stream) : ncclSystemError;
+}
+
+void logForwardedOnce(Adopted& e, const AllReduceCall& c, const char* why) {
+  if (!infoLogging()) return;
+  std::lock_guard<std::timed_mutex> lock(e.mu);
+  if (e.loggedForwarded) return;
+  e.loggedForwarded = true;
+  SQZ_LOG("INFO", "forwarding ncclAllReduce on ncclComm %p (%zu elements, type %d, op %d) to NCCL: %s",
+          static_cast<void*>(c.comm), c.count, static_cast<int>(c.type), static_cast<int>(c.op), why);
+}
+
+// Serves an eligible call through sqz (adopting its communicator first), or
+// forwards it when sqz cannot adopt that communicator.
+ncclResult_t serve(const AllReduceCall& c, bool deferred) {
+  std::shared_ptr<Adopted> e = entryFor(c.comm);
+  {
     std::lock_guard<std::timed_mutex> lock(e->mu);
-    if (adopt(*e, comm)) {
+    if (adopt(*e, c.comm)) {
       sqzResult_t r;
       {
         InSqz guard;
-        r = sqzAllReduceEx(sendbuff, recvbuff, count, static_cast<sqzDataType_t>(datatype),
-                           static_cast<sqzRedOp_t>(op), nullptr, nullptr, e->sqz,
-                           reinterpret_cast<sqzCudaStream_t>(stream));
+        r = sqzAllReduceEx(c.send, c.recv, c.count, static_cast<sqzDataType_t>(c.type),
+                           static_cast<sqzRedOp_t>(c.op), nullptr, nullptr, e->sqz,
+                           reinterpret_cast<sqzCudaStream_t>(c.stream));
       }
       if (r != sqzSuccess) {
-        SQZ_LOG("WARN", "ncclAllReduce of %zu %s served by sqz failed: %s (%s)", count, typeName(datatype),
+        ++g_counts.failed;
+        SQZ_LOG("WARN", "ncclAllReduce of %zu %s served by sqz failed: %s (%s)", c.count, typeName(c.type),
                 sqzGetErrorString(r), sqzGetLastError(e->sqz));
         return toNccl(r);
       }
+      ++g_counts.served;
+      if (deferred) ++g_counts.servedDeferred;
       if (infoLogging() && !e->loggedServed) {
         e->loggedServed = true;
         sqzCallInfo info{};
         sqzGetCallInfo(e->sqz, &info);
-        SQZ_LOG("INFO", "intercepted ncclAllReduce on ncclComm %p: %zu %s %s, served by sqz plan %s (codec %s, "
-                "%zu wire bytes, ratio %.2f)", static_cast<void*>(comm), count, typeName(datatype),
-                op == ncclAvg ? "avg" : "sum", info.plan, info.codec, info.wireBytes, info.compressionRatio);
+        SQZ_LOG("INFO", "intercepted ncclAllReduce on ncclComm %p: %zu %s %s%s, served by sqz plan %s (codec %s, "
+                "%zu wire bytes, ratio %.2f)", static_cast<void*>(c.comm), c.count, typeName(c.type),
+                c.op == ncclAvg ? "avg" : "sum", deferred ? " (deferred to ncclGroupEnd)" : "", info.plan,
+                info.codec, info.wireBytes, info.compressionRatio);
       }
       return ncclSuccess;
     }
   }
-  if (!real) return ncclSystemError;
-  if (infoLogging()) {
-    std::lock_guard<std::timed_mutex> lock(e->mu);
-    if (!e->loggedForwarded) {
-      e->loggedForwarded = true;
-      SQZ_LOG("INFO", "forwarding ncclAllReduce on ncclComm %p (%zu elements, type %d, op %d%s) to NCCL",
-              static_cast<void*>(comm), count, static_cast<int>(datatype), static_cast<int>(op),
-              t_groupDepth ? ", inside a group" : "");
-    }
+  ++g_counts.forwardedUnadoptable;
+  logForwardedOnce(*e, c, "sqz could not adopt its communicator");
+  return forward(c);
+}
+
+}  // namespace
+
+SQZ_EXPORT ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t datatype,
+                                      ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
+  const AllReduceCall c{sendbuff, recvbuff, count, datatype, op, comm, stream};
+  if (t_inSqz) return forward(c);  // sqz's own calls
+  if (!eligible(count, datatype, op)) {
+    ++g_counts.forwardedIneligible;
+    logForwardedOnce(*entryFor(comm), c, "not eligible");
+    return forward(c);
   }
-  return real(sendbuff, recvbuff, count, datatype, op, comm, stream);
+  if (t_groupDepth == 0) return serve(c, false);
+  std::shared_ptr<Adopted> e = entryFor(comm);
+  bool unservable;
+  {
+    std::lock_guard<std::timed_mutex> lock(e->mu);
+    unservable = e->unservable;
+  }
+  if (unservable) {
+    ++g_counts.forwardedUnadoptable;
+    return forward(c);
+  }
+  t_deferred.push_back(c);
+  return ncclSuccess;
 }
 
 SQZ_EXPORT ncclResult_t ncclCommFinalize(ncclComm_t comm) {
   auto real = SQZ_REAL(ncclCommFinalize);
-  if (!t_inSqz) release(comm, false);
+  if (!t_inSqz) release(comm);
   return real ? real(comm) : ncclSystemError;
 }
 
 SQZ_EXPORT ncclResult_t ncclCommDestroy(ncclComm_t comm) {
   auto real = SQZ_REAL(ncclCommDestroy);
-  if (!t_inSqz) release(comm, false);
+  if (!t_inSqz) release(comm);
   return real ? real(comm) : ncclSystemError;
 }
 
+// An abort ends a communicator whose work may hang (a dead peer), possibly
+// from another thread while a call is being served on it (PyTorch's
+// watchdog). NCCL's side is aborted first: that ends the NCCL work sqz's
+// side may be waiting for (tearing sqz down first would wait for it). The
+// sqz side is then aborted once no call is inside it: a serving call gets
+// SQZ_TIMEOUT (sqz's own bound on every wait) and a second to leave, and if
+// it does not, the sqz communicator is left allocated, never freed under it.
+// sqz never aborts or destroys the adopted ncclComm itself.
 SQZ_EXPORT ncclResult_t ncclCommAbort(ncclComm_t comm) {
   auto real = SQZ_REAL(ncclCommAbort);
-  if (!t_inSqz) release(comm, true);
-  return real ? real(comm) : ncclSystemError;
+  if (!real) return ncclSystemError;
+  if (t_inSqz) return real(comm);
+  std::shared_ptr<Adopted> e = takeEntry(comm);
+  ncclResult_t r = real(comm);
+  if (!e) return r;
+  std::unique_lock<std::timed_mutex> lock(e->mu, std::try_to_lock);
+  if (!lock.owns_lock()) {
+    SQZ_LOG("WARN", "ncclCommAbort on ncclComm %p while sqz serves a call on it: waiting for that call to leave",
+            static_cast<void*>(comm));
+    const auto bound = std::chrono::duration<double>(sqz::timeoutSeconds() + 1.0);
+    if (!lock.try_lock_for(std::chrono::duration_cast<std::chrono::milliseconds>(bound))) {
+      SQZ_LOG("WARN", "a call on ncclComm %p is still inside sqz after SQZ_TIMEOUT: its sqz communicator is left "
+              "allocated rather than freed under it", static_cast<void*>(comm));
+      return r;
+    }
+  }
+  dropSqz(*e, comm, true);
+  return r;
 }
 
 // NCCL's answer, or else the first asynchronous error of the calls sqz
@@ -365,9 +475,65 @@ SQZ_EXPORT ncclResult_t ncclGroupStart() {
   return r;
 }
 
+namespace {
+
+// A non-blocking communicator's group may still be launching (ncclGroupEnd
+// answered ncclInProgress): nothing else may be called on it until
+// ncclCommGetAsyncError stops saying so.
+ncclResult_t settle(ncclComm_t comm) {
+  auto asyncError = SQZ_REAL(ncclCommGetAsyncError);
+  if (!asyncError) return ncclSystemError;
+  const sqz::Deadline deadline = sqz::Deadline::fromTimeout();
+  for (;;) {
+    ncclResult_t state = ncclSuccess;
+    ncclResult_t r = asyncError(comm, &state);
+    if (r != ncclSuccess) return r;
+    if (state != ncclInProgress) return state;
+    if (deadline.expired()) return ncclInProgress;
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+}
+
+// The outermost ncclGroupEnd of this thread's group with eligible calls.
+ncclResult_t endGroupWithDeferred(std::vector<AllReduceCall> calls) {
+  auto realEnd = SQZ_REAL(ncclGroupEnd);
+  bool oneComm = true;
+  for (const AllReduceCall& c : calls) oneComm = oneComm && c.comm == calls[0].comm;
+  if (!oneComm) {
+    // Forwarded whole, into the real group (see the top of this file).
+    ncclResult_t first = ncclSuccess;
+    for (const AllReduceCall& c : calls) {
+      ++g_counts.forwardedGroupOfSeveralComms;
+      logForwardedOnce(*entryFor(c.comm), c, "inside an NCCL group over several communicators");
+      ncclResult_t r = forward(c);
+      if (first == ncclSuccess) first = r;
+    }
+    ncclResult_t end = realEnd();
+    return first != ncclSuccess ? first : end;
+  }
+  ncclResult_t end = realEnd();
+  if (end == ncclInProgress) end = settle(calls[0].comm);
+  if (end != ncclSuccess) {
+    SQZ_LOG("WARN", "ncclGroupEnd failed (%d): its %zu deferred ncclAllReduce calls are not run", static_cast<int>(end),
+            calls.size());
+    return end;
+  }
+  ncclResult_t first = ncclSuccess;
+  for (const AllReduceCall& c : calls) {
+    ncclResult_t r = serve(c, true);
+    if (first == ncclSuccess) first = r;
+  }
+  return first;
+}
+
+}  // namespace
+
 SQZ_EXPORT ncclResult_t ncclGroupEnd() {
   auto real = SQZ_REAL(ncclGroupEnd);
   if (!real) return ncclSystemError;
-  if (!t_inSqz && t_groupDepth > 0) --t_groupDepth;
-  return real();
+  if (t_inSqz || t_groupDepth == 0) return real();
+  if (--t_groupDepth > 0 || t_deferred.empty()) return real();
+  std::vector<AllReduceCall> calls;
+  calls.swap(t_deferred);
+  return endGroupWithDeferred(std::move(calls));
 }

@@ -3,8 +3,9 @@
 # program's checks pass alone and under
 #   LD_PRELOAD=libsqz_nccl.so SQZ_COMPRESSION=q4 SQZ_DEBUG=INFO
 # and the log shows its large float allreduces intercepted (adopted into
-# sqz and served; with one rank sqz runs its exact plan, @ring), its other
-# calls forwarded, and the sqz communicator released at ncclCommDestroy.
+# sqz and served; with one rank sqz runs its exact plan, @ring), the one
+# inside an NCCL group served at its ncclGroupEnd, its other calls
+# forwarded, and the sqz communicator released at ncclCommDestroy.
 # Exit 77 (skipped) without a GPU.
 #   test_serving.sh NCCL_APP LIBSQZ_NCCL
 set -uo pipefail
@@ -22,4 +23,6 @@ for want in "adopted ncclComm" "intercepted ncclAllReduce" "served by sqz plan @
             "destroyed the sqz communicator"; do
   grep -q "$want" <<<"$log" || { echo "missing from the log: '$want'"; exit 1; }
 done
+grep -Eq "summary: .*served by sqz \([1-9][0-9]* of them deferred to their ncclGroupEnd\)" <<<"$log" ||
+  { echo "the grouped allreduce was not served at ncclGroupEnd"; exit 1; }
 echo "interposer: nccl_app served by sqz (SQZ_COMPRESSION=q4) and the rest forwarded"
