@@ -6,6 +6,7 @@ LD_PRELOAD=libsqz_nccl.so intercepts. The script knows nothing of sqz.
 
 --lossy: accept the error of a compressed allreduce (SQZ_COMPRESSION under
 the interposer) instead of demanding NCCL's exact answer."""
+import inspect
 import os
 import socket
 import sys
@@ -21,12 +22,22 @@ def free_port():
         return s.getsockname()[1]
 
 
+def init_kwargs(init=None):
+    """One rank on GPU 0. device_id (binding the group to the GPU, NCCL set
+    up eagerly) exists from PyTorch 2.3 on; older versions reject it."""
+    init = init or dist.init_process_group
+    kwargs = {"rank": 0, "world_size": 1}
+    if "device_id" in inspect.signature(init).parameters:
+        kwargs["device_id"] = torch.device("cuda", 0)
+    return kwargs
+
+
 def main():
     lossy = "--lossy" in sys.argv
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", str(free_port()))
     torch.cuda.set_device(0)
-    dist.init_process_group("nccl", rank=0, world_size=1, device_id=torch.device("cuda", 0))
+    dist.init_process_group("nccl", **init_kwargs())
     torch.manual_seed(0)
 
     # A direct allreduce of 4 Mi floats (16 MiB): the sum over one rank is
