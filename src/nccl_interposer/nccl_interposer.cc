@@ -174,6 +174,16 @@ ncclResult_t toNccl(sqzResult_t r) {
   }
 }
 
+// SQZ_TIMEOUT (common/env.h), or its default where it is malformed: the
+// interposer's own waits must not throw out of an NCCL entry point.
+double timeoutSecondsNoThrow() {
+  try {
+    return sqz::timeoutSeconds();
+  } catch (...) {
+    return 300.0;
+  }
+}
+
 // --- what happened to the application's ncclAllReduce calls ----------------
 
 struct CallCounts {
@@ -431,7 +441,7 @@ SQZ_EXPORT ncclResult_t ncclCommAbort(ncclComm_t comm) {
   if (!lock.owns_lock()) {
     SQZ_LOG("WARN", "ncclCommAbort on ncclComm %p while sqz serves a call on it: waiting for that call to leave",
             static_cast<void*>(comm));
-    const auto bound = std::chrono::duration<double>(sqz::timeoutSeconds() + 1.0);
+    const auto bound = std::chrono::duration<double>(timeoutSecondsNoThrow() + 1.0);
     if (!lock.try_lock_for(std::chrono::duration_cast<std::chrono::milliseconds>(bound))) {
       SQZ_LOG("WARN", "a call on ncclComm %p is still inside sqz after SQZ_TIMEOUT: its sqz communicator is left "
               "allocated rather than freed under it", static_cast<void*>(comm));
@@ -483,7 +493,7 @@ namespace {
 ncclResult_t settle(ncclComm_t comm) {
   auto asyncError = SQZ_REAL(ncclCommGetAsyncError);
   if (!asyncError) return ncclSystemError;
-  const sqz::Deadline deadline = sqz::Deadline::fromTimeout();
+  const sqz::Deadline deadline(timeoutSecondsNoThrow());
   for (;;) {
     ncclResult_t state = ncclSuccess;
     ncclResult_t r = asyncError(comm, &state);
