@@ -17,7 +17,7 @@ prefix_links() {
   for d in $(prefix_library_path "$p"); do [[ -d $d ]] && ldconfig -n "$d"; done
   unset IFS
   mkdir -p "$p/bin"
-  for tool in mpirun mpiexec mpicc mpicxx; do
+  for tool in mpirun mpiexec mpicc mpicxx mpifort mpif90 mpif77; do
     [[ -e $p/usr/bin/$tool.openmpi ]] && ln -sf "$p/usr/bin/$tool.openmpi" "$p/bin/$tool"
   done
   [[ -e $p/usr/bin/pkgconf ]] && ln -sf "$p/usr/bin/pkgconf" "$p/bin/pkg-config"

@@ -79,7 +79,7 @@ want() { [[ ",$steps," == *",$1,"* ]]; }
 elapsed() { echo $(($(date +%s) - start)); }
 # record STATUS NAME SECONDS DETAIL: one summary line.
 record() {
-  summary+=("$(printf '%-4s %-44s %4ss  %s' "$1" "$2" "$3" "$4")")
+  summary+=("$(printf '%-4s %-48s %4ss  %s' "$1" "$2" "$3" "$4")")
   echo "== $1 $2 ($3 s) $4"
   [[ $1 == FAIL ]] && status=1
   return 0
@@ -200,11 +200,17 @@ configure() {
   local launcher=()
   command -v ccache >/dev/null &&
     launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
-  local mpicc=()
-  [[ -x $prefix/bin/mpicc ]] && mpicc=(-DMPI_C_COMPILER="$prefix/bin/mpicc")
+  local found=()
+  [[ -x $prefix/bin/mpicc ]] && found=(-DMPI_C_COMPILER="$prefix/bin/mpicc")
+  # tests/mpi_interposer looks for /usr/bin/python3 only; a machine whose
+  # python3 lives elsewhere names it.
+  [[ -x /usr/bin/python3 ]] || found+=(-DSQZ_SYSTEM_PYTHON="$(command -v python3)")
+  # No Fortran: none of the check's targets is, and a Fortran compiler would
+  # make CMake look for Open MPI's Fortran bindings (tests/mpi_interposer),
+  # whose link needs -dev packages that are not carried.
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSQZ_CUDA_ARCHITECTURES=90 -DSQZ_WITH_CUDA=ON \
-    -DSQZ_WITH_NCCL=ON -DSQZ_BUILD_TESTS=ON -DSQZ_BUILD_PERF=ON -DSQZ_WERROR=ON "${launcher[@]}" "${mpicc[@]}" \
-    "${nccl_args[@]}"
+    -DSQZ_WITH_NCCL=ON -DSQZ_BUILD_TESTS=ON -DSQZ_BUILD_PERF=ON -DSQZ_WERROR=ON -DCMAKE_Fortran_COMPILER=NOTFOUND \
+    "${launcher[@]}" "${found[@]}" "${nccl_args[@]}"
 }
 targets=(sqz sqz_nccl mpi_allreduce_check sqz_codec_tests sqz_kernel_bench sqz_gpu_tests sqz_gpu_rank_process nccl_app)
 build_targets() {
@@ -280,8 +286,11 @@ fi
 if want gputests; then
   gpu_tests=$(bin tests/gpu/sqz_gpu_tests)
   fast='AllCodecs/DeviceCodecs.*_n1:AllCodecs/DeviceCodecs.*_n2:DeviceAllReduce.InPlace:DeviceAllReduce.ReturnsBeforeTheGpuFinishes:DeviceNccl.*'
-  step "gputests: fast subset (1-2 ranks, NCCL)" 90 gputests_fast.log "$gpu_tests" --gtest_filter="$fast" &&
+  if step "gputests: fast subset (1-2 ranks, NCCL)" 90 gputests_fast.log "$gpu_tests" --gtest_filter="$fast"; then
     step "gputests: the rest" 150 gputests_rest.log "$gpu_tests" --gtest_filter="-$fast"
+  else
+    skip "gputests: the rest" "the fast subset failed"
+  fi
 fi
 
 if want procs; then
