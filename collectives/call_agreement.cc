@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "collectives/tag_slots.h"
 #include "common/dtype.h"
 #include "common/error.h"
 
@@ -35,7 +36,7 @@ uint64_t agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine,
   all[me] = mine;
   std::vector<RequestId> reqs;
   reqs.reserve(2 * n);
-  Tag tag{seq, kHeaderSlot};
+  Tag tag{seq, tags::kHeader};
   transport.groupStart();
   for (int r = 0; r < n; ++r)
     if (r != me) reqs.push_back(transport.postRecv(r, tag, &all[r], sizeof(CallHeader)));

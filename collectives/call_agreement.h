@@ -32,9 +32,6 @@ constexpr size_t kAgreedHeaderBytes = 32;  // the compared part: everything befo
 // rankFlags bits.
 constexpr uint64_t kFlagNonFinite = 1;
 
-// The slot reserved for the header exchange of a call (data uses lower slots).
-constexpr uint32_t kHeaderSlot = 0xffffff;
-
 // Throws sqzInvalidUsage when any rank's header differs from rank 0's;
 // returns the OR of every rank's rankFlags.
 uint64_t agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine, const Deadline& deadline);

@@ -6,15 +6,10 @@
 #include "collectives/flat_plan.h"
 #include "collectives/reduce_ops.h"
 #include "collectives/ring_allreduce.h"
+#include "collectives/tag_slots.h"
 #include "transport/group_transport.h"
 
 namespace sqz {
-namespace {
-
-constexpr uint32_t kIntraSlot = 0xffff30;
-
-}  // namespace
-
 void HierarchicalAllreduce::run(const CompressedArgs& a, const std::string& interAlgorithm, const uint32_t seqs[3]) {
   const AllreduceArgs& b = a.base;
   GroupTransport node(transport_, groups_.node), cross(transport_, groups_.cross);
@@ -29,10 +24,10 @@ void HierarchicalAllreduce::run(const CompressedArgs& a, const std::string& inte
   std::vector<float> incoming(static_cast<size_t>(G) * myLen);
   std::vector<RequestId> reqs;
   for (int r = 0; r < G; ++r)
-    if (r != me) reqs.push_back(node.postRecv(r, Tag{seqs[0], kIntraSlot}, &incoming[r * myLen], myLen * 4));
+    if (r != me) reqs.push_back(node.postRecv(r, Tag{seqs[0], tags::kHierIntra}, &incoming[r * myLen], myLen * 4));
   for (int r = 0; r < G; ++r)
     if (r != me)
-      reqs.push_back(node.postSend(r, Tag{seqs[0], kIntraSlot}, &full_[shards.offset(r)], shards.length(r) * 4));
+      reqs.push_back(node.postSend(r, Tag{seqs[0], tags::kHierIntra}, &full_[shards.offset(r)], shards.length(r) * 4));
   node.waitAll(reqs, b.deadline);
   if (myLen > 0) std::memcpy(&incoming[me * myLen], &full_[myOff], myLen * 4);
   shard_.assign(incoming.begin(), incoming.begin() + myLen);
@@ -52,9 +47,9 @@ void HierarchicalAllreduce::run(const CompressedArgs& a, const std::string& inte
   if (myLen > 0) std::memcpy(&full_[myOff], shard_.data(), myLen * 4);
   for (int r = 0; r < G; ++r)
     if (r != me)
-      reqs.push_back(node.postRecv(r, Tag{seqs[2], kIntraSlot}, &full_[shards.offset(r)], shards.length(r) * 4));
+      reqs.push_back(node.postRecv(r, Tag{seqs[2], tags::kHierIntra}, &full_[shards.offset(r)], shards.length(r) * 4));
   for (int r = 0; r < G; ++r)
-    if (r != me) reqs.push_back(node.postSend(r, Tag{seqs[2], kIntraSlot}, &full_[myOff], myLen * 4));
+    if (r != me) reqs.push_back(node.postSend(r, Tag{seqs[2], tags::kHierIntra}, &full_[myOff], myLen * 4));
   node.waitAll(reqs, b.deadline);
   if (b.op == sqzAvg) divideInPlace(full_.data(), sqzFloat32, b.count, transport_.size());
   storeFloats(full_.data(), b.type, 0, b.count, b.recv);

@@ -2,15 +2,10 @@
 
 #include "collectives/codec_buffers.h"
 #include "collectives/reduce_ops.h"
+#include "collectives/tag_slots.h"
 #include "kernels/cpu_codec.h"
 
 namespace sqz {
-namespace {
-
-constexpr uint32_t kScatterSlot = 0xffff01, kGatherSlot = 0xffff02;
-
-}  // namespace
-
 double QuantizedAllreduce::bytesSentPerRank(const CodecParams& codec, size_t count, int n) {
   if (n <= 1) return 0;
   EvenSplit split{count, static_cast<size_t>(n)};
@@ -34,7 +29,7 @@ void QuantizedAllreduce::run(const CompressedArgs& a) {
 
   // Reduce-scatter: my chunk's encoded contributions from every peer.
   for (int r = 0; r < n; ++r)
-    if (r != me) recvs[r] = transport_.postRecv(r, Tag{b.seq, kScatterSlot}, &recvPayloads_[r * slot], payloadBytes(me));
+    if (r != me) recvs[r] = transport_.postRecv(r, Tag{b.seq, tags::kQa2aScatter}, &recvPayloads_[r * slot], payloadBytes(me));
   for (int k = 1; k < n; ++k) {
     int j = (me + k) % n;  // start with the next rank so owners are not all hit at once
     EncodeArgs e;
@@ -50,7 +45,7 @@ void QuantizedAllreduce::run(const CompressedArgs& a) {
       PhaseTimer t(&c.encodeSeconds, "sqz encode");
       encodeCpu(a.codec, e, &sendPayloads_[j * slot], slot);
     }
-    sends.push_back(transport_.postSend(j, Tag{b.seq, kScatterSlot}, &sendPayloads_[j * slot], payloadBytes(j)));
+    sends.push_back(transport_.postSend(j, Tag{b.seq, tags::kQa2aScatter}, &sendPayloads_[j * slot], payloadBytes(j)));
     c.wireBytes += payloadBytes(j);
   }
   // My own contribution to my chunk never crosses the wire: add it exactly
@@ -90,10 +85,10 @@ void QuantizedAllreduce::run(const CompressedArgs& a) {
     encodeCpu(a.codec, e, &gathered_[me * slot], slot);
   }
   for (int r = 0; r < n; ++r)
-    if (r != me) recvs[r] = transport_.postRecv(r, Tag{b.seq, kGatherSlot}, &gathered_[r * slot], payloadBytes(r));
+    if (r != me) recvs[r] = transport_.postRecv(r, Tag{b.seq, tags::kQa2aGather}, &gathered_[r * slot], payloadBytes(r));
   for (int k = 1; k < n; ++k) {
     int r = (me + k) % n;
-    sends.push_back(transport_.postSend(r, Tag{b.seq, kGatherSlot}, &gathered_[me * slot], payloadBytes(me)));
+    sends.push_back(transport_.postSend(r, Tag{b.seq, tags::kQa2aGather}, &gathered_[me * slot], payloadBytes(me)));
     c.wireBytes += payloadBytes(me);
   }
 

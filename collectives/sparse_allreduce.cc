@@ -5,14 +5,12 @@
 
 #include "collectives/codec_buffers.h"
 #include "collectives/reduce_ops.h"
+#include "collectives/tag_slots.h"
 #include "common/error.h"
 #include "kernels/cpu_codec.h"
 
 namespace sqz {
 namespace {
-
-constexpr uint32_t kPayloadSlot = 0xffff10, kCountSlot = 0xffff11, kRangeSlot = 0xffff12;
-
 
 double ringBytes(double bytes, int n) { return RingAllreduce::bytesSentPerRank(bytes, n); }
 
@@ -70,9 +68,9 @@ void SparseAllreduce::runAllgather(const CompressedArgs& a) {
   } else {
     std::vector<RequestId> reqs;
     for (int r = 0; r < n; ++r)
-      if (r != me) reqs.push_back(transport_.postRecv(r, Tag{b.seq, kPayloadSlot}, &payloads_[r * bytes], bytes));
+      if (r != me) reqs.push_back(transport_.postRecv(r, Tag{b.seq, tags::kSparsePayload}, &payloads_[r * bytes], bytes));
     for (int k = 1; k < n; ++k) {
-      reqs.push_back(transport_.postSend((me + k) % n, Tag{b.seq, kPayloadSlot}, &payloads_[me * bytes], bytes));
+      reqs.push_back(transport_.postSend((me + k) % n, Tag{b.seq, tags::kSparsePayload}, &payloads_[me * bytes], bytes));
       c.wireBytes += bytes;
     }
     transport_.waitAll(reqs, b.deadline);
@@ -99,13 +97,13 @@ void SparseAllreduce::runSplit(const CompressedArgs& a) {
   unsigned char* in = payloads_.data() + n * slot;
   std::vector<RequestId> recvs(n), sends;
   for (int r = 0; r < n; ++r)
-    if (r != me) recvs[r] = transport_.postRecv(r, Tag{b.seq, kPayloadSlot}, in + r * slot, payloadBytes(me));
+    if (r != me) recvs[r] = transport_.postRecv(r, Tag{b.seq, tags::kSparsePayload}, in + r * slot, payloadBytes(me));
   for (int k = 0; k < n; ++k) {
     int j = (me + k) % n;
     PhaseTimer t(&c.encodeSeconds, "sqz encode");
     encodeCpu(a.codec, chunkEncodeArgs(a, me, split.offset(j), split.length(j)), (j == me ? in : out) + j * slot, slot);
     if (j != me) {
-      sends.push_back(transport_.postSend(j, Tag{b.seq, kPayloadSlot}, out + j * slot, payloadBytes(j)));
+      sends.push_back(transport_.postSend(j, Tag{b.seq, tags::kSparsePayload}, out + j * slot, payloadBytes(j)));
       c.wireBytes += payloadBytes(j);
     }
   }
@@ -144,9 +142,9 @@ void SparseAllreduce::runSplit(const CompressedArgs& a) {
   sizes[me] = sparse ? nonzero : UINT64_MAX;  // UINT64_MAX: dense
   std::vector<RequestId> reqs;
   for (int r = 0; r < n; ++r)
-    if (r != me) reqs.push_back(transport_.postRecv(r, Tag{b.seq, kCountSlot}, &sizes[r], 8));
+    if (r != me) reqs.push_back(transport_.postRecv(r, Tag{b.seq, tags::kSparseCount}, &sizes[r], 8));
   for (int r = 0; r < n; ++r)
-    if (r != me) reqs.push_back(transport_.postSend(r, Tag{b.seq, kCountSlot}, &sizes[me], 8));
+    if (r != me) reqs.push_back(transport_.postSend(r, Tag{b.seq, tags::kSparseCount}, &sizes[me], 8));
   transport_.waitAll(reqs, b.deadline);
   std::vector<std::vector<unsigned char>> ranges(n);
   for (int r = 0; r < n; ++r) {
@@ -157,10 +155,10 @@ void SparseAllreduce::runSplit(const CompressedArgs& a) {
                 "sparse allreduce: rank %d announced %llu pairs for a range of %zu", r,
                 static_cast<unsigned long long>(sizes[r]), len);
     ranges[r].resize(sizes[r] == UINT64_MAX ? len * 4 : sizes[r] * 8);
-    reqs.push_back(transport_.postRecv(r, Tag{b.seq, kRangeSlot}, ranges[r].data(), ranges[r].size()));
+    reqs.push_back(transport_.postRecv(r, Tag{b.seq, tags::kSparseRange}, ranges[r].data(), ranges[r].size()));
   }
   for (int k = 1; k < n; ++k) {
-    reqs.push_back(transport_.postSend((me + k) % n, Tag{b.seq, kRangeSlot}, mine.data(), mine.size()));
+    reqs.push_back(transport_.postSend((me + k) % n, Tag{b.seq, tags::kSparseRange}, mine.data(), mine.size()));
     c.wireBytes += mine.size() + 8;
   }
   transport_.waitAll(reqs, b.deadline);

@@ -135,7 +135,7 @@ void AutoTuner::timePlans(Transport& transport, const void* input, sqzDataType_t
     if (rep > 0) tuneTimes.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(tuneTimes.begin(), tuneTimes.end());
-  uint32_t slot = 0x800000;  // clear of measurePlanSeconds's slots
+  uint32_t slot = tags::kTuneTimingSlot;  // clear of measurePlanSeconds's slots
   const double tuneSeconds = slowestRank(transport, tuneTimes[tuneTimes.size() / 2], options, &slot);
   std::vector<PlanToTime> plans;
   for (const Candidate& c : allreduceCandidates(static_cast<double>(n), topo_, levels_, elementBytes)) {

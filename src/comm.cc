@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "collectives/codec_buffers.h"
 #include "collectives/sum_exchange.h"
+#include "collectives/tag_slots.h"
 #include "kernels/cpu_codec.h"
 #include "src/bootstrap/rendezvous.h"
 #include "src/codec/codec_spec.h"
@@ -401,9 +402,8 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   const bool lossy = !hierarchical && !plan.algorithm.empty() && plan.codec.kind != CodecKind::None;
   // Lagged statistics: this call's travel with it and pick the next plan.
   SumExchange statsExchange;
-  constexpr uint32_t kStatsSlot = 0xffff20;
   if (compressible && tuned && !forced && !(flags & kFlagNonFinite) && !ef->tuning.current) {
-    statsExchange.start(*transport_, a.seq, kStatsSlot, reinterpret_cast<const double*>(&local), GradStats::kDoubles);
+    statsExchange.start(*transport_, a.seq, tags::kStats, reinterpret_cast<const double*>(&local), GradStats::kDoubles);
     counters.wireBytes += static_cast<size_t>(size_ - 1) * sizeof(GradStats);
   }
   if (hierarchical) {

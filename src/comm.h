@@ -14,6 +14,7 @@
 #include "collectives/compressed_args.h"
 #include "collectives/flat_plan.h"
 #include "collectives/hierarchical_allreduce.h"
+#include "collectives/tag_slots.h"
 #include "kernels/codec_params.h"
 #include "src/auto_tuner.h"
 #include "src/device/device_path.h"
@@ -86,7 +87,7 @@ class Communicator {
   std::string lastError;
 
  private:
-  uint32_t nextSeq() { return seq_++ & 0xffffff; }
+  uint32_t nextSeq() { return seq_++ & tags::kMask; }
   // The header exchange of an exact collective; returns the call's sequence number.
   uint32_t agreeOnExactCall(CollectiveKind kind, size_t count, int type, int root, const Deadline& deadline);
   // The algorithm for a lossy call (deterministic: identical on all ranks).

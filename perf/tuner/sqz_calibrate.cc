@@ -269,17 +269,17 @@ int runProcesses(const Options& o, int rank, int nranks) {
   // phase's traffic out of the other's timings.
   if (maxPerNode > 1 && myNode.size() > 1) {
     GroupTransport g(transport, myNode);
-    co.tagSeq = 0xfff000;
+    co.tagSeq = tags::kCalibrationSeq;
     intra = measureRingStepCurve(g, co);
   }
-  co.tagSeq = 0xfff100;
+  co.tagSeq = tags::kCalibrationSeq + 1 * tags::kPlanRunSeqs;
   measureCallRoundSeconds(transport, co);
   if (order.size() > 1 && cross.size() > 1) {
     GroupTransport g(transport, cross);
-    co.tagSeq = 0xfff200;
+    co.tagSeq = tags::kCalibrationSeq + 2 * tags::kPlanRunSeqs;
     inter = measureRingStepCurve(g, co);
   }
-  co.tagSeq = 0xfff300;
+  co.tagSeq = tags::kCalibrationSeq + 3 * tags::kPlanRunSeqs;
   const double round = measureCallRoundSeconds(transport, co);
   const double linkSeconds = secondsSince(start);
   // Every rank measures the codecs at once, as every rank encodes at once in

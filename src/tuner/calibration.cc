@@ -91,7 +91,7 @@ double measureCallRoundSeconds(Transport& t, const CalibrationOptions& o) {
   const Deadline deadline = Deadline::fromTimeout();
   std::vector<unsigned char> out(40, 1), in(40 * static_cast<size_t>(n));
   std::vector<double> times;
-  const uint32_t seq = o.tagSeq + 1;  // the ring-step curve uses tagSeq
+  const uint32_t seq = o.tagSeq + tags::kCallRoundSeq;  // the ring-step curve uses tagSeq
   for (uint32_t rep = 0; rep < 12; ++rep) {
     const double start = now();
     std::vector<RequestId> ids;
@@ -153,7 +153,7 @@ CodecThroughput measureCpuCodecThroughput(bool quick) {
 }
 
 double slowestRank(Transport& t, double value, const CalibrationOptions& o, uint32_t* slot) {
-  return maxOverRanks(t, value, o.tagSeq + 2, slot);
+  return maxOverRanks(t, value, o.tagSeq + tags::kSlowestRankSeq, slot);
 }
 
 std::map<std::string, double> measurePlanSeconds(Transport& t, const std::vector<PlanToTime>& plans, const void* input,
@@ -167,7 +167,7 @@ std::map<std::string, double> measurePlanSeconds(Transport& t, const std::vector
   // quick: 3 timed runs, the first also warming up (the median shrugs it
   // off); full: a separate warm-up and 5 timed runs.
   const int repeats = o.quick ? 3 : 5, firstTimed = o.quick ? 0 : 1;
-  uint32_t slot = 0, seq = o.tagSeq + 0x100;  // one sequence number per run (24 bits: below 0xffffff)
+  uint32_t slot = 0, seq = o.tagSeq + tags::kPlanRunSeqs;  // one sequence number per run
   // Cheapest first, so that the plans a call is likely to pick are timed
   // before the time budget runs out (the order is the same on every rank).
   std::vector<const PlanToTime*> order;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "collectives/tag_slots.h"
 #include "sqz.h"
 #include "src/tuner/codec_throughput.h"
 #include "src/tuner/link_curve.h"
@@ -19,7 +20,7 @@ namespace sqz {
 
 struct CalibrationOptions {
   bool quick = true;  // quick: 1 KiB..16 MiB, 3 repeats; full: 1 KiB..256 MiB, 7 repeats
-  uint32_t tagSeq = 0xfff000;  // tag sequence number reserved for calibration messages
+  uint32_t tagSeq = tags::kCalibrationSeq;  // first of the sequence numbers calibration uses (tag_slots.h)
   // Whole-plan timing (measurePlanSeconds): plans the component model
   // predicts above planBudgetSeconds are not run (on slow links they are
   // link-bound, which the curve prices well), and timing stops once
@@ -49,7 +50,8 @@ double measureCallRoundSeconds(Transport& t, const CalibrationOptions& o);
 CodecThroughput measureCpuCodecThroughput(bool quick);
 
 // Collective: the largest of every rank's `value` (all ranks get it). Uses
-// tags {o.tagSeq + 2, *slot...}; *slot must advance identically on all ranks.
+// tags {o.tagSeq + tags::kSlowestRankSeq, *slot...}; *slot must advance
+// identically on all ranks.
 double slowestRank(Transport& t, double value, const CalibrationOptions& o, uint32_t* slot);
 
 struct PlanToTime {
