@@ -85,7 +85,7 @@ void reduceInto(void* acc, const void* src, size_t n, sqzDataType_t t, sqzRedOp_
     case sqzUint64: reduceTyped(static_cast<uint64_t*>(acc), static_cast<const uint64_t*>(src), n, op); break;
     case sqzFloat32: reduceTyped(static_cast<float*>(acc), static_cast<const float*>(src), n, op); break;
     case sqzFloat64: reduceTyped(static_cast<double*>(acc), static_cast<const double*>(src), n, op); break;
-    default: fail(sqzInternalError, "reduceInto: %s is not an accumulation type", dataTypeName(t));
+    default: SQZ_CHECK(false, "reduceInto: %s is not an accumulation type", dataTypeName(t));
   }
 }
 
@@ -122,7 +122,7 @@ void divideInPlace(void* acc, sqzDataType_t t, size_t n, int divisor) {
     case sqzUint64: divideTyped(static_cast<uint64_t*>(acc), n, divisor); break;
     case sqzFloat32: divideTyped(static_cast<float*>(acc), n, divisor); break;
     case sqzFloat64: divideTyped(static_cast<double*>(acc), n, divisor); break;
-    default: fail(sqzInternalError, "divideInPlace: %s is not an accumulation type", dataTypeName(t));
+    default: SQZ_CHECK(false, "divideInPlace: %s is not an accumulation type", dataTypeName(t));
   }
 }
 

@@ -1,6 +1,7 @@
 #include "common/error.h"
 
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 namespace sqz {
@@ -30,6 +31,29 @@ void fail(sqzResult_t code, const char* fmt, ...) {
   std::string s = formatStringV(fmt, ap);
   va_end(ap);
   throw Error(code, s);
+}
+
+namespace {
+
+// The path from the repository root (__FILE__ may be absolute, or relative
+// to a build folder).
+const char* sourcePath(const char* file) {
+  const char* best = nullptr;
+  for (const char* top : {"/common/", "/collectives/", "/kernels/", "/transport/", "/src/", "/perf/", "/tests/"}) {
+    const char* at = std::strstr(file, top);
+    if (at && (!best || at < best)) best = at;
+  }
+  return best ? best + 1 : file;
+}
+
+}  // namespace
+
+void failInternal(const char* file, int line, const char* cond, const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  std::string s = formatStringV(fmt, ap);
+  va_end(ap);
+  throw Error(sqzInternalError, formatString("internal error at %s:%d: %s: %s", sourcePath(file), line, cond, s.c_str()));
 }
 
 }  // namespace sqz

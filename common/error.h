@@ -27,10 +27,23 @@ std::string formatStringV(const char* fmt, va_list ap);
 [[noreturn]] void fail(sqzResult_t code, const char* fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+// A broken internal invariant: sqzInternalError with where it broke
+// ("internal error at collectives/ring_allreduce.cc:42: cond: message").
+[[noreturn]] void failInternal(const char* file, int line, const char* cond, const char* fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 }  // namespace sqz
 
-// Fails with `code` and a message naming the condition when `cond` is false.
+// What the user got wrong (bad arguments, a mismatched call, a peer that
+// sent garbage): fails with `code` and a message for them when `cond` is false.
 #define SQZ_REQUIRE(cond, code, ...)          \
   do {                                        \
     if (!(cond)) ::sqz::fail(code, __VA_ARGS__); \
+  } while (0)
+
+// What sqz itself must guarantee: a false `cond` is a bug in sqz, reported
+// as sqzInternalError with file:line so the report can be acted on.
+#define SQZ_CHECK(cond, ...)                                                  \
+  do {                                                                        \
+    if (!(cond)) ::sqz::failInternal(__FILE__, __LINE__, #cond, __VA_ARGS__); \
   } while (0)

@@ -104,7 +104,7 @@ void cudaLoadFloats(const void* in, sqzDataType_t type, const float* residual, s
 
 void cudaStoreFloats(const float* in, size_t n, int divisor, sqzDataType_t type, void* out, void* stream) {
   requireFloatType(type);
-  SQZ_REQUIRE(divisor >= 1, sqzInternalError, "divisor %d", divisor);
+  SQZ_CHECK(divisor >= 1, "divisor %d", divisor);
   if (n == 0) return;
   storeKernel<<<gridFor(n), kThreads, 0, asStream(stream)>>>(in, n, divisor, type, out);
   SQZ_CUDA_LAUNCHED();

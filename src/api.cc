@@ -355,8 +355,6 @@ const char* sqzGetLastError(sqzComm_t comm) {
   return comm->impl->lastError.c_str();
 }
 
-}  // extern "C"
-
 sqzResult_t sqzCommInitFromNccl(sqzComm_t* comm, sqzNcclComm_t ncclComm) {
   if (comm) *comm = nullptr;
   int rank = 0, size = 0;
@@ -397,3 +395,5 @@ sqzResult_t sqzCommGetAsyncError(sqzComm_t comm, sqzResult_t* asyncError) {
     if (*asyncError != sqzSuccess) c.lastError = "asynchronous error: " + why;
   });
 }
+
+}  // extern "C"

@@ -298,7 +298,7 @@ void Communicator::allReduceDevice(const void* send, void* recv, size_t count, s
 }
 
 void Communicator::adoptNccl(void* ncclComm) {
-  SQZ_REQUIRE(!device_, sqzInternalError, "adoptNccl after a device call");
+  SQZ_CHECK(!device_, "adoptNccl after a device call");
   device_ = std::make_unique<DevicePath>(*this);
   device_->adoptNccl(ncclComm);
 }

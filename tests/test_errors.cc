@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
 #include "harness/rank_threads.h"
 
 namespace sqz::test {
@@ -20,6 +21,22 @@ void expectStillWorks(int rank, int n, sqzComm_t comm) {
   ASSERT_EQ(sqzAllReduce(v.data(), v.data(), v.size(), sqzInt32, sqzSum, comm, nullptr), sqzSuccess)
       << lastError(comm);
   for (int32_t x : v) EXPECT_EQ(x, n * (n - 1) / 2);
+}
+
+// A broken internal invariant says where it broke, and is not the user's fault.
+TEST(Errors, InternalChecksCarryFileAndLine) {
+  const int line = __LINE__ + 2;
+  try {
+    SQZ_CHECK(1 + 1 == 3, "arithmetic %s", "drifted");
+    ADD_FAILURE() << "SQZ_CHECK passed a false condition";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), sqzInternalError);
+    const std::string what = e.what();
+    EXPECT_NE(what.find("tests/test_errors.cc:" + std::to_string(line)), std::string::npos) << what;
+    EXPECT_NE(what.find("1 + 1 == 3"), std::string::npos) << what;
+    EXPECT_NE(what.find("arithmetic drifted"), std::string::npos) << what;
+  }
+  EXPECT_NO_THROW(SQZ_CHECK(1 + 1 == 2, "never"));
 }
 
 TEST(Errors, InvalidArgumentsAreRejectedLocally) {

@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <cstdarg>
 #include <cstring>
 #include <mutex>
 
@@ -104,8 +105,8 @@ UcxTransport::UcxTransport(int rank, int size) : rank_(rank), size_(size) {
 void UcxTransport::connect(const std::vector<std::vector<uint8_t>>& addresses, const std::vector<bool>& sameNode) {
   // SQZ_UCX_ERR_MODE=peer|none overrides the per-peer choice (auto).
   const std::string mode = envString("SQZ_UCX_ERR_MODE", "auto");
-  SQZ_REQUIRE(static_cast<int>(addresses.size()) == size_, sqzInternalError,
-              "expected %d worker addresses, got %zu", size_, addresses.size());
+  SQZ_CHECK(static_cast<int>(addresses.size()) == size_, "expected %d worker addresses, got %zu", size_,
+            addresses.size());
   peers_.resize(size_);
   for (int r = 0; r < size_; ++r) {
     auto peer = std::make_unique<Peer>();
@@ -146,8 +147,9 @@ void UcxTransport::checkUsable() const {
 
 RequestId UcxTransport::postSend(int peer, Tag tag, const void* buf, size_t bytes) {
   checkUsable();
-  SQZ_REQUIRE(peer >= 0 && peer < size_ && peers_[peer], sqzInternalError, "bad peer %d", peer);
-  if (peers_[peer]->failed) failAndCancel(sqzRemoteError, formatString("rank %d failed (%s)", peer, ucs_status_string(peers_[peer]->failure)).c_str());
+  SQZ_CHECK(peer >= 0 && peer < size_ && peers_[peer], "bad peer %d", peer);
+  if (peers_[peer]->failed)
+    failAndCancel(sqzRemoteError, "rank %d failed (%s)", peer, ucs_status_string(peers_[peer]->failure));
   auto op = std::make_unique<Op>();
   op->peer = peer;
   ucp_request_param_t p;
@@ -171,7 +173,7 @@ RequestId UcxTransport::postSend(int peer, Tag tag, const void* buf, size_t byte
 
 RequestId UcxTransport::postRecv(int peer, Tag tag, void* buf, size_t bytes) {
   checkUsable();
-  SQZ_REQUIRE(peer >= 0 && peer < size_, sqzInternalError, "bad peer %d", peer);
+  SQZ_CHECK(peer >= 0 && peer < size_, "bad peer %d", peer);
   auto op = std::make_unique<Op>();
   op->peer = peer;
   op->isRecv = true;
@@ -198,8 +200,7 @@ RequestId UcxTransport::postRecv(int peer, Tag tag, void* buf, size_t bytes) {
 
 UcxTransport::Op& UcxTransport::lookup(RequestId id) {
   auto it = ops_.find(id);
-  SQZ_REQUIRE(it != ops_.end(), sqzInternalError, "unknown request %llu",
-              static_cast<unsigned long long>(id));
+  SQZ_CHECK(it != ops_.end(), "unknown request %llu", static_cast<unsigned long long>(id));
   return *it->second;
 }
 
@@ -213,16 +214,16 @@ void UcxTransport::finish(RequestId id) {
   if (op.request) ucp_request_free(op.request);
   ops_.erase(it);
   if (status == UCS_ERR_MESSAGE_TRUNCATED) {
-    failAndCancel(sqzInvalidUsage, formatString("message from rank %d is larger than the %zu bytes expected "
-                                                "(ranks disagree on the call)", peer, expected).c_str());
+    failAndCancel(sqzInvalidUsage, "message from rank %d is larger than the %zu bytes expected (ranks disagree on the call)",
+                  peer, expected);
   }
   if (status != UCS_OK) {
-    failAndCancel(sqzRemoteError, formatString("%s rank %d failed: %s", isRecv ? "receive from" : "send to",
-                                               peer, ucs_status_string(status)).c_str());
+    failAndCancel(sqzRemoteError, "%s rank %d failed: %s", isRecv ? "receive from" : "send to", peer,
+                  ucs_status_string(status));
   }
   if (isRecv && length != expected) {
-    failAndCancel(sqzInvalidUsage, formatString("message from rank %d has %zu bytes, expected %zu "
-                                                "(ranks disagree on the call)", peer, length, expected).c_str());
+    failAndCancel(sqzInvalidUsage, "message from rank %d has %zu bytes, expected %zu (ranks disagree on the call)", peer,
+                  length, expected);
   }
 }
 
@@ -236,14 +237,12 @@ void UcxTransport::wait(RequestId id, const Deadline& deadline) {
       continue;
     }
     if (peers_[op.peer] && peers_[op.peer]->failed) {
-      failAndCancel(sqzRemoteError, formatString("rank %d failed (%s)", op.peer,
-                                                 ucs_status_string(peers_[op.peer]->failure)).c_str());
+      failAndCancel(sqzRemoteError, "rank %d failed (%s)", op.peer, ucs_status_string(peers_[op.peer]->failure));
     }
     if (++idle % 64 == 0) {
       if (deadline.expired()) {
-        failAndCancel(sqzTimeout, formatString("timed out after SQZ_TIMEOUT=%gs waiting for %s rank %d",
-                                               timeoutSeconds(), op.isRecv ? "a message from" : "a send to",
-                                               op.peer).c_str());
+        failAndCancel(sqzTimeout, "timed out after SQZ_TIMEOUT=%gs waiting for %s rank %d", timeoutSeconds(),
+                      op.isRecv ? "a message from" : "a send to", op.peer);
       }
       // Be polite when ranks outnumber cores (mpirun --oversubscribe).
       sched_yield();
@@ -257,15 +256,18 @@ bool UcxTransport::test(RequestId id) {
   if (!op.done) ucp_worker_progress(worker_);
   if (!op.done) {
     if (peers_[op.peer] && peers_[op.peer]->failed)
-      failAndCancel(sqzRemoteError, formatString("rank %d failed", op.peer).c_str());
+      failAndCancel(sqzRemoteError, "rank %d failed", op.peer);
     return false;
   }
   finish(id);
   return true;
 }
 
-void UcxTransport::failAndCancel(sqzResult_t code, const char* what) {
-  std::string msg(what);
+void UcxTransport::failAndCancel(sqzResult_t code, const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  const std::string msg = formatStringV(fmt, ap);
+  va_end(ap);
   if (!broken_) {
     broken_ = true;
     brokenReason_ = msg;

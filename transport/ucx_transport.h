@@ -51,7 +51,8 @@ class UcxTransport final : public Transport {
   Op& lookup(RequestId id);
   // Releases a completed op; throws if it completed with an error.
   void finish(RequestId id);
-  [[noreturn]] void failAndCancel(sqzResult_t code, const char* what);
+  // Marks the transport broken, cancels every outstanding request, throws.
+  [[noreturn]] void failAndCancel(sqzResult_t code, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
   void closeEndpoints(bool force);
   void checkUsable() const;
 

@@ -632,8 +632,8 @@ DevicePath::~DevicePath() = default;
 
 void DevicePath::adoptNccl(void* ncclComm) {
   auto t = std::make_unique<NcclTransport>(static_cast<NcclComm>(ncclComm), false);
-  SQZ_REQUIRE(t->size() == impl_->nranks() && t->rank() == impl_->rank(), sqzInternalError,
-              "NCCL rank %d of %d, sqz rank %d of %d", t->rank(), t->size(), impl_->rank(), impl_->nranks());
+  SQZ_CHECK(t->size() == impl_->nranks() && t->rank() == impl_->rank(), "NCCL rank %d of %d, sqz rank %d of %d",
+            t->rank(), t->size(), impl_->rank(), impl_->nranks());
   SQZ_REQUIRE(t->device() == impl_->device, sqzInvalidUsage,
               "the NCCL communicator is on GPU %d but the current device is %d", t->device(), impl_->device);
   impl_->nccl = std::move(t);

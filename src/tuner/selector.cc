@@ -15,7 +15,7 @@ double candidateGain(const GradStats& stats, const Candidate& c) {
 
 Plan Selector::choose(const std::vector<Candidate>& candidates, const GradStats& stats, const CostModel& model,
                       const std::string& label) {
-  SQZ_REQUIRE(!candidates.empty(), sqzInternalError, "tuner: no candidates");
+  SQZ_CHECK(!candidates.empty(), "tuner: no candidates");
   Plan plan;
   plan.ranked.reserve(candidates.size());
   for (const Candidate& c : candidates) {
