@@ -35,17 +35,23 @@ const void* elementPtr(const void* base, sqzDataType_t type, size_t offset) {
   return static_cast<const unsigned char*>(base) + offset * dataTypeSize(type);
 }
 
-EncodeArgs chunkEncodeArgs(const CompressedArgs& a, int rank, size_t offset, size_t count) {
+EncodeArgs encodeArgs(const CompressedArgs& a, const void* input, sqzDataType_t type, float* residual, size_t offset,
+                      size_t count, int rank, uint64_t step) {
   EncodeArgs e;
-  e.input = elementPtr(a.base.send, a.base.type, offset);
-  e.dtype = a.base.type;
+  e.input = input;
+  e.dtype = type;
   e.count = count;
-  e.residual = a.residual ? a.residual + offset : nullptr;
+  e.residual = residual;
   e.seed = a.seed;
-  e.step = a.step;
+  e.step = step;
   e.rank = static_cast<uint32_t>(rank);
   e.chunkOffset = offset;
   return e;
+}
+
+EncodeArgs chunkEncodeArgs(const CompressedArgs& a, int rank, size_t offset, size_t count, uint64_t step) {
+  return encodeArgs(a, elementPtr(a.base.send, a.base.type, offset), a.base.type,
+                    a.residual ? a.residual + offset : nullptr, offset, count, rank, step);
 }
 
 bool hasNonFinite(const void* in, sqzDataType_t type, size_t n) {

@@ -16,9 +16,15 @@ void loadFloats(const void* in, sqzDataType_t type, size_t offset, size_t n, flo
 void storeFloats(const float* in, sqzDataType_t type, size_t offset, size_t n, void* out);
 // Pointer to element `offset` of a typed buffer.
 const void* elementPtr(const void* base, sqzDataType_t type, size_t offset);
-// The encoder's view of elements [offset, offset + count) of a compressed
-// call's input, with the matching slice of its residual and the call's key.
-EncodeArgs chunkEncodeArgs(const CompressedArgs& a, int rank, size_t offset, size_t count);
+// The encoder's arguments for elements [offset, offset + count) of a
+// compressed call's buffer, read from `input` (of `type`) with `residual`
+// (both already at element `offset`; residual may be null), under the
+// call's key (its seed) at `step`, as encoded by `rank`. Every encode of
+// the collectives builds its arguments here.
+EncodeArgs encodeArgs(const CompressedArgs& a, const void* input, sqzDataType_t type, float* residual, size_t offset,
+                      size_t count, int rank, uint64_t step);
+// The same for the call's own input and residual.
+EncodeArgs chunkEncodeArgs(const CompressedArgs& a, int rank, size_t offset, size_t count, uint64_t step);
 // True when any element is NaN or infinite.
 bool hasNonFinite(const void* in, sqzDataType_t type, size_t n);
 

@@ -20,8 +20,6 @@ class CodecRingAllreduce {
   explicit CodecRingAllreduce(Transport& transport) : transport_(transport) {}
   void run(const CompressedArgs& args);
 
-  static double bytesSentPerRank(const CodecParams& codec, size_t count, int nranks);
-
  private:
   Transport& transport_;
   std::vector<float> acc_, ownResidual_;

@@ -27,7 +27,13 @@ struct CompressedArgs {
   size_t ownerResidualCount = 0;
   uint64_t seed = 0;  // identical on all ranks
   uint64_t step = 0;  // the buffer's call number, identical on all ranks
-  CallCounters* counters = nullptr;
+  CallCounters* counters = nullptr;  // null: the caller keeps no counts
+
+  // Where the algorithms count: the caller's counters, or a scratch nobody reads.
+  CallCounters& tally() const {
+    thread_local CallCounters discarded;
+    return counters ? *counters : discarded;
+  }
 };
 
 // Adds the time of its scope to a counter, and marks it as an NVTX range.

@@ -1,16 +1,12 @@
 #include "collectives/quantized_allreduce.h"
 
 #include "collectives/codec_buffers.h"
+#include "collectives/peers.h"
 #include "collectives/reduce_ops.h"
 #include "collectives/tag_slots.h"
 #include "kernels/cpu_codec.h"
 
 namespace sqz {
-double QuantizedAllreduce::bytesSentPerRank(const CodecParams& codec, size_t count, int n) {
-  if (n <= 1) return 0;
-  EvenSplit split{count, static_cast<size_t>(n)};
-  return 2.0 * (n - 1) * static_cast<double>(encodedBytes(codec, split.length(0)));
-}
 
 void QuantizedAllreduce::run(const CompressedArgs& a) {
   const AllreduceArgs& b = a.base;
@@ -19,8 +15,7 @@ void QuantizedAllreduce::run(const CompressedArgs& a) {
   const size_t myOff = split.offset(me), myLen = split.length(me);
   auto payloadBytes = [&](int j) { return encodedBytes(a.codec, split.length(j)); };
   const size_t slot = payloadBytes(0);  // chunk 0 is the longest
-  CallCounters scratch;
-  CallCounters& c = a.counters ? *a.counters : scratch;
+  CallCounters& c = a.tally();
 
   sendPayloads_.resize(n * slot);
   recvPayloads_.resize(n * slot);
@@ -28,26 +23,18 @@ void QuantizedAllreduce::run(const CompressedArgs& a) {
   std::vector<RequestId> recvs(n), sends;
 
   // Reduce-scatter: my chunk's encoded contributions from every peer.
-  for (int r = 0; r < n; ++r)
-    if (r != me) recvs[r] = transport_.postRecv(r, Tag{b.seq, tags::kQa2aScatter}, &recvPayloads_[r * slot], payloadBytes(me));
-  for (int k = 1; k < n; ++k) {
-    int j = (me + k) % n;  // start with the next rank so owners are not all hit at once
-    EncodeArgs e;
-    e.input = elementPtr(b.send, b.type, split.offset(j));
-    e.dtype = b.type;
-    e.count = split.length(j);
-    e.residual = a.residual ? a.residual + split.offset(j) : nullptr;
-    e.seed = a.seed;
-    e.step = a.step * 2;
-    e.rank = static_cast<uint32_t>(me);
-    e.chunkOffset = split.offset(j);
+  forEachPeer(me, n, [&](int r) {
+    recvs[r] = transport_.postRecv(r, Tag{b.seq, tags::kQa2aScatter}, &recvPayloads_[r * slot], payloadBytes(me));
+  });
+  forEachPeer(me, n, [&](int j) {
     {
       PhaseTimer t(&c.encodeSeconds, "sqz encode");
-      encodeCpu(a.codec, e, &sendPayloads_[j * slot], slot);
+      encodeCpu(a.codec, chunkEncodeArgs(a, me, split.offset(j), split.length(j), a.step * 2), &sendPayloads_[j * slot],
+                slot);
     }
     sends.push_back(transport_.postSend(j, Tag{b.seq, tags::kQa2aScatter}, &sendPayloads_[j * slot], payloadBytes(j)));
     c.wireBytes += payloadBytes(j);
-  }
+  });
   // My own contribution to my chunk never crosses the wire: add it exactly
   // (with its residual, which is then fully spent).
   acc_.resize(myLen);
@@ -72,25 +59,18 @@ void QuantizedAllreduce::run(const CompressedArgs& a) {
 
   // The owner re-encodes its reduced chunk, with owner-side error feedback.
   {
-    EncodeArgs e;
-    e.input = acc_.data();
-    e.dtype = sqzFloat32;
-    e.count = myLen;
-    e.residual = a.ownerResidual && a.ownerResidualCount >= myLen ? a.ownerResidual : nullptr;
-    e.seed = a.seed;
-    e.step = a.step * 2 + 1;
-    e.rank = static_cast<uint32_t>(me);
-    e.chunkOffset = myOff;
+    float* ownerResidual = a.ownerResidual && a.ownerResidualCount >= myLen ? a.ownerResidual : nullptr;
     PhaseTimer t(&c.encodeSeconds, "sqz encode");
-    encodeCpu(a.codec, e, &gathered_[me * slot], slot);
+    encodeCpu(a.codec, encodeArgs(a, acc_.data(), sqzFloat32, ownerResidual, myOff, myLen, me, a.step * 2 + 1),
+              &gathered_[me * slot], slot);
   }
-  for (int r = 0; r < n; ++r)
-    if (r != me) recvs[r] = transport_.postRecv(r, Tag{b.seq, tags::kQa2aGather}, &gathered_[r * slot], payloadBytes(r));
-  for (int k = 1; k < n; ++k) {
-    int r = (me + k) % n;
+  forEachPeer(me, n, [&](int r) {
+    recvs[r] = transport_.postRecv(r, Tag{b.seq, tags::kQa2aGather}, &gathered_[r * slot], payloadBytes(r));
+  });
+  forEachPeer(me, n, [&](int r) {
     sends.push_back(transport_.postSend(r, Tag{b.seq, tags::kQa2aGather}, &gathered_[me * slot], payloadBytes(me)));
     c.wireBytes += payloadBytes(me);
-  }
+  });
 
   // Everyone (the owner included) decodes the same N payloads.
   out_.resize(b.type == sqzFloat32 ? 0 : b.count);

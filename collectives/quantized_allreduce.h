@@ -19,10 +19,6 @@ class QuantizedAllreduce {
   explicit QuantizedAllreduce(Transport& transport) : transport_(transport) {}
   void run(const CompressedArgs& args);
 
-  // Bytes one rank sends: (N-1) encoded chunks out, (N-1) copies of its
-  // reduced chunk; two rounds of N-1 concurrent messages.
-  static double bytesSentPerRank(const CodecParams& codec, size_t count, int nranks);
-
  private:
   Transport& transport_;
   std::vector<unsigned char> sendPayloads_, recvPayloads_, gathered_;

@@ -13,13 +13,12 @@ double RandkAllreduce::bytesSentPerRank(const CodecParams& codec, size_t count, 
 void RandkAllreduce::run(const CompressedArgs& a) {
   const AllreduceArgs& b = a.base;
   const size_t k = selectedCount(a.codec, b.count);
-  CallCounters scratch;
-  CallCounters& c = a.counters ? *a.counters : scratch;
+  CallCounters& c = a.tally();
   values_.resize(k);
   {
     PhaseTimer t(&c.encodeSeconds, "sqz encode");
     // The rank is not part of random-K's key: every rank picks the same indices.
-    randkGatherCpu(a.codec, chunkEncodeArgs(a, 0, 0, b.count), values_.data());
+    randkGatherCpu(a.codec, chunkEncodeArgs(a, 0, 0, b.count, a.step), values_.data());
   }
   AllreduceArgs ring = b;
   ring.send = ring.recv = values_.data();

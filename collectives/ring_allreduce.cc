@@ -4,19 +4,10 @@
 #include <cstring>
 
 #include "collectives/reduce_ops.h"
+#include "collectives/ring_schedule.h"
 #include "common/dtype.h"
-#include "common/error.h"
 
 namespace sqz {
-namespace {
-
-// Slots: step in the high bits, chunk in the low bits, 24 bits in total.
-constexpr uint32_t kChunkBits = 12;
-constexpr size_t kMaxChunks = size_t(1) << kChunkBits;
-
-size_t mod(long a, long n) { return static_cast<size_t>(((a % n) + n) % n); }
-
-}  // namespace
 
 RingAllreduce::RingAllreduce(Transport& transport, size_t chunkBytes)
     : transport_(transport), chunkBytes_(std::max<size_t>(chunkBytes, 4096)) {}
@@ -27,8 +18,7 @@ void RingAllreduce::run(const AllreduceArgs& a) {
   const sqzDataType_t accType = accumulationType(a.type);
   const size_t accElem = dataTypeSize(accType);
   const bool widened = accType != a.type;
-  SQZ_REQUIRE(2 * static_cast<size_t>(n) < (size_t(1) << (24 - kChunkBits)), sqzInvalidUsage,
-              "ring allreduce supports at most 2047 ranks");
+  const RingSchedule ring(n, me, a.count, std::max<size_t>(1, chunkBytes_ / accElem));
 
   // The reduce-scatter runs on `acc` (the receive buffer itself, or fp32
   // accumulators for 16-bit types); the allgather on the receive buffer.
@@ -47,77 +37,62 @@ void RingAllreduce::run(const AllreduceArgs& a) {
     return;
   }
 
-  const EvenSplit seg{a.count, static_cast<size_t>(n)};
-  const size_t maxSeg = seg.length(0);
-  // Chunk length in elements: at least chunkBytes, and few enough chunks to fit the tag.
-  size_t chunkElems = std::max<size_t>(1, chunkBytes_ / accElem);
-  chunkElems = std::max(chunkElems, (maxSeg + kMaxChunks - 1) / kMaxChunks);
-  auto chunks = [&](size_t s) { return std::max<size_t>(1, (seg.length(s) + chunkElems - 1) / chunkElems); };
-  auto chunkOff = [&](size_t s, size_t c) { return seg.offset(s) + std::min(c * chunkElems, seg.length(s)); };
-  auto chunkLen = [&](size_t s, size_t c) {
-    return std::min(seg.length(s), (c + 1) * chunkElems) - std::min(seg.length(s), c * chunkElems);
-  };
-  auto tag = [&](size_t step, size_t c) { return Tag{a.seq, static_cast<uint32_t>((step << kChunkBits) | c)}; };
-
-  const int right = static_cast<int>(mod(me + 1, n)), left = static_cast<int>(mod(me - 1, n));
-  staging_.resize(2 * maxSeg * accElem);
+  auto tag = [&](size_t step, size_t c) { return Tag{a.seq, ring.slot(step, c)}; };
   std::vector<RequestId> sends, recvs;
-
-  // Reduce-scatter: at step s, send segment (me - s) and receive segment
-  // (me - s - 1), which is added into acc and forwarded at step s + 1.
-  auto postRsRecvs = [&](size_t s, std::vector<RequestId>& ids) {
-    size_t r = mod(me - static_cast<long>(s) - 1, n);
-    unsigned char* buf = staging_.data() + (s % 2) * maxSeg * accElem;
-    for (size_t c = 0; c < chunks(r); ++c)
-      ids.push_back(transport_.postRecv(left, tag(s, c), buf + (chunkOff(r, c) - seg.offset(r)) * accElem,
-                                        chunkLen(r, c) * accElem));
+  auto sendChunk = [&](size_t step, const unsigned char* base, size_t elemBytes, size_t seg, size_t c) {
+    sends.push_back(transport_.postSend(ring.right(), tag(step, c), base + ring.chunkOffset(seg, c) * elemBytes,
+                                        ring.chunkLength(seg, c) * elemBytes));
   };
-  {
-    size_t t = mod(me, n);
-    postRsRecvs(0, recvs);
-    for (size_t c = 0; c < chunks(t); ++c)
-      sends.push_back(transport_.postSend(right, tag(0, c), acc + chunkOff(t, c) * accElem, chunkLen(t, c) * accElem));
-  }
-  const size_t rsSteps = static_cast<size_t>(n - 1);
-  for (size_t s = 0; s < rsSteps; ++s) {
+  // Two staging halves of one segment each: step s receives into half s % 2
+  // while the other half's chunks are still being added.
+  staging_.resize(2 * ring.maxSegment() * accElem);
+  auto staged = [&](size_t s, size_t seg, size_t c) {
+    return staging_.data() + ((s % 2) * ring.maxSegment() + ring.chunkOffset(seg, c) - ring.segmentOffset(seg)) * accElem;
+  };
+  auto postReduceScatterRecvs = [&](size_t s, std::vector<RequestId>& ids) {
+    const size_t seg = ring.reduceScatterRecv(s);
+    for (size_t c = 0; c < ring.chunks(seg); ++c)
+      ids.push_back(transport_.postRecv(ring.left(), tag(s, c), staged(s, seg, c), ring.chunkLength(seg, c) * accElem));
+  };
+
+  // Reduce-scatter: receive a segment, add it into acc, forward it.
+  postReduceScatterRecvs(0, recvs);
+  for (size_t c = 0; c < ring.chunks(ring.reduceScatterSend(0)); ++c)
+    sendChunk(0, acc, accElem, ring.reduceScatterSend(0), c);
+  for (size_t s = 0; s < ring.steps(); ++s) {
     std::vector<RequestId> next;
-    if (s + 1 < rsSteps) postRsRecvs(s + 1, next);
-    size_t r = mod(me - static_cast<long>(s) - 1, n);
-    const unsigned char* buf = staging_.data() + (s % 2) * maxSeg * accElem;
-    for (size_t c = 0; c < chunks(r); ++c) {
+    const bool forward = s + 1 < ring.steps();
+    if (forward) postReduceScatterRecvs(s + 1, next);
+    const size_t seg = ring.reduceScatterRecv(s);
+    for (size_t c = 0; c < ring.chunks(seg); ++c) {
       transport_.wait(recvs[c], a.deadline);
-      size_t off = chunkOff(r, c), len = chunkLen(r, c);
-      reduceInto(acc + off * accElem, buf + (off - seg.offset(r)) * accElem, len, accType, a.op);
-      if (s + 1 < rsSteps) sends.push_back(transport_.postSend(right, tag(s + 1, c), acc + off * accElem, len * accElem));
+      reduceInto(acc + ring.chunkOffset(seg, c) * accElem, staged(s, seg, c), ring.chunkLength(seg, c), accType, a.op);
+      if (forward) sendChunk(s + 1, acc, accElem, seg, c);
     }
     recvs.swap(next);
   }
   transport_.waitAll(sends, a.deadline);
 
-  // This rank now owns the fully reduced segment (me + 1).
-  const size_t own = mod(me + 1, n);
-  if (a.op == sqzAvg) divideInPlace(acc + seg.offset(own) * accElem, accType, seg.length(own), n);
-  if (widened) narrow(acc + seg.offset(own) * accElem, a.type, out + seg.offset(own) * elem, seg.length(own));
+  // This rank now holds the final sum of its owned segment.
+  const size_t own = ring.owned();
+  const size_t ownOff = ring.segmentOffset(own), ownLen = ring.segmentLength(own);
+  if (a.op == sqzAvg) divideInPlace(acc + ownOff * accElem, accType, ownLen, n);
+  if (widened) narrow(acc + ownOff * accElem, a.type, out + ownOff * elem, ownLen);
 
-  // Allgather of final values in the user's type: at step s, send segment
-  // (me + 1 - s), receive segment (me - s) straight into the output.
-  const size_t agSteps = static_cast<size_t>(n - 1);
-  std::vector<std::vector<RequestId>> agRecvs(agSteps);
-  for (size_t s = 0; s < agSteps; ++s) {
-    size_t r = mod(me - static_cast<long>(s), n);
-    for (size_t c = 0; c < chunks(r); ++c)
-      agRecvs[s].push_back(transport_.postRecv(left, tag(rsSteps + s, c), out + chunkOff(r, c) * elem,
-                                               chunkLen(r, c) * elem));
+  // Allgather of final values in the user's type, straight into the output.
+  std::vector<std::vector<RequestId>> gathered(ring.steps());
+  for (size_t s = 0; s < ring.steps(); ++s) {
+    const size_t seg = ring.allgatherRecv(s);
+    for (size_t c = 0; c < ring.chunks(seg); ++c)
+      gathered[s].push_back(transport_.postRecv(ring.left(), tag(ring.allgatherStep(s), c),
+                                                out + ring.chunkOffset(seg, c) * elem, ring.chunkLength(seg, c) * elem));
   }
-  for (size_t c = 0; c < chunks(own); ++c)
-    sends.push_back(transport_.postSend(right, tag(rsSteps, c), out + chunkOff(own, c) * elem, chunkLen(own, c) * elem));
-  for (size_t s = 0; s < agSteps; ++s) {
-    size_t r = mod(me - static_cast<long>(s), n);
-    for (size_t c = 0; c < chunks(r); ++c) {
-      transport_.wait(agRecvs[s][c], a.deadline);
-      if (s + 1 < agSteps)
-        sends.push_back(transport_.postSend(right, tag(rsSteps + s + 1, c), out + chunkOff(r, c) * elem,
-                                            chunkLen(r, c) * elem));
+  for (size_t c = 0; c < ring.chunks(own); ++c) sendChunk(ring.allgatherStep(0), out, elem, own, c);
+  for (size_t s = 0; s < ring.steps(); ++s) {
+    const size_t seg = ring.allgatherRecv(s);
+    for (size_t c = 0; c < ring.chunks(seg); ++c) {
+      transport_.wait(gathered[s][c], a.deadline);
+      if (s + 1 < ring.steps()) sendChunk(ring.allgatherStep(s + 1), out, elem, seg, c);
     }
   }
   transport_.waitAll(sends, a.deadline);

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "collectives/codec_buffers.h"
+#include "collectives/peers.h"
 #include "collectives/reduce_ops.h"
 #include "collectives/tag_slots.h"
 #include "common/error.h"
@@ -42,12 +43,11 @@ void SparseAllreduce::runAllgather(const CompressedArgs& a) {
   const AllreduceArgs& b = a.base;
   const int n = transport_.size(), me = transport_.rank();
   const size_t bytes = encodedBytes(a.codec, b.count);
-  CallCounters scratch;
-  CallCounters& c = a.counters ? *a.counters : scratch;
+  CallCounters& c = a.tally();
   payloads_.resize(n * bytes);
   {
     PhaseTimer t(&c.encodeSeconds, "sqz encode");
-    encodeCpu(a.codec, chunkEncodeArgs(a, me, 0, b.count), &payloads_[me * bytes], bytes);
+    encodeCpu(a.codec, chunkEncodeArgs(a, me, 0, b.count, a.step), &payloads_[me * bytes], bytes);
   }
   DecodeExpect x;
   x.params = a.codec;
@@ -67,12 +67,13 @@ void SparseAllreduce::runAllgather(const CompressedArgs& a) {
     c.wireBytes += static_cast<size_t>(ringBytes(4.0 * b.count, n));
   } else {
     std::vector<RequestId> reqs;
-    for (int r = 0; r < n; ++r)
-      if (r != me) reqs.push_back(transport_.postRecv(r, Tag{b.seq, tags::kSparsePayload}, &payloads_[r * bytes], bytes));
-    for (int k = 1; k < n; ++k) {
-      reqs.push_back(transport_.postSend((me + k) % n, Tag{b.seq, tags::kSparsePayload}, &payloads_[me * bytes], bytes));
+    forEachPeer(me, n, [&](int r) {
+      reqs.push_back(transport_.postRecv(r, Tag{b.seq, tags::kSparsePayload}, &payloads_[r * bytes], bytes));
+    });
+    forEachPeer(me, n, [&](int r) {
+      reqs.push_back(transport_.postSend(r, Tag{b.seq, tags::kSparsePayload}, &payloads_[me * bytes], bytes));
       c.wireBytes += bytes;
-    }
+    });
     transport_.waitAll(reqs, b.deadline);
     // Scatter-add in rank order: the same additions in the same order everywhere.
     PhaseTimer t(&c.decodeSeconds, "sqz decode");
@@ -88,25 +89,26 @@ void SparseAllreduce::runSplit(const CompressedArgs& a) {
   const EvenSplit split{b.count, static_cast<size_t>(n)};
   auto payloadBytes = [&](int j) { return encodedBytes(a.codec, split.length(j)); };
   const size_t slot = payloadBytes(0);
-  CallCounters scratch;
-  CallCounters& c = a.counters ? *a.counters : scratch;
+  CallCounters& c = a.tally();
 
   // Each range's top-K to its owner; the owner's own range stays local.
   payloads_.resize(2 * n * slot);
   unsigned char* out = payloads_.data();
   unsigned char* in = payloads_.data() + n * slot;
   std::vector<RequestId> recvs(n), sends;
-  for (int r = 0; r < n; ++r)
-    if (r != me) recvs[r] = transport_.postRecv(r, Tag{b.seq, tags::kSparsePayload}, in + r * slot, payloadBytes(me));
-  for (int k = 0; k < n; ++k) {
-    int j = (me + k) % n;
+  forEachPeer(me, n, [&](int r) {
+    recvs[r] = transport_.postRecv(r, Tag{b.seq, tags::kSparsePayload}, in + r * slot, payloadBytes(me));
+  });
+  auto encodeRange = [&](int j, unsigned char* dst) {
     PhaseTimer t(&c.encodeSeconds, "sqz encode");
-    encodeCpu(a.codec, chunkEncodeArgs(a, me, split.offset(j), split.length(j)), (j == me ? in : out) + j * slot, slot);
-    if (j != me) {
-      sends.push_back(transport_.postSend(j, Tag{b.seq, tags::kSparsePayload}, out + j * slot, payloadBytes(j)));
-      c.wireBytes += payloadBytes(j);
-    }
-  }
+    encodeCpu(a.codec, chunkEncodeArgs(a, me, split.offset(j), split.length(j), a.step), dst + j * slot, slot);
+  };
+  encodeRange(me, in);
+  forEachPeer(me, n, [&](int j) {
+    encodeRange(j, out);
+    sends.push_back(transport_.postSend(j, Tag{b.seq, tags::kSparsePayload}, out + j * slot, payloadBytes(j)));
+    c.wireBytes += payloadBytes(j);
+  });
   const size_t myOff = split.offset(me), myLen = split.length(me);
   std::vector<float> range(myLen, 0.0f);
   DecodeExpect x;
@@ -141,10 +143,8 @@ void SparseAllreduce::runSplit(const CompressedArgs& a) {
   std::vector<uint64_t> sizes(n);
   sizes[me] = sparse ? nonzero : UINT64_MAX;  // UINT64_MAX: dense
   std::vector<RequestId> reqs;
-  for (int r = 0; r < n; ++r)
-    if (r != me) reqs.push_back(transport_.postRecv(r, Tag{b.seq, tags::kSparseCount}, &sizes[r], 8));
-  for (int r = 0; r < n; ++r)
-    if (r != me) reqs.push_back(transport_.postSend(r, Tag{b.seq, tags::kSparseCount}, &sizes[me], 8));
+  forEachPeer(me, n, [&](int r) { reqs.push_back(transport_.postRecv(r, Tag{b.seq, tags::kSparseCount}, &sizes[r], 8)); });
+  forEachPeer(me, n, [&](int r) { reqs.push_back(transport_.postSend(r, Tag{b.seq, tags::kSparseCount}, &sizes[me], 8)); });
   transport_.waitAll(reqs, b.deadline);
   std::vector<std::vector<unsigned char>> ranges(n);
   for (int r = 0; r < n; ++r) {
@@ -157,10 +157,10 @@ void SparseAllreduce::runSplit(const CompressedArgs& a) {
     ranges[r].resize(sizes[r] == UINT64_MAX ? len * 4 : sizes[r] * 8);
     reqs.push_back(transport_.postRecv(r, Tag{b.seq, tags::kSparseRange}, ranges[r].data(), ranges[r].size()));
   }
-  for (int k = 1; k < n; ++k) {
-    reqs.push_back(transport_.postSend((me + k) % n, Tag{b.seq, tags::kSparseRange}, mine.data(), mine.size()));
+  forEachPeer(me, n, [&](int r) {
+    reqs.push_back(transport_.postSend(r, Tag{b.seq, tags::kSparseRange}, mine.data(), mine.size()));
     c.wireBytes += mine.size() + 8;
-  }
+  });
   transport_.waitAll(reqs, b.deadline);
   ranges[me] = std::move(mine);
 

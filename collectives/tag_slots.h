@@ -18,7 +18,7 @@ constexpr uint32_t kRound = 0;
 // Rings (RingSchedule): step << kRingChunkBits | chunk, for at most
 // kRingMaxSteps steps (2(N-1) for N ranks) of at most 2^kRingChunkBits chunks.
 constexpr uint32_t kRingChunkBits = 12;
-constexpr uint32_t kRingMaxSteps = 0xffe;
+constexpr uint32_t kRingMaxSteps = 0xffc;  // N <= 2047
 constexpr uint32_t kRingEnd = kRingMaxSteps << kRingChunkBits;  // first slot above every ring slot
 // Fixed slots of the all-to-all shapes, and of what rides along a call.
 constexpr uint32_t kFixedBegin = 0xffff00;
