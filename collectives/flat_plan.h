@@ -1,18 +1,17 @@
-// The registry of flat (single-level) allreduce algorithms on one
-// transport, by the names plans use: exact "ring" and "direct", compressed
-// "qa2a", "qring", "sparse_ag", "sparse_split", "randk". One instance per
-// transport keeps each algorithm's scratch buffers between calls.
+// The flat (single-level) allreduce algorithms on one transport, each made
+// on first use and kept, with its scratch buffers, between calls. Which
+// algorithm a plan's name means, and how it runs here, is the algorithm
+// table's (src/tuner/algorithm_table.h): this only holds the instances.
 #pragma once
 
-#include <string>
+#include <memory>
+#include <typeindex>
+#include <utility>
+#include <vector>
 
-#include "collectives/codec_ring_allreduce.h"
 #include "collectives/compressed_args.h"
 #include "collectives/direct_allreduce.h"
-#include "collectives/quantized_allreduce.h"
-#include "collectives/randk_allreduce.h"
 #include "collectives/ring_allreduce.h"
-#include "collectives/sparse_allreduce.h"
 #include "transport/transport.h"
 
 namespace sqz {
@@ -20,25 +19,30 @@ namespace sqz {
 class FlatAllreduces {
  public:
   FlatAllreduces(Transport& transport, size_t chunkBytes)
-      : ring_(transport, chunkBytes),
-        direct_(transport),
-        quantized_(transport),
-        codecRing_(transport),
-        sparse_(transport, ring_),
-        randk_(ring_, transport.size()) {}
+      : transport_(transport), ring_(transport, chunkBytes), direct_(transport) {}
 
-  // For exact algorithms only args.base is used. Throws on an unknown name.
-  void run(const std::string& algorithm, const CompressedArgs& args);
+  Transport& transport() const { return transport_; }
+  // The exact algorithms, which the exact path and other algorithms use.
   RingAllreduce& ring() { return ring_; }
   DirectAllreduce& direct() { return direct_; }
+  // The one instance of algorithm A here, made from `args` on first use.
+  template <typename A, typename... Args>
+  A& get(Args&&... args) {
+    for (auto& [type, instance] : others_)
+      if (type == std::type_index(typeid(A))) return *static_cast<A*>(instance.get());
+    others_.emplace_back(std::type_index(typeid(A)), std::make_shared<A>(std::forward<Args>(args)...));
+    return *static_cast<A*>(others_.back().second.get());
+  }
 
  private:
+  Transport& transport_;
   RingAllreduce ring_;
   DirectAllreduce direct_;
-  QuantizedAllreduce quantized_;
-  CodecRingAllreduce codecRing_;
-  SparseAllreduce sparse_;
-  RandkAllreduce randk_;
+  std::vector<std::pair<std::type_index, std::shared_ptr<void>>> others_;
 };
+
+// How a plan's algorithm runs on a flat group (an algorithm table entry's
+// run): the compressed arguments; exact algorithms read only args.base.
+using FlatRun = void (*)(FlatAllreduces& flat, const CompressedArgs& args);
 
 }  // namespace sqz

@@ -3,14 +3,12 @@
 #include <cstring>
 
 #include "collectives/codec_buffers.h"
-#include "collectives/flat_plan.h"
 #include "collectives/reduce_ops.h"
-#include "collectives/ring_allreduce.h"
 #include "collectives/tag_slots.h"
 #include "transport/group_transport.h"
 
 namespace sqz {
-void HierarchicalAllreduce::run(const CompressedArgs& a, const std::string& interAlgorithm, const uint32_t seqs[3]) {
+void HierarchicalAllreduce::run(const CompressedArgs& a, FlatRun interRun, const uint32_t seqs[3]) {
   const AllreduceArgs& b = a.base;
   GroupTransport node(transport_, groups_.node), cross(transport_, groups_.cross);
   const int G = node.size(), me = node.rank();
@@ -41,7 +39,10 @@ void HierarchicalAllreduce::run(const CompressedArgs& a, const std::string& inte
   inter.base.op = sqzSum;
   inter.base.seq = seqs[1];
   inter.residual = a.residual ? a.residual + myOff : nullptr;
-  if (cross.size() > 1) FlatAllreduces(cross, chunkBytes_).run(interAlgorithm, inter);
+  if (cross.size() > 1) {
+    FlatAllreduces flat(cross, chunkBytes_);
+    interRun(flat, inter);
+  }
 
   // 3. Intra-node allgather of the shards.
   if (myLen > 0) std::memcpy(&full_[myOff], shard_.data(), myLen * 4);
@@ -53,12 +54,9 @@ void HierarchicalAllreduce::run(const CompressedArgs& a, const std::string& inte
   node.waitAll(reqs, b.deadline);
   if (b.op == sqzAvg) divideInPlace(full_.data(), sqzFloat32, b.count, transport_.size());
   storeFloats(full_.data(), b.type, 0, b.count, b.recv);
-  if (a.counters) {
-    // Intra-node: G-1 shards out in each of the two stages.
-    a.counters->wireBytes += 2 * static_cast<size_t>(G - 1) * myLen * 4;
-    if (interAlgorithm == "ring")
-      a.counters->wireBytes += static_cast<size_t>(RingAllreduce::bytesSentPerRank(4.0 * myLen, cross.size()));
-  }
+  // Intra-node: G-1 shards out in each of the two stages (the inter-node
+  // stage counted its own).
+  a.tally().wireBytes += 2 * static_cast<size_t>(G - 1) * myLen * 4;
 }
 
 }  // namespace sqz

@@ -6,26 +6,22 @@
 // bitwise and is copied within nodes, so all ranks hold identical results.
 #pragma once
 
-#include <string>
 #include <vector>
 
 #include "collectives/compressed_args.h"
+#include "collectives/flat_plan.h"
+#include "collectives/hierarchy_groups.h"
 #include "transport/transport.h"
 
 namespace sqz {
-
-struct HierarchyGroups {
-  std::vector<int> node;   // global ranks on this rank's node, by local index
-  std::vector<int> cross;  // global ranks with this rank's local index, by node
-};
 
 class HierarchicalAllreduce {
  public:
   HierarchicalAllreduce(Transport& transport, HierarchyGroups groups, size_t chunkBytes)
       : transport_(transport), groups_(std::move(groups)), chunkBytes_(chunkBytes) {}
-  // args.codec and `interAlgorithm` describe the inter-node stage ("ring"
-  // for an exact one). `seqs`: three sequence numbers, one per stage.
-  void run(const CompressedArgs& args, const std::string& interAlgorithm, const uint32_t seqs[3]);
+  // args.codec and `inter` are the inter-node stage's (an algorithm table
+  // entry's run). `seqs`: three sequence numbers, one per stage.
+  void run(const CompressedArgs& args, FlatRun inter, const uint32_t seqs[3]);
 
  private:
   Transport& transport_;

@@ -19,6 +19,7 @@
 #include "src/codec/codec_spec.h"
 #include "src/topology/link_topology.h"
 #include "src/topology/node_id.h"
+#include "src/tuner/algorithm_table.h"
 
 namespace sqz {
 namespace {
@@ -126,24 +127,7 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
   tuner_ = std::make_unique<AutoTuner>(rank, nodeIds_, links);
   timeline_ = Timeline::fromEnv(rank, nranks);
   multiNode_ = std::any_of(nodeIds_.begin(), nodeIds_.end(), [&](const std::string& id) { return id != nodeIds_[0]; });
-  // Node groups for hierarchical plans: the same number of ranks on every
-  // node, more than one node and more than one rank per node.
-  {
-    std::vector<std::string> order;  // nodes by first rank
-    for (const auto& id : nodeIds_)
-      if (std::find(order.begin(), order.end(), id) == order.end()) order.push_back(id);
-    std::vector<std::vector<int>> byNode(order.size());
-    for (int r = 0; r < nranks; ++r)
-      byNode[std::find(order.begin(), order.end(), nodeIds_[r]) - order.begin()].push_back(r);
-    bool uniform = order.size() > 1 && byNode[0].size() > 1;
-    for (const auto& g : byNode) uniform = uniform && g.size() == byNode[0].size();
-    if (uniform) {
-      const size_t mine = std::find(order.begin(), order.end(), nodeIds_[rank]) - order.begin();
-      hierarchy_.node = byNode[mine];
-      const size_t local = std::find(byNode[mine].begin(), byNode[mine].end(), rank) - byNode[mine].begin();
-      for (const auto& g : byNode) hierarchy_.cross.push_back(g[local]);
-    }
-  }
+  hierarchy_ = groupByNode(nodeIds_, rank);
   // The codecs' RNG key (stochastic rounding, random-K indices) is the same
   // on every rank: SQZ_SEED when set (reproducible runs), else from the
   // unique id's secret (fresh per communicator).
@@ -170,26 +154,15 @@ ErrorFeedbackState& Communicator::keyedState(void* recv, size_t count, sqzDataTy
   return *slot;
 }
 
-std::string Communicator::chooseAlgorithm(const CodecParams& codec, size_t count) const {
-  switch (codec.kind) {
-    case CodecKind::Quant:
-      // Within a node, the all-to-all's 2 rounds of N-1 concurrent messages
-      // beat the ring's 2(N-1) steps. Across a network, N-1 concurrent flows
-      // per NIC lose to the ring's one flow per link (measured on the
-      // 100 Mbit/s testbed: q4 1.92 s all-to-all, 1.34 s ring; see
-      // perf/results/compressed_testbed.md), as they do for large N.
-      return size_ <= 16 && !multiNode_ ? "qa2a" : "qring";
-    case CodecKind::Bf16:
-    case CodecKind::Fp16: return "qring";
-    case CodecKind::TopK:
-      return SparseAllreduce::bytesSentPerRank(codec, count, size_, SparseAllreduce::Shape::kSplit) <
-                     SparseAllreduce::bytesSentPerRank(codec, count, size_, SparseAllreduce::Shape::kAllgather)
-                 ? "sparse_split"
-                 : "sparse_ag";
-    case CodecKind::RandK: return "randk";
-    case CodecKind::None: break;
-  }
-  return "ring";
+const AlgorithmEntry& Communicator::chooseAlgorithm(const CodecParams& codec, size_t count, sqzDataType_t type) const {
+  CallShape call;
+  call.codec = codec;
+  call.count = count;
+  call.bytes = count * dataTypeSize(type);
+  call.nranks = size_;
+  call.multiNode = multiNode_;
+  call.directMaxBytes = config_.directMaxBytes;
+  return defaultAlgorithm(call);
 }
 
 void Communicator::reduceStats(GradStats* stats) {
@@ -240,11 +213,10 @@ PlanSpec Communicator::choosePlan(const void* send, size_t count, sqzDataType_t 
 
 void Communicator::runExact(const AllreduceArgs& a, ErrorFeedbackState* ef, CallCounters* counters,
                             std::string* algorithm) {
-  const size_t bytes = a.count * dataTypeSize(a.type);
-  const bool direct = size_ > 1 && bytes <= config_.directMaxBytes;
-  *algorithm = direct ? "direct" : "ring";
-  counters->wireBytes += static_cast<size_t>(direct ? DirectAllreduce::bytesSentPerRank(bytes, size_)
-                                                    : RingAllreduce::bytesSentPerRank(bytes, size_));
+  const AlgorithmEntry& exact = chooseAlgorithm(CodecParams{}, a.count, a.type);
+  *algorithm = exact.name;
+  CompressedArgs c;
+  c.counters = counters;
   if (ef && ef->residualDirty) {
     // Owed mass goes out with this exact call: send g + e, then e = 0.
     std::vector<float> sum(a.count);
@@ -253,16 +225,15 @@ void Communicator::runExact(const AllreduceArgs& a, ErrorFeedbackState* ef, Call
     std::fill(ef->residual.begin(), ef->residual.end(), 0.0f);
     std::fill(ef->ownerResidual.begin(), ef->ownerResidual.end(), 0.0f);
     ef->residualDirty = false;
-    AllreduceArgs b = a;
-    b.send = b.recv = sum.data();
-    b.type = sqzFloat32;
-    if (direct) flat_->direct().run(b);
-    else flat_->ring().run(b);
+    c.base = a;
+    c.base.send = c.base.recv = sum.data();
+    c.base.type = sqzFloat32;
+    exact.run(*flat_, c);
     storeFloats(sum.data(), a.type, 0, a.count, a.recv);
     return;
   }
-  if (direct) flat_->direct().run(a);
-  else flat_->ring().run(a);
+  c.base = a;
+  exact.run(*flat_, c);
 }
 
 CompressedArgs Communicator::compressedArgs(const AllreduceArgs& a, const CodecParams& codec, ErrorFeedbackState& ef,
@@ -391,7 +362,7 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
              : tuned ? choosePlan(send, count, type, *ef, local, withStats, &gain)
                      : policy.plan;
     }
-    if (plan.algorithm.empty()) plan.algorithm = chooseAlgorithm(plan.codec, count);
+    if (plan.algorithm.empty()) plan.algorithm = chooseAlgorithm(plan.codec, count, type).name;
     info.gain = gain;
   } else if (flags & kFlagNonFinite) {
     SQZ_INFO("allreduce seq=%u: a rank's buffer holds NaN/Inf; sending it exactly", a.seq);
@@ -409,7 +380,7 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   if (hierarchical) {
     algorithm = "hier";
     CompressedArgs c = compressedArgs(a, plan.codec, *ef, &counters);
-    std::string inter = plan.algorithm.empty() ? chooseAlgorithm(plan.codec, count) : plan.algorithm;
+    const FlatRun inter = hostAlgorithm(plan.algorithm).run;
     const uint32_t seqs[3] = {nextSeq(), nextSeq(), nextSeq()};
     HierarchicalAllreduce(*transport_, hierarchy_, config_.chunkBytes).run(c, inter, seqs);
     std::snprintf(info.codec, sizeof info.codec, "%s", codecName(plan.codec).c_str());
@@ -419,7 +390,7 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
     CompressedArgs c = compressedArgs(a, plan.codec, *ef, &counters);
     SQZ_TRACE("allreduce seq=%u count=%zu %s %s: @%s", a.seq, count, dataTypeName(type), redOpName(op),
               planName(plan).c_str());
-    flat_->run(algorithm, c);
+    hostAlgorithm(algorithm).run(*flat_, c);
     std::snprintf(info.codec, sizeof info.codec, "%s", codecName(plan.codec).c_str());
   } else {
     info.exact = 1;

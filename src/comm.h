@@ -20,6 +20,7 @@
 #include "src/device/device_path.h"
 #include "src/error_feedback_state.h"
 #include "src/timeline.h"
+#include "src/tuner/algorithm_table.h"
 #include "src/tuner/plan_name.h"
 #include "sqz.h"
 #include "src/bootstrap/unique_id.h"
@@ -90,8 +91,9 @@ class Communicator {
   uint32_t nextSeq() { return seq_++ & tags::kMask; }
   // The header exchange of an exact collective; returns the call's sequence number.
   uint32_t agreeOnExactCall(CollectiveKind kind, size_t count, int type, int root, const Deadline& deadline);
-  // The algorithm for a lossy call (deterministic: identical on all ranks).
-  std::string chooseAlgorithm(const CodecParams& codec, size_t count) const;
+  // The algorithm a call with `codec` runs when its plan names none
+  // (deterministic: identical on all ranks).
+  const AlgorithmEntry& chooseAlgorithm(const CodecParams& codec, size_t count, sqzDataType_t type) const;
   // The arguments of a lossy call on `ef`'s buffer (advances its step).
   CompressedArgs compressedArgs(const AllreduceArgs& a, const CodecParams& codec, ErrorFeedbackState& ef,
                                 CallCounters* counters);
@@ -114,11 +116,11 @@ class Communicator {
   CommConfig config_;
   std::unique_ptr<UcxTransport> transport_;
   std::vector<std::string> nodeIds_;
-  std::unique_ptr<FlatAllreduces> flat_;  // every flat algorithm on the whole group
+  std::unique_ptr<FlatAllreduces> flat_;  // the flat algorithms on the whole group
   CompressionPolicy policy_;
   std::unique_ptr<AutoTuner> tuner_;
-  HierarchyGroups hierarchy_;
-  bool multiNode_ = false;     // ranks on more than one node  // empty when ranks are not spread evenly over several nodes
+  HierarchyGroups hierarchy_;  // empty when ranks are not spread evenly over several nodes
+  bool multiNode_ = false;     // ranks on more than one node
   std::map<std::pair<void*, size_t>, std::unique_ptr<ErrorFeedbackState>> keyedStates_;
   uint64_t seed_ = 0;  // shared by all ranks (from the unique id)
   uint32_t seq_ = 0;

@@ -24,6 +24,7 @@
 #include "src/comm.h"
 #include "src/device/staging_engine.h"
 #include "src/device/staging_runtime.h"
+#include "src/tuner/algorithm_table.h"
 #include "transport/nccl_transport.h"
 
 namespace sqz {
@@ -366,11 +367,13 @@ struct DevicePath::Impl {
 
   // The device form of a plan: its codec on the device algorithms.
   static std::string deviceAlgorithm(const PlanSpec& plan, bool forced) {
-    if (plan.codec.kind == CodecKind::None) return "ring";
-    if (forced && !plan.algorithm.empty() && plan.algorithm != "gather" && plan.algorithm != "randk")
+    const AlgorithmEntry& chosen = defaultDeviceAlgorithm(plan.codec);
+    if (plan.codec.kind == CodecKind::None) return chosen.name;
+    const AlgorithmEntry* named = findAlgorithm(plan.algorithm);
+    if (forced && named && !named->onDevice)
       fail(sqzInvalidUsage, "plan '@%s' runs on host buffers only; device buffers run gather, randk or ring",
            planName(plan).c_str());
-    return plan.codec.kind == CodecKind::RandK ? "randk" : "gather";
+    return chosen.name;
   }
 
   // rows x width bytes from src (rows `srcPitch` apart) to dst (`dstPitch`

@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "kernels/wire_format.h"
+#include "src/tuner/algorithm_table.h"
 
 namespace sqz {
 namespace {
@@ -139,15 +140,9 @@ Candidate randkCandidate(double n, int N, LinkClass link, const CodecParams& cod
 }
 
 std::vector<std::string> algorithmsFor(const CodecParams& codec) {
-  switch (codec.kind) {
-    case CodecKind::None: return {"ring"};
-    case CodecKind::Bf16:
-    case CodecKind::Fp16: return {"qring", "qa2a"};
-    case CodecKind::Quant: return {"qa2a", "qring"};
-    case CodecKind::TopK: return {"sparse_ag", "sparse_split"};
-    case CodecKind::RandK: return {"randk"};
-  }
-  return {};
+  std::vector<std::string> names;
+  for (const AlgorithmEntry* a : offeredAlgorithms(TunerOffer::kEachLevel, codec)) names.push_back(a->name);
+  return names;
 }
 
 Candidate flatCandidate(const std::string& algorithm, double n, int N, LinkClass link, const CodecParams& codec,
@@ -155,15 +150,10 @@ Candidate flatCandidate(const std::string& algorithm, double n, int N, LinkClass
   PlanSpec check;
   check.algorithm = algorithm;
   check.codec = codec;
-  parsePlanName(planName(check));  // throws for a codec the algorithm cannot carry
-  if (algorithm == "ring") return ringCandidate(n, N, link, elementBytes);
-  if (algorithm == "direct") return directCandidate(n, N, link, sharers, elementBytes);
-  if (algorithm == "qa2a") return quantizedA2aCandidate(n, N, link, codec, sharers);
-  if (algorithm == "qring") return codecRingCandidate(n, N, link, codec);
-  if (algorithm == "sparse_ag") return sparseAllgatherCandidate(n, N, link, codec, sharers);
-  if (algorithm == "sparse_split") return sparseSplitCandidate(n, N, link, codec, sharers);
-  if (algorithm == "randk") return randkCandidate(n, N, link, codec);
-  fail(sqzInvalidUsage, "no cost shape for algorithm '%s'", algorithm.c_str());
+  parsePlanName(planName(check));  // throws for an unknown algorithm or a codec it cannot carry
+  const AlgorithmEntry& a = *findAlgorithm(algorithm);
+  SQZ_REQUIRE(a.shape, sqzInvalidUsage, "no cost shape for algorithm '%s'", algorithm.c_str());
+  return a.shape(ShapeArgs{n, N, link, codec, sharers, elementBytes});
 }
 
 Candidate hierarchicalCandidate(double n, const Topology& topo, const CodecParams& intraCodec, const Candidate& inter,
@@ -231,7 +221,8 @@ std::vector<Candidate> allreduceCandidates(double n, const Topology& topo, const
   for (const CodecParams& codec : useful)
     for (const std::string& algo : algorithmsFor(codec))
       out.push_back(flatCandidate(algo, n, N, topo.flatLink(), codec, sharers, elementBytes));
-  out.push_back(directCandidate(n, N, topo.flatLink(), sharers, elementBytes));
+  for (const AlgorithmEntry* a : offeredAlgorithms(TunerOffer::kOnce, CodecParams{}))
+    out.push_back(flatCandidate(a->name, n, N, topo.flatLink(), CodecParams{}, sharers, elementBytes));
   if (topo.nodes > 1 && topo.ranksPerNode > 1) {
     const double shard = std::ceil(n / topo.ranksPerNode);
     CodecParams bf16;

@@ -1,6 +1,7 @@
 // The cost shapes of the allreduce algorithms (DESIGN.md section 2), for N
 // ranks and n fp32-equivalent elements, as the collectives in collectives/
-// run them. Each returns a Candidate whose stages the CostModel prices.
+// run them. Each returns a Candidate whose stages the CostModel prices; the
+// algorithm table (algorithm_table.h) names each algorithm's shape.
 //   ring           exact: 2(N-1) steps, 1 message of n*4/N bytes per step
 //   direct         exact: 1 step, N-1 concurrent messages of the whole buffer
 //   qa2a           2 steps (all-to-all reduce-scatter, allgather), N-1
@@ -55,10 +56,11 @@ Candidate codecRingCandidate(double n, int N, LinkClass link, const CodecParams&
 Candidate sparseAllgatherCandidate(double n, int N, LinkClass link, const CodecParams& codec, int sharers = 1);
 Candidate sparseSplitCandidate(double n, int N, LinkClass link, const CodecParams& codec, int sharers = 1);
 Candidate randkCandidate(double n, int N, LinkClass link, const CodecParams& codec);
-// By algorithm name (plan_name.h's registry, flat ones).
+// By algorithm name: the algorithm table's cost shape (flat ones).
 Candidate flatCandidate(const std::string& algorithm, double n, int N, LinkClass link, const CodecParams& codec,
                         int sharers = 1, int elementBytes = 4);
-// The algorithms that can carry `codec`, in candidate order.
+// The algorithms the tuner offers with each level of `codec`, in candidate
+// order (the algorithm table's TunerOffer::kEachLevel).
 std::vector<std::string> algorithmsFor(const CodecParams& codec);
 // Hierarchical: intra stages on topo.intra with intraCodec (none, bf16 or
 // fp16), `inter` built for ceil(n / ranksPerNode) elements over topo.nodes.
@@ -74,7 +76,7 @@ Candidate candidateFor(const PlanSpec& spec, double n, const Topology& topo, int
 Stage statsExchangeStage(const Topology& topo, double bytes);
 
 // Every candidate for a call: each level on each algorithm that carries it,
-// direct, and, with more than one node of more than one rank, hierarchical
+// the exact algorithms offered once (direct), and, with more than one node of more than one rank, hierarchical
 // plans with an exact or bf16 intra stage and each flat plan between
 // nodes. Fixed order (the exact ring first), so ties break the same way on
 // every rank. With 2-byte elements, bf16/fp16 levels are skipped (the

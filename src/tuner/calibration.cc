@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "kernels/cpu_codec.h"
 #include "src/codec/codec_spec.h"
+#include "src/tuner/algorithm_table.h"
 
 namespace sqz {
 namespace {
@@ -179,6 +180,7 @@ std::map<std::string, double> measurePlanSeconds(Transport& t, const std::vector
   const double start = now();
   for (const PlanToTime* pp : order) {
     const PlanToTime& p = *pp;
+    const FlatRun run = hostAlgorithm(p.spec.algorithm).run;
     std::vector<double> times;
     for (int rep = 0; rep < repeats + firstTimed; ++rep) {
       std::fill(residual.begin(), residual.end(), 0.0f);
@@ -203,7 +205,7 @@ std::map<std::string, double> measurePlanSeconds(Transport& t, const std::vector
       if (rep >= firstTimed) std::this_thread::sleep_for(std::chrono::duration<double>(o.planIdleSeconds));
       c.base.seq = seq++;
       const double t0 = now();
-      flat.run(p.spec.algorithm, c);
+      run(flat, c);
       if (rep >= firstTimed) times.push_back(now() - t0);
     }
     out[planName(p.spec)] = slowestRank(t, median(times), o, &slot);

@@ -3,9 +3,10 @@
 // and an SQZ_TUNE target, so forcing a logged name reproduces the call.
 //   plan  := flat | 'hier/' codec '/' flat
 //   flat  := algorithm [':' codec]       (no codec: "none")
-//   algorithm := ring | direct | qa2a | qring | sparse_ag | sparse_split | randk | gather
+//   algorithm := a name in the algorithm table (src/tuner/algorithm_table.h):
+//                ring | direct | qa2a | qring | sparse_ag | sparse_split | randk | gather
 //   (gather: device buffers only, src/device/device_path.h)
-// (the names of src/comm.cc's registry and of SQZ_COMPRESSION's "@algo:"),
+// (the names SQZ_COMPRESSION's "@algo:" takes),
 // e.g. "ring", "qring:bf16", "randk:randk:0.01", "qa2a:q4", "sparse_ag:topk:0.001",
 // "hier/none/qa2a:q2" (exact reduce-scatter and allgather inside each node,
 // qa2a:q2 between nodes).
@@ -17,13 +18,7 @@
 
 namespace sqz {
 
-// The algorithm registry (as UCC's {id, name, desc} tables).
-struct AlgorithmInfo {
-  const char* name;
-  const char* description;
-};
-// ring, direct, qa2a, qring, sparse_ag, sparse_split, randk, gather, hier; ends with name == nullptr.
-const AlgorithmInfo* algorithmRegistry();
+// A name in the algorithm table (hier included).
 bool isKnownAlgorithm(const std::string& name);
 
 struct PlanSpec {
@@ -34,9 +29,8 @@ struct PlanSpec {
 };
 
 // Throws sqz::Error(sqzInvalidUsage) naming the bad part; also rejects
-// codecs an algorithm cannot run (ring and direct: none; qa2a and qring:
-// bf16, fp16, qB; sparse_ag: topk; randk: randk; hier's intra codec: none,
-// bf16 or fp16).
+// codecs an algorithm cannot carry (the table's `carries`; hier's intra
+// codec: none, bf16 or fp16).
 PlanSpec parsePlanName(const std::string& text);
 // Canonical: parsePlanName(planName(s)) == s.
 std::string planName(const PlanSpec& s);

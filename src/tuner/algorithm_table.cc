@@ -1,0 +1,187 @@
+#include "src/tuner/algorithm_table.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "collectives/codec_ring_allreduce.h"
+#include "collectives/quantized_allreduce.h"
+#include "collectives/randk_allreduce.h"
+#include "collectives/sparse_allreduce.h"
+#include "common/dtype.h"
+#include "common/error.h"
+#include "src/tuner/allreduce_shapes.h"
+
+namespace sqz {
+namespace {
+
+// What the algorithms carry.
+bool lossyDense(const CodecParams& c) {
+  return c.kind == CodecKind::Bf16 || c.kind == CodecKind::Fp16 || c.kind == CodecKind::Quant;
+}
+int topk(const CodecParams& c) { return c.kind == CodecKind::TopK ? 0 : -1; }
+
+// Bytes this rank sends in an exact algorithm, counted as the compressed
+// ones count theirs.
+void countExact(const CompressedArgs& a, double bytesSent) { a.tally().wireBytes += static_cast<size_t>(bytesSent); }
+double bytesOf(const AllreduceArgs& b) { return static_cast<double>(b.count * dataTypeSize(b.type)); }
+
+bool sparseSplitSendsLess(const CallShape& c) {
+  return SparseAllreduce::bytesSentPerRank(c.codec, c.count, c.nranks, SparseAllreduce::Shape::kSplit) <
+         SparseAllreduce::bytesSentPerRank(c.codec, c.count, c.nranks, SparseAllreduce::Shape::kAllgather);
+}
+
+// In AlgorithmId order.
+const AlgorithmEntry kTable[] = {
+    // The exact ones: direct up to SQZ_DIRECT_MAX_BYTES, else ring.
+    {AlgorithmId::kRing, "ring", "exact ring reduce-scatter + allgather",
+     [](const CodecParams& c) { return c.kind == CodecKind::None ? 1 : -1; }, "no codec (it is exact)", nullptr,
+     TunerOffer::kEachLevel,
+     [](const ShapeArgs& s) { return ringCandidate(s.n, s.N, s.link, s.elementBytes); },
+     [](FlatAllreduces& f, const CompressedArgs& a) {
+       f.ring().run(a.base);
+       countExact(a, RingAllreduce::bytesSentPerRank(bytesOf(a.base), f.transport().size()));
+     },
+     true},
+    {AlgorithmId::kDirect, "direct",
+     "exact all-to-all: every rank sends its whole buffer to every other rank (small buffers)",
+     [](const CodecParams& c) { return c.kind == CodecKind::None ? 0 : -1; }, "no codec (it is exact)",
+     [](const CallShape& c) { return c.nranks > 1 && c.bytes <= c.directMaxBytes; }, TunerOffer::kOnce,
+     [](const ShapeArgs& s) { return directCandidate(s.n, s.N, s.link, s.sharers, s.elementBytes); },
+     [](FlatAllreduces& f, const CompressedArgs& a) {
+       f.direct().run(a.base);
+       countExact(a, DirectAllreduce::bytesSentPerRank(bytesOf(a.base), f.transport().size()));
+     },
+     false},
+    // Within a node, the all-to-all's 2 rounds of N-1 concurrent messages
+    // beat the ring's 2(N-1) steps; across a network, or for many ranks,
+    // the ring's one flow per link wins (perf/results/compressed_testbed.md).
+    {AlgorithmId::kQa2a, "qa2a",
+     "all-to-all reduce-scatter of encoded chunks, owner re-encodes its sum, all-to-all allgather",
+     [](const CodecParams& c) { return c.kind == CodecKind::Quant ? 0 : lossyDense(c) ? 1 : -1; },
+     "bf16, fp16 or a quantizer (q1, q2, q4, q8)",
+     [](const CallShape& c) { return c.codec.kind == CodecKind::Quant && c.nranks <= 16 && !c.multiNode; },
+     TunerOffer::kEachLevel,
+     [](const ShapeArgs& s) { return quantizedA2aCandidate(s.n, s.N, s.link, s.codec, s.sharers); },
+     [](FlatAllreduces& f, const CompressedArgs& a) { f.get<QuantizedAllreduce>(f.transport()).run(a); }, false},
+    {AlgorithmId::kQring, "qring",
+     "ring of encoded chunks (re-encoded at each hop): casts and quantizers at large rank counts",
+     [](const CodecParams& c) { return c.kind == CodecKind::Quant ? 1 : lossyDense(c) ? 0 : -1; },
+     "bf16, fp16 or a quantizer (q1, q2, q4, q8)", nullptr, TunerOffer::kEachLevel,
+     [](const ShapeArgs& s) { return codecRingCandidate(s.n, s.N, s.link, s.codec); },
+     [](FlatAllreduces& f, const CompressedArgs& a) { f.get<CodecRingAllreduce>(f.transport()).run(a); }, false},
+    {AlgorithmId::kSparseAg, "sparse_ag", "top-K (index, value) pairs allgathered and scatter-added", topk,
+     "topk:R", [](const CallShape& c) { return !sparseSplitSendsLess(c); }, TunerOffer::kEachLevel,
+     [](const ShapeArgs& s) { return sparseAllgatherCandidate(s.n, s.N, s.link, s.codec, s.sharers); },
+     [](FlatAllreduces& f, const CompressedArgs& a) {
+       f.get<SparseAllreduce>(f.transport(), f.ring()).run(a, SparseAllreduce::Shape::kAllgather);
+     },
+     false},
+    {AlgorithmId::kSparseSplit, "sparse_split",
+     "top-K pairs of index range j sent to rank j, which sums and allgathers its range",
+     [](const CodecParams& c) { return topk(c) == 0 ? 1 : -1; }, "topk:R", nullptr, TunerOffer::kEachLevel,
+     [](const ShapeArgs& s) { return sparseSplitCandidate(s.n, s.N, s.link, s.codec, s.sharers); },
+     [](FlatAllreduces& f, const CompressedArgs& a) {
+       f.get<SparseAllreduce>(f.transport(), f.ring()).run(a, SparseAllreduce::Shape::kSplit);
+     },
+     false},
+    {AlgorithmId::kRandk, "randk", "random-K with a shared seed: the K values go through the exact ring",
+     [](const CodecParams& c) { return c.kind == CodecKind::RandK ? 0 : -1; }, "randk:R", nullptr,
+     TunerOffer::kEachLevel, [](const ShapeArgs& s) { return randkCandidate(s.n, s.N, s.link, s.codec); },
+     [](FlatAllreduces& f, const CompressedArgs& a) {
+       f.get<RandkAllreduce>(f.ring(), f.transport().size()).run(a);
+     },
+     true},
+    {AlgorithmId::kGather, "gather",
+     "device buffers: each rank encodes its whole buffer once, the payloads are allgathered, every rank decodes all "
+     "of them in rank order",
+     [](const CodecParams& c) { return lossyDense(c) || c.kind == CodecKind::TopK ? 0 : -1; },
+     "bf16, fp16, a quantizer or topk:R", nullptr, TunerOffer::kNever, nullptr, nullptr, true},
+    {AlgorithmId::kHier, "hier", "intra-node reduce-scatter, inter-node allreduce per shard, intra-node allgather",
+     nullptr, "hier/INTRA_CODEC/ALGORITHM[:CODEC]", nullptr, TunerOffer::kNever, nullptr, nullptr, false},
+};
+
+constexpr size_t kEntries = sizeof kTable / sizeof kTable[0];
+static_assert(kEntries == static_cast<size_t>(AlgorithmId::kCount), "one table entry per AlgorithmId");
+
+bool inIdOrder() {
+  for (size_t i = 0; i < kEntries; ++i)
+    if (static_cast<size_t>(kTable[i].id) != i) return false;
+  return true;
+}
+
+// The entries that carry `codec` and pass `keep`, in carries() order
+// (table order among equals).
+template <typename Keep>
+std::vector<const AlgorithmEntry*> carrying(const CodecParams& codec, Keep keep) {
+  std::vector<std::pair<int, const AlgorithmEntry*>> found;
+  for (const AlgorithmEntry& a : kTable) {
+    const int place = a.carries ? a.carries(codec) : -1;
+    if (place != -1 && keep(a)) found.emplace_back(place, &a);
+  }
+  std::stable_sort(found.begin(), found.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+  std::vector<const AlgorithmEntry*> out;
+  for (const auto& f : found) out.push_back(f.second);
+  return out;
+}
+
+}  // namespace
+
+const AlgorithmEntry& algorithmEntry(AlgorithmId id) {
+  static const bool ordered = inIdOrder();
+  SQZ_CHECK(ordered, "the algorithm table is not in AlgorithmId order");
+  const auto i = static_cast<size_t>(id);
+  SQZ_CHECK(i < kEntries, "algorithm id %zu", i);
+  return kTable[i];
+}
+
+const AlgorithmEntry* findAlgorithm(const std::string& name) {
+  for (const AlgorithmEntry& a : kTable)
+    if (name == a.name) return &a;
+  return nullptr;
+}
+
+std::string algorithmNames() {
+  std::string out;
+  for (const AlgorithmEntry& a : kTable) out += std::string(out.empty() ? "" : ", ") + a.name;
+  return out;
+}
+
+const char* cannotCarry(const AlgorithmEntry& a, const CodecParams& codec) {
+  if (!a.carries || a.carries(codec) == -1) return a.carriesText;
+  return nullptr;
+}
+
+std::vector<const AlgorithmEntry*> offeredAlgorithms(TunerOffer offer, const CodecParams& codec) {
+  return carrying(codec, [&](const AlgorithmEntry& a) { return a.offer == offer && a.shape != nullptr; });
+}
+
+const AlgorithmEntry& defaultAlgorithm(const CallShape& call) {
+  const std::vector<const AlgorithmEntry*> host =
+      carrying(call.codec, [](const AlgorithmEntry& a) { return a.run != nullptr; });
+  SQZ_CHECK(!host.empty(), "no host algorithm carries codec kind %d", static_cast<int>(call.codec.kind));
+  for (const AlgorithmEntry* a : host)
+    if (!a->prefers || a->prefers(call)) return *a;
+  return *host.back();
+}
+
+const AlgorithmEntry& defaultDeviceAlgorithm(const CodecParams& codec) {
+  const std::vector<const AlgorithmEntry*> device =
+      carrying(codec, [](const AlgorithmEntry& a) { return a.onDevice; });
+  SQZ_CHECK(!device.empty(), "no device algorithm carries codec kind %d", static_cast<int>(codec.kind));
+  return *device.front();
+}
+
+const AlgorithmEntry& hostAlgorithm(const std::string& name) {
+  const AlgorithmEntry* a = findAlgorithm(name);
+  SQZ_CHECK(a != nullptr, "no algorithm '%s'", name.c_str());
+  if (!a->run) {
+    std::string host;
+    for (const AlgorithmEntry& e : kTable)
+      if (e.run) host += std::string(host.empty() ? "" : ", ") + e.name;
+    fail(sqzInvalidUsage, "plan '%s' runs on %s only (host buffers: %s)", name.c_str(),
+         a->onDevice ? "device buffers" : "several nodes, as hier/...", host.c_str());
+  }
+  return *a;
+}
+
+}  // namespace sqz
