@@ -15,6 +15,7 @@
 #include "collectives/sum_exchange.h"
 #include "collectives/tag_slots.h"
 #include "kernels/cpu_codec.h"
+#include "src/bootstrap/peer_info.h"
 #include "src/bootstrap/rendezvous.h"
 #include "src/codec/codec_spec.h"
 #include "src/topology/link_topology.h"
@@ -23,41 +24,6 @@
 
 namespace sqz {
 namespace {
-
-// The blob each rank contributes to the rendezvous.
-Blob packPeerInfo(const std::vector<uint8_t>& ucxAddress, const std::string& nodeId, bool rdma) {
-  Blob b;
-  auto put = [&b](const void* p, uint32_t n) {
-    b.insert(b.end(), reinterpret_cast<const uint8_t*>(&n), reinterpret_cast<const uint8_t*>(&n) + 4);
-    b.insert(b.end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n);
-  };
-  put(ucxAddress.data(), static_cast<uint32_t>(ucxAddress.size()));
-  put(nodeId.data(), static_cast<uint32_t>(nodeId.size()));
-  const uint8_t r = rdma ? 1 : 0;
-  put(&r, 1);
-  return b;
-}
-
-void unpackPeerInfo(const Blob& b, int rank, std::vector<uint8_t>* ucxAddress, std::string* nodeId, bool* rdma) {
-  size_t pos = 0;
-  auto get = [&](std::vector<uint8_t>* out) {
-    uint32_t n = 0;
-    SQZ_REQUIRE(pos + 4 <= b.size(), sqzRemoteError, "malformed bootstrap record from rank %d", rank);
-    std::memcpy(&n, b.data() + pos, 4);
-    pos += 4;
-    SQZ_REQUIRE(pos + n <= b.size(), sqzRemoteError, "malformed bootstrap record from rank %d", rank);
-    out->assign(b.begin() + pos, b.begin() + pos + n);
-    pos += n;
-  };
-  std::vector<uint8_t> node;
-  get(ucxAddress);
-  get(&node);
-  nodeId->assign(node.begin(), node.end());
-  std::vector<uint8_t> r;
-  get(&r);
-  SQZ_REQUIRE(r.size() == 1, sqzRemoteError, "malformed bootstrap record from rank %d", rank);
-  *rdma = r[0] != 0;
-}
 
 uint32_t specHash(const std::string& s) {
   uint32_t h = 2166136261u;
@@ -107,14 +73,20 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
   // (ib or tcp) that the tuner prices plans with.
   std::string rdmaWhy;
   const bool rdma = ucxUsesRdma(probeNetworkEvidence(), &rdmaWhy);
-  std::vector<Blob> all =
-      rendezvous(id, rank, nranks, packPeerInfo(transport_->localAddress(), localNodeId(), rdma), deadline);
+  PeerInfo mine;
+  mine.ucxAddress = transport_->localAddress();
+  mine.nodeId = localNodeId();
+  mine.rdma = rdma;
+  std::vector<Blob> all = rendezvous(id, rank, nranks, packPeerInfo(mine), deadline);
   std::vector<std::vector<uint8_t>> addresses(nranks);
   nodeIds_.resize(nranks);
   std::vector<RankPlacement> placements(nranks);
   for (int r = 0; r < nranks; ++r) {
-    unpackPeerInfo(all[r], r, &addresses[r], &nodeIds_[r], &placements[r].rdma);
-    placements[r].nodeId = nodeIds_[r];  // host buffers: no GPU in the placement
+    PeerInfo peer = unpackPeerInfo(all[r], r);
+    addresses[r] = std::move(peer.ucxAddress);
+    nodeIds_[r] = peer.nodeId;
+    placements[r].nodeId = peer.nodeId;  // host buffers: no GPU in the placement
+    placements[r].rdma = peer.rdma;
   }
   std::vector<bool> sameNode(nranks);
   for (int r = 0; r < nranks; ++r) sameNode[r] = nodeIds_[r] == nodeIds_[rank];
@@ -211,29 +183,23 @@ PlanSpec Communicator::choosePlan(const void* send, size_t count, sqzDataType_t 
   return t.plan;
 }
 
-void Communicator::runExact(const AllreduceArgs& a, ErrorFeedbackState* ef, CallCounters* counters,
-                            std::string* algorithm) {
-  const AlgorithmEntry& exact = chooseAlgorithm(CodecParams{}, a.count, a.type);
-  *algorithm = exact.name;
+void Communicator::runExact(const AllreduceArgs& a, const AlgorithmEntry& algorithm, ErrorFeedbackState* ef,
+                            CallCounters* counters) {
   CompressedArgs c;
-  c.counters = counters;
-  if (ef && ef->residualDirty) {
-    // Owed mass goes out with this exact call: send g + e, then e = 0.
-    std::vector<float> sum(a.count);
-    loadFloats(a.send, a.type, 0, a.count, sum.data());
-    for (size_t i = 0; i < a.count; ++i) sum[i] += ef->residual[i];
-    std::fill(ef->residual.begin(), ef->residual.end(), 0.0f);
-    std::fill(ef->ownerResidual.begin(), ef->ownerResidual.end(), 0.0f);
-    ef->residualDirty = false;
-    c.base = a;
-    c.base.send = c.base.recv = sum.data();
-    c.base.type = sqzFloat32;
-    exact.run(*flat_, c);
-    storeFloats(sum.data(), a.type, 0, a.count, a.recv);
-    return;
-  }
   c.base = a;
-  exact.run(*flat_, c);
+  c.counters = counters;
+  if (!ef || !ef->residualDirty) return algorithm.run(*flat_, c);
+  // Owed mass goes out with this exact call: send g + e, then e = 0.
+  std::vector<float> sum(a.count);
+  loadFloats(a.send, a.type, 0, a.count, sum.data());
+  for (size_t i = 0; i < a.count; ++i) sum[i] += ef->residual[i];
+  std::fill(ef->residual.begin(), ef->residual.end(), 0.0f);
+  std::fill(ef->ownerResidual.begin(), ef->ownerResidual.end(), 0.0f);
+  ef->residualDirty = false;
+  c.base.send = c.base.recv = sum.data();
+  c.base.type = sqzFloat32;
+  algorithm.run(*flat_, c);
+  storeFloats(sum.data(), a.type, 0, a.count, a.recv);
 }
 
 CompressedArgs Communicator::compressedArgs(const AllreduceArgs& a, const CodecParams& codec, ErrorFeedbackState& ef,
@@ -287,10 +253,7 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   LogRankScope logRank(rank_);
   drainDevice();
   TraceRange range("sqz allreduce");
-  const auto start = std::chrono::steady_clock::now();
-  const double startSeconds = monotonicSeconds();
-  double tuneSeconds = 0;
-  const CompressionPolicy policy = spec ? CompressionPolicy::parse(spec) : policy_;
+  const CallClock clock;
   AllreduceArgs a;
   a.send = send;
   a.recv = recv;
@@ -299,132 +262,149 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   a.op = op;
   a.seq = nextSeq();
   a.deadline = Deadline::fromTimeout();
-  const size_t bytes = count * dataTypeSize(type);
+  CallDecision d = decideCall(a, spec ? CompressionPolicy::parse(spec) : policy_, state);
+  agreeOnPlan(a, d);
+  const CallCounters counters = runPlan(a, d);
+  lastCall_ = makeCallInfo(a, d, counters, clock);
+  if (timeline_) timeline_->allreduce(lastCall_, clock.startSeconds, d.tuneSeconds);
+}
+
+CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy policy, ErrorFeedbackState* state) {
+  CallDecision d;
+  d.policy = std::move(policy);
+  const CompressionPolicy& p = d.policy;
+  const size_t bytes = a.count * dataTypeSize(a.type);
   // Lossy codecs apply only to float sums and averages worth compressing
   // (for "auto", the SQZ_TUNE table says which sizes are).
-  const bool lossyType = type == sqzFloat32 || type == sqzFloat16 || type == sqzBfloat16;
-  const bool compressible = lossyType && (op == sqzSum || op == sqzAvg) && size_ > 1 && count > 0;
-  const bool fixedLossy = !policy.automatic &&
-                          (policy.plan.codec.kind != CodecKind::None || policy.plan.hierarchical) &&
-                          bytes >= config_.minBytes;
-  const bool tuned = policy.automatic;
-  ErrorFeedbackState* ef = nullptr;
-  if (compressible && (fixedLossy || tuned)) ef = state ? state : &keyedState(recv, count, type);
-  else if (state && compressible) ef = state;
-
-  CallHeader h;
-  h.kind = static_cast<uint32_t>(CollectiveKind::kAllReduce);
-  h.count = count;
-  h.dtype = type;
-  h.op = op;
-  h.spec = specHash(policy.text);
+  const bool lossyType = a.type == sqzFloat32 || a.type == sqzFloat16 || a.type == sqzBfloat16;
+  const bool compressible = lossyType && (a.op == sqzSum || a.op == sqzAvg) && size_ > 1 && a.count > 0;
+  auto lossyPlan = [](const PlanSpec& plan) { return plan.codec.kind != CodecKind::None || plan.hierarchical; };
+  const bool fixedLossy = !p.automatic && lossyPlan(p.plan) && bytes >= config_.minBytes;
   // A size to which the SQZ_TUNE table gives a fixed plan (by default every
-  // buffer up to 64 KiB: @direct, @ring) takes it without auto's statistics,
-  // which nothing would read (they had cost a small tensor's call more than
-  // its payload on a slow link: 12 KB to the peers for a 40-byte bias).
-  PlanSpec forcedPlan;
-  const bool forced = compressible && tuned && tuner_->forcedPlan(bytes, &forcedPlan);
-  const bool forcedLossy = forced && (forcedPlan.codec.kind != CodecKind::None || forcedPlan.hierarchical);
-  GradStats local{};
-  bool withStats = false;  // this call reads and exchanges auto's statistics
-  if (compressible && tuned && !forced) {
-    PhaseTimer tune(&tuneSeconds, "sqz tune");
-    ef->ensure(EvenSplit{count, static_cast<size_t>(size_)}.length(0));
-    ef->tuning.maxStatsEvery = config_.tuneSync ? 1 : config_.statsEveryMax;
-    withStats = ef->tuning.statsDue() || config_.tuneSync;
-    if (withStats) {
-      tunerStats(send, type, ef->residual.data(), count, &local);
-      if (local.nonFinite > 0) h.rankFlags |= kFlagNonFinite;
-    } else if (hasNonFinite(send, type, count)) {
+  // buffer up to 64 KiB: @direct, @ring) takes it without auto's
+  // statistics, which nothing would read (perf/results/descent_testbed.md:
+  // they had cost a small tensor's call more than its payload).
+  d.tableForced = compressible && p.automatic && tuner_->forcedPlan(bytes, &d.tablePlan);
+  d.tuned = compressible && p.automatic && !d.tableForced;
+  d.mayCompress = compressible && (fixedLossy || p.automatic);
+  if (d.mayCompress) d.ef = state ? state : &keyedState(a.recv, a.count, a.type);
+  else if (state && compressible) d.ef = state;
+  // A plan that names an exact algorithm runs it (sqz.h: forcing a plan's
+  // name reproduces the call).
+  auto namesExact = [&](const PlanSpec& plan) { return !plan.algorithm.empty() && !lossyPlan(plan); };
+  if (!p.automatic && namesExact(p.plan)) d.exactNamed = p.plan.algorithm;
+  else if (d.tableForced && namesExact(d.tablePlan)) d.exactNamed = d.tablePlan.algorithm;
+
+  d.header.kind = static_cast<uint32_t>(CollectiveKind::kAllReduce);
+  d.header.count = a.count;
+  d.header.dtype = a.type;
+  d.header.op = a.op;
+  d.header.spec = specHash(p.text);
+  if (d.tuned) {
+    PhaseTimer tune(&d.tuneSeconds, "sqz tune");
+    ErrorFeedbackState& ef = *d.ef;
+    ef.ensure(EvenSplit{a.count, static_cast<size_t>(size_)}.length(0));
+    ef.tuning.maxStatsEvery = config_.tuneSync ? 1 : config_.statsEveryMax;
+    d.withStats = ef.tuning.statsDue() || config_.tuneSync;
+    if (d.withStats) {
+      tunerStats(a.send, a.type, ef.residual.data(), a.count, &d.local);
+      if (d.local.nonFinite > 0) d.header.rankFlags |= kFlagNonFinite;
+    } else if (hasNonFinite(a.send, a.type, a.count)) {
       // As a fixed spec's call: g only. The residual holds what finite g + e
       // left after encoding (a call with NaN/Inf goes exact and clears it),
-      // so scanning it too cost auto 1 ms a call on 1.86M elements with
-      // nothing to find (measured at 100 Mbit/s: 13 ms calls against 11.5).
-      h.rankFlags |= kFlagNonFinite;
+      // so there is nothing to find in it (perf/results/descent_testbed.md).
+      d.header.rankFlags |= kFlagNonFinite;
     }
-  } else if (compressible && (fixedLossy || forcedLossy) && hasNonFinite(send, type, count)) {
-    h.rankFlags |= kFlagNonFinite;
+  } else if ((fixedLossy || (d.tableForced && lossyPlan(d.tablePlan))) && hasNonFinite(a.send, a.type, a.count)) {
+    d.header.rankFlags |= kFlagNonFinite;
   }
-  const uint64_t flags = agreeOnCall(*transport_, a.seq, h, a.deadline);
+  return d;
+}
 
-  sqzCallInfo info{};
-  info.count = count;
-  info.bytes = bytes;
-  info.gain = 1.0;
-  CallCounters counters;
-  std::string algorithm = count > 0 ? "ring" : "none";
-  PlanSpec plan;
-  if (compressible && (fixedLossy || tuned) && !(flags & kFlagNonFinite)) {
-    double gain = -1;
-    {
-      PhaseTimer tune(&tuneSeconds, "sqz tune");
-      plan = forced  ? forcedPlan
-             : tuned ? choosePlan(send, count, type, *ef, local, withStats, &gain)
-                     : policy.plan;
-    }
-    if (plan.algorithm.empty()) plan.algorithm = chooseAlgorithm(plan.codec, count, type).name;
-    info.gain = gain;
-  } else if (flags & kFlagNonFinite) {
-    SQZ_INFO("allreduce seq=%u: a rank's buffer holds NaN/Inf; sending it exactly", a.seq);
+void Communicator::agreeOnPlan(const AllreduceArgs& a, CallDecision& d) {
+  d.nonFinite = (agreeOnCall(*transport_, a.seq, d.header, a.deadline) & kFlagNonFinite) != 0;
+  if (d.nonFinite) SQZ_INFO("allreduce seq=%u: a rank's buffer holds NaN/Inf; sending it exactly", a.seq);
+  if (d.mayCompress && !d.nonFinite) {
+    PhaseTimer tune(&d.tuneSeconds, "sqz tune");
+    d.gain = -1;
+    d.plan = d.tableForced  ? d.tablePlan
+             : d.tuned      ? choosePlan(a.send, a.count, a.type, *d.ef, d.local, d.withStats, &d.gain)
+                            : d.policy.plan;
   }
-  const bool hierarchical = plan.hierarchical;
-  SQZ_REQUIRE(!hierarchical || !hierarchy_.node.empty(), sqzInvalidUsage,
-              "plan '%s' needs ranks spread evenly over several nodes", planName(plan).c_str());
-  const bool lossy = !hierarchical && !plan.algorithm.empty() && plan.codec.kind != CodecKind::None;
+  if (d.plan.hierarchical) {
+    SQZ_REQUIRE(!hierarchy_.empty(), sqzInvalidUsage, "plan '%s' needs ranks spread evenly over several nodes",
+                planName(d.plan).c_str());
+    d.path = CallDecision::Path::kHier;
+    d.algorithm = &hostAlgorithm(d.plan.algorithm);
+  } else if (d.plan.codec.kind != CodecKind::None) {
+    d.path = CallDecision::Path::kLossy;
+    d.algorithm = d.plan.algorithm.empty() ? &chooseAlgorithm(d.plan.codec, a.count, a.type)
+                                           : &hostAlgorithm(d.plan.algorithm);
+  } else if (a.count > 0) {
+    // Exact: the algorithm the plan names, else the one for this size (auto's
+    // exact choice too: its cost shapes price ring and direct alike).
+    d.path = CallDecision::Path::kExact;
+    d.algorithm = d.exactNamed.empty() ? &chooseAlgorithm(CodecParams{}, a.count, a.type)
+                                       : &hostAlgorithm(d.exactNamed);
+  }
+}
+
+CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
+  CallCounters counters;
   // Lagged statistics: this call's travel with it and pick the next plan.
-  SumExchange statsExchange;
-  if (compressible && tuned && !forced && !(flags & kFlagNonFinite) && !ef->tuning.current) {
-    statsExchange.start(*transport_, a.seq, tags::kStats, reinterpret_cast<const double*>(&local), GradStats::kDoubles);
+  SumExchange stats;
+  if (d.tuned && !d.nonFinite && !d.ef->tuning.current) {
+    stats.start(*transport_, a.seq, tags::kStats, reinterpret_cast<const double*>(&d.local), GradStats::kDoubles);
     counters.wireBytes += static_cast<size_t>(size_ - 1) * sizeof(GradStats);
   }
-  if (hierarchical) {
-    algorithm = "hier";
-    CompressedArgs c = compressedArgs(a, plan.codec, *ef, &counters);
-    const FlatRun inter = hostAlgorithm(plan.algorithm).run;
-    const uint32_t seqs[3] = {nextSeq(), nextSeq(), nextSeq()};
-    HierarchicalAllreduce(*transport_, hierarchy_, config_.chunkBytes).run(c, inter, seqs);
-    std::snprintf(info.codec, sizeof info.codec, "%s", codecName(plan.codec).c_str());
-    info.exact = plan.codec.kind == CodecKind::None;
-  } else if (lossy) {
-    algorithm = plan.algorithm;
-    CompressedArgs c = compressedArgs(a, plan.codec, *ef, &counters);
-    SQZ_TRACE("allreduce seq=%u count=%zu %s %s: @%s", a.seq, count, dataTypeName(type), redOpName(op),
-              planName(plan).c_str());
-    hostAlgorithm(algorithm).run(*flat_, c);
-    std::snprintf(info.codec, sizeof info.codec, "%s", codecName(plan.codec).c_str());
-  } else {
-    info.exact = 1;
-    std::snprintf(info.codec, sizeof info.codec, "none");
-    if (count > 0) runExact(a, ef, &counters, &algorithm);
+  switch (d.path) {
+    case CallDecision::Path::kHier: {
+      const uint32_t seqs[3] = {nextSeq(), nextSeq(), nextSeq()};
+      HierarchicalAllreduce(*transport_, hierarchy_, config_.chunkBytes)
+          .run(compressedArgs(a, d.plan.codec, *d.ef, &counters), d.algorithm->run, seqs);
+      break;
+    }
+    case CallDecision::Path::kLossy:
+      SQZ_TRACE("allreduce seq=%u count=%zu %s %s: @%s:%s", a.seq, a.count, dataTypeName(a.type), redOpName(a.op),
+                d.algorithm->name, codecName(d.plan.codec).c_str());
+      d.algorithm->run(*flat_, compressedArgs(a, d.plan.codec, *d.ef, &counters));
+      break;
+    case CallDecision::Path::kExact: runExact(a, *d.algorithm, d.ef, &counters); break;
+    case CallDecision::Path::kNone: break;
   }
-  if (statsExchange.active()) {
-    statsExchange.finish(a.deadline, reinterpret_cast<double*>(&ef->tuning.reduced));
-    ef->tuning.fresh = true;
+  if (stats.active()) {
+    stats.finish(a.deadline, reinterpret_cast<double*>(&d.ef->tuning.reduced));
+    d.ef->tuning.fresh = true;
   }
-  if (compressible && tuned && !forced && !(flags & kFlagNonFinite)) ef->tuning.countCall(withStats);
+  if (d.tuned && !d.nonFinite) d.ef->tuning.countCall(d.withStats);
+  return counters;
+}
+
+sqzCallInfo Communicator::makeCallInfo(const AllreduceArgs& a, const CallDecision& d, const CallCounters& counters,
+                                       const CallClock& clock) const {
+  using Path = CallDecision::Path;
+  sqzCallInfo info{};
+  info.count = a.count;
+  info.bytes = a.count * dataTypeSize(a.type);
+  info.gain = d.gain;
+  const bool coded = d.path == Path::kHier || d.path == Path::kLossy;
+  const std::string codec = coded ? codecName(d.plan.codec) : "none";
+  const std::string algorithm = d.path == Path::kHier ? "hier" : d.algorithm ? d.algorithm->name : "none";
+  const std::string plan = d.path == Path::kHier    ? planName(d.plan)
+                           : d.path == Path::kLossy ? algorithm + ":" + codec
+                                                    : algorithm;
   std::snprintf(info.algorithm, sizeof info.algorithm, "%s", algorithm.c_str());
-  if (hierarchical) std::snprintf(info.plan, sizeof info.plan, "@%s", planName(plan).c_str());
-  else
-    std::snprintf(info.plan, sizeof info.plan, "@%s%s%s", algorithm.c_str(), lossy ? ":" : "", lossy ? info.codec : "");
+  std::snprintf(info.codec, sizeof info.codec, "%s", codec.c_str());
+  std::snprintf(info.plan, sizeof info.plan, "@%s", plan.c_str());
+  info.exact = d.path == Path::kHier ? d.plan.codec.kind == CodecKind::None : d.path != Path::kLossy;
   info.wireBytes = counters.wireBytes;
-  const double dense = RingAllreduce::bytesSentPerRank(static_cast<double>(bytes), size_);
+  const double dense = RingAllreduce::bytesSentPerRank(static_cast<double>(info.bytes), size_);
   info.compressionRatio = counters.wireBytes > 0 ? dense / static_cast<double>(counters.wireBytes) : 1.0;
   info.encodeSeconds = counters.encodeSeconds;
   info.decodeSeconds = counters.decodeSeconds;
-  info.totalSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  info.transferSeconds =
-      std::max(0.0, info.totalSeconds - info.encodeSeconds - info.decodeSeconds - tuneSeconds);
-  lastCall_ = info;
-  if (timeline_) {
-    char args[512];
-    std::snprintf(args, sizeof args,
-                  "{\"plan\":\"%s\",\"count\":%zu,\"bytes\":%zu,\"wire_bytes\":%zu,\"ratio\":%.3f,"
-                  "\"gain\":%.4f,\"tune_ms\":%.3f,\"encode_ms\":%.3f,\"transfer_ms\":%.3f,\"decode_ms\":%.3f}",
-                  info.plan, count, bytes, info.wireBytes, info.compressionRatio, info.gain, tuneSeconds * 1e3,
-                  info.encodeSeconds * 1e3, info.transferSeconds * 1e3, info.decodeSeconds * 1e3);
-    timeline_->complete("allreduce", "sqz", 0, startSeconds, info.totalSeconds, args);
-    if (tuneSeconds > 0) timeline_->complete("tune", "sqz", 1, startSeconds, tuneSeconds, "");
-  }
+  info.totalSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - clock.start).count();
+  info.transferSeconds = std::max(0.0, info.totalSeconds - info.encodeSeconds - info.decodeSeconds - d.tuneSeconds);
+  return info;
 }
 
 uint32_t Communicator::agreeOnExactCall(CollectiveKind kind, size_t count, int type, int root,

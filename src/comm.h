@@ -3,6 +3,7 @@
 // the C API in api.cc is its only caller.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -48,6 +49,36 @@ struct CompressionPolicy {
   static CompressionPolicy parse(const std::string& spec);
 };
 
+// What one host allreduce does. decideCall fills the first part from this
+// rank's view alone; agreeOnPlan, once every rank has seen every header,
+// the rest, identically on every rank.
+struct CallDecision {
+  CompressionPolicy policy;
+  bool mayCompress = false;  // a float sum or average the policy may compress (auto, or a lossy spec at its size)
+  bool tableForced = false;  // auto, and the SQZ_TUNE table gives this size a plan (tablePlan)
+  PlanSpec tablePlan;
+  bool tuned = false;        // auto picks the plan from statistics (not tableForced)
+  bool withStats = false;    // tuned, and this call's statistics go to every rank
+  std::string exactNamed;    // the exact algorithm the policy or table names ("" if none)
+  ErrorFeedbackState* ef = nullptr;
+  GradStats local{};         // this rank's statistics (withStats)
+  CallHeader header;         // what the ranks agree on
+  double tuneSeconds = 0;
+
+  enum class Path { kNone, kExact, kLossy, kHier };
+  bool nonFinite = false;    // a rank's buffer holds NaN/Inf: the call goes exact
+  PlanSpec plan;             // the lossy or hierarchical plan (empty: exact)
+  Path path = Path::kNone;   // kNone: nothing to move (count == 0)
+  const AlgorithmEntry* algorithm = nullptr;  // the flat one that runs (hier: between nodes)
+  double gain = 1.0;         // the tuner's estimate (-1: a fixed plan), 1 when exact
+};
+
+// When a call started, on both clocks it reports.
+struct CallClock {
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  double startSeconds = monotonicSeconds();  // the timeline's clock
+};
+
 class Communicator {
  public:
   // Collective: forms the group through the rendezvous of `id`.
@@ -91,14 +122,23 @@ class Communicator {
   uint32_t nextSeq() { return seq_++ & tags::kMask; }
   // The header exchange of an exact collective; returns the call's sequence number.
   uint32_t agreeOnExactCall(CollectiveKind kind, size_t count, int type, int root, const Deadline& deadline);
+  // A host allreduce in four steps: decide (this rank's view: policy,
+  // buffer state, statistics, header), agree (the header exchange, then the
+  // plan every rank derives alike), run the plan, report (sqzCallInfo).
+  CallDecision decideCall(const AllreduceArgs& a, CompressionPolicy policy, ErrorFeedbackState* state);
+  void agreeOnPlan(const AllreduceArgs& a, CallDecision& d);
+  CallCounters runPlan(const AllreduceArgs& a, CallDecision& d);
+  sqzCallInfo makeCallInfo(const AllreduceArgs& a, const CallDecision& d, const CallCounters& counters,
+                           const CallClock& clock) const;
   // The algorithm a call with `codec` runs when its plan names none
   // (deterministic: identical on all ranks).
   const AlgorithmEntry& chooseAlgorithm(const CodecParams& codec, size_t count, sqzDataType_t type) const;
   // The arguments of a lossy call on `ef`'s buffer (advances its step).
   CompressedArgs compressedArgs(const AllreduceArgs& a, const CodecParams& codec, ErrorFeedbackState& ef,
                                 CallCounters* counters);
-  // The exact path; with a dirty residual, g + e is sent and e cleared.
-  void runExact(const AllreduceArgs& a, ErrorFeedbackState* ef, CallCounters* counters, std::string* algorithm);
+  // An exact allreduce by `algorithm`; with a dirty residual, g + e is sent and e cleared.
+  void runExact(const AllreduceArgs& a, const AlgorithmEntry& algorithm, ErrorFeedbackState* ef,
+                CallCounters* counters);
   // Exact fp64 sum of every rank's statistics, in rank order (identical everywhere).
   void reduceStats(GradStats* stats);
   // `auto`: the plan for this call (a collective on first use of the tuner).

@@ -36,6 +36,17 @@ std::unique_ptr<Timeline> Timeline::fromEnv(int rank, int nranks) {
   return t;
 }
 
+void Timeline::allreduce(const sqzCallInfo& info, double startSeconds, double tuneSeconds) {
+  char args[512];
+  std::snprintf(args, sizeof args,
+                "{\"plan\":\"%s\",\"count\":%zu,\"bytes\":%zu,\"wire_bytes\":%zu,\"ratio\":%.3f,"
+                "\"gain\":%.4f,\"tune_ms\":%.3f,\"encode_ms\":%.3f,\"transfer_ms\":%.3f,\"decode_ms\":%.3f}",
+                info.plan, info.count, info.bytes, info.wireBytes, info.compressionRatio, info.gain, tuneSeconds * 1e3,
+                info.encodeSeconds * 1e3, info.transferSeconds * 1e3, info.decodeSeconds * 1e3);
+  complete("allreduce", "sqz", 0, startSeconds, info.totalSeconds, args);
+  if (tuneSeconds > 0) complete("tune", "sqz", 1, startSeconds, tuneSeconds, "");
+}
+
 Timeline::~Timeline() {
   std::fprintf(file_, "\n]\n");
   std::fclose(file_);

@@ -11,6 +11,8 @@
 #include <mutex>
 #include <string>
 
+#include "sqz.h"
+
 namespace sqz {
 
 // Seconds on the monotonic clock (the base of Python's time.perf_counter).
@@ -25,6 +27,9 @@ class Timeline {
   // A complete event ("ph":"X") on lane `tid`; argsJson: a JSON object or "".
   void complete(const std::string& name, const std::string& category, int tid, double startSeconds,
                 double durationSeconds, const std::string& argsJson);
+  // One host allreduce: its plan, bytes and phase times (lane 0), and the
+  // tuner's share of it (lane 1) when it had one.
+  void allreduce(const sqzCallInfo& info, double startSeconds, double tuneSeconds);
 
  private:
   Timeline(std::FILE* file, int rank) : file_(file), rank_(rank) {}

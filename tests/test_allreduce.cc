@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <mutex>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -16,7 +17,9 @@ namespace sqz::test {
 namespace {
 
 // Runs one allreduce on n ranks and checks correctness and bitwise identity.
-void checkAllreduce(int n, sqzDataType_t type, sqzRedOp_t op, const std::vector<size_t>& counts, bool inPlace) {
+// plan: a forced plan name ("@ring"), or null for the communicator's policy.
+void checkAllreduce(int n, sqzDataType_t type, sqzRedOp_t op, const std::vector<size_t>& counts, bool inPlace,
+                    const char* plan = nullptr) {
   std::vector<std::vector<std::vector<unsigned char>>> results(counts.size(),
                                                                std::vector<std::vector<unsigned char>>(n));
   runRanks(n, [&](int rank, sqzComm_t& comm) {
@@ -26,7 +29,9 @@ void checkAllreduce(int n, sqzDataType_t type, sqzRedOp_t op, const std::vector<
       std::vector<unsigned char> out(in.size() + 1);  // +1 so data() is never null
       const void* send = in.data();
       void* recv = inPlace ? static_cast<void*>(in.data()) : static_cast<void*>(out.data());
-      ASSERT_EQ(sqzAllReduce(send, recv, count, type, op, comm, nullptr), sqzSuccess)
+      ASSERT_EQ(plan ? sqzAllReduceEx(send, recv, count, type, op, plan, nullptr, comm, nullptr)
+                     : sqzAllReduce(send, recv, count, type, op, comm, nullptr),
+                sqzSuccess)
           << "rank " << rank << " count " << count << ": " << sqzGetLastError(comm);
       const unsigned char* r = static_cast<const unsigned char*>(recv);
       results[k][rank].assign(r, r + count * dataTypeSize(type));
@@ -76,9 +81,49 @@ INSTANTIATE_TEST_SUITE_P(
 // Small chunks force many pipelined chunks per ring step.
 TEST(AllreduceChunks, ManySmallChunks) {
   ScopedEnv chunk("SQZ_CHUNK_BYTES", "4096");
-  ScopedEnv direct("SQZ_DIRECT_MAX_BYTES", "0");
-  checkAllreduce(5, sqzFloat32, sqzSum, {1, 7, 4099, 262147}, false);
-  checkAllreduce(3, sqzBfloat16, sqzAvg, {5, 70001}, false);
+  checkAllreduce(5, sqzFloat32, sqzSum, {1, 7, 4099, 262147}, false, "@ring");
+  checkAllreduce(3, sqzBfloat16, sqzAvg, {5, 70001}, false, "@ring");
+}
+
+// "@ring" and "@direct" run the exact algorithm they name at every size
+// (sqzCallInfo.plan of a call, forced, reproduces it); without a plan the
+// size decides (direct up to SQZ_DIRECT_MAX_BYTES, 32 KiB).
+TEST(AllreducePlans, RingAndDirectForceTheirAlgorithm) {
+  const int n = 3;
+  runRanks(n, [&](int rank, sqzComm_t& comm) {
+    struct Case {
+      const char* spec;
+      size_t count;
+      const char* ran;
+    };
+    for (Case c : {Case{"@ring", 5, "ring"}, Case{"@ring", 100003, "ring"}, Case{"@direct", 5, "direct"},
+                   Case{"@direct", 100003, "direct"}, Case{nullptr, 5, "direct"}, Case{nullptr, 100003, "ring"}}) {
+      std::vector<int32_t> v(c.count, rank + 1);
+      ASSERT_EQ(c.spec ? sqzAllReduceEx(v.data(), v.data(), v.size(), sqzInt32, sqzSum, c.spec, nullptr, comm, nullptr)
+                       : sqzAllReduce(v.data(), v.data(), v.size(), sqzInt32, sqzSum, comm, nullptr),
+                sqzSuccess)
+          << sqzGetLastError(comm);
+      for (size_t i = 0; i < v.size(); i += 997) ASSERT_EQ(v[i], n * (n + 1) / 2) << i;
+      sqzCallInfo info;
+      ASSERT_EQ(sqzGetCallInfo(comm, &info), sqzSuccess);
+      const std::string want = c.ran;
+      EXPECT_EQ(info.algorithm, want) << (c.spec ? c.spec : "none") << " count " << c.count;
+      EXPECT_EQ(info.plan, "@" + want);
+      // What went out tells the two apart: the whole buffer to each peer, or
+      // the ring's 2(N-1)/N of it.
+      const size_t bytes = c.count * sizeof(int32_t);
+      const size_t expected = want == "direct" ? bytes * (n - 1) : 2 * bytes * (n - 1) / n;
+      EXPECT_EQ(info.wireBytes, expected) << want << " count " << c.count;
+    }
+    // The communicator's policy forces it too, for every type and op.
+    ASSERT_EQ(sqzCommSetCompression(comm, "@direct"), sqzSuccess);
+    std::vector<double> big(100003, 2.0 + rank);
+    ASSERT_EQ(sqzAllReduce(big.data(), big.data(), big.size(), sqzFloat64, sqzMax, comm, nullptr), sqzSuccess);
+    EXPECT_EQ(big[100002], 2.0 + (n - 1));
+    sqzCallInfo info;
+    sqzGetCallInfo(comm, &info);
+    EXPECT_STREQ(info.algorithm, "direct");
+  });
 }
 
 // Consecutive calls and alternating algorithms keep their messages apart.

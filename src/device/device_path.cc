@@ -486,8 +486,7 @@ struct DevicePath::Impl {
           a.seq = seq;
           a.deadline = deadline;
           CallCounters counters;
-          std::string algorithm;
-          c->runExact(a, nullptr, &counters, &algorithm);
+          c->runExact(a, c->chooseAlgorithm(CodecParams{}, count, type), nullptr, &counters);
           if (sum) {
             auto* all = static_cast<unsigned char*>(stats.host) + sizeof(GradStats);
             AllGather(*c->transport_).run(stats.host, all, sizeof(GradStats), statsSeq, deadline);

@@ -1,0 +1,44 @@
+#include "src/bootstrap/peer_info.h"
+
+#include <cstring>
+
+#include "common/error.h"
+
+namespace sqz {
+
+Blob packPeerInfo(const PeerInfo& info) {
+  Blob b;
+  auto put = [&b](const void* p, uint32_t n) {
+    b.insert(b.end(), reinterpret_cast<const uint8_t*>(&n), reinterpret_cast<const uint8_t*>(&n) + 4);
+    b.insert(b.end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n);
+  };
+  put(info.ucxAddress.data(), static_cast<uint32_t>(info.ucxAddress.size()));
+  put(info.nodeId.data(), static_cast<uint32_t>(info.nodeId.size()));
+  const uint8_t r = info.rdma ? 1 : 0;
+  put(&r, 1);
+  return b;
+}
+
+PeerInfo unpackPeerInfo(const Blob& b, int rank) {
+  size_t pos = 0;
+  auto get = [&](std::vector<uint8_t>* out) {
+    uint32_t n = 0;
+    SQZ_REQUIRE(pos + 4 <= b.size(), sqzRemoteError, "malformed bootstrap record from rank %d", rank);
+    std::memcpy(&n, b.data() + pos, 4);
+    pos += 4;
+    SQZ_REQUIRE(pos + n <= b.size(), sqzRemoteError, "malformed bootstrap record from rank %d", rank);
+    out->assign(b.begin() + pos, b.begin() + pos + n);
+    pos += n;
+  };
+  PeerInfo info;
+  std::vector<uint8_t> node, rdma;
+  get(&info.ucxAddress);
+  get(&node);
+  info.nodeId.assign(node.begin(), node.end());
+  get(&rdma);
+  SQZ_REQUIRE(rdma.size() == 1, sqzRemoteError, "malformed bootstrap record from rank %d", rank);
+  info.rdma = rdma[0] != 0;
+  return info;
+}
+
+}  // namespace sqz
