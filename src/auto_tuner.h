@@ -31,17 +31,17 @@ class Transport;
 // path.
 // The gain is DESIGN.md section 1's, of g: the residual is left out of it
 // because it holds what the previous plan's codec dropped, which would bias
-// the next choice toward that codec (measured on the 100 Mbit/s testbed: a
-// q2 residual is dense, so g + e looked unsparsifiable and auto kept q2
-// while g had concentrated to where top-K 1% kept 94% of it).
+// the next choice toward that codec (a coarse quantizer's dense residual
+// made g + e look unsparsifiable: perf/results/descent_testbed.md, "What was
+// wrong, found by measurement").
 void tunerStats(const void* input, sqzDataType_t type, const float* residual, size_t count, GradStats* stats);
 
 // What the tuner keeps per buffer (inside its ErrorFeedbackState).
 //
 // Statistics cadence: the statistics pass and its exchange (4 KiB to every
 // peer) cost the same whatever the plan, which on a slow link is a large
-// share of a top-K call (measured at 10 Mbit/s with 4 ranks: ~8 ms of a
-// 37 ms call). While the choice holds, the exchange backs off (every 2, 4,
+// share of a top-K call (perf/results/descent_testbed.md, "Statistics
+// cadence"). While the choice holds, the exchange backs off (every 2, 4,
 // ... calls, up to the interval that makes it at most kStatsShare of the
 // chosen plan's time, and at most maxStatsEvery); a change of plan brings it
 // back to every call. All of it is a function of agreed numbers (reduced

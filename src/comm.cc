@@ -282,8 +282,8 @@ CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy 
   const bool fixedLossy = !p.automatic && lossyPlan(p.plan) && bytes >= config_.minBytes;
   // A size to which the SQZ_TUNE table gives a fixed plan (by default every
   // buffer up to 64 KiB: @direct, @ring) takes it without auto's
-  // statistics, which nothing would read (perf/results/descent_testbed.md:
-  // they had cost a small tensor's call more than its payload).
+  // statistics, which nothing would read and which cost a small tensor's
+  // call more than its payload (perf/results/code_comment_figures.md).
   d.tableForced = compressible && p.automatic && tuner_->forcedPlan(bytes, &d.tablePlan);
   d.tuned = compressible && p.automatic && !d.tableForced;
   d.mayCompress = compressible && (fixedLossy || p.automatic);
@@ -312,7 +312,8 @@ CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy 
     } else if (hasNonFinite(a.send, a.type, a.count)) {
       // As a fixed spec's call: g only. The residual holds what finite g + e
       // left after encoding (a call with NaN/Inf goes exact and clears it),
-      // so there is nothing to find in it (perf/results/descent_testbed.md).
+      // so scanning it too only cost time (perf/results/descent_testbed.md,
+      // "No residual scan between exchanges"; code_comment_figures.md).
       d.header.rankFlags |= kFlagNonFinite;
     }
   } else if ((fixedLossy || (d.tableForced && lossyPlan(d.tablePlan))) && hasNonFinite(a.send, a.type, a.count)) {

@@ -55,7 +55,7 @@ namespace {
 CodecThroughput makeDefaults() {
   CodecThroughput t;
   constexpr double G = 1e9;
-  // CPU, perf/results/codec_cpu.md (encode+EF, decode+acc, stats 3.3 GB/s).
+  // CPU, from perf/results/codec_cpu.md: encode+EF, decode+acc and stats rates.
   const double st = 3.3 * G;
   t.set(Device::Cpu, "none", {7.96 * G, 19.18 * G, st});
   t.set(Device::Cpu, "bf16", {5.26 * G, 22.08 * G, st});
@@ -66,7 +66,8 @@ CodecThroughput makeDefaults() {
   t.set(Device::Cpu, "q1", {1.91 * G, 10.10 * G, st});
   t.set(Device::Cpu, "q8:rn", {3.63 * G, 23.03 * G, st});
   t.set(Device::Cpu, "q4:rn", {3.40 * G, 20.05 * G, st});
-  // top-K decode touches only K values: 177 GB/s measured at ratio 0.01.
+  // top-K decode touches only K values, so its rate per element of the
+  // buffer is high (perf/results/codec_cpu.md, at ratio 0.01).
   t.set(Device::Cpu, "topk", {0.35 * G, 177 * G, st});
   t.set(Device::Cpu, "randk", {2.82 * G, 4.64 * G, st});
   // GPU estimates (HBM3 3.35 TB/s): encode+EF reads input and residual and
