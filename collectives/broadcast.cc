@@ -3,11 +3,13 @@
 #include <cstring>
 #include <vector>
 
+#include "collectives/tag_slots.h"
+
 namespace sqz {
 
 void Broadcast::run(const void* send, void* recv, size_t bytes, int root, uint32_t seq, const Deadline& deadline) {
   const int n = transport_.size(), me = transport_.rank();
-  Tag tag{seq, 0};
+  Tag tag{seq, tags::kRound};
   std::vector<RequestId> reqs;
   if (me == root) {
     if (send != recv) std::memcpy(recv, send, bytes);

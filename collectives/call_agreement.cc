@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "collectives/peers.h"
 #include "collectives/tag_slots.h"
 #include "common/dtype.h"
 #include "common/error.h"
@@ -36,13 +37,7 @@ uint64_t agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine,
   all[me] = mine;
   std::vector<RequestId> reqs;
   reqs.reserve(2 * n);
-  Tag tag{seq, tags::kHeader};
-  transport.groupStart();
-  for (int r = 0; r < n; ++r)
-    if (r != me) reqs.push_back(transport.postRecv(r, tag, &all[r], sizeof(CallHeader)));
-  for (int r = 0; r < n; ++r)
-    if (r != me) reqs.push_back(transport.postSend(r, tag, &mine, sizeof(CallHeader)));
-  transport.groupEnd();
+  postPeerExchange(transport, Tag{seq, tags::kHeader}, &mine, all.data(), sizeof(CallHeader), reqs);
   transport.waitAll(reqs, deadline);
   uint64_t flags = 0;
   for (int r = 0; r < n; ++r) flags |= all[r].rankFlags;

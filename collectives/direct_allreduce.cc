@@ -2,7 +2,9 @@
 
 #include <cstring>
 
+#include "collectives/peers.h"
 #include "collectives/reduce_ops.h"
+#include "collectives/tag_slots.h"
 #include "common/dtype.h"
 
 namespace sqz {
@@ -21,13 +23,7 @@ void DirectAllreduce::run(const AllreduceArgs& a) {
   unsigned char* acc = parts + accOffset;
   std::memcpy(parts + me * bytes, a.send, bytes);
   std::vector<RequestId> reqs;
-  Tag tag{a.seq, 0};
-  transport_.groupStart();
-  for (int r = 0; r < n; ++r)
-    if (r != me) reqs.push_back(transport_.postRecv(r, tag, parts + r * bytes, bytes));
-  for (int r = 0; r < n; ++r)
-    if (r != me) reqs.push_back(transport_.postSend(r, tag, parts + me * bytes, bytes));
-  transport_.groupEnd();
+  postPeerExchange(transport_, Tag{a.seq, tags::kRound}, parts + me * bytes, parts, bytes, reqs);
   transport_.waitAll(reqs, a.deadline);
 
   widen(parts, a.type, acc, a.count);

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "collectives/peers.h"
+
 namespace sqz {
 
 void SumExchange::start(Transport& transport, uint32_t seq, uint32_t slot, const double* mine, size_t n) {
@@ -11,10 +13,7 @@ void SumExchange::start(Transport& transport, uint32_t seq, uint32_t slot, const
   all_.assign(static_cast<size_t>(size) * n, 0.0);
   std::memcpy(&all_[me * n], mine, n * sizeof(double));
   reqs_.clear();
-  for (int r = 0; r < size; ++r)
-    if (r != me) reqs_.push_back(transport.postRecv(r, Tag{seq, slot}, &all_[r * n], n * sizeof(double)));
-  for (int r = 0; r < size; ++r)
-    if (r != me) reqs_.push_back(transport.postSend(r, Tag{seq, slot}, &all_[me * n], n * sizeof(double)));
+  postPeerExchange(transport, Tag{seq, slot}, &all_[me * n], all_.data(), n * sizeof(double), reqs_);
 }
 
 void SumExchange::finish(const Deadline& deadline, double* sum) {
