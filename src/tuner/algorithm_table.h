@@ -34,6 +34,7 @@ enum class AlgorithmId : int {
   kRandk,
   kGather,
   kHier,
+  kToy,
   kCount
 };
 
