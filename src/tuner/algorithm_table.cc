@@ -7,7 +7,6 @@
 #include "collectives/quantized_allreduce.h"
 #include "collectives/randk_allreduce.h"
 #include "collectives/sparse_allreduce.h"
-#include "collectives/toy_allreduce.h"
 #include "common/dtype.h"
 #include "common/error.h"
 #include "src/tuner/allreduce_shapes.h"
@@ -99,15 +98,6 @@ const AlgorithmEntry kTable[] = {
      "bf16, fp16, a quantizer or topk:R", nullptr, TunerOffer::kNever, nullptr, nullptr, true},
     {AlgorithmId::kHier, "hier", "intra-node reduce-scatter, inter-node allreduce per shard, intra-node allgather",
      nullptr, "hier/INTRA_CODEC/ALGORITHM[:CODEC]", nullptr, TunerOffer::kNever, nullptr, nullptr, false},
-    {AlgorithmId::kToy, "toy", "exact: every rank sends to rank 0, which reduces in rank order and sends the sum back",
-     [](const CodecParams& c) { return c.kind == CodecKind::None ? 2 : -1; }, "no codec (it is exact)",
-     [](const CallShape&) { return false; }, TunerOffer::kNever,
-     [](const ShapeArgs& s) { return directCandidate(s.n, s.N, s.link, s.sharers, s.elementBytes); },
-     [](FlatAllreduces& f, const CompressedArgs& a) {
-       f.get<ToyAllreduce>(f.transport()).run(a.base);
-       countExact(a, bytesOf(a.base) * (f.transport().rank() == 0 ? f.transport().size() - 1 : 1));
-     },
-     false},
 };
 
 constexpr size_t kEntries = sizeof kTable / sizeof kTable[0];

@@ -34,7 +34,6 @@ enum class AlgorithmId : int {
   kRandk,
   kGather,
   kHier,
-  kToy,
   kCount
 };
 
