@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "collectives/peers.h"
@@ -18,36 +19,89 @@ const char* kindName(uint32_t k) {
     case CollectiveKind::kBroadcast: return "broadcast";
     case CollectiveKind::kAllGather: return "allgather";
     case CollectiveKind::kBarrier: return "barrier";
+    case CollectiveKind::kJoin: return "join";
   }
   return "unknown";
 }
 
 std::string describe(const CallHeader& h) {
-  return formatString("%s count=%llu type=%s op=%s root=%d compression#%08x", kindName(h.kind),
-                      static_cast<unsigned long long>(h.count), dataTypeName(static_cast<sqzDataType_t>(h.dtype)),
-                      redOpName(static_cast<sqzRedOp_t>(h.op)), h.root, h.spec);
+  std::string s = formatString("%s count=%llu type=%s op=%s root=%d compression#%08x", kindName(h.kind),
+                               static_cast<unsigned long long>(h.count),
+                               dataTypeName(static_cast<sqzDataType_t>(h.dtype)),
+                               redOpName(static_cast<sqzRedOp_t>(h.op)), h.root, h.spec);
+  if (h.tag != 0) s += formatString(" tag#%016llx", static_cast<unsigned long long>(h.tag));
+  return s;
 }
+
+bool isJoin(const CallHeader& h) { return h.kind == static_cast<uint32_t>(CollectiveKind::kJoin); }
 
 }  // namespace
 
-uint64_t agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine, const Deadline& deadline) {
+std::vector<CallHeader> exchangeCallHeaders(Transport& transport, uint32_t seq, const CallHeader& mine,
+                                            const Deadline& deadline) {
   const int n = transport.size(), me = transport.rank();
-  if (n == 1) return mine.rankFlags;
   std::vector<CallHeader> all(n);
   all[me] = mine;
+  if (n == 1) return all;
   std::vector<RequestId> reqs;
   reqs.reserve(2 * n);
   postPeerExchange(transport, Tag{seq, tags::kHeader}, &mine, all.data(), sizeof(CallHeader), reqs);
   transport.waitAll(reqs, deadline);
-  uint64_t flags = 0;
-  for (int r = 0; r < n; ++r) flags |= all[r].rankFlags;
-  for (int r = 1; r < n; ++r) {
-    if (std::memcmp(&all[r], &all[0], kAgreedHeaderBytes) != 0) {
-      fail(sqzInvalidUsage, "ranks disagree on the collective call: rank 0 called %s, rank %d called %s",
-           describe(all[0]).c_str(), r, describe(all[r]).c_str());
+  return all;
+}
+
+CallVerdict judgeCall(const std::vector<CallHeader>& all) {
+  CallVerdict v;
+  const int n = static_cast<int>(all.size());
+  std::string joinedRanks;
+  for (int r = 0; r < n; ++r) {
+    if (isJoin(all[r])) {
+      ++v.joined;
+      joinedRanks += (joinedRanks.empty() ? "" : ", ") + std::to_string(r);
+    } else if (v.first < 0) {
+      v.first = r;
     }
   }
-  return flags;
+  if (v.first < 0) return v;
+  const CallHeader& agreed = all[v.first];
+  bool joinable = true;
+  for (int r = v.first; r < n; ++r) {
+    if (isJoin(all[r])) continue;
+    v.flags |= all[r].rankFlags;
+    joinable = joinable && (all[r].rankFlags & kFlagJoinable);
+    if (v.error.empty() && std::memcmp(&all[r], &agreed, kAgreedHeaderBytes) != 0) {
+      v.error = formatString("ranks disagree on the collective call: rank %d called %s, rank %d called %s", v.first,
+                             describe(agreed).c_str(), r, describe(all[r]).c_str());
+    }
+  }
+  v.flags &= ~kFlagJoinable;
+  if (v.error.empty() && v.joined > 0) {
+    if (!joinable) {
+      v.error = formatString("%s is not supported while rank%s %s ha%s joined (sqzJoin): until every rank joins, "
+                             "only host allreduces go on (the joined ranks add zeros)",
+                             kindName(agreed.kind), v.joined > 1 ? "s" : "", joinedRanks.c_str(),
+                             v.joined > 1 ? "ve" : "s");
+    } else {
+      v.flags |= kFlagPeersJoined;
+    }
+  }
+  return v;
+}
+
+int lastJoinedRank(const std::vector<CallHeader>& all) {
+  int last = 0;
+  for (int r = 1; r < static_cast<int>(all.size()); ++r) {
+    if (std::make_tuple(all[r].count, all[r].tag, r) > std::make_tuple(all[last].count, all[last].tag, last))
+      last = r;
+  }
+  return last;
+}
+
+uint64_t agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine, const Deadline& deadline) {
+  if (transport.size() == 1) return mine.rankFlags & ~kFlagJoinable;
+  const CallVerdict v = judgeCall(exchangeCallHeaders(transport, seq, mine, deadline));
+  if (!v.error.empty()) fail(sqzInvalidUsage, "%s", v.error.c_str());
+  return v.flags;
 }
 
 }  // namespace sqz

@@ -217,6 +217,33 @@ SQZ_API sqzResult_t sqzTimelineRecord(sqzComm_t comm, const char* name, const ch
 /* Returns once every rank has entered the barrier (bounded by SQZ_TIMEOUT). */
 SQZ_API sqzResult_t sqzBarrier(sqzComm_t comm);
 
+/* The next collective call on comm (allreduce, broadcast, allgather or
+ * barrier) carries `tag` in its call header, compared across ranks as count
+ * and type are: ranks whose tags differ all fail that call with
+ * sqzInvalidUsage, and the communicator keeps working. Bindings put there
+ * what the C arguments cannot show (a tensor's name and shape, the layout of
+ * a fused buffer). The call consumes the tag, even when it fails; 0 is no
+ * tag. Host buffers only: a device-buffer allreduce with a tag set is
+ * sqzInvalidUsage. */
+SQZ_API sqzResult_t sqzCommSetCallTag(sqzComm_t comm, uint64_t tag);
+
+/* Horovod's join, for uneven data: this rank has no more work. Until every
+ * rank has called sqzJoin, it serves the other ranks' host allreduces with
+ * zeros (sqzAvg still divides by nranks); those run on the exact path, and
+ * any other collective (broadcast, allgather, barrier, a device-buffer
+ * allreduce) fails with sqzInvalidUsage on the ranks that called it. Returns
+ * on every rank once all have joined, with *lastJoinedRank the rank that
+ * joined last: the one with the most calls before joining, ties broken by
+ * the wall clock at entry. Each wait for the others' next call is bounded by
+ * SQZ_TIMEOUT. */
+SQZ_API sqzResult_t sqzJoin(sqzComm_t comm, int* lastJoinedRank);
+
+/* What this build serves: a bit set of SQZ_FEATURE_* flags. */
+/* Device (CUDA) buffers are served. A build without it cannot tell device
+ * pointers from host ones: callers must keep device memory away from it. */
+#define SQZ_FEATURE_CUDA 1
+SQZ_API sqzResult_t sqzGetFeatures(int* features);
+
 /* A human-readable string for a status code. */
 SQZ_API const char* sqzGetErrorString(sqzResult_t result);
 

@@ -116,6 +116,13 @@ bool checkAllreduceArgs(const void* send, const void* recv, size_t count, sqzDat
   return sendDevice;
 }
 
+// A collective entry point consumes the pending call tag even when it fails
+// before its header goes out, so that the tag never lands on a later call.
+sqzResult_t consumingCallTag(sqzComm_t comm, sqzResult_t result) {
+  if (result != sqzSuccess && isLive(comm)) comm->impl->setCallTag(0);
+  return result;
+}
+
 }  // namespace
 
 extern "C" {
@@ -229,13 +236,13 @@ sqzResult_t sqzCommSetCompression(sqzComm_t comm, const char* spec) {
 
 sqzResult_t sqzAllReduce(const void* sendbuff, void* recvbuff, size_t count, sqzDataType_t datatype,
                          sqzRedOp_t op, sqzComm_t comm, sqzCudaStream_t stream) {
-  return guarded(comm, "sqzAllReduce", [&] {
+  return consumingCallTag(comm, guarded(comm, "sqzAllReduce", [&] {
     Communicator& c = live(comm);
     if (checkAllreduceArgs(sendbuff, recvbuff, count, datatype, op))
       c.allReduceDevice(sendbuff, recvbuff, count, datatype, op, stream, nullptr, nullptr);
     else
       c.allReduce(sendbuff, recvbuff, count, datatype, op);
-  });
+  }));
 }
 
 sqzResult_t sqzStateCreate(sqzComm_t comm, size_t count, sqzDataType_t datatype, sqzState_t* state) {
@@ -262,7 +269,7 @@ sqzResult_t sqzStateDestroy(sqzState_t state) {
 
 sqzResult_t sqzAllReduceEx(const void* sendbuff, void* recvbuff, size_t count, sqzDataType_t datatype, sqzRedOp_t op,
                            const char* spec, sqzState_t state, sqzComm_t comm, sqzCudaStream_t stream) {
-  return guarded(comm, "sqzAllReduceEx", [&] {
+  return consumingCallTag(comm, guarded(comm, "sqzAllReduceEx", [&] {
     Communicator& c = live(comm);
     const bool device = checkAllreduceArgs(sendbuff, recvbuff, count, datatype, op);
     if (state) {
@@ -273,7 +280,7 @@ sqzResult_t sqzAllReduceEx(const void* sendbuff, void* recvbuff, size_t count, s
     }
     if (device) c.allReduceDevice(sendbuff, recvbuff, count, datatype, op, stream, spec, state);
     else c.allReduce(sendbuff, recvbuff, count, datatype, op, spec, state ? state->impl.get() : nullptr);
-  });
+  }));
 }
 
 sqzResult_t sqzGetCallInfo(sqzComm_t comm, sqzCallInfo* info) {
@@ -286,7 +293,7 @@ sqzResult_t sqzGetCallInfo(sqzComm_t comm, sqzCallInfo* info) {
 
 sqzResult_t sqzBroadcast(const void* sendbuff, void* recvbuff, size_t count, sqzDataType_t datatype, int root,
                          sqzComm_t comm, sqzCudaStream_t /*stream*/) {
-  return guarded(comm, "sqzBroadcast", [&] {
+  return consumingCallTag(comm, guarded(comm, "sqzBroadcast", [&] {
     Communicator& c = live(comm);
     checkType(datatype);
     SQZ_REQUIRE(root >= 0 && root < c.size(), sqzInvalidArgument, "root %d is not in [0, %d)", root, c.size());
@@ -298,12 +305,12 @@ sqzResult_t sqzBroadcast(const void* sendbuff, void* recvbuff, size_t count, sqz
     }
     checkHostBuffer(recvbuff, bytes, elem, "recvbuff", "sqzBroadcast");
     c.broadcast(sendbuff, recvbuff, count, datatype, root);
-  });
+  }));
 }
 
 sqzResult_t sqzAllGather(const void* sendbuff, void* recvbuff, size_t sendcount, sqzDataType_t datatype,
                          sqzComm_t comm, sqzCudaStream_t /*stream*/) {
-  return guarded(comm, "sqzAllGather", [&] {
+  return consumingCallTag(comm, guarded(comm, "sqzAllGather", [&] {
     Communicator& c = live(comm);
     checkType(datatype);
     size_t elem = sqz::dataTypeSize(datatype);
@@ -315,7 +322,7 @@ sqzResult_t sqzAllGather(const void* sendbuff, void* recvbuff, size_t sendcount,
     const char* mySlot = static_cast<const char*>(recvbuff) + bytes * c.rank();
     if (sendbuff != mySlot) checkOverlap(sendbuff, bytes, recvbuff, bytes * c.size(), "sqzAllGather");
     c.allGather(sendbuff, recvbuff, sendcount, datatype);
-  });
+  }));
 }
 
 sqzResult_t sqzTimelineRecord(sqzComm_t comm, const char* name, const char* category, int lane, double startSeconds,
@@ -331,7 +338,30 @@ sqzResult_t sqzTimelineRecord(sqzComm_t comm, const char* name, const char* cate
 }
 
 sqzResult_t sqzBarrier(sqzComm_t comm) {
-  return guarded(comm, "sqzBarrier", [&] { live(comm).barrier(); });
+  return consumingCallTag(comm, guarded(comm, "sqzBarrier", [&] { live(comm).barrier(); }));
+}
+
+sqzResult_t sqzCommSetCallTag(sqzComm_t comm, uint64_t tag) {
+  return guarded(comm, "sqzCommSetCallTag", [&] { live(comm).setCallTag(tag); });
+}
+
+sqzResult_t sqzJoin(sqzComm_t comm, int* lastJoinedRank) {
+  return guarded(comm, "sqzJoin", [&] {
+    Communicator& c = live(comm);
+    SQZ_REQUIRE(lastJoinedRank, sqzInvalidArgument, "lastJoinedRank is NULL");
+    *lastJoinedRank = c.join();
+  });
+}
+
+sqzResult_t sqzGetFeatures(int* features) {
+  return guarded(nullptr, "sqzGetFeatures", [&] {
+    SQZ_REQUIRE(features, sqzInvalidArgument, "features is NULL");
+    int f = 0;
+#ifdef SQZ_HAVE_CUDA
+    f |= SQZ_FEATURE_CUDA;
+#endif
+    *features = f;
+  });
 }
 
 const char* sqzGetErrorString(sqzResult_t result) {

@@ -229,6 +229,7 @@ void Communicator::drainDevice() {
 void Communicator::allReduceDevice(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op,
                                    void* stream, const char* spec, const void* stateKey) {
   LogRankScope logRank(rank_);
+  SQZ_REQUIRE(takeCallTag() == 0, sqzInvalidUsage, "call tags (sqzCommSetCallTag) are for host buffers only");
   const CompressionPolicy policy = spec ? CompressionPolicy::parse(spec) : policy_;
   if (!device_) device_ = std::make_unique<DevicePath>(*this);
   device_->allReduce(send, recv, count, type, op, stream, policy, stateKey);
@@ -300,6 +301,8 @@ CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy 
   d.header.dtype = a.type;
   d.header.op = a.op;
   d.header.spec = specHash(p.text);
+  d.header.tag = takeCallTag();
+  d.header.rankFlags |= kFlagJoinable;
   if (d.tuned) {
     PhaseTimer tune(&d.tuneSeconds, "sqz tune");
     ErrorFeedbackState& ef = *d.ef;
@@ -323,9 +326,11 @@ CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy 
 }
 
 void Communicator::agreeOnPlan(const AllreduceArgs& a, CallDecision& d) {
-  d.nonFinite = (agreeOnCall(*transport_, a.seq, d.header, a.deadline) & kFlagNonFinite) != 0;
+  const uint64_t flags = agreeOnCall(*transport_, a.seq, d.header, a.deadline);
+  d.nonFinite = (flags & kFlagNonFinite) != 0;
+  d.peersJoined = (flags & kFlagPeersJoined) != 0;
   if (d.nonFinite) SQZ_INFO("allreduce seq=%u: a rank's buffer holds NaN/Inf; sending it exactly", a.seq);
-  if (d.mayCompress && !d.nonFinite) {
+  if (d.mayCompress && !d.goesExact()) {
     PhaseTimer tune(&d.tuneSeconds, "sqz tune");
     d.gain = -1;
     d.plan = d.tableForced  ? d.tablePlan
@@ -343,10 +348,11 @@ void Communicator::agreeOnPlan(const AllreduceArgs& a, CallDecision& d) {
                                            : &hostAlgorithm(d.plan.algorithm);
   } else if (a.count > 0) {
     // Exact: the algorithm the plan names, else the one for this size (auto's
-    // exact choice too: its cost shapes price ring and direct alike).
+    // exact choice too: its cost shapes price ring and direct alike; and
+    // whenever ranks inside sqzJoin take part, which see no plan).
     d.path = CallDecision::Path::kExact;
-    d.algorithm = d.exactNamed.empty() ? &chooseAlgorithm(CodecParams{}, a.count, a.type)
-                                       : &hostAlgorithm(d.exactNamed);
+    d.algorithm = d.exactNamed.empty() || d.peersJoined ? &chooseAlgorithm(CodecParams{}, a.count, a.type)
+                                                        : &hostAlgorithm(d.exactNamed);
   }
 }
 
@@ -354,7 +360,7 @@ CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
   CallCounters counters;
   // Lagged statistics: this call's travel with it and pick the next plan.
   SumExchange stats;
-  if (d.tuned && !d.nonFinite && !d.ef->tuning.current) {
+  if (d.tuned && !d.goesExact() && !d.ef->tuning.current) {
     stats.start(*transport_, a.seq, tags::kStats, reinterpret_cast<const double*>(&d.local), GradStats::kDoubles);
     counters.wireBytes += static_cast<size_t>(size_ - 1) * sizeof(GradStats);
   }
@@ -370,14 +376,18 @@ CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
                 d.algorithm->name, codecName(d.plan.codec).c_str());
       d.algorithm->run(*flat_, compressedArgs(a, d.plan.codec, *d.ef, &counters));
       break;
-    case CallDecision::Path::kExact: runExact(a, *d.algorithm, d.ef, &counters); break;
+    case CallDecision::Path::kExact:
+      // With joined ranks, whose zeros are in the call's type, g + e cannot
+      // go as float32: this rank's residual waits for the next call.
+      runExact(a, *d.algorithm, d.peersJoined ? nullptr : d.ef, &counters);
+      break;
     case CallDecision::Path::kNone: break;
   }
   if (stats.active()) {
     stats.finish(a.deadline, reinterpret_cast<double*>(&d.ef->tuning.reduced));
     d.ef->tuning.fresh = true;
   }
-  if (d.tuned && !d.nonFinite) d.ef->tuning.countCall(d.withStats);
+  if (d.tuned && !d.goesExact()) d.ef->tuning.countCall(d.withStats);
   return counters;
 }
 
@@ -416,6 +426,7 @@ uint32_t Communicator::agreeOnExactCall(CollectiveKind kind, size_t count, int t
   h.count = count;
   h.dtype = type;
   h.root = root;
+  h.tag = takeCallTag();
   agreeOnCall(*transport_, seq, h, deadline);
   return seq;
 }

@@ -67,6 +67,10 @@ struct CallDecision {
 
   enum class Path { kNone, kExact, kLossy, kHier };
   bool nonFinite = false;    // a rank's buffer holds NaN/Inf: the call goes exact
+  // Ranks inside sqzJoin add zeros: the call goes exact, by the algorithm
+  // they derive from the header alone, in the call's own type.
+  bool peersJoined = false;
+  bool goesExact() const { return nonFinite || peersJoined; }
   PlanSpec plan;             // the lossy or hierarchical plan (empty: exact)
   Path path = Path::kNone;   // kNone: nothing to move (count == 0)
   const AlgorithmEntry* algorithm = nullptr;  // the flat one that runs (hier: between nodes)
@@ -109,6 +113,11 @@ class Communicator {
   void broadcast(const void* send, void* recv, size_t count, sqzDataType_t type, int root);
   void allGather(const void* send, void* recv, size_t count, sqzDataType_t type);
   void barrier();
+  // sqzJoin: serves the other ranks' host allreduces with zeros until every
+  // rank has joined; returns the rank that joined last (src/comm_join.cc).
+  int join();
+  // sqzCommSetCallTag: the next call's header carries `tag` (0: none).
+  void setCallTag(uint64_t tag) { callTag_ = tag; }
 
   void setCompression(const std::string& spec);
   const std::string& compression() const { return policy_.text; }
@@ -120,6 +129,11 @@ class Communicator {
 
  private:
   uint32_t nextSeq() { return seq_++ & tags::kMask; }
+  uint64_t takeCallTag() {
+    const uint64_t t = callTag_;
+    callTag_ = 0;
+    return t;
+  }
   // The header exchange of an exact collective; returns the call's sequence number.
   uint32_t agreeOnExactCall(CollectiveKind kind, size_t count, int type, int root, const Deadline& deadline);
   // A host allreduce in four steps: decide (this rank's view: policy,
@@ -164,6 +178,7 @@ class Communicator {
   std::map<std::pair<void*, size_t>, std::unique_ptr<ErrorFeedbackState>> keyedStates_;
   uint64_t seed_ = 0;  // shared by all ranks (from the unique id)
   uint32_t seq_ = 0;
+  uint64_t callTag_ = 0;  // for the next call's header (sqzCommSetCallTag)
   sqzCallInfo lastCall_{};
   std::unique_ptr<Timeline> timeline_;  // SQZ_TIMELINE
   std::unique_ptr<DevicePath> device_;  // last: destroyed (drained) before the transport

@@ -159,6 +159,50 @@ TEST(Errors, MismatchedCallsAreDetectedOnEveryRank) {
   for (int r = 1; r < n; ++r) EXPECT_EQ(messages[r].substr(messages[r].find(':')), messages[0].substr(messages[0].find(':')));
 }
 
+// A call tag (sqzCommSetCallTag) is compared like count and type: ranks
+// whose tags differ fail that call on every rank, whatever the collective;
+// equal tags pass; the tag is consumed by the next call, even one that fails
+// before its header goes out.
+TEST(Errors, CallTagsAreComparedAndConsumed) {
+  const int n = 3;
+  std::vector<std::string> messages(n);
+  runRanks(n, [&](int rank, sqzComm_t& comm) {
+    std::vector<float> buf(64, 1.0f), all(64 * n);
+    ASSERT_EQ(sqzCommSetCallTag(comm, rank == 1 ? 7 : 9), sqzSuccess);
+    EXPECT_EQ(sqzAllReduce(buf.data(), buf.data(), buf.size(), sqzFloat32, sqzSum, comm, nullptr), sqzInvalidUsage);
+    messages[rank] = lastError(comm);
+    EXPECT_NE(messages[rank].find("tag#0000000000000009, rank 1 called allreduce count=64 type=float op=sum root=-1 "
+                                  "compression#"),
+              std::string::npos)
+        << messages[rank];
+    ASSERT_EQ(sqzCommSetCallTag(comm, rank == 2 ? 1 : 0), sqzSuccess);
+    EXPECT_EQ(sqzBroadcast(buf.data(), buf.data(), buf.size(), sqzFloat32, 0, comm, nullptr), sqzInvalidUsage);
+    ASSERT_EQ(sqzCommSetCallTag(comm, rank + 1), sqzSuccess);
+    EXPECT_EQ(sqzAllGather(buf.data(), all.data(), buf.size(), sqzFloat32, comm, nullptr), sqzInvalidUsage);
+    ASSERT_EQ(sqzCommSetCallTag(comm, rank + 1), sqzSuccess);
+    EXPECT_EQ(sqzBarrier(comm), sqzInvalidUsage);
+    ASSERT_EQ(sqzCommSetCallTag(comm, 0x5eed), sqzSuccess);
+    EXPECT_EQ(sqzBarrier(comm), sqzSuccess) << lastError(comm);
+    // Consumed by a call that fails locally (on every rank): the next call has none.
+    ASSERT_EQ(sqzCommSetCallTag(comm, rank + 1), sqzSuccess);
+    EXPECT_EQ(sqzAllReduce(nullptr, buf.data(), buf.size(), sqzFloat32, sqzSum, comm, nullptr), sqzInvalidArgument);
+    expectStillWorks(rank, n, comm);
+  });
+  for (int r = 1; r < n; ++r) EXPECT_EQ(messages[r].substr(messages[r].find(':')), messages[0].substr(messages[0].find(':')));
+  EXPECT_EQ(sqzCommSetCallTag(nullptr, 1), sqzInvalidArgument);
+}
+
+TEST(Errors, FeaturesSayWhatTheBuildServes) {
+  EXPECT_EQ(sqzGetFeatures(nullptr), sqzInvalidArgument);
+  int features = -1;
+  ASSERT_EQ(sqzGetFeatures(&features), sqzSuccess);
+#ifdef SQZ_HAVE_CUDA
+  EXPECT_EQ(features & SQZ_FEATURE_CUDA, SQZ_FEATURE_CUDA);
+#else
+  EXPECT_EQ(features & SQZ_FEATURE_CUDA, 0);
+#endif
+}
+
 // A rank that aborts (dies) mid-job: the others fail within SQZ_TIMEOUT
 // with a remote error or a timeout, never hang.
 TEST(Errors, DeadPeerFailsOthersWithinTimeout) {
