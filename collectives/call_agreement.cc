@@ -1,8 +1,8 @@
 #include "collectives/call_agreement.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "collectives/peers.h"
@@ -89,11 +89,18 @@ CallVerdict judgeCall(const std::vector<CallHeader>& all) {
 }
 
 int lastJoinedRank(const std::vector<CallHeader>& all) {
-  int last = 0;
-  for (int r = 1; r < static_cast<int>(all.size()); ++r) {
-    if (std::make_tuple(all[r].count, all[r].tag, r) > std::make_tuple(all[last].count, all[last].tag, last))
-      last = r;
-  }
+  // Most calls before joining; among those, the latest entry, except that
+  // ranks within kJoinedTogetherNs of it joined together and the highest
+  // rank of them counts as last (as Horovod's coordinator, which handles
+  // one cycle's requests in rank order).
+  constexpr uint64_t kJoinedTogetherNs = 100'000'000;
+  uint64_t calls = 0, latest = 0;
+  for (const CallHeader& h : all) calls = std::max(calls, h.count);
+  for (const CallHeader& h : all)
+    if (h.count == calls) latest = std::max(latest, h.tag);
+  int last = -1;
+  for (int r = 0; r < static_cast<int>(all.size()); ++r)
+    if (all[r].count == calls && all[r].tag + kJoinedTogetherNs >= latest) last = r;
   return last;
 }
 

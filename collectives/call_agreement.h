@@ -58,8 +58,10 @@ struct CallVerdict {
 };
 CallVerdict judgeCall(const std::vector<CallHeader>& all);
 
-// When every rank has joined: the one that joined last, by (call count at
-// entry, wall clock at entry, rank) - ties in calls go to the later clock.
+// When every rank has joined: the one that joined last. Most calls before
+// joining first; among ranks tied on calls, the later wall clock at entry,
+// where entries within 100 ms count as together and the highest rank of
+// them is last.
 int lastJoinedRank(const std::vector<CallHeader>& all);
 
 // Throws sqzInvalidUsage when the ranks outside sqzJoin disagree, or when

@@ -233,9 +233,10 @@ SQZ_API sqzResult_t sqzCommSetCallTag(sqzComm_t comm, uint64_t tag);
  * any other collective (broadcast, allgather, barrier, a device-buffer
  * allreduce) fails with sqzInvalidUsage on the ranks that called it. Returns
  * on every rank once all have joined, with *lastJoinedRank the rank that
- * joined last: the one with the most calls before joining, ties broken by
- * the wall clock at entry. Each wait for the others' next call is bounded by
- * SQZ_TIMEOUT. */
+ * joined last: the one with the most calls before joining; among those,
+ * the one that entered last by the wall clock, where entries less than
+ * 100 ms apart count as together and the highest rank of them is last.
+ * Each wait for the others' next call is bounded by SQZ_TIMEOUT. */
 SQZ_API sqzResult_t sqzJoin(sqzComm_t comm, int* lastJoinedRank);
 
 /* What this build serves: a bit set of SQZ_FEATURE_* flags. */

@@ -87,20 +87,23 @@ TEST(Join, OtherCollectivesFailWhileARankHasJoined) {
   for (int r = 0; r < n; ++r) EXPECT_EQ(last[r], 0) << "rank " << r;  // ranks 0 and 1 tie on calls: the clock
 }
 
-// Ranks that join after the same calls are ordered by when they joined:
-// rank 1 comes 300 ms after the others.
+// Ranks that join after the same calls are ordered by when they joined
+// (rank 1, then rank 0, comes 300 ms after the others); ranks that join
+// together: the highest is last.
 TEST(Join, TiesInCallsGoToTheLaterClock) {
   const int n = 3;
-  std::vector<int> first(n, -1), second(n, -1);
+  std::vector<int> first(n, -1), second(n, -1), together(n, -1);
   runRanks(n, [&](int rank, sqzComm_t& comm) {
     if (rank == 1) std::this_thread::sleep_for(std::chrono::milliseconds(300));
     ASSERT_EQ(sqzJoin(comm, &first[rank]), sqzSuccess) << lastError(comm);
     if (rank == 0) std::this_thread::sleep_for(std::chrono::milliseconds(300));
     ASSERT_EQ(sqzJoin(comm, &second[rank]), sqzSuccess) << lastError(comm);
+    ASSERT_EQ(sqzJoin(comm, &together[rank]), sqzSuccess) << lastError(comm);
   });
   for (int r = 0; r < n; ++r) {
     EXPECT_EQ(first[r], 1) << "rank " << r;
     EXPECT_EQ(second[r], 0) << "rank " << r;
+    EXPECT_EQ(together[r], n - 1) << "rank " << r;
   }
   EXPECT_EQ(sqzJoin(nullptr, nullptr), sqzInvalidArgument);
 }
