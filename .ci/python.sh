@@ -26,6 +26,11 @@ py=$(cd "$venv/bin" && pwd)/python
 "$py" -c "import sqz, sqz.torch; print('sqz', sqz.__version__, 'lib', sqz.load_library().path)"
 
 export OMPI_MCA_rmaps_base_oversubscribe=1 UCX_WARN_UNUSED_ENV_VARS=n SQZ_TIMEOUT=${SQZ_TIMEOUT:-60}
+# What was built, for the test that cuda_built() tells the truth.
+case " $SQZ_CMAKE_ARGS " in
+  *" -DSQZ_WITH_CUDA=OFF "*) export SQZ_EXPECT_CUDA_BUILT=0 ;;
+  *" -DSQZ_WITH_CUDA=ON "*) export SQZ_EXPECT_CUDA_BUILT=1 ;;
+esac
 export OMP_NUM_THREADS=1
 pytest_args=(-q -p no:cacheprovider --color=no)
 
@@ -41,7 +46,7 @@ for np in 2 4; do
   # One rank's exit code is enough: every rank runs the same tests; mpirun
   # returns the first non-zero one (5 included).
   timeout 600 mpirun --allow-run-as-root --oversubscribe -np "$np" \
-    -x OMP_NUM_THREADS -x SQZ_TIMEOUT -x UCX_WARN_UNUSED_ENV_VARS \
+    -x OMP_NUM_THREADS -x SQZ_TIMEOUT -x UCX_WARN_UNUSED_ENV_VARS ${SQZ_EXPECT_CUDA_BUILT:+-x SQZ_EXPECT_CUDA_BUILT} \
     "$py" -m pytest "${pytest_args[@]}" -m "not launcher" python/tests || rc=$?
   check "mpirun -np $np" "$rc"
 done

@@ -25,6 +25,8 @@ TIMEOUT = 8
 INT8, UINT8, INT32, UINT32, INT64, UINT64, FLOAT16, FLOAT32, FLOAT64, BFLOAT16 = range(10)
 # sqzRedOp_t
 SUM, PROD, MAX, MIN, AVG = range(5)
+# sqzGetFeatures bits
+FEATURE_CUDA = 1
 
 # Results after which the communicator only accepts abort/destroy (README:
 # "after that the communicator only accepts sqzCommAbort or sqzCommDestroy").
@@ -91,6 +93,9 @@ _SIGNATURES = {
                        ctypes.c_char_p, _c_state, _c_comm, ctypes.c_void_p],
     "sqzGetCallInfo": [_c_comm, ctypes.POINTER(CallInfo)],
     "sqzBarrier": [_c_comm],
+    "sqzCommSetCallTag": [_c_comm, ctypes.c_uint64],
+    "sqzJoin": [_c_comm, ctypes.POINTER(ctypes.c_int)],
+    "sqzGetFeatures": [ctypes.POINTER(ctypes.c_int)],
     "sqzCommGetAsyncError": [_c_comm, ctypes.POINTER(ctypes.c_int)],
     "sqzTimelineRecord": [_c_comm, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_double, ctypes.c_double,
                           ctypes.c_char_p],
@@ -130,6 +135,15 @@ class Library:
         v = ctypes.c_int()
         self.check(self.sqzGetVersion(ctypes.byref(v)), None, "sqzGetVersion")
         return v.value
+
+    def features(self):
+        """sqzGetFeatures' bit set (FEATURE_CUDA, ...); 0 for a libsqz that
+        predates the call (which had no CUDA path to serve Python)."""
+        if self.sqzGetFeatures is None:
+            return 0
+        f = ctypes.c_int()
+        self.check(self.sqzGetFeatures(ctypes.byref(f)), None, "sqzGetFeatures")
+        return f.value
 
     def check(self, code, comm, what):
         if code != SUCCESS:

@@ -193,6 +193,26 @@ class Communicator:
         self._usable("barrier")
         self._check(self._lib.sqzBarrier(self._handle), "sqzBarrier")
 
+    def set_call_tag(self, tag):
+        """The next collective's call header carries `tag` (a 64-bit digest of
+        what the C arguments do not show: names, shapes); ranks whose tags
+        differ all fail that call (sqzCommSetCallTag)."""
+        self._usable("set_call_tag")
+        if self._lib.sqzCommSetCallTag is None:
+            raise _lib.SqzError(_lib.INVALID_USAGE, "sqz: %s predates sqzCommSetCallTag; reinstall the package"
+                                % self._lib.path)
+        self._check(self._lib.sqzCommSetCallTag(self._handle, tag & 0xFFFFFFFFFFFFFFFF), "sqzCommSetCallTag")
+
+    def join(self):
+        """sqzJoin: serves the other ranks' allreduces with zeros until every
+        rank has joined; returns the rank that joined last."""
+        self._usable("join")
+        if self._lib.sqzJoin is None:
+            raise _lib.SqzError(_lib.INVALID_USAGE, "sqz: %s predates sqzJoin; reinstall the package" % self._lib.path)
+        last = ctypes.c_int(-1)
+        self._check(self._lib.sqzJoin(self._handle, ctypes.byref(last)), "sqzJoin")
+        return last.value
+
     def set_compression(self, spec):
         self._usable("set_compression")
         self._check(self._lib.sqzCommSetCompression(self._handle, spec.encode()), "sqzCommSetCompression(%s)" % spec)

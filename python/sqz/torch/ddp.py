@@ -63,6 +63,7 @@ def hook(state, bucket):
     """DDP communication hook: allreduce-average bucket.buffer() with libsqz.
     Returns a torch.futures.Future holding the averaged buffer."""
     buf = bucket.buffer()
+    mpi_ops._check_device(buf)
     index = bucket.index()
     comm = state.comm
     dtype = mpi_ops._DTYPE_TO_SQZ.get(buf.dtype)

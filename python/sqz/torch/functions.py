@@ -39,7 +39,9 @@ def broadcast_object(obj, root_rank=0, name=None, process_set=global_process_set
     processes. Returns the object on every rank."""
     _check_process_set(process_set)
     if name is None:
-        name = type(obj).__name__
+        # Horovod names it after type(obj), which differs where non-root
+        # ranks pass None; the name is in each call's header, so one name.
+        name = "broadcast_object"
     if rank() == root_rank:
         b = io.BytesIO()
         _pickler.dump(obj, b)
@@ -61,7 +63,7 @@ def allgather_object(obj, name=None, process_set=global_process_set):
     the list of every rank's object, in rank order."""
     _check_process_set(process_set)
     if name is None:
-        name = type(obj).__name__
+        name = "allgather_object"  # not type(obj): ranks may hold different types
     b = io.BytesIO()
     _pickler.dump(obj, b)
     t = torch.ByteTensor(bytearray(b.getvalue()))
@@ -75,30 +77,62 @@ def allgather_object(obj, name=None, process_set=global_process_set):
     return out
 
 
-def broadcast_optimizer_state(optimizer, root_rank, process_set=global_process_set):
+def _initialize_state(optimizer, model):
+    """Horovod's start for an optimizer without state: every parameter that
+    requires a gradient gets a zero one (sparse for SparseAdam, and for SGD
+    on the model's sparse embeddings), and the wrapped optimizer takes one
+    step, which creates its state (and applies weight decay, as Horovod's
+    does). A DistributedOptimizer steps without reducing anything."""
+    sparse = set()
+    if model is not None:
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.sparse.Embedding) and m.sparse:
+                sparse.update(id(p) for p in m.parameters())
+    for group in optimizer.param_groups:
+        for p in group['params']:
+            if p.requires_grad:
+                p.grad = p.data.new(p.size()).zero_()
+                if isinstance(optimizer, torch.optim.SparseAdam) or (
+                        isinstance(optimizer, torch.optim.SGD) and id(p) in sparse):
+                    p.grad = p.grad.to_sparse()
+    from .optimizer import _DistributedOptimizer
+    if optimizer.__module__ == _DistributedOptimizer.__module__:
+        super(optimizer.__class__, optimizer).step()
+    else:
+        optimizer.step()
+
+
+def broadcast_optimizer_state(optimizer, root_rank, model=None, process_set=global_process_set):
     """Broadcasts an optimizer state from root rank to all other processes:
     tensor state (in place, bitwise), scalar state and the param groups'
     hyperparameters (lr, momentum, betas, ...), which keep their Python types.
 
-    Horovod reaches the same end by running a zero-gradient step() to
-    create missing state and sending scalars as float tensors; sqz sends
-    root's state layout once (broadcast_object), so ranks whose optimizer
-    has no state yet receive root's, and no step() is taken."""
+    As Horovod's: an optimizer with no state yet first gets it from one step
+    with zero gradients (_initialize_state). Root decides: when root has no
+    state, every rank without state takes that step; when root has state, a
+    rank without it receives root's and takes no step (Horovod 0.28.1 hangs
+    there). `model` marks sparse embeddings, as in Horovod."""
     _check_process_set(process_set)
     if isinstance(optimizer, torch.optim.LBFGS):
         raise ValueError('cannot broadcast torch.optim.LBFGS state')
-    state_dict = optimizer.state_dict()
     is_root = rank() == root_rank
 
     # Root's layout: param_groups as they are, state with tensors replaced
     # by (shape, dtype) placeholders, in a fixed order.
     layout = None
     if is_root:
+        initialized = len(optimizer.state_dict()['state']) == 0
+        if initialized:
+            _initialize_state(optimizer, model)
+        state_dict = optimizer.state_dict()
         state = {}
         for pid, pstate in state_dict['state'].items():
             state[pid] = {k: (_TensorSpec(v) if torch.is_tensor(v) else v) for k, v in pstate.items()}
-        layout = {'param_groups': state_dict['param_groups'], 'state': state}
+        layout = {'param_groups': state_dict['param_groups'], 'state': state, 'initialized': initialized}
     layout = broadcast_object(layout, root_rank, name='sqz.optimizer_state.layout', process_set=process_set)
+    if not is_root and layout['initialized'] and len(optimizer.state_dict()['state']) == 0:
+        _initialize_state(optimizer, model)
+    state_dict = optimizer.state_dict()
 
     if len(layout['param_groups']) != len(state_dict['param_groups']) or any(
             len(a['params']) != len(b['params'])

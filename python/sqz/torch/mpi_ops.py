@@ -1,18 +1,30 @@
 """Horovod's torch collective ops (horovod/torch/mpi_ops.py) over libsqz.
 
-Names, signatures, defaults and semantics follow Horovod. Asynchronous ops
-return an integer handle; the collective runs on sqz's progress thread (one
-thread, submission order), so `poll` is False while it is in flight and
-`synchronize` returns its output. Errors from the library (mismatched
-shapes, dtypes, ops or roots across ranks) raise RuntimeError from
-`synchronize` on every rank; a name already in flight raises ValueError at
-submission.
+Names, signatures, defaults and semantics follow Horovod 0.28.1 (the
+differences are listed in python/README.md). Asynchronous ops return an
+integer handle; the collective runs on sqz's progress thread (one thread,
+submission order), so every synchronous call, barrier() and join()
+included, runs after the ops this rank submitted before it, and `poll` is
+False while an op is in flight.
+
+There is no coordinator: ranks pair their collectives in the order each
+submits them. Every call's header carries a digest of its description
+(name, shapes, dtypes, op, scale factors, root: agreement.py), so ranks that
+disagree all raise HorovodInternalError with Horovod's message, fused or
+not, and the job goes on. An op that a rank fails to submit (a name still
+in flight, a bad argument) still takes its turn: a placeholder goes out in
+its stead, so the other ranks' matching op fails at once and later calls
+stay paired.
 """
 import atexit
+import collections
+import functools
 import hashlib
+import inspect
 import os
 import socket
 import threading
+import types
 import warnings
 
 import torch
@@ -21,28 +33,13 @@ from .. import _lib
 from .. import timeline as _timeline
 from ..comm import Communicator
 from ..engine import Engine
-from .compression import Compression, spec_of
+from . import agreement
+from .agreement import HorovodInternalError  # noqa: F401 (Horovod's name)
+from .compression import Compression, library_spec
+from .reduction import (Average, Sum, Adasum, Min, Max, Product,  # noqa: F401 (Horovod's names)
+                        DTYPE_TO_SQZ as _DTYPE_TO_SQZ, OP_TO_SQZ as _OP_TO_SQZ, pack, reduce_buffer, unpack,
+                        wire_dtype)
 
-
-class HorovodInternalError(RuntimeError):
-    """Internal error raised when a collective fails (dead peer, timeout)."""
-
-
-# Reduction ops (Horovod's numbering: Average=0, Sum=1, Adasum=2, Min=3, Max=4, Product=5).
-Average = 0
-Sum = 1
-Adasum = 2
-Min = 3
-Max = 4
-Product = 5
-
-_OP_TO_SQZ = {Sum: _lib.SUM, Min: _lib.MIN, Max: _lib.MAX, Product: _lib.PROD, Average: _lib.AVG}
-
-_DTYPE_TO_SQZ = {
-    torch.int8: _lib.INT8, torch.uint8: _lib.UINT8, torch.int32: _lib.INT32, torch.int64: _lib.INT64,
-    torch.float16: _lib.FLOAT16, torch.float32: _lib.FLOAT32, torch.float64: _lib.FLOAT64,
-    torch.bfloat16: _lib.BFLOAT16,
-}
 # Stable codes for the allgather header (same on every rank and build).
 _DTYPE_CODES = [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.float16, torch.float32,
                 torch.float64, torch.bfloat16, torch.bool, torch.complex64, torch.complex128]
@@ -76,6 +73,16 @@ def _check_process_set(process_set):
         raise NotImplementedError("sqz.torch supports only the global process set")
 
 
+def add_process_set(process_set):
+    raise NotImplementedError("sqz.torch does not provide process sets other than the global one "
+                              "(hvd.add_process_set)")
+
+
+def remove_process_set(process_set):
+    raise NotImplementedError("sqz.torch does not provide process sets other than the global one "
+                              "(hvd.remove_process_set)")
+
+
 class _State:
     def __init__(self):
         self.lock = threading.RLock()
@@ -92,9 +99,58 @@ class _State:
 
 
 _state = _State()
+_thread = threading.local()  # per thread: ops submitted, depth of public calls (_paired)
 
 
 # ---------------------------------------------------------------- basics
+# Horovod variables sqz.torch acts on (python/README.md has the full table).
+_HONOURED = ("HOROVOD_FUSION_THRESHOLD", "HOROVOD_TIMELINE")
+# Variables only Horovod's build reads: no effect at run time, for Horovod either.
+_BUILD_ONLY = ("HOROVOD_WITH_", "HOROVOD_WITHOUT_", "HOROVOD_BUILD_", "HOROVOD_GPU", "HOROVOD_NCCL_",
+               "HOROVOD_CUDA_", "HOROVOD_ROCM_", "HOROVOD_CMAKE", "HOROVOD_DEBUG", "HOROVOD_MPICXX_SHOW",
+               "HOROVOD_ALLOW_MIXED_GPU_IMPL")
+_SQZ_INSTEAD = {
+    "HOROVOD_CYCLE_TIME": "sqz has no negotiation cycle: an op starts when submitted, and DistributedOptimizer "
+                          "submits each fusion bucket as soon as its gradients are ready",
+    "HOROVOD_TIMELINE_MARK_CYCLES": "sqz has no cycles to mark",
+    "HOROVOD_CACHE_CAPACITY": "sqz has no response cache (no negotiation)",
+    "HOROVOD_HIERARCHICAL_ALLREDUCE": "libsqz's tuner picks hierarchical plans; SQZ_TUNE forces one",
+    "HOROVOD_HIERARCHICAL_ALLGATHER": "sqz's allgather is flat",
+    "HOROVOD_AUTOTUNE": "use SQZ_COMPRESSION=auto / hvd.Compression.auto",
+    "HOROVOD_STALL_CHECK_DISABLE": "every sqz collective is bounded by SQZ_TIMEOUT instead",
+    "HOROVOD_STALL_CHECK_TIME_SECONDS": "every sqz collective is bounded by SQZ_TIMEOUT instead",
+    "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS": "every sqz collective is bounded by SQZ_TIMEOUT instead",
+    "HOROVOD_LOG_LEVEL": "use SQZ_DEBUG",
+    "HOROVOD_CPU_OPERATIONS": "sqz moves data with libsqz (UCX), never MPI, Gloo or oneCCL",
+    "HOROVOD_CONTROLLER": "sqz has no controller",
+}
+
+
+def _horovod_environment():
+    """Acts on the HOROVOD_* variables: a horovodrun Gloo launch is an error
+    (sqz cannot join its rendezvous), HOROVOD_TIMELINE stands for
+    SQZ_TIMELINE, and every other run-time variable gets a warning that sqz
+    ignores it. Nothing Horovod reads is ignored in silence."""
+    env = os.environ
+    if "HOROVOD_RANK" in env and not any(k in env for k in ("RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID")):
+        raise RuntimeError("sqz.torch: this process was started by horovodrun's Gloo launcher (HOROVOD_RANK is set), "
+                           "whose rendezvous sqz cannot join; launch with `python -m sqz.run -np N`, `mpirun`, "
+                           "`horovodrun --mpi` or torchrun")
+    if env.get("HOROVOD_TIMELINE") and not env.get("SQZ_TIMELINE"):
+        env["SQZ_TIMELINE"] = env["HOROVOD_TIMELINE"]
+    ignored = []
+    for k in sorted(env):
+        if not k.startswith("HOROVOD_") or k in _HONOURED or k.startswith(_BUILD_ONLY):
+            continue
+        if k in ("HOROVOD_RANK", "HOROVOD_SIZE", "HOROVOD_LOCAL_RANK", "HOROVOD_LOCAL_SIZE", "HOROVOD_CROSS_RANK",
+                 "HOROVOD_CROSS_SIZE", "HOROVOD_HOSTNAME") and "OMPI_COMM_WORLD_RANK" in env:
+            continue  # horovodrun --mpi: the ranks come from mpirun's variables, which agree
+        ignored.append("%s (%s)" % (k, _SQZ_INSTEAD.get(k, "no sqz equivalent")))
+    if ignored:
+        warnings.warn("sqz.torch ignores these Horovod settings: " + "; ".join(ignored)
+                      + ". See the Horovod table in sqz's python/README.md.", stacklevel=3)
+
+
 def init(comm=None, process_sets=None):
     """Forms the communicator from the launcher's environment (sqz.run,
     torchrun, mpirun, SLURM). Idempotent."""
@@ -106,6 +162,7 @@ def init(comm=None, process_sets=None):
     with _state.lock:
         if _state.comm is not None and _state.pid == os.getpid():
             return
+        _horovod_environment()
         env = os.environ
         if not any(k in env for k in ("RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID")):
             # A plain `python script.py`: a one-rank job, as Horovod allows.
@@ -217,8 +274,15 @@ def gloo_built():
     return False
 
 
+def cuda_built():
+    """Whether the loaded libsqz serves CUDA tensors (sqzGetFeatures)."""
+    return bool(_lib.load().features() & _lib.FEATURE_CUDA)
+
+
 def nccl_built():
-    return 0
+    """1 when libsqz has its NCCL transport (CUDA builds; NCCL itself is
+    loaded at run time), else 0. Horovod returns NCCL's version here."""
+    return int(cuda_built())
 
 
 def ddl_built():
@@ -229,15 +293,14 @@ def ccl_built():
     return False
 
 
-def cuda_built():
-    return True
-
-
 def rocm_built():
     return False
 
 
 def start_timeline(file_path, mark_cycles=False):
+    if mark_cycles:
+        warnings.warn("sqz.torch.start_timeline: mark_cycles has no effect (sqz has no negotiation cycles)",
+                      stacklevel=2)
     _timeline.start(file_path, rank(), size())
 
 
@@ -270,6 +333,34 @@ def handle_average_backwards_compatibility(op, average):
         return Average
 
 
+_LEGACY_TYPE = {torch.float32: "FloatTensor", torch.float64: "DoubleTensor", torch.float16: "HalfTensor",
+                torch.bfloat16: "BFloat16Tensor", torch.int8: "CharTensor", torch.uint8: "ByteTensor",
+                torch.int16: "ShortTensor", torch.int32: "IntTensor", torch.int64: "LongTensor",
+                torch.bool: "BoolTensor"}
+
+
+def _type_name(tensor):
+    """tensor.type(), which torch does not implement for every device."""
+    try:
+        return tensor.type()
+    except RuntimeError:
+        return "torch.%s.%s" % (tensor.device.type, _LEGACY_TYPE.get(tensor.dtype, str(tensor.dtype)))
+
+
+def _check_device(tensor):
+    """CPU tensors always; CUDA tensors only with a CUDA build of libsqz
+    (a build without CUDA would read the device pointer as host memory)."""
+    dev = tensor.device.type
+    if dev == "cpu" or (dev == "cuda" and cuda_built()):
+        return
+    if dev == "cuda":
+        why = ("this libsqz (%s) was built without CUDA (sqz.torch.cuda_built() is False): pass CPU tensors, or "
+               "install a CUDA build of sqz" % _lib.load().path)
+    else:
+        why = "sqz serves CPU tensors, and CUDA tensors in CUDA builds, not tensors on device %r" % dev
+    raise ValueError("Tensor type %s is not supported: %s." % (_type_name(tensor), why))
+
+
 def _stream_of(tensor):
     """CUDA tensors: libsqz gets the device pointer (data_ptr) and the raw
     handle of the stream current when the op was submitted; it enqueues the
@@ -282,116 +373,6 @@ def _stream_of(tensor):
 
 def _raw(stream):
     return None if stream is None else stream.cuda_stream
-
-
-def _register(job, output, name, keep):
-    with _state.lock:
-        h = _state.next_handle
-        _state.next_handle += 1
-        _state.handles[h] = (job, output, name, keep)
-        return h
-
-
-def _reserve_name(prefix, name):
-    """Horovod's op names: "<op>.<name>", or "<op>.noname.<n>"."""
-    with _state.lock:
-        if name is None:
-            return None
-        full = "%s.%s" % (prefix, name)
-        if full in _state.names:
-            raise ValueError("Requested to %s a tensor with the same name as another tensor that is currently "
-                             "being processed. If you want to request another tensor, use a different tensor "
-                             "name: %s" % (prefix, name))
-        _state.names.add(full)
-        return full
-
-
-def _submit(prefix, name, fn, output, keep):
-    engine = _state.engine
-    if engine is None:
-        _comm()
-    full = _reserve_name(prefix, name)
-    try:
-        job = engine.submit(fn, full or prefix)
-    except BaseException:
-        if full is not None:
-            with _state.lock:
-                _state.names.discard(full)
-        raise
-    return _register(job, output, full, keep)
-
-
-def _wrap_error(e):
-    if isinstance(e, _lib.SqzError) and e.code in _lib.FATAL_RESULTS:
-        return HorovodInternalError(str(e))
-    if isinstance(e, RuntimeError):
-        return e
-    return RuntimeError(str(e))
-
-
-def _scale_(t, factor):
-    """In-place scaling as Horovod's ScaleBuffer does it: floats in their own
-    type, integers through double and back (truncating)."""
-    if factor == 1.0:
-        return t
-    if t.is_floating_point():
-        return t.mul_(factor)
-    return t.copy_((t.double() * factor).to(t.dtype))
-
-
-# ---------------------------------------------------------------- allreduce
-def _allreduce_async(tensor, output, name, op, prescale_factor, postscale_factor, process_set, spec=None,
-                     state_key=None):
-    _check_process_set(process_set)
-    c = _comm()
-    if op == Adasum:
-        raise NotImplementedError("sqz.torch does not implement Adasum")
-    if op not in _OP_TO_SQZ:
-        raise ValueError("unknown reduction op %r" % (op,))
-    if tensor.is_sparse:
-        raise NotImplementedError("sqz.torch: sparse tensors are not supported; pass sparse_as_dense=True")
-    dtype = tensor.dtype
-    wire_dtype = dtype
-    if dtype == torch.int16:
-        wire_dtype = torch.int32  # not an sqz type: reduce in int32, wrap back (same modular result)
-    if wire_dtype not in _DTYPE_TO_SQZ:
-        raise TypeError("sqz.torch.allreduce: unsupported dtype %s" % dtype)
-    stream = _stream_of(tensor)
-    scaled = prescale_factor != 1.0 or postscale_factor != 1.0
-    sqz_op = _OP_TO_SQZ[op]
-    post = postscale_factor
-    if op == Average and scaled:
-        sqz_op = _lib.SUM
-        post = postscale_factor / c.size
-    # Buffers the library reads (send) and writes (buf): contiguous, in the
-    # wire dtype. In place when possible; out of place straight from the
-    # input into the output when nothing needs converting.
-    in_place = output is tensor
-    simple = wire_dtype == dtype and tensor.is_contiguous() and prescale_factor == 1.0
-    if simple and in_place:
-        send = buf = tensor.detach()
-    elif simple:
-        send, buf = tensor.detach(), output
-    else:
-        send = buf = tensor.detach().to(wire_dtype, memory_format=torch.contiguous_format, copy=True)
-        _scale_(buf, prescale_factor)
-    count = buf.numel()
-    sqz_dtype = _DTYPE_TO_SQZ[wire_dtype]
-    if spec is not None and not buf.is_floating_point():
-        spec = None  # integers always take the exact path (sqz.h); keep the policy call
-
-    def run():
-        ctx = torch.cuda.stream(stream) if stream is not None else _null()
-        with ctx:
-            c.allreduce(send.data_ptr(), buf.data_ptr(), count, sqz_dtype, sqz_op, _raw(stream), spec=spec,
-                        state_key=state_key)
-            if post != 1.0:
-                _scale_(buf, post)
-            if buf is not output and buf.data_ptr() != output.data_ptr():
-                output.copy_(buf)
-            return _event_after(stream)
-
-    return _submit("allreduce", name, run, output, (tensor, send, buf))
 
 
 class _null:
@@ -410,6 +391,177 @@ def _event_after(stream):
     return ev
 
 
+class _Later:
+    """An output known only when the op has run (allgather's, join's)."""
+    value = None
+
+
+def _register(job, output, name, keep):
+    with _state.lock:
+        h = _state.next_handle
+        _state.next_handle += 1
+        _state.handles[h] = (job, output, name, keep)
+        return h
+
+
+_DUPLICATE = ("Requested to allreduce, allgather, or broadcast a tensor with the same name as another tensor that is "
+              "currently being processed.  If you want to request another tensor, use a different tensor name.")
+
+
+def _reserve_name(prefix, name):
+    """Horovod's op names: "<op>.<name>"; unnamed ops are never duplicates."""
+    with _state.lock:
+        if name is None:
+            return None
+        full = "%s.%s" % (prefix, name)
+        if full in _state.names:
+            raise ValueError("%s (%s)" % (_DUPLICATE, full))
+        _state.names.add(full)
+        return full
+
+
+def _submit(prefix, name, desc, fn, output, keep):
+    """Queues fn on the progress thread; `desc` (agreement.describe) tags
+    its first libsqz call. Returns the handle."""
+    c = _comm()
+    full = _reserve_name(prefix, name)
+    job_fn = fn if desc is None else functools.partial(agreement.run_agreed, c, desc, fn)
+    try:
+        job = _state.engine.submit(job_fn, full or prefix)
+    except BaseException:
+        if full is not None:
+            with _state.lock:
+                _state.names.discard(full)
+        raise
+    _thread.submitted = getattr(_thread, "submitted", 0) + 1
+    return _register(job, output, full, keep)
+
+
+def _submit_refused(kind, name, error):
+    """The placeholder for an op this rank raised on instead of submitting:
+    a tagged barrier. Ranks that refused the same op agree with each other
+    and move no data; ranks that submitted it fail it at once, with a
+    message naming this rank's error."""
+    c = _state.comm
+    desc = agreement.rejected(kind, name, error)
+    _state.engine.submit(functools.partial(agreement.run_agreed, c, desc, c.barrier), "refused." + kind.lower())
+
+
+def _paired(kind):
+    """Decorates a public op: if it raises before anything was submitted on
+    this thread, a placeholder takes its turn (_submit_refused). Only the
+    outermost decorated call acts (allreduce -> allreduce_async)."""
+    def wrap(fn):
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            depth = getattr(_thread, "depth", 0)
+            before = getattr(_thread, "submitted", 0)
+            _thread.depth = depth + 1
+            try:
+                return fn(*args, **kwargs)
+            except Exception as e:
+                if depth == 0 and getattr(_thread, "submitted", 0) == before and is_initialized():
+                    try:
+                        name = signature.bind_partial(*args, **kwargs).arguments.get("name")
+                    except TypeError:
+                        name = None
+                    _submit_refused(kind, name, e)
+                raise
+            finally:
+                _thread.depth = depth
+        return call
+    return wrap
+
+
+def _check_op(op):
+    if op == Adasum:
+        raise NotImplementedError("sqz.torch does not implement Adasum")
+    if op not in _OP_TO_SQZ:
+        raise ValueError("unknown reduction op %r" % (op,))
+
+
+def _check_reducible(tensor):
+    _check_device(tensor)
+    if tensor.is_sparse:
+        raise NotImplementedError("sqz.torch: sparse tensors are not supported; pass sparse_as_dense=True")
+    if wire_dtype(tensor.dtype) not in _DTYPE_TO_SQZ:
+        raise ValueError("Tensor type %s is not supported." % _type_name(tensor))
+
+
+# ---------------------------------------------------------------- allreduce
+class _Fused:
+    """The tensors of one libsqz call: same wire dtype. A lone contiguous
+    tensor is reduced where it lies (or straight into its output); others
+    go through one flat buffer, packed when the job runs."""
+
+    def __init__(self, inputs, outputs, prescale):
+        self.inputs = [t.detach() for t in inputs]
+        self.outputs = outputs
+        self.send = None
+        t, o = self.inputs[0], outputs[0]
+        same = wire_dtype(t.dtype) == t.dtype and t.is_contiguous() and o.is_contiguous()
+        if len(inputs) == 1 and same and o.data_ptr() == t.data_ptr():
+            self.buf, self.copy_in, self.copy_out = t, False, False  # in place
+        elif len(inputs) == 1 and same and o.dtype == t.dtype:
+            self.buf, self.copy_out = o, False  # straight into the output
+            self.copy_in = prescale != 1.0  # else the library reads the input itself
+            self.send = None if self.copy_in else t
+        else:
+            self.buf = torch.empty(sum(x.numel() for x in inputs), dtype=wire_dtype(t.dtype), device=t.device)
+            self.copy_in = self.copy_out = True
+
+    def run(self, c, op, prescale, postscale, spec, state_key, stream):
+        if self.copy_in:
+            pack(self.inputs, self.buf)
+        reduce_buffer(c, self.buf, op, prescale, postscale, spec=spec, state_key=state_key, stream=stream,
+                      send=self.send)
+        if self.copy_out:
+            unpack(self.buf, self.outputs)
+
+
+def _grouped_allreduce_async(tensors, outputs, name, op, prescale_factor, postscale_factor, process_set, spec=None,
+                             state_key=None, result=None):
+    """One job: the tensors grouped by wire dtype (in order of first
+    appearance), one libsqz call per group, the first tagged with the
+    description of them all. synchronize() returns `result`, or the list of
+    outputs."""
+    _check_process_set(process_set)
+    _comm()
+    _check_op(op)
+    if len(tensors) == 0:
+        raise ValueError("grouped_allreduce needs at least one tensor")
+    for t in tensors:
+        _check_reducible(t)
+    if len({t.device for t in tensors}) > 1:
+        raise ValueError("sqz.torch: the tensors of one grouped op must be on one device")
+    desc = agreement.describe("ALLREDUCE", name, tensors, op, (prescale_factor, postscale_factor))
+    groups = collections.OrderedDict()
+    for i, t in enumerate(tensors):
+        groups.setdefault(wire_dtype(t.dtype), []).append(i)
+    fused = [_Fused([tensors[i] for i in idx], [outputs[i] for i in idx], prescale_factor)
+             for idx in groups.values()]
+    stream = _stream_of(tensors[0])
+    c = _state.comm
+
+    def run():
+        with (torch.cuda.stream(stream) if stream is not None else _null()), torch.no_grad():
+            for k, f in enumerate(fused):
+                key = None if state_key is None else (state_key if len(fused) == 1 else "%s.%d" % (state_key, k))
+                f.run(c, op, prescale_factor, postscale_factor, spec, key, stream)
+            return _event_after(stream)
+
+    return _submit("allreduce", name, desc, run, outputs if result is None else result, (tensors, fused))
+
+
+def _allreduce_async(tensor, output, name, op, prescale_factor, postscale_factor, process_set, spec=None,
+                     state_key=None):
+    return _grouped_allreduce_async([tensor], [output], name, op, prescale_factor, postscale_factor, process_set,
+                                    spec, state_key, result=output)
+
+
+@_paired("ALLREDUCE")
 def allreduce_async(tensor, average=None, name=None, op=None, prescale_factor=1.0, postscale_factor=1.0,
                     process_set=global_process_set):
     """Asynchronous allreduce into a new tensor; returns a handle for poll()
@@ -419,6 +571,7 @@ def allreduce_async(tensor, average=None, name=None, op=None, prescale_factor=1.
     return _allreduce_async(tensor, output, name, op, prescale_factor, postscale_factor, process_set)
 
 
+@_paired("ALLREDUCE")
 def allreduce_async_(tensor, average=None, name=None, op=None, prescale_factor=1.0, postscale_factor=1.0,
                      process_set=global_process_set):
     """In-place asynchronous allreduce of `tensor`."""
@@ -426,6 +579,7 @@ def allreduce_async_(tensor, average=None, name=None, op=None, prescale_factor=1
     return _allreduce_async(tensor, tensor, name, op, prescale_factor, postscale_factor, process_set)
 
 
+@_paired("ALLREDUCE")
 def allreduce_(tensor, average=None, name=None, op=None, prescale_factor=1.0, postscale_factor=1.0,
                process_set=global_process_set):
     """In-place allreduce; returns `tensor`."""
@@ -445,9 +599,9 @@ class HorovodAllreduce(torch.autograd.Function):
         ctx.process_set = process_set
         op = handle_average_backwards_compatibility(op, average)
         output = torch.empty_like(tensor, memory_format=torch.contiguous_format)
-        state_key = None if name is None else "allreduce." + str(name)
+        state_key = None if name is None or spec is None else "allreduce." + str(name)
         handle = _allreduce_async(tensor, output, name, op, prescale_factor, postscale_factor, process_set,
-                                  spec=spec, state_key=state_key if spec is not None else None)
+                                  spec=spec, state_key=state_key)
         return synchronize(handle)
 
     @staticmethod
@@ -457,16 +611,90 @@ class HorovodAllreduce(torch.autograd.Function):
                          process_set=ctx.process_set), None, None, None, None, None, None, None
 
 
+@_paired("ALLREDUCE")
 def allreduce(tensor, average=None, name=None, compression=Compression.none, op=None, prescale_factor=1.0,
               postscale_factor=1.0, process_set=global_process_set):
-    """Allreduce into a new tensor (differentiable). `compression` picks the
-    libsqz codec (Compression.q8, .topk(0.01), ...), run inside the library
-    with error feedback keyed by `name`."""
-    spec = spec_of(compression)
+    """Allreduce into a new tensor (differentiable). `compression` follows
+    Horovod's protocol (compress, allreduce, decompress); sqz's codecs
+    (Compression.q8, .topk(0.01), ...) run inside libsqz with error
+    feedback keyed by `name`."""
+    spec = library_spec(compression)
+    if spec is not None:
+        return HorovodAllreduce.apply(tensor, average, name, op, prescale_factor, postscale_factor, process_set,
+                                      spec)
     tensor_compressed, ctx = compression.compress(tensor)
     summed = HorovodAllreduce.apply(tensor_compressed, average, name, op, prescale_factor, postscale_factor,
-                                    process_set, spec)
+                                    process_set, None)
     return compression.decompress(summed, ctx)
+
+
+# ---------------------------------------------------------------- grouped allreduce
+@_paired("ALLREDUCE")
+def grouped_allreduce_async(tensors, average=None, name=None, op=None, prescale_factor=1.0, postscale_factor=1.0,
+                            process_set=global_process_set):
+    """Asynchronous allreduce of a list of tensors as one group (one
+    negotiated call per dtype); synchronize() returns the list of outputs."""
+    op = handle_average_backwards_compatibility(op, average)
+    outputs = [torch.empty_like(t, memory_format=torch.contiguous_format) for t in tensors]
+    return _grouped_allreduce_async(list(tensors), outputs, name, op, prescale_factor, postscale_factor, process_set)
+
+
+@_paired("ALLREDUCE")
+def grouped_allreduce_async_(tensors, average=None, name=None, op=None, prescale_factor=1.0, postscale_factor=1.0,
+                             process_set=global_process_set):
+    """In-place asynchronous grouped allreduce."""
+    op = handle_average_backwards_compatibility(op, average)
+    return _grouped_allreduce_async(list(tensors), list(tensors), name, op, prescale_factor, postscale_factor,
+                                    process_set)
+
+
+@_paired("ALLREDUCE")
+def grouped_allreduce_(tensors, average=None, name=None, op=None, prescale_factor=1.0, postscale_factor=1.0,
+                       process_set=global_process_set):
+    """In-place grouped allreduce; returns the list of tensors."""
+    handle = grouped_allreduce_async_(tensors, average, name, op, prescale_factor, postscale_factor, process_set)
+    return synchronize(handle)
+
+
+class HorovodGroupedAllreduce(torch.autograd.Function):
+    """An autograd function that performs a grouped allreduce."""
+
+    @staticmethod
+    def forward(ctx, average, name, op, prescale_factor, postscale_factor, process_set, spec, *tensors):
+        ctx.average = average
+        ctx.op = op
+        ctx.prescale_factor = prescale_factor
+        ctx.postscale_factor = postscale_factor
+        ctx.process_set = process_set
+        op = handle_average_backwards_compatibility(op, average)
+        outputs = [torch.empty_like(t, memory_format=torch.contiguous_format) for t in tensors]
+        state_key = None if name is None or spec is None else "grouped_allreduce." + str(name)
+        handle = _grouped_allreduce_async(list(tensors), outputs, name, op, prescale_factor, postscale_factor,
+                                          process_set, spec=spec, state_key=state_key)
+        return tuple(synchronize(handle))
+
+    @staticmethod
+    def backward(ctx, *grad_output):
+        grad_reduced = grouped_allreduce(list(grad_output), average=ctx.average, op=ctx.op,
+                                         prescale_factor=ctx.prescale_factor, postscale_factor=ctx.postscale_factor,
+                                         process_set=ctx.process_set)
+        return (None, None, None, None, None, None, None, *grad_reduced)
+
+
+@_paired("ALLREDUCE")
+def grouped_allreduce(tensors, average=None, name=None, compression=Compression.none, op=None, prescale_factor=1.0,
+                      postscale_factor=1.0, process_set=global_process_set):
+    """Allreduce of a list of tensors as one group (differentiable); returns
+    a list. Compression as in allreduce (per tensor, Horovod's protocol)."""
+    tensors = list(tensors)
+    spec = library_spec(compression)
+    if spec is not None:  # sqz's codecs run inside the library, with error feedback keyed by `name`
+        return list(HorovodGroupedAllreduce.apply(average, name, op, prescale_factor, postscale_factor, process_set,
+                                                  spec, *tensors))
+    compressed, ctxs = zip(*[compression.compress(t) for t in tensors])
+    summed = HorovodGroupedAllreduce.apply(average, name, op, prescale_factor, postscale_factor, process_set, None,
+                                           *compressed)
+    return [compression.decompress(t, c) for t, c in zip(summed, ctxs)]
 
 
 # ---------------------------------------------------------------- allgather
@@ -481,32 +709,25 @@ def _bytes_view(t):
 def _allgather_async(tensor, output_holder, name, process_set):
     _check_process_set(process_set)
     c = _comm()
+    _check_device(tensor)
     if tensor.dtype not in _DTYPE_CODES:
-        raise TypeError("sqz.torch.allgather: unsupported dtype %s" % tensor.dtype)
+        raise ValueError("Tensor type %s is not supported." % _type_name(tensor))
     t = tensor.detach()
     if t.dim() == 0:
         raise ValueError("allgather needs a tensor with at least one dimension")
     stream = _stream_of(t)
     rest = tuple(t.shape[1:])
-    rest_hash = int.from_bytes(hashlib.blake2b(repr(rest).encode(), digest_size=7).digest(), "little")
-    header = torch.tensor([_DTYPE_CODES.index(t.dtype), t.dim(), t.shape[0], rest_hash], dtype=torch.int64)
+    # dtype and every dimension but the first are in the call's tag; the
+    # first call exchanges the first dimensions.
+    desc = agreement.describe("ALLGATHER", name, [t], gather=True)
+    header = torch.tensor([t.shape[0]], dtype=torch.int64)
     src = t.contiguous()
 
     def run():
-        ctx = torch.cuda.stream(stream) if stream is not None else _null()
-        with ctx:
-            every = torch.empty(c.size, 4, dtype=torch.int64)
-            c.allgather(header.data_ptr(), every.data_ptr(), 4, _lib.INT64)
-            rows = every.tolist()
-            for r, h in enumerate(rows):
-                if h[0] != rows[0][0]:
-                    raise RuntimeError("Mismatched allgather tensor types: rank 0 has %s, rank %d has %s"
-                                       % (_DTYPE_CODES[rows[0][0]], r, _DTYPE_CODES[h[0]]))
-                if h[1] != rows[0][1] or h[3] != rows[0][3]:
-                    raise RuntimeError("Mismatched allgather tensor shapes: every rank's tensor must have the "
-                                       "same shape apart from the first dimension (rank %d differs from rank 0)"
-                                       % r)
-            dims = [h[2] for h in rows]
+        with (torch.cuda.stream(stream) if stream is not None else _null()):
+            every = torch.empty(c.size, dtype=torch.int64)
+            c.allgather(header.data_ptr(), every.data_ptr(), 1, _lib.INT64)
+            dims = every.tolist()
             out = torch.empty((sum(dims),) + rest, dtype=t.dtype, device=t.device)
             row_bytes = src.element_size() * (int(torch.tensor(rest).prod().item()) if rest else 1)
             mx = max(dims)
@@ -525,15 +746,16 @@ def _allgather_async(tensor, output_holder, name, process_set):
                         n = d * row_bytes
                         ob[off:off + n].copy_(recv[r * mx * row_bytes:r * mx * row_bytes + n])
                         off += n
-            output_holder.append(out)
+            output_holder.value = out
             return _event_after(stream)
 
-    return _submit("allgather", name, run, output_holder, (tensor, src, header))
+    return _submit("allgather", name, desc, run, output_holder, (tensor, src, header))
 
 
+@_paired("ALLGATHER")
 def allgather_async(tensor, name=None, process_set=global_process_set):
     """Asynchronous allgather along dim 0 (sizes may differ per rank)."""
-    return _allgather_async(tensor, [], name, process_set)
+    return _allgather_async(tensor, _Later(), name, process_set)
 
 
 class HorovodAllgather(torch.autograd.Function):
@@ -556,8 +778,11 @@ class HorovodAllgather(torch.autograd.Function):
         return grad_reduced.narrow(0, offset, ctx.dim), None, None
 
 
+@_paired("ALLGATHER")
 def allgather(tensor, name=None, process_set=global_process_set):
     """Concatenation of every rank's tensor along dim 0 (differentiable)."""
+    if tensor.dim() == 0:
+        raise ValueError("allgather needs a tensor with at least one dimension")
     return HorovodAllgather.apply(tensor, name, process_set)
 
 
@@ -565,6 +790,7 @@ def allgather(tensor, name=None, process_set=global_process_set):
 def _broadcast_async(tensor, output, root_rank, name, process_set):
     _check_process_set(process_set)
     c = _comm()
+    _check_device(tensor)
     root_rank = int(root_rank)
     stream = _stream_of(tensor)
     src = tensor.detach()
@@ -579,24 +805,26 @@ def _broadcast_async(tensor, output, root_rank, name, process_set):
     else:  # int16, bool, complex, ...: raw bytes
         send_t, recv_t = _bytes_view(src), _bytes_view(buf)
         count, dt = send_t.numel(), _lib.UINT8
+    desc = agreement.describe("BROADCAST", name, [tensor], root=root_rank)
 
     def run():
-        ctx = torch.cuda.stream(stream) if stream is not None else _null()
-        with ctx:
+        with (torch.cuda.stream(stream) if stream is not None else _null()):
             c.broadcast(send_t.data_ptr(), recv_t.data_ptr(), count, dt, root_rank, _raw(stream))
             if not in_place:
                 output.copy_(buf)
             return _event_after(stream)
 
-    return _submit("broadcast", name, run, output, (tensor, src, buf, send_t, recv_t))
+    return _submit("broadcast", name, desc, run, output, (tensor, src, buf, send_t, recv_t))
 
 
+@_paired("BROADCAST")
 def broadcast_async(tensor, root_rank, name=None, process_set=global_process_set):
     """Asynchronous broadcast of root_rank's tensor into a new tensor."""
     output = torch.empty_like(tensor, memory_format=torch.contiguous_format)
     return _broadcast_async(tensor, output, root_rank, name, process_set)
 
 
+@_paired("BROADCAST")
 def broadcast_async_(tensor, root_rank, name=None, process_set=global_process_set):
     """In-place asynchronous broadcast."""
     return _broadcast_async(tensor, tensor, root_rank, name, process_set)
@@ -620,11 +848,13 @@ class HorovodBroadcast(torch.autograd.Function):
         return grad_reduced, None, None, None
 
 
+@_paired("BROADCAST")
 def broadcast(tensor, root_rank, name=None, process_set=global_process_set):
     """root_rank's tensor, on every rank, as a new tensor (differentiable)."""
     return HorovodBroadcast.apply(tensor, root_rank, name, process_set)
 
 
+@_paired("BROADCAST")
 def broadcast_(tensor, root_rank, name=None, process_set=global_process_set):
     """In-place broadcast; returns `tensor`."""
     handle = broadcast_async_(tensor, root_rank, name, process_set)
@@ -642,8 +872,8 @@ def poll(handle):
 
 
 def synchronize(handle):
-    """Waits for the operation behind `handle`; returns its output tensor
-    (raises the operation's error, RuntimeError, on failure)."""
+    """Waits for the operation behind `handle`; returns its output (raises
+    HorovodInternalError when the operation failed, as Horovod does)."""
     with _state.lock:
         if handle not in _state.handles:
             return None
@@ -654,33 +884,80 @@ def synchronize(handle):
         if name is not None:
             _state.names.discard(name)
     if job.error is not None:
-        raise _wrap_error(job.error)
+        e = job.error
+        raise e if isinstance(e, HorovodInternalError) else HorovodInternalError(str(e)) from e
     if isinstance(job.result, torch.cuda.Event if torch.cuda.is_available() else ()):
         torch.cuda.current_stream().wait_event(job.result)
-    if isinstance(output, list):  # allgather: the output is made once sizes are known
-        return output[0]
+    if isinstance(output, _Later):
+        return output.value
     return output
 
 
 def join(device=-1):
-    raise NotImplementedError("sqz.torch.join is not implemented: every rank must submit the same collectives")
+    """This rank is out of data: until every rank has joined, it takes part
+    in the other ranks' allreduces with zeros (Average still divides by
+    size()). Returns the rank that joined last, on every rank. While a rank
+    has joined, the others' broadcasts and allgathers fail (as Horovod's)."""
+    c = _comm()
+    if not isinstance(device, int):
+        raise ValueError("join: device must be an int (-1: CPU), got %r" % (device,))
+    holder = _Later()
+
+    def run():
+        holder.value = c.join()
+
+    return synchronize(_submit("join", None, None, run, holder, None))
 
 
+@_paired("BARRIER")
 def barrier(process_set=global_process_set):
     """Returns once every rank has reached the barrier (after this rank's
     previously queued collectives)."""
     _check_process_set(process_set)
     c = _comm()
-    handle = _submit("barrier", None, c.barrier, None, None)
-    synchronize(handle)
+    synchronize(_submit("barrier", None, agreement.describe("BARRIER"), c.barrier, None, None))
 
 
-def _submit_job(fn, name=None, prefix="collective"):
+def _submit_job(fn, name=None, prefix="collective", desc=None):
     """Runs fn() on the progress thread after everything queued before it;
-    returns a handle (used by DistributedOptimizer and the DDP hook)."""
-    return _submit(prefix, name, fn, None, None)
+    returns a handle (used by DistributedOptimizer)."""
+    return _submit(prefix, name, desc, fn, None, None)
 
 
 def _job_of(handle):
     with _state.lock:
         return _state.handles[handle][0]
+
+
+# ---------------------------------------------------------------- not provided
+def _not_provided(name, what):
+    def fn(*args, **kwargs):
+        raise NotImplementedError("sqz.torch does not provide %s (Horovod's %s); see the Horovod table in sqz's "
+                                  "python/README.md" % (name, what))
+    fn.__name__ = name
+    fn.__doc__ = "Not provided by sqz.torch: raises NotImplementedError."
+    return fn
+
+
+sparse_allreduce_async = _not_provided("sparse_allreduce_async", "allgather-based sparse allreduce; pass "
+                                       "sparse_as_dense=True to DistributedOptimizer")
+grouped_allgather = _not_provided("grouped_allgather", "grouped allgather; call allgather per tensor")
+grouped_allgather_async = _not_provided("grouped_allgather_async", "grouped allgather; call allgather_async per "
+                                        "tensor")
+alltoall = _not_provided("alltoall", "alltoall")
+alltoall_async = _not_provided("alltoall_async", "alltoall")
+reducescatter = _not_provided("reducescatter", "reducescatter")
+reducescatter_async = _not_provided("reducescatter_async", "reducescatter")
+grouped_reducescatter = _not_provided("grouped_reducescatter", "grouped reducescatter")
+grouped_reducescatter_async = _not_provided("grouped_reducescatter_async", "grouped reducescatter")
+
+
+class _NotProvidedModule(types.ModuleType):
+    def __getattr__(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise NotImplementedError("sqz.torch does not provide Horovod's elastic training (hvd.elastic.%s); see the "
+                                  "Horovod table in sqz's python/README.md" % attr)
+
+
+elastic = _NotProvidedModule("sqz.torch.elastic", "Not provided: Horovod's elastic training.")

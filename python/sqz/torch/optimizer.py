@@ -18,11 +18,11 @@ from contextlib import contextmanager
 
 import torch
 
-from .. import _lib
 from .. import timeline as _timeline
-from . import mpi_ops
-from .compression import Compression, NoneCompressor, spec_of
+from . import agreement, mpi_ops
+from .compression import Compression, library_spec, runs_in_python
 from .mpi_ops import Average, Adasum, Sum, global_process_set, size, rocm_built
+from .reduction import DTYPE_TO_SQZ, pack, reduce_buffer, unpack, wire_dtype
 
 _DEFAULT_FUSION = 64 * 1024 * 1024
 
@@ -176,61 +176,60 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         comm = mpi_ops.comm()
         pre, post = self._scales()
         op = self.op
-        if op == Average and pre == 1.0 and post == 1.0:
-            sqz_op = _lib.AVG
-        else:
-            sqz_op = mpi_ops._OP_TO_SQZ[op] if op != Average else _lib.SUM
-            if op == Average:
-                post = post / comm.size
         compression = self._compression
-        spec = spec_of(compression)
-        python_codec = spec is None and not (isinstance(compression, type) and issubclass(compression, NoneCompressor))
+        spec = library_spec(compression)
         grads = [p.grad for p in b.params]
-        dtype = grads[0].dtype
-        if dtype not in mpi_ops._DTYPE_TO_SQZ:
-            raise TypeError("sqz.torch.DistributedOptimizer: unsupported gradient dtype %s" % dtype)
+        for g in grads:
+            mpi_ops._check_device(g)
+        if wire_dtype(grads[0].dtype) not in DTYPE_TO_SQZ:
+            raise TypeError("sqz.torch.DistributedOptimizer: unsupported gradient dtype %s" % grads[0].dtype)
         stream = mpi_ops._stream_of(grads[0])
-        single = len(grads) == 1 and grads[0].is_contiguous() and not python_codec
+        desc = agreement.describe("ALLREDUCE", b.name, grads, op, (pre, post))
+
+        if runs_in_python(compression):
+            # Horovod's protocol: compress each gradient, reduce what
+            # compress returned (fused per dtype), decompress each.
+            compressed, ctxs = zip(*[compression.compress(g) for g in grads])
+            outputs = [torch.empty_like(t, memory_format=torch.contiguous_format) for t in compressed]
+            groups = {}
+            for i, t in enumerate(compressed):
+                groups.setdefault(wire_dtype(t.dtype), []).append(i)
+            fused = [mpi_ops._Fused([compressed[i] for i in idx], [outputs[i] for i in idx], pre)
+                     for idx in groups.values()]
+
+            def run():
+                with (torch.cuda.stream(stream) if stream is not None else mpi_ops._null()), torch.no_grad():
+                    for f in fused:
+                        f.run(comm, op, pre, post, None, None, stream)
+                    for g, out, ctx in zip(grads, outputs, ctxs):
+                        g.copy_(compression.decompress(out, ctx).view_as(g))
+                    return mpi_ops._event_after(stream)
+
+            b.handle = mpi_ops._submit_job(run, prefix="allreduce." + b.name, desc=desc)
+            return
+
+        single = len(grads) == 1 and grads[0].is_contiguous() and wire_dtype(grads[0].dtype) == grads[0].dtype
         if not single and b.flat is None:
-            b.flat = torch.empty(b.count, dtype=dtype, device=grads[0].device)
+            b.flat = torch.empty(b.count, dtype=wire_dtype(grads[0].dtype), device=grads[0].device)
         flat = grads[0] if single else b.flat
         state_key = b.name if spec is not None else None
 
         def run():
-            ctx = torch.cuda.stream(stream) if stream is not None else mpi_ops._null()
-            with ctx, torch.no_grad():
+            with (torch.cuda.stream(stream) if stream is not None else mpi_ops._null()), torch.no_grad():
                 t0 = _timeline.now()
                 if not single:
-                    off = 0
-                    for g, n in zip(grads, b.numels):
-                        flat[off:off + n].copy_(g.reshape(-1))
-                        off += n
-                buf, cctx = compression.compress(flat) if python_codec else (flat, None)
-                buf = buf.contiguous()
-                if pre != 1.0:
-                    mpi_ops._scale_(buf, pre)
+                    pack(grads, flat)
                 t1 = _timeline.now()
                 _timeline.phase("fusion.pack", t0, t1, {"bucket": b.name, "tensors": len(grads)})
-                wire_dtype = mpi_ops._DTYPE_TO_SQZ[buf.dtype]
-                comm.allreduce(buf.data_ptr(), buf.data_ptr(), buf.numel(), wire_dtype, sqz_op,
-                               mpi_ops._raw(stream), spec=spec if buf.is_floating_point() else None,
-                               state_key=state_key)
+                reduce_buffer(comm, flat, op, pre, post, spec=spec, state_key=state_key, stream=stream)
                 t2 = _timeline.now()
-                if post != 1.0:
-                    mpi_ops._scale_(buf, post)
-                out = compression.decompress(buf, cctx) if python_codec else buf
                 if not single:
-                    off = 0
-                    for g, n in zip(grads, b.numels):
-                        g.copy_(out[off:off + n].view_as(g))
-                        off += n
-                elif out.data_ptr() != grads[0].data_ptr():
-                    grads[0].copy_(out.view_as(grads[0]))
+                    unpack(flat, grads)
                 _timeline.phase("fusion.unpack", t2, _timeline.now(), {"bucket": b.name})
                 info = comm.last_call_info()
                 return mpi_ops._event_after(stream) if stream is not None else info
 
-        b.handle = mpi_ops._submit_job(run, prefix="allreduce." + b.name)
+        b.handle = mpi_ops._submit_job(run, prefix="allreduce." + b.name, desc=desc)
 
     def _submit_ready_buckets(self):
         while self._next_bucket < len(self._buckets):

@@ -44,7 +44,7 @@ class SyncBatchNorm(_BatchNorm):
         x = input.float()
         count = torch.tensor([float(x.numel() // channels)], dtype=torch.float32)
         stats = torch.cat([x.sum(dims), (x * x).sum(dims), count])
-        stats = allreduce(stats, op=Sum, name="sync_batch_norm.%d" % id(self))
+        stats = allreduce(stats, op=Sum, name="sync_batch_norm.stats")  # the same name on every rank
         total = stats[-1]
         mean = stats[:channels] / total
         var = stats[channels:2 * channels] / total - mean * mean
