@@ -559,6 +559,10 @@ def test_join_with_distributed_optimizer_on_uneven_data():
     if r == last:
         for p, q in zip(model.parameters(), ref.parameters()):
             assert torch.allclose(p, q, rtol=1e-12, atol=1e-12)
+    if AGAINST_HOROVOD:
+        # Horovod 0.28.1 hangs in same_everywhere's allgather below: it names an unnamed op after its
+        # handle, a count of this rank's ops, which differs after uneven data (python/README.md, join).
+        return
     hvd.broadcast_parameters(model.state_dict(), root_rank=last)
     for p, q in zip(model.parameters(), ref.parameters()):
         assert torch.allclose(p, q, rtol=1e-12, atol=1e-12)
