@@ -186,6 +186,23 @@ def test_distributed_optimizer_gradient_predivide_factor_scales_like_horovod(dty
             opt.step()
 
 
+@horovod_reference
+def test_gradient_predivide_factor_keeps_float16_sums_in_range():
+    """What gradient_predivide_factor is for: float16 gradients of 40000
+    whose sum overflows (65504 is float16's largest) stay finite when each
+    rank divides by f = size() first, and postscale f / size() = 1 leaves
+    the average exact. (Split differently, or not at all, the sum is inf.)"""
+    n = hvd.size()
+    p = torch.nn.Parameter(torch.zeros(4, dtype=torch.float16))
+    opt = hvd.DistributedOptimizer(torch.optim.SGD([p], lr=1.0), named_parameters=[("p16", p)],
+                                   gradient_predivide_factor=float(n))
+    (p * torch.full((4,), 40000.0, dtype=torch.float16)).sum().backward()
+    opt.synchronize()
+    assert torch.equal(p.grad, torch.full((4,), 40000.0, dtype=torch.float16)), p.grad
+    with opt.skip_synchronize():
+        opt.step()
+
+
 # ---------------------------------------------------------------- 1. compressors
 class Doubling(hvd.Compression.none):
     """A user's own compressor: float16 on the wire, values doubled (so the
@@ -657,6 +674,16 @@ def test_cuda_built_tells_the_truth():
     if expected == "0" and torch.cuda.is_available():  # a real CUDA tensor (on a GPU machine)
         with pytest.raises(ValueError, match="built without CUDA"):
             hvd.allreduce(torch.ones(2, device="cuda"))
+
+
+def test_cuda_built_follows_the_library_features(monkeypatch):
+    """cuda_built() and nccl_built() ask libsqz (sqzGetFeatures) each time:
+    flip the library's answer and they follow it, as a constant would not."""
+    from sqz import _lib
+    lib = _lib.load()
+    for bits, built in ((_lib.FEATURE_CUDA, True), (0, False)):
+        monkeypatch.setattr(lib, "features", lambda bits=bits: bits)
+        assert hvd.cuda_built() is built and hvd.nccl_built() == int(built)
 
 
 # ---------------------------------------------------------------- the README's table

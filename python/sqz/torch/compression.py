@@ -34,19 +34,9 @@ class Compressor:
 
 
 class NoneCompressor(Compressor):
-    """Default: no compression. Leaves the choice to the communicator's
-    policy, which is SQZ_COMPRESSION (default "none"), so setting that
-    variable compresses an unchanged Horovod script."""
-
-    @staticmethod
-    def compress(tensor):
-        """Returns the tensor unmodified."""
-        return tensor, None
-
-    @staticmethod
-    def decompress(tensor, ctx):
-        """Returns the tensor unmodified."""
-        return tensor
+    """Default: no compression (Compressor's identity). Leaves the choice to
+    the communicator's policy, which is SQZ_COMPRESSION (default "none"),
+    so setting that variable compresses an unchanged Horovod script."""
 
 
 class FP16Compressor(Compressor):
@@ -92,19 +82,10 @@ class BF16Compressor(Compressor):
 
 
 class _LibraryCodec(Compressor):
-    """A codec that exists only inside libsqz: compress/decompress are the
-    identity here, and the allreduce runs `spec` in the library."""
+    """A codec that exists only inside libsqz: compress/decompress are
+    Compressor's identity here, and the allreduce runs `spec` in the
+    library (its output is already decoded)."""
     spec = "none"
-
-    @staticmethod
-    def compress(tensor):
-        """The identity: the codec runs inside the allreduce (libsqz)."""
-        return tensor, None
-
-    @staticmethod
-    def decompress(tensor, ctx):
-        """The identity: the allreduce's output is already decoded."""
-        return tensor
 
     def __repr__(self):
         return "Compression(%r)" % self.spec

@@ -587,16 +587,18 @@ def allreduce_(tensor, average=None, name=None, op=None, prescale_factor=1.0, po
     return synchronize(handle)
 
 
+def _remember_reduction(ctx, average, op, prescale_factor, postscale_factor, process_set):
+    """What an allreduce's backward repeats (the same reduction of the gradients)."""
+    ctx.average, ctx.op, ctx.process_set = average, op, process_set
+    ctx.prescale_factor, ctx.postscale_factor = prescale_factor, postscale_factor
+
+
 class HorovodAllreduce(torch.autograd.Function):
     """An autograd function that performs allreduce on a tensor."""
 
     @staticmethod
     def forward(ctx, tensor, average, name, op, prescale_factor, postscale_factor, process_set, spec=None):
-        ctx.average = average
-        ctx.op = op
-        ctx.prescale_factor = prescale_factor
-        ctx.postscale_factor = postscale_factor
-        ctx.process_set = process_set
+        _remember_reduction(ctx, average, op, prescale_factor, postscale_factor, process_set)
         op = handle_average_backwards_compatibility(op, average)
         output = torch.empty_like(tensor, memory_format=torch.contiguous_format)
         state_key = None if name is None or spec is None else "allreduce." + str(name)
@@ -661,11 +663,7 @@ class HorovodGroupedAllreduce(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, average, name, op, prescale_factor, postscale_factor, process_set, spec, *tensors):
-        ctx.average = average
-        ctx.op = op
-        ctx.prescale_factor = prescale_factor
-        ctx.postscale_factor = postscale_factor
-        ctx.process_set = process_set
+        _remember_reduction(ctx, average, op, prescale_factor, postscale_factor, process_set)
         op = handle_average_backwards_compatibility(op, average)
         outputs = [torch.empty_like(t, memory_format=torch.contiguous_format) for t in tensors]
         state_key = None if name is None or spec is None else "grouped_allreduce." + str(name)
