@@ -11,7 +11,10 @@
 #     WHICH         mnist-sqz | mnist-horovod | synthetic-sqz | synthetic-horovod
 #     ARGS          passed to the example (e.g. --epochs 2)
 # env: HOROVOD_VENV (default /work/venvs/horovod, from python/tests/tools/build_horovod.sh),
-#      SQZ_LIBRARY (default build/libsqz.so), NP (default 4), OUT (logs and data, default /tmp/sqz-horovod-examples)
+#      SQZ_LIBRARY (default build/libsqz.so), NP (default 4), OUT (logs and data, default /tmp/sqz-horovod-examples),
+#      LOCAL_BN=1: run the example through a wrapper that sets hvd.SyncBatchNorm = torch.nn.BatchNorm2d first
+#      (Horovod 0.28.1's SyncBatchNorm raises "expected input tensor to be on GPU" on CPU tensors, so the
+#      synthetic benchmark runs under Horovod on a CPU machine only this way; the example file is unchanged)
 # pytorch_mnist.py reads Fashion-MNIST from Debian's dataset-fashion-mnist,
 # unpacked where torchvision's MNIST looks for its files, so it runs offline.
 set -euo pipefail
@@ -71,10 +74,24 @@ if [ "${which#*-}" = sqz ]; then
   env_args+=(-x PYTHONPATH="$PWD/python" -x SQZ_LIBRARY="${SQZ_LIBRARY:-$PWD/build/libsqz.so}")
 fi
 
+cmd=("$py" "$run")
+if [ "${LOCAL_BN:-0}" = 1 ]; then
+  module=horovod.torch
+  [ "${which#*-}" = sqz ] && module=sqz.torch
+  cat > "$work/local_bn.py" <<EOF
+import runpy, sys, torch
+import $module as hvd
+hvd.SyncBatchNorm = torch.nn.BatchNorm2d  # per-rank batch statistics; see perf/horovod_examples.sh
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+EOF
+  cmd=("$py" "$work/local_bn.py" "$run")
+fi
+
 log=$out/$which.log
 start=$(date +%s.%N)
 status=0
-mpirun --allow-run-as-root --oversubscribe -np "$np" "${env_args[@]}" "$py" "$run" "${extra[@]}" "$@" 2>&1 \
+mpirun --allow-run-as-root --oversubscribe -np "$np" "${env_args[@]}" "${cmd[@]}" "${extra[@]}" "$@" 2>&1 \
   | tee "$log" || status=$?
 echo "== $which: exit $status, wall $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $start }") s, log $log"
 exit "$status"
