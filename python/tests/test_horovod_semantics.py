@@ -626,6 +626,9 @@ def test_synchronous_calls_run_after_this_ranks_async_ops():
         h3 = hvd.allreduce_async(torch.full((5,), float(r)), op=hvd.Sum, name="ord.r.%d" % k)
         hg = hvd.grouped_allreduce_async([torch.ones(2), torch.ones(3, dtype=torch.int32)], op=hvd.Sum,
                                          name="ord.grp.%d" % k)
+        # Still in flight when barrier() is called: a barrier that did not
+        # wait its turn would meet this allreduce on the other ranks.
+        hbig = hvd.allreduce_async(torch.full((1 << 22,), float(r)), op=hvd.Sum, name="ord.big.%d" % k)
         hvd.barrier()
         s = hvd.allreduce(torch.ones(2), op=hvd.Sum, name="ord.sync.%d" % k)
         obj = hvd.broadcast_object({"k": k, "r": r}, root_rank=0)
@@ -636,6 +639,7 @@ def test_synchronous_calls_run_after_this_ranks_async_ops():
         g = hvd.synchronize(hg)
         assert torch.equal(g[0], torch.full((2,), float(n))) and torch.equal(g[1], torch.full((3,), n,
                                                                                               dtype=torch.int32))
+        assert torch.equal(hvd.synchronize(hbig), torch.full((1 << 22,), float(n * (n - 1) // 2)))
         assert torch.equal(s, torch.full((2,), float(n))) and obj == {"k": k, "r": 0}
     h = hvd.allreduce_async(torch.ones(2), op=hvd.Sum, name="ord.before.join")
     last = hvd.join()  # every rank joins after the same calls: which is last depends on timing
