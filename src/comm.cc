@@ -35,11 +35,15 @@ uint32_t specHash(const std::string& s) {
 
 CommConfig CommConfig::fromEnv() {
   CommConfig c;
-  c.chunkBytes = static_cast<size_t>(envInt("SQZ_CHUNK_BYTES", 512 << 10));
-  c.directMaxBytes = static_cast<size_t>(envInt("SQZ_DIRECT_MAX_BYTES", 32 << 10));
-  c.minBytes = static_cast<size_t>(envInt("SQZ_MIN_BYTES", 64 << 10));
-  c.statsEveryMax = static_cast<uint32_t>(std::max<int64_t>(1, envInt("SQZ_STATS_EVERY_MAX", 16)));
-  c.tuneSync = envString("SQZ_TUNE_MODE", "lagged") == "sync";
+  c.chunkBytes = envBytes("SQZ_CHUNK_BYTES", 512 << 10, 1);
+  c.directMaxBytes = envBytes("SQZ_DIRECT_MAX_BYTES", 32 << 10);
+  c.minBytes = envBytes("SQZ_MIN_BYTES", 64 << 10);
+  c.statsEveryMax = static_cast<uint32_t>(envUnsigned("SQZ_STATS_EVERY_MAX", 16, 1, 1u << 20));
+  const std::string mode = envString("SQZ_TUNE_MODE", "lagged");
+  SQZ_REQUIRE(mode == "lagged" || mode == "sync", sqzInvalidArgument, "SQZ_TUNE_MODE=%s: expected lagged or sync",
+              mode.c_str());
+  c.tuneSync = mode == "sync";
+  timeoutSeconds();  // a malformed SQZ_TIMEOUT fails here, not in the middle of a call
   return c;
 }
 
@@ -68,6 +72,16 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
     : rank_(rank), size_(nranks), config_(CommConfig::fromEnv()) {
   LogRankScope logRank(rank);
   Deadline deadline = Deadline::fromTimeout();
+  // Every SQZ_* setting is checked before this rank joins the others.
+  CompressionPolicy envPolicy = CompressionPolicy::parse("none");
+  if (const std::string spec = envString("SQZ_COMPRESSION"); !spec.empty()) {
+    try {
+      envPolicy = CompressionPolicy::parse(spec);
+    } catch (const Error& e) {
+      fail(sqzInvalidArgument, "SQZ_COMPRESSION=%s: %s", spec.c_str(), e.what());
+    }
+  }
+  if (!envString("SQZ_SEED").empty()) envUnsigned("SQZ_SEED", 0, 0, UINT64_MAX);
   transport_ = std::make_unique<UcxTransport>(rank, nranks);
   // Whether UCX can use RDMA from this node: the link class between nodes
   // (ib or tcp) that the tuner prices plans with.
@@ -92,7 +106,6 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
   for (int r = 0; r < nranks; ++r) sameNode[r] = nodeIds_[r] == nodeIds_[rank];
   transport_->connect(addresses, sameNode);
   flat_ = std::make_unique<FlatAllreduces>(*transport_, config_.chunkBytes);
-  policy_ = CompressionPolicy::parse("none");
   const LinkClasses links = classifyTopology(placements, nullptr);
   SQZ_INFO("links: inside a node %s, between nodes %s (%s)", linkClassName(links.intra), linkClassName(links.inter),
            rdma ? "RDMA usable here" : rdmaWhy.c_str());
@@ -104,15 +117,8 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
   // on every rank: SQZ_SEED when set (reproducible runs), else from the
   // unique id's secret (fresh per communicator).
   std::memcpy(&seed_, id.secret.data(), sizeof seed_);
-  if (!envString("SQZ_SEED").empty()) seed_ = static_cast<uint64_t>(envInt("SQZ_SEED", 0));
-  std::string spec = envString("SQZ_COMPRESSION");
-  if (!spec.empty()) {
-    try {
-      setCompression(spec);
-    } catch (const Error& e) {
-      SQZ_WARN("ignoring SQZ_COMPRESSION: %s", e.what());
-    }
-  }
+  if (!envString("SQZ_SEED").empty()) seed_ = envUnsigned("SQZ_SEED", 0, 0, UINT64_MAX);
+  policy_ = envPolicy;
   SQZ_INFO("communicator ready: rank %d of %d, node %s", rank, nranks, nodeIds_[rank].c_str());
 }
 

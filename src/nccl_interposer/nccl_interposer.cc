@@ -13,9 +13,11 @@
 // the first served call, from the application's ncclComm with
 // sqzCommInitFromNccl: one per ncclComm. If that fails (no device path on
 // this machine, say), a warning is logged once and the communicator's calls
-// are forwarded from then on. A served call that fails returns its error:
-// falling back to NCCL after peers may have joined sqz's collective would
-// deadlock them.
+// are forwarded from then on; if it fails because sqz refuses a setting
+// (SQZ_COMPRESSION, a malformed SQZ_MIN_BYTES, read with sqz's own strict
+// parser), the calls it would serve fail instead, as sqz's own would. A
+// served call that fails returns its error: falling back to NCCL after
+// peers may have joined sqz's collective would deadlock them.
 //
 // NCCL groups (PyTorch wraps collectives in ncclGroupStart/End, always for
 // coalesced ones): an eligible call inside a group is deferred, and served
@@ -54,6 +56,7 @@
 #include <vector>
 
 #include "common/env.h"
+#include "common/error.h"
 #include "sqz.h"
 
 namespace {
@@ -113,19 +116,16 @@ const char* compressionSpec() {
   return spec;
 }
 
-// SQZ_MIN_BYTES as sqz reads it: bytes, with an optional k/m/g suffix.
-size_t minBytes() {
-  const char* text = std::getenv("SQZ_MIN_BYTES");
-  if (!text || !*text) return 64u << 10;
-  char* end = nullptr;
-  double v = std::strtod(text, &end);
-  switch (end ? *end : 0) {
-    case 'k': case 'K': v *= 1024; break;
-    case 'm': case 'M': v *= 1024.0 * 1024; break;
-    case 'g': case 'G': v *= 1024.0 * 1024 * 1024; break;
-    default: break;
+// SQZ_MIN_BYTES, read with sqz's own strict parser (common/env.h); false
+// (and the message) when it is malformed.
+bool minBytes(size_t* out, std::string* why) {
+  try {
+    *out = static_cast<size_t>(sqz::envBytes("SQZ_MIN_BYTES", 64u << 10));
+    return true;
+  } catch (const sqz::Error& e) {
+    *why = e.what();
+    return false;
   }
-  return v > 0 ? static_cast<size_t>(v) : 0;
 }
 
 size_t elementSize(ncclDataType_t t) {
@@ -147,14 +147,26 @@ const char* typeName(ncclDataType_t t) {
   }
 }
 
+enum class Route { kForward, kServe, kBadConfig };
+
 // Whether sqz should serve the call: compression asked for, a float sum or
 // average, large enough. The same answer on every rank (NCCL requires the
-// same arguments everywhere), so all ranks adopt and serve together.
-bool eligible(size_t count, ncclDataType_t type, ncclRedOp_t op) {
-  if (!compressionSpec()) return false;
-  if (type != ncclFloat32 && type != ncclFloat16 && type != ncclBfloat16) return false;
-  if (op != ncclSum && op != ncclAvg) return false;
-  return count * elementSize(type) >= minBytes();
+// same arguments everywhere), so all ranks adopt and serve together. A
+// malformed SQZ_MIN_BYTES fails such calls rather than guess a threshold.
+Route route(size_t count, ncclDataType_t type, ncclRedOp_t op) {
+  if (!compressionSpec()) return Route::kForward;
+  if (type != ncclFloat32 && type != ncclFloat16 && type != ncclBfloat16) return Route::kForward;
+  if (op != ncclSum && op != ncclAvg) return Route::kForward;
+  size_t threshold = 0;
+  std::string why;
+  if (!minBytes(&threshold, &why)) {
+    static std::once_flag once;
+    std::call_once(once, [&] {
+      SQZ_LOG("WARN", "%s; failing compressible ncclAllReduce calls with ncclInvalidArgument", why.c_str());
+    });
+    return Route::kBadConfig;
+  }
+  return count * elementSize(type) >= threshold ? Route::kServe : Route::kForward;
 }
 
 // sqz and NCCL share the status numbering; sqz's timeout has no NCCL code
@@ -171,16 +183,6 @@ ncclResult_t toNccl(sqzResult_t r) {
     case sqzInProgress: return ncclInProgress;
     case sqzTimeout: return ncclRemoteError;
     default: return ncclInternalError;
-  }
-}
-
-// SQZ_TIMEOUT (common/env.h), or its default where it is malformed: the
-// interposer's own waits must not throw out of an NCCL entry point.
-double timeoutSecondsNoThrow() {
-  try {
-    return sqz::timeoutSeconds();
-  } catch (...) {
-    return 300.0;
   }
 }
 
@@ -213,6 +215,7 @@ struct Adopted {
   std::timed_mutex mu;        // held while adopting (a collective) and serving
   sqzComm_t sqz = nullptr;    // the adopted sqz communicator, once made
   bool unservable = false;    // adoption failed: forward from now on
+  sqzResult_t configError = sqzSuccess;  // sqz refused the configuration (SQZ_*): every served call fails
   bool loggedServed = false, loggedForwarded = false;
 };
 
@@ -261,10 +264,12 @@ struct InSqz {
   ~InSqz() { t_inSqz = false; }
 };
 
-// Adopts comm into e (caller holds e.mu). False when sqz cannot serve it.
+// Adopts comm into e (caller holds e.mu). False when sqz cannot serve it;
+// then e.configError says whether that is the configuration's fault (an
+// error for the call) or the machine's (forward to NCCL).
 bool adopt(Adopted& e, ncclComm_t comm) {
   if (e.sqz) return true;
-  if (e.unservable) return false;
+  if (e.unservable || e.configError != sqzSuccess) return false;
   // A communicator NCCL does not recognise (null, destroyed, garbage) is
   // NCCL's to reject: forward the call so that the application gets NCCL's
   // own error. Answered by NCCL without any collective.
@@ -285,7 +290,13 @@ bool adopt(Adopted& e, ncclComm_t comm) {
                 sqzGetLastError(e.sqz));
         sqzCommDestroy(e.sqz);
         e.sqz = nullptr;
+        e.configError = r;
       }
+    } else if (r == sqzInvalidArgument) {
+      // A malformed SQZ_* variable (sqz reads them at creation): an error, not a reason to forward.
+      SQZ_LOG("WARN", "cannot adopt ncclComm %p into sqz: %s (%s)", static_cast<void*>(comm), sqzGetErrorString(r),
+              sqzGetLastError(nullptr));
+      e.configError = r;
     } else {
       SQZ_LOG("WARN", "cannot adopt ncclComm %p (%d ranks) into sqz: %s (%s); forwarding its calls to NCCL",
               static_cast<void*>(comm), nranks, sqzGetErrorString(r), sqzGetLastError(nullptr));
@@ -293,7 +304,7 @@ bool adopt(Adopted& e, ncclComm_t comm) {
     }
   }
   if (!e.sqz) {
-    e.unservable = true;
+    e.unservable = e.configError == sqzSuccess;
     return false;
   }
   if (infoLogging())
@@ -378,6 +389,10 @@ ncclResult_t serve(const AllReduceCall& c, bool deferred) {
       }
       return ncclSuccess;
     }
+    if (e->configError != sqzSuccess) {
+      ++g_counts.failed;
+      return toNccl(e->configError);
+    }
   }
   ++g_counts.forwardedUnadoptable;
   logForwardedOnce(*e, c, "sqz could not adopt its communicator");
@@ -390,7 +405,12 @@ SQZ_EXPORT ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size
                                       ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
   const AllReduceCall c{sendbuff, recvbuff, count, datatype, op, comm, stream};
   if (t_inSqz) return forward(c);  // sqz's own calls
-  if (!eligible(count, datatype, op)) {
+  const Route how = route(count, datatype, op);
+  if (how == Route::kBadConfig) {
+    ++g_counts.failed;
+    return ncclInvalidArgument;
+  }
+  if (how == Route::kForward) {
     ++g_counts.forwardedIneligible;
     logForwardedOnce(*entryFor(comm), c, "not eligible");
     return forward(c);
@@ -441,7 +461,7 @@ SQZ_EXPORT ncclResult_t ncclCommAbort(ncclComm_t comm) {
   if (!lock.owns_lock()) {
     SQZ_LOG("WARN", "ncclCommAbort on ncclComm %p while sqz serves a call on it: waiting for that call to leave",
             static_cast<void*>(comm));
-    const auto bound = std::chrono::duration<double>(timeoutSecondsNoThrow() + 1.0);
+    const auto bound = std::chrono::duration<double>(sqz::timeoutSecondsOrDefault() + 1.0);
     if (!lock.try_lock_for(std::chrono::duration_cast<std::chrono::milliseconds>(bound))) {
       SQZ_LOG("WARN", "a call on ncclComm %p is still inside sqz after SQZ_TIMEOUT: its sqz communicator is left "
               "allocated rather than freed under it", static_cast<void*>(comm));
@@ -493,7 +513,7 @@ namespace {
 ncclResult_t settle(ncclComm_t comm) {
   auto asyncError = SQZ_REAL(ncclCommGetAsyncError);
   if (!asyncError) return ncclSystemError;
-  const sqz::Deadline deadline(timeoutSecondsNoThrow());
+  const sqz::Deadline deadline(sqz::timeoutSecondsOrDefault());
   for (;;) {
     ncclResult_t state = ncclSuccess;
     ncclResult_t r = asyncError(comm, &state);
