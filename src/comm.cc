@@ -116,8 +116,7 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
   // The codecs' RNG key (stochastic rounding, random-K indices) is the same
   // on every rank: SQZ_SEED when set (reproducible runs), else from the
   // unique id's secret (fresh per communicator).
-  std::memcpy(&seed_, id.secret.data(), sizeof seed_);
-  if (!envString("SQZ_SEED").empty()) seed_ = envUnsigned("SQZ_SEED", 0, 0, UINT64_MAX);
+  seed_ = envString("SQZ_SEED").empty() ? seedFromSecret(id.secret) : envUnsigned("SQZ_SEED", 0, 0, UINT64_MAX);
   policy_ = envPolicy;
   SQZ_INFO("communicator ready: rank %d of %d, node %s", rank, nranks, nodeIds_[rank].c_str());
 }
