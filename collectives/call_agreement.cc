@@ -23,9 +23,30 @@ const char* kindName(uint32_t k) {
 }
 
 std::string describe(const CallHeader& h) {
-  return formatString("%s count=%llu type=%s op=%s root=%d compression#%08x", kindName(h.kind),
-                      static_cast<unsigned long long>(h.count), dataTypeName(static_cast<sqzDataType_t>(h.dtype)),
-                      redOpName(static_cast<sqzRedOp_t>(h.op)), h.root, h.spec);
+  return formatString("%s count=%llu type=%s op=%s root=%d compression#%08x settings#%08x stats=%s rng#%016llx",
+                      kindName(h.kind), static_cast<unsigned long long>(h.count),
+                      dataTypeName(static_cast<sqzDataType_t>(h.dtype)), redOpName(static_cast<sqzRedOp_t>(h.op)),
+                      h.root, h.spec, h.settings,
+                      h.callFlags & kCallStatsFirst    ? "first"
+                      : h.callFlags & kCallStatsLagged ? "lagged"
+                                                       : "none",
+                      static_cast<unsigned long long>(h.rng));
+}
+
+// What differs between two headers, as a user would fix it.
+std::string differences(const CallHeader& a, const CallHeader& b) {
+  std::string out;
+  auto add = [&out](const char* what) { out += out.empty() ? what : std::string("; ") + what; };
+  if (a.kind != b.kind || a.count != b.count || a.dtype != b.dtype || a.op != b.op || a.root != b.root)
+    add("the call's arguments");
+  if (a.spec != b.spec) add("the compression spec");
+  if (a.settings != b.settings)
+    add("settings that shape the messages (SQZ_TUNE, SQZ_TUNE_MODE, SQZ_DIRECT_MAX_BYTES, SQZ_MIN_BYTES, "
+        "SQZ_CHUNK_BYTES, SQZ_STATS_EVERY_MAX)");
+  if (a.callFlags != b.callFlags) add("whether auto's statistics travel with the call (a different state?)");
+  if (a.rng != b.rng) add("the codecs' random stream (SQZ_SEED, or the state's call count: a different sqzState?)");
+  if (a.magic != b.magic) add("the protocol");
+  return out;
 }
 
 }  // namespace
@@ -43,8 +64,8 @@ uint64_t agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine,
   for (int r = 0; r < n; ++r) flags |= all[r].rankFlags;
   for (int r = 1; r < n; ++r) {
     if (std::memcmp(&all[r], &all[0], kAgreedHeaderBytes) != 0) {
-      fail(sqzInvalidUsage, "ranks disagree on the collective call: rank 0 called %s, rank %d called %s",
-           describe(all[0]).c_str(), r, describe(all[r]).c_str());
+      fail(sqzInvalidUsage, "ranks disagree on the collective call (%s): rank 0 called %s, rank %d called %s",
+           differences(all[0], all[r]).c_str(), describe(all[0]).c_str(), r, describe(all[r]).c_str());
     }
   }
   return flags;

@@ -364,5 +364,42 @@ TEST(Processes, EnvRendezvousListensOnlyWhereMasterAddrPoints) {
   for (int r = 0; r < 2; ++r) EXPECT_EQ(codes[r], 0) << "rank " << r;
 }
 
+// Every setting that changes which messages a call sends is agreed in the
+// call header: one rank with a different value makes every rank fail the
+// first call with sqzInvalidUsage (exit code 15), instead of a hang, a
+// vague size error or a silently different plan.
+TEST(Processes, SettingsThatShapeMessagesMustMatch) {
+  struct Case {
+    const char* name;
+    const char* value;
+  };
+  for (Case c : {Case{"SQZ_DIRECT_MAX_BYTES", "1M"}, Case{"SQZ_CHUNK_BYTES", "64K"}, Case{"SQZ_MIN_BYTES", "1K"},
+                 Case{"SQZ_TUNE", "allreduce:0-inf:@ring"}, Case{"SQZ_TUNE_MODE", "sync"},
+                 Case{"SQZ_STATS_EVERY_MAX", "1"}}) {
+    const int port = freePort();
+    auto codes = runProcesses(2, {"env-allreduce"}, [&](int r) {
+      std::map<std::string, std::string> env{{"RANK", std::to_string(r)}, {"WORLD_SIZE", "2"},
+                                             {"SQZ_ROOT", "127.0.0.1:" + std::to_string(port)},
+                                             {"SQZ_SECRET", "settings-test"}, {"SQZ_TIMEOUT", "10"}};
+      if (r == 1) env[c.name] = c.value;
+      return env;
+    }, 30);
+    for (int r = 0; r < 2; ++r) EXPECT_EQ(codes[r], 10 + sqzInvalidUsage) << c.name << "=" << c.value << " rank " << r;
+  }
+}
+
+// Ranks whose SQZ_SEED differs would draw different random-K indices and
+// sum values of different elements: every rank fails instead.
+TEST(Processes, DifferentSeedsAreAnErrorOnEveryRank) {
+  const int port = freePort();
+  auto codes = runProcesses(3, {"plan", "@randk:randk:0.1", "@randk:randk:0.1", "1.0"}, [&](int r) {
+    return std::map<std::string, std::string>{{"RANK", std::to_string(r)}, {"WORLD_SIZE", "3"},
+                                              {"SQZ_ROOT", "127.0.0.1:" + std::to_string(port)},
+                                              {"SQZ_SECRET", "seed-test"}, {"SQZ_MIN_BYTES", "0"},
+                                              {"SQZ_SEED", r == 2 ? "2" : "1"}, {"SQZ_TIMEOUT", "10"}};
+  }, 30);
+  for (int r = 0; r < 3; ++r) EXPECT_EQ(codes[r], 10 + sqzInvalidUsage) << "rank " << r;
+}
+
 }  // namespace
 }  // namespace sqz::test
