@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "collectives/call_agreement.h"
 #include "collectives/codec_buffers.h"
 #include "collectives/flat_plan.h"
 #include "common/dtype.h"
@@ -90,16 +91,17 @@ double measureCallRoundSeconds(Transport& t, const CalibrationOptions& o) {
   const int n = t.size(), me = t.rank();
   if (n < 2) return 0;
   const Deadline deadline = Deadline::fromTimeout();
-  std::vector<unsigned char> out(40, 1), in(40 * static_cast<size_t>(n));
+  constexpr size_t kBytes = sizeof(CallHeader);
+  std::vector<unsigned char> out(kBytes, 1), in(kBytes * static_cast<size_t>(n));
   std::vector<double> times;
   const uint32_t seq = o.tagSeq + tags::kCallRoundSeq;  // the ring-step curve uses tagSeq
   for (uint32_t rep = 0; rep < 12; ++rep) {
     const double start = now();
     std::vector<RequestId> ids;
     for (int r = 0; r < n; ++r)
-      if (r != me) ids.push_back(t.postRecv(r, Tag{seq, rep}, &in[40 * r], 40));
+      if (r != me) ids.push_back(t.postRecv(r, Tag{seq, rep}, &in[kBytes * r], kBytes));
     for (int r = 0; r < n; ++r)
-      if (r != me) ids.push_back(t.postSend(r, Tag{seq, rep}, out.data(), 40));
+      if (r != me) ids.push_back(t.postSend(r, Tag{seq, rep}, out.data(), kBytes));
     t.waitAll(ids, deadline);
     if (rep >= 2) times.push_back(now() - start);  // two warm-up rounds
   }

@@ -40,7 +40,7 @@ struct CalibrationOptions {
 LinkCurve measureRingStepCurve(Transport& t, const CalibrationOptions& o);
 
 // Collective: median seconds of a small all-to-all round (every rank sends
-// 40 bytes to every other, as the agreement before each call does), over
+// a CallHeader to every other, as the agreement before each call does), over
 // back-to-back repeats.
 double measureCallRoundSeconds(Transport& t, const CalibrationOptions& o);
 
