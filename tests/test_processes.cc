@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <ctime>
 #include <random>
 #include <map>
@@ -366,26 +367,41 @@ TEST(Processes, EnvRendezvousListensOnlyWhereMasterAddrPoints) {
 
 // Every setting that changes which messages a call sends is agreed in the
 // call header: one rank with a different value makes every rank fail the
-// first call with sqzInvalidUsage (exit code 15), instead of a hang, a
-// vague size error or a silently different plan.
+// first call with sqzInvalidUsage (exit code 15) and a message naming the
+// settings, instead of a hang, a vague size error or a silently different plan.
 TEST(Processes, SettingsThatShapeMessagesMustMatch) {
   struct Case {
     const char* name;
     const char* value;
   };
+  char dir[] = "/tmp/sqz-test-settings-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
   for (Case c : {Case{"SQZ_DIRECT_MAX_BYTES", "1M"}, Case{"SQZ_CHUNK_BYTES", "64K"}, Case{"SQZ_MIN_BYTES", "1K"},
                  Case{"SQZ_TUNE", "allreduce:0-inf:@ring"}, Case{"SQZ_TUNE_MODE", "sync"},
                  Case{"SQZ_STATS_EVERY_MAX", "1"}}) {
     const int port = freePort();
-    auto codes = runProcesses(2, {"env-allreduce"}, [&](int r) {
-      std::map<std::string, std::string> env{{"RANK", std::to_string(r)}, {"WORLD_SIZE", "2"},
-                                             {"SQZ_ROOT", "127.0.0.1:" + std::to_string(port)},
-                                             {"SQZ_SECRET", "settings-test"}, {"SQZ_TIMEOUT", "10"}};
-      if (r == 1) env[c.name] = c.value;
-      return env;
-    }, 30);
-    for (int r = 0; r < 2; ++r) EXPECT_EQ(codes[r], 10 + sqzInvalidUsage) << c.name << "=" << c.value << " rank " << r;
+    std::vector<pid_t> pids;
+    for (int r = 0; r < 2; ++r)
+      pids.push_back(spawnRank(r, {"env-allreduce"}, [&](int rank) {
+        std::map<std::string, std::string> env{{"RANK", std::to_string(rank)}, {"WORLD_SIZE", "2"},
+                                               {"SQZ_ROOT", "127.0.0.1:" + std::to_string(port)},
+                                               {"SQZ_SECRET", "settings-test"}, {"SQZ_TIMEOUT", "10"}};
+        if (rank == 1) env[c.name] = c.value;
+        return env;
+      }, std::string(dir) + "/rank" + std::to_string(r)));
+    auto codes = waitRanks(pids, 30);
+    for (int r = 0; r < 2; ++r) {
+      EXPECT_EQ(codes[r], 10 + sqzInvalidUsage) << c.name << "=" << c.value << " rank " << r;
+      const std::string path = std::string(dir) + "/rank" + std::to_string(r);
+      std::ifstream in(path);
+      const std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      EXPECT_NE(err.find("settings that shape the messages"), std::string::npos)
+          << c.name << "=" << c.value << " rank " << r << ": " << err;
+      EXPECT_NE(err.find(c.name), std::string::npos) << c.name << " rank " << r << ": " << err;
+      std::remove(path.c_str());
+    }
   }
+  rmdir(dir);
 }
 
 // Ranks whose SQZ_SEED differs would draw different random-K indices and
