@@ -222,9 +222,10 @@ void Communicator::drainDevice() {
 void Communicator::allReduceDevice(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op,
                                    void* stream, const char* spec, const void* stateKey) {
   LogRankScope logRank(rank_);
+  const uint64_t call = calls_++;
   const CompressionPolicy policy = spec ? CompressionPolicy::parse(spec) : policy_;
   if (!device_) device_ = std::make_unique<DevicePath>(*this);
-  device_->allReduce(send, recv, count, type, op, stream, policy, stateKey, calls_++);
+  device_->allReduce(send, recv, count, type, op, stream, policy, stateKey, call);
 }
 
 void Communicator::adoptNccl(void* ncclComm) {

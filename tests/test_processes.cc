@@ -285,7 +285,7 @@ TEST(Processes, StrangerFloodDoesNotStopTheCommunicatorForming) {
   auto envFor = [&](int r) {
     std::map<std::string, std::string> env{{"RANK", std::to_string(r)}, {"WORLD_SIZE", "4"},
                                            {"SQZ_ROOT", "127.0.0.1:" + std::to_string(port)},
-                                           {"SQZ_SECRET", "flood-test"}, {"SQZ_TIMEOUT", "8"}};
+                                           {"SQZ_SECRET", "flood-test"}, {"SQZ_TIMEOUT", "15"}};
     if (r == 0) env["SQZ_TEST_NOFILE"] = "256";
     return env;
   };
@@ -295,7 +295,7 @@ TEST(Processes, StrangerFloodDoesNotStopTheCommunicatorForming) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   const auto start = std::chrono::steady_clock::now();
   for (int r = 1; r < 4; ++r) pids.push_back(spawnRank(r, {"env-allreduce"}, envFor));
-  auto codes = waitRanks(pids, 20);
+  auto codes = waitRanks(pids, 30);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   stop = true;
   idle.join();
@@ -303,7 +303,7 @@ TEST(Processes, StrangerFloodDoesNotStopTheCommunicatorForming) {
   std::printf("formed in %.2f s under %d idle connections and %d garbage sends\n", secs, idleHeld.load(),
               garbageSent.load());
   for (int r = 0; r < 4; ++r) EXPECT_EQ(codes[r], 0) << "rank " << r;
-  EXPECT_LT(secs, 8.0);
+  EXPECT_LT(secs, 10.0);
   EXPECT_GE(idleHeld.load(), 2000);
   EXPECT_GT(garbageSent.load(), 0);
 }

@@ -27,7 +27,7 @@ using Clock = std::chrono::steady_clock;
 // A stranger must present a complete, authenticated hello within this time.
 constexpr double kHelloSeconds = 5.0;
 // Connections accepted per pass of the root's loop (the rest wait for the next).
-constexpr int kAcceptsPerPass = 64;
+constexpr int kAcceptsPerPass = 256;
 // Drops logged one by one before they are only counted.
 constexpr int kDropsLogged = 8;
 
@@ -107,13 +107,11 @@ class Root {
       fds.push_back({listener_.fd(), POLLIN, 0});
       owners.push_back(nullptr);
     }
-    for (auto& c : pending_) {
-      fds.push_back({c->sock.fd(), POLLIN, 0});
-      owners.push_back(c.get());
-    }
-    for (auto& c : joining_) {
-      fds.push_back({c->sock.fd(), POLLIN, 0});
-      owners.push_back(c.get());
+    for (auto* list : {&fresh_, &challenged_, &joining_}) {
+      for (auto& c : *list) {
+        fds.push_back({c->sock.fd(), POLLIN, 0});
+        owners.push_back(c.get());
+      }
     }
     const int timeoutMs = listening ? 100 : static_cast<int>(std::clamp<long>(
         std::chrono::duration_cast<std::chrono::milliseconds>(quietUntil_ - Clock::now()).count() + 1, 1, 100));
@@ -138,21 +136,39 @@ class Root {
         const int err = errno;
         if (err == EAGAIN || err == EWOULDBLOCK) return;
         if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
-        // Out of descriptors (or memory): free the oldest stranger's and
-        // wait a little before accepting again, rather than spin on a
-        // listener that stays readable.
-        if (!pending_.empty()) drop(*pending_.front(), "out of file descriptors: dropped the oldest stranger");
-        sweep();
+        // Out of descriptors (or memory): free a stranger's and wait a
+        // little before accepting again, rather than spin on a listener
+        // that stays readable.
+        evictOne("out of file descriptors");
         backOff(err);
         return;
       }
       backoffMs_ = 0;
-      if (pending_.size() >= maxPending_) drop(*pending_.front(), "too many unauthenticated connections");
-      sweep();
+      if (fresh_.size() + challenged_.size() >= maxPending_) evictOne("too many unauthenticated connections");
       auto c = std::make_unique<Conn>();
       c->sock = Socket(fd);
       c->peer = peerName(fd);
-      pending_.push_back(std::move(c));
+      fresh_.push_back(std::move(c));
+      // A rank's hello is usually there already: answer it now, which also
+      // moves it out of the first tier that evictOne() empties.
+      service(*fresh_.back());
+      // Dropped at once (junk): forget it now, without a sweep of every list.
+      for (auto* list : {&fresh_, &challenged_})
+        if (!list->empty() && !list->back()->sock.valid()) list->pop_back();
+    }
+  }
+
+  // Frees one stranger's connection: the oldest that has not yet sent a
+  // valid first hello (idle, or sending junk), else the oldest challenged
+  // one. A rank sends its hello at once, so a flood of idle or junk
+  // connections cannot push out a rank that is answering its challenge.
+  void evictOne(const char* why) {
+    for (auto* list : {&fresh_, &challenged_}) {
+      while (!list->empty() && !list->front()->sock.valid()) list->pop_front();
+      if (list->empty()) continue;
+      drop(*list->front(), why);
+      list->pop_front();
+      return;
     }
   }
 
@@ -174,15 +190,27 @@ class Root {
   // Forgets connections that were dropped or answered.
   void sweep() {
     auto gone = [](const std::unique_ptr<Conn>& c) { return !c->sock.valid(); };
-    pending_.remove_if(gone);
+    fresh_.remove_if(gone);
+    challenged_.remove_if(gone);
     joining_.remove_if(gone);
   }
 
   void dropSlowStrangers() {
     const auto now = Clock::now();
-    for (auto& c : pending_)
-      if (std::chrono::duration<double>(now - c->since).count() > kHelloSeconds) drop(*c, "no hello in time");
+    for (auto* list : {&fresh_, &challenged_})
+      for (auto& c : *list)
+        if (std::chrono::duration<double>(now - c->since).count() > kHelloSeconds) drop(*c, "no hello in time");
     sweep();
+  }
+
+  // Moves c (owned by `from`) to the end of `to`; c stays where it is in memory.
+  static void move(Conn& c, std::list<std::unique_ptr<Conn>>& from, std::list<std::unique_ptr<Conn>>& to) {
+    for (auto it = from.rbegin(); it != from.rend(); ++it) {
+      if (it->get() != &c) continue;
+      to.push_back(std::move(*it));
+      from.erase(std::next(it).base());
+      return;
+    }
   }
 
   void logDropSummary() {
@@ -220,17 +248,13 @@ class Root {
         if (::send(c.sock.fd(), &proof, sizeof proof, MSG_NOSIGNAL | MSG_DONTWAIT) != sizeof proof)
           return drop(c, "could not send the challenge");
         next(c, Conn::kRankHello, sizeof(RankHello));
+        move(c, fresh_, challenged_);
         return;
       }
       case Conn::kRankHello: {
         if (const char* why = checkRankHello(c.in.data(), c.in.size(), c.keys, &c.hello)) return drop(c, why);
         // Authenticated: out of the strangers' cap and time limit.
-        for (auto it = pending_.begin(); it != pending_.end(); ++it) {
-          if (it->get() != &c) continue;
-          joining_.push_back(std::move(*it));
-          pending_.erase(it);
-          break;
-        }
+        move(c, challenged_, joining_);
         next(c, Conn::kBlob, c.hello.blobBytes);
         if (c.want == 0) advance(c);
         return;
@@ -255,10 +279,10 @@ class Root {
   // why it cannot join. Never frees `c` (its caller still holds it).
   void admit(Conn& c) {
     std::unique_ptr<Conn> owned;
-    for (auto it = joining_.begin(); it != joining_.end(); ++it) {
+    for (auto it = joining_.rbegin(); it != joining_.rend(); ++it) {
       if (it->get() != &c) continue;
       owned = std::move(*it);
-      joining_.erase(it);
+      joining_.erase(std::next(it).base());
       break;
     }
     const RankHello& h = c.hello;
@@ -330,7 +354,9 @@ class Root {
   Secret secret_;
   int nranks_;          // the group's size, once known (-1 before)
   size_t maxPending_;
-  std::list<std::unique_ptr<Conn>> pending_;  // not yet authenticated, oldest first
+  // Not yet authenticated, oldest first: no valid first hello yet, and
+  // challenged (the root's proof sent, the rank's hello awaited).
+  std::list<std::unique_ptr<Conn>> fresh_, challenged_;
   std::list<std::unique_ptr<Conn>> joining_;  // authenticated, blob on its way
   std::map<int, std::unique_ptr<Conn>> ready_;
   std::vector<std::unique_ptr<Conn>> done_;   // authenticated, answered or displaced

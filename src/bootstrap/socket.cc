@@ -203,7 +203,7 @@ Socket listenOn(const SocketAddress& addr, SocketAddress* bound) {
                                 "rank 0's own host)"
                               : "");
   }
-  if (::listen(s.fd(), 1024) != 0) fail(sqzSystemError, "bootstrap: listen: %s", strerror(errno));
+  if (::listen(s.fd(), SOMAXCONN) != 0) fail(sqzSystemError, "bootstrap: listen: %s", strerror(errno));
   bound->length = sizeof(bound->storage);
   getsockname(s.fd(), reinterpret_cast<sockaddr*>(&bound->storage), &bound->length);
   return s;
