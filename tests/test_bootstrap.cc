@@ -253,12 +253,17 @@ TEST(Bootstrap, RankRefusesARootThatCannotProveTheSecret) {
   EXPECT_FALSE(contains(received, blob.data(), blob.size())) << "the rank sent its blob to an unproven root";
 }
 
+// A root on loopback with a fresh secret, and the id that joins it.
+BootstrapId freshRendezvous() {
+  const Secret secret = randomSecret();
+  return BootstrapId{startRendezvousRoot(loopback(), secret), secret};
+}
+
 // Ranks that disagree on nranks all get that error, also the one that
 // arrives after the disagreement was found (not a timeout).
 TEST(Bootstrap, DisagreeingNranksIsTheRealErrorOnEveryRank) {
   ScopedEnv timeout("SQZ_TIMEOUT", "6");
-  const Secret secret = randomSecret();
-  const BootstrapId id{startRendezvousRoot(loopback(), secret), secret};
+  const BootstrapId id = freshRendezvous();
   Joined r0, r2;
   std::thread t0([&] { r0 = join(id, 0, 3, blobOf("zero"), 6); });
   std::thread t2([&] { r2 = join(id, 2, 4, blobOf("two"), 6); });
@@ -275,8 +280,7 @@ TEST(Bootstrap, DisagreeingNranksIsTheRealErrorOnEveryRank) {
 // Rank 0 is never handed a group in which another rank disagrees with it.
 TEST(Bootstrap, RankZeroIsNeverHandedAHalfFormedGroup) {
   ScopedEnv timeout("SQZ_TIMEOUT", "5");
-  const Secret secret = randomSecret();
-  const BootstrapId id{startRendezvousRoot(loopback(), secret), secret};
+  const BootstrapId id = freshRendezvous();
   Joined r0, r1;
   std::thread t0([&] { r0 = join(id, 0, 2, blobOf("zero"), 5); });
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // rank 0 is in first
