@@ -14,29 +14,50 @@ targetSeconds="${SQZ_FUZZ_TARGET_SECONDS:-15}"
 out="${SQZ_FUZZ_DIR:-build-fuzz}"
 cxx="${CXX_FUZZ:-clang++-14}"
 command -v "$cxx" >/dev/null || cxx=clang++
-mkdir -p "$out/artifacts"
+mkdir -p "$out/artifacts" "$out/obj"
 for t in decode bootstrap spec profile; do mkdir -p "$out/corpus/$t"; done
 
 common=(common/error.cc common/log.cc common/env.cc common/strict_number.cc)
 codec=(kernels/cpu_codec.cc kernels/grad_stats.cc src/codec/codec_spec.cc)
 bootstrap=(src/bootstrap/handshake.cc src/bootstrap/hmac.cc src/bootstrap/peer_info.cc)
-spec=(src/tuner/plan_name.cc src/tuner/tune_table.cc)
+# Plan names are checked against the algorithm table, whose entries hold
+# each algorithm's run and cost shape: the parsers link those too.
+spec=(src/tuner/plan_name.cc src/tuner/tune_table.cc src/tuner/algorithm_table.cc src/tuner/allreduce_shapes.cc
+      collectives/codec_buffers.cc collectives/codec_ring_allreduce.cc collectives/direct_allreduce.cc
+      collectives/quantized_allreduce.cc collectives/randk_allreduce.cc collectives/reduce_ops.cc
+      collectives/ring_allreduce.cc collectives/ring_schedule.cc collectives/sparse_allreduce.cc)
 profile=(src/tuner/profile.cc src/tuner/link_curve.cc src/tuner/link_class.cc src/tuner/codec_throughput.cc
          src/tuner/wire_cost_model.cc)
 flags=(-std=c++17 -O1 -g -I. -Iinclude -ffp-contract=off -fno-omit-frame-pointer)
 san=(-fsanitize=address,undefined -fno-sanitize-recover=undefined)
 
+# Each source once (through ccache when there is one: CI's warm cache then
+# skips the compiles), with coverage for the fuzzers, on every core.
+cc=("$cxx")
+if command -v ccache >/dev/null; then cc=(ccache "$cxx"); fi
+obj() { echo "$out/obj/${1//\//_}.o"; }
+compile() { "${cc[@]}" "${flags[@]}" "${san[@]}" -fsanitize=fuzzer-no-link -c "$1" -o "$(obj "$1")"; }
+running=0  # a failed compile's `wait -n` ends the script (set -e)
+for s in $(printf '%s\n' "${common[@]}" "${codec[@]}" "${bootstrap[@]}" "${spec[@]}" "${profile[@]}" | sort -u); do
+  if (( running >= $(nproc) )); then wait -n; running=$((running - 1)); fi
+  compile "$s" &
+  running=$((running + 1))
+done
+while (( running > 0 )); do wait -n; running=$((running - 1)); done
+objs() { for s in "$@"; do obj "$s"; done; }
+
 build() {  # name sources...
   local name=$1
   shift
-  "$cxx" "${flags[@]}" "${san[@]}" -fsanitize=fuzzer "tests/fuzz/${name}_fuzz.cc" "$@" -lcrypto -o "$out/sqz_${name}_fuzz"
+  "$cxx" "${flags[@]}" "${san[@]}" -fsanitize=fuzzer "tests/fuzz/${name}_fuzz.cc" $(objs "$@") -lcrypto \
+    -o "$out/sqz_${name}_fuzz"
 }
 build decode "${codec[@]}" "${common[@]}"
 build bootstrap "${bootstrap[@]}" "${common[@]}"
 build spec "${spec[@]}" "${codec[@]}" "${common[@]}"
 build profile "${profile[@]}" "${spec[@]}" "${codec[@]}" "${common[@]}"
-"$cxx" "${flags[@]}" "${san[@]}" tests/fuzz/make_corpus.cc "${codec[@]}" "${bootstrap[@]}" "${spec[@]}" \
-  "${profile[@]}" "${common[@]}" -lcrypto -o "$out/make_corpus"
+"$cxx" "${flags[@]}" "${san[@]}" tests/fuzz/make_corpus.cc $(objs "${codec[@]}" "${bootstrap[@]}" "${spec[@]}" \
+  "${profile[@]}" "${common[@]}") -lcrypto -o "$out/make_corpus"
 "$out/make_corpus" "$out/corpus"
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
