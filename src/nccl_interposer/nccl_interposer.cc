@@ -48,6 +48,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -124,6 +125,9 @@ bool minBytes(size_t* out, std::string* why) {
     return true;
   } catch (const sqz::Error& e) {
     *why = e.what();
+    return false;
+  } catch (...) {  // nothing may throw out of an NCCL entry point
+    *why = "SQZ_MIN_BYTES could not be read";
     return false;
   }
 }
@@ -342,6 +346,21 @@ void release(ncclComm_t comm) {
 
 namespace {
 
+// The body of an NCCL entry point: nothing may throw out of it, since its
+// caller is C (a std::bad_alloc from a map or vector, a std::system_error
+// from a mutex). What would escape becomes an NCCL error instead.
+template <class Body>
+ncclResult_t noThrow(const char* entry, Body&& body) noexcept {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    SQZ_LOG("WARN", "%s: %s", entry, e.what());
+  } catch (...) {
+    SQZ_LOG("WARN", "%s: an unknown exception", entry);
+  }
+  return ncclInternalError;
+}
+
 ncclResult_t forward(const AllReduceCall& c) {
   auto real = SQZ_REAL(ncclAllReduce);
   return real ? real(c.send, c.recv, c.count, c.type, c.op, c.comm, c.stream) : ncclSystemError;
@@ -403,43 +422,51 @@ ncclResult_t serve(const AllReduceCall& c, bool deferred) {
 
 SQZ_EXPORT ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t datatype,
                                       ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
-  const AllReduceCall c{sendbuff, recvbuff, count, datatype, op, comm, stream};
-  if (t_inSqz) return forward(c);  // sqz's own calls
-  const Route how = route(count, datatype, op);
-  if (how == Route::kBadConfig) {
-    ++g_counts.failed;
-    return ncclInvalidArgument;
-  }
-  if (how == Route::kForward) {
-    ++g_counts.forwardedIneligible;
-    logForwardedOnce(*entryFor(comm), c, "not eligible");
-    return forward(c);
-  }
-  if (t_groupDepth == 0) return serve(c, false);
-  std::shared_ptr<Adopted> e = entryFor(comm);
-  bool unservable;
-  {
-    std::lock_guard<std::timed_mutex> lock(e->mu);
-    unservable = e->unservable;
-  }
-  if (unservable) {
-    ++g_counts.forwardedUnadoptable;
-    return forward(c);
-  }
-  t_deferred.push_back(c);
-  return ncclSuccess;
+  return noThrow("ncclAllReduce", [&]() -> ncclResult_t {
+    const AllReduceCall c{sendbuff, recvbuff, count, datatype, op, comm, stream};
+    if (t_inSqz) return forward(c);  // sqz's own calls
+    const Route how = route(count, datatype, op);
+    if (how == Route::kBadConfig) {
+      ++g_counts.failed;
+      return ncclInvalidArgument;
+    }
+    if (how == Route::kForward) {
+      ++g_counts.forwardedIneligible;
+      logForwardedOnce(*entryFor(comm), c, "not eligible");
+      return forward(c);
+    }
+    if (t_groupDepth == 0) return serve(c, false);
+    std::shared_ptr<Adopted> e = entryFor(comm);
+    bool unservable;
+    {
+      std::lock_guard<std::timed_mutex> lock(e->mu);
+      unservable = e->unservable;
+    }
+    if (unservable) {
+      ++g_counts.forwardedUnadoptable;
+      return forward(c);
+    }
+    t_deferred.push_back(c);
+    return ncclSuccess;
+  });
 }
 
 SQZ_EXPORT ncclResult_t ncclCommFinalize(ncclComm_t comm) {
-  auto real = SQZ_REAL(ncclCommFinalize);
-  if (!t_inSqz) release(comm);
-  return real ? real(comm) : ncclSystemError;
+  return noThrow("ncclCommFinalize", [&]() -> ncclResult_t {
+    auto real = SQZ_REAL(ncclCommFinalize);
+    // NCCL's side is released even if releasing sqz's could not be.
+    if (!t_inSqz) noThrow("ncclCommFinalize", [&] { return release(comm), ncclSuccess; });
+    return real ? real(comm) : ncclSystemError;
+  });
 }
 
 SQZ_EXPORT ncclResult_t ncclCommDestroy(ncclComm_t comm) {
-  auto real = SQZ_REAL(ncclCommDestroy);
-  if (!t_inSqz) release(comm);
-  return real ? real(comm) : ncclSystemError;
+  return noThrow("ncclCommDestroy", [&]() -> ncclResult_t {
+    auto real = SQZ_REAL(ncclCommDestroy);
+    // NCCL's side is released even if releasing sqz's could not be.
+    if (!t_inSqz) noThrow("ncclCommDestroy", [&] { return release(comm), ncclSuccess; });
+    return real ? real(comm) : ncclSystemError;
+  });
 }
 
 // An abort ends a communicator whose work may hang (a dead peer), possibly
@@ -451,58 +478,64 @@ SQZ_EXPORT ncclResult_t ncclCommDestroy(ncclComm_t comm) {
 // it does not, the sqz communicator is left allocated, never freed under it.
 // sqz never aborts or destroys the adopted ncclComm itself.
 SQZ_EXPORT ncclResult_t ncclCommAbort(ncclComm_t comm) {
-  auto real = SQZ_REAL(ncclCommAbort);
-  if (!real) return ncclSystemError;
-  if (t_inSqz) return real(comm);
-  std::shared_ptr<Adopted> e = takeEntry(comm);
-  ncclResult_t r = real(comm);
-  if (!e) return r;
-  std::unique_lock<std::timed_mutex> lock(e->mu, std::try_to_lock);
-  if (!lock.owns_lock()) {
-    SQZ_LOG("WARN", "ncclCommAbort on ncclComm %p while sqz serves a call on it: waiting for that call to leave",
-            static_cast<void*>(comm));
-    const auto bound = std::chrono::duration<double>(sqz::timeoutSecondsOrDefault() + 1.0);
-    if (!lock.try_lock_for(std::chrono::duration_cast<std::chrono::milliseconds>(bound))) {
-      SQZ_LOG("WARN", "a call on ncclComm %p is still inside sqz after SQZ_TIMEOUT: its sqz communicator is left "
-              "allocated rather than freed under it", static_cast<void*>(comm));
-      return r;
+  return noThrow("ncclCommAbort", [&]() -> ncclResult_t {
+    auto real = SQZ_REAL(ncclCommAbort);
+    if (!real) return ncclSystemError;
+    if (t_inSqz) return real(comm);
+    std::shared_ptr<Adopted> e = takeEntry(comm);
+    ncclResult_t r = real(comm);
+    if (!e) return r;
+    std::unique_lock<std::timed_mutex> lock(e->mu, std::try_to_lock);
+    if (!lock.owns_lock()) {
+      SQZ_LOG("WARN", "ncclCommAbort on ncclComm %p while sqz serves a call on it: waiting for that call to leave",
+              static_cast<void*>(comm));
+      const auto bound = std::chrono::duration<double>(sqz::timeoutSecondsOrDefault() + 1.0);
+      if (!lock.try_lock_for(std::chrono::duration_cast<std::chrono::milliseconds>(bound))) {
+        SQZ_LOG("WARN", "a call on ncclComm %p is still inside sqz after SQZ_TIMEOUT: its sqz communicator is left "
+                "allocated rather than freed under it", static_cast<void*>(comm));
+        return r;
+      }
     }
-  }
-  dropSqz(*e, comm, true);
-  return r;
+    dropSqz(*e, comm, true);
+    return r;
+  });
 }
 
 // NCCL's answer, or else the first asynchronous error of the calls sqz
 // served on comm (they return before their transfers run, as NCCL's do).
 SQZ_EXPORT ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t* asyncError) {
-  auto real = SQZ_REAL(ncclCommGetAsyncError);
-  if (!real) return ncclSystemError;
-  ncclResult_t r = real(comm, asyncError);
-  if (r != ncclSuccess || t_inSqz || !asyncError || *asyncError != ncclSuccess) return r;
-  std::shared_ptr<Adopted> e;
-  {
-    std::lock_guard<std::mutex> lock(g_mapMutex);
-    auto it = adoptedMap().find(comm);
-    if (it != adoptedMap().end()) e = it->second;
-  }
-  if (e) {
-    // try_lock: never wait behind a served call; its error shows next poll.
-    std::unique_lock<std::timed_mutex> lock(e->mu, std::try_to_lock);
-    if (lock.owns_lock() && e->sqz) {
-      sqzResult_t sqzError = sqzSuccess;
-      InSqz guard;
-      if (sqzCommGetAsyncError(e->sqz, &sqzError) == sqzSuccess) *asyncError = toNccl(sqzError);
+  return noThrow("ncclCommGetAsyncError", [&]() -> ncclResult_t {
+    auto real = SQZ_REAL(ncclCommGetAsyncError);
+    if (!real) return ncclSystemError;
+    ncclResult_t r = real(comm, asyncError);
+    if (r != ncclSuccess || t_inSqz || !asyncError || *asyncError != ncclSuccess) return r;
+    std::shared_ptr<Adopted> e;
+    {
+      std::lock_guard<std::mutex> lock(g_mapMutex);
+      auto it = adoptedMap().find(comm);
+      if (it != adoptedMap().end()) e = it->second;
     }
-  }
-  return r;
+    if (e) {
+      // try_lock: never wait behind a served call; its error shows next poll.
+      std::unique_lock<std::timed_mutex> lock(e->mu, std::try_to_lock);
+      if (lock.owns_lock() && e->sqz) {
+        sqzResult_t sqzError = sqzSuccess;
+        InSqz guard;
+        if (sqzCommGetAsyncError(e->sqz, &sqzError) == sqzSuccess) *asyncError = toNccl(sqzError);
+      }
+    }
+    return r;
+  });
 }
 
 SQZ_EXPORT ncclResult_t ncclGroupStart() {
-  auto real = SQZ_REAL(ncclGroupStart);
-  if (!real) return ncclSystemError;
-  ncclResult_t r = real();
-  if (r == ncclSuccess && !t_inSqz) ++t_groupDepth;
-  return r;
+  return noThrow("ncclGroupStart", [&]() -> ncclResult_t {
+    auto real = SQZ_REAL(ncclGroupStart);
+    if (!real) return ncclSystemError;
+    ncclResult_t r = real();
+    if (r == ncclSuccess && !t_inSqz) ++t_groupDepth;
+    return r;
+  });
 }
 
 namespace {
@@ -559,11 +592,13 @@ ncclResult_t endGroupWithDeferred(std::vector<AllReduceCall> calls) {
 }  // namespace
 
 SQZ_EXPORT ncclResult_t ncclGroupEnd() {
-  auto real = SQZ_REAL(ncclGroupEnd);
-  if (!real) return ncclSystemError;
-  if (t_inSqz || t_groupDepth == 0) return real();
-  if (--t_groupDepth > 0 || t_deferred.empty()) return real();
-  std::vector<AllReduceCall> calls;
-  calls.swap(t_deferred);
-  return endGroupWithDeferred(std::move(calls));
+  return noThrow("ncclGroupEnd", [&]() -> ncclResult_t {
+    auto real = SQZ_REAL(ncclGroupEnd);
+    if (!real) return ncclSystemError;
+    if (t_inSqz || t_groupDepth == 0) return real();
+    if (--t_groupDepth > 0 || t_deferred.empty()) return real();
+    std::vector<AllReduceCall> calls;
+    calls.swap(t_deferred);
+    return endGroupWithDeferred(std::move(calls));
+  });
 }
