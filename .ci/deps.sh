@@ -3,7 +3,7 @@
 # nothing else). Idempotent: apt runs only when something is missing.
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build ccache pkg-config git
-      libucx-dev libopenmpi-dev openmpi-bin
+      libucx-dev libssl-dev libopenmpi-dev openmpi-bin
       googletest libgtest-dev libbenchmark-dev nlohmann-json3-dev
       clang libclang-rt-dev iproute2 python3
       python3-torch python3-numpy python3-pytest python3-venv python3-setuptools python3-wheel

@@ -25,12 +25,34 @@ const char* kindName(uint32_t k) {
 }
 
 std::string describe(const CallHeader& h) {
-  std::string s = formatString("%s count=%llu type=%s op=%s root=%d compression#%08x", kindName(h.kind),
-                               static_cast<unsigned long long>(h.count),
-                               dataTypeName(static_cast<sqzDataType_t>(h.dtype)),
-                               redOpName(static_cast<sqzRedOp_t>(h.op)), h.root, h.spec);
+  std::string s =
+      formatString("%s count=%llu type=%s op=%s root=%d compression#%08x settings#%08x stats=%s rng#%016llx",
+                   kindName(h.kind), static_cast<unsigned long long>(h.count),
+                   dataTypeName(static_cast<sqzDataType_t>(h.dtype)), redOpName(static_cast<sqzRedOp_t>(h.op)),
+                   h.root, h.spec, h.settings,
+                   h.callFlags & kCallStatsFirst    ? "first"
+                   : h.callFlags & kCallStatsLagged ? "lagged"
+                                                    : "none",
+                   static_cast<unsigned long long>(h.rng));
   if (h.tag != 0) s += formatString(" tag#%016llx", static_cast<unsigned long long>(h.tag));
   return s;
+}
+
+// What differs between two headers, as a user would fix it.
+std::string differences(const CallHeader& a, const CallHeader& b) {
+  std::string out;
+  auto add = [&out](const char* what) { out += out.empty() ? what : std::string("; ") + what; };
+  if (a.kind != b.kind || a.count != b.count || a.dtype != b.dtype || a.op != b.op || a.root != b.root)
+    add("the call's arguments");
+  if (a.spec != b.spec) add("the compression spec");
+  if (a.settings != b.settings)
+    add("settings that shape the messages (SQZ_TUNE, SQZ_TUNE_MODE, SQZ_DIRECT_MAX_BYTES, SQZ_MIN_BYTES, "
+        "SQZ_CHUNK_BYTES, SQZ_STATS_EVERY_MAX)");
+  if (a.callFlags != b.callFlags) add("whether auto's statistics travel with the call (a different state?)");
+  if (a.rng != b.rng) add("the codecs' random stream (SQZ_SEED, or the state's call count: a different sqzState?)");
+  if (a.tag != b.tag) add("the caller's tag (sqzCommSetCallTag: what the arguments do not show, e.g. shapes)");
+  if (a.magic != b.magic) add("the protocol");
+  return out;
 }
 
 bool isJoin(const CallHeader& h) { return h.kind == static_cast<uint32_t>(CollectiveKind::kJoin); }
@@ -70,8 +92,9 @@ CallVerdict judgeCall(const std::vector<CallHeader>& all) {
     v.flags |= all[r].rankFlags;
     joinable = joinable && (all[r].rankFlags & kFlagJoinable);
     if (v.error.empty() && std::memcmp(&all[r], &agreed, kAgreedHeaderBytes) != 0) {
-      v.error = formatString("ranks disagree on the collective call: rank %d called %s, rank %d called %s", v.first,
-                             describe(agreed).c_str(), r, describe(all[r]).c_str());
+      v.error = formatString("ranks disagree on the collective call (%s): rank %d called %s, rank %d called %s",
+                             differences(agreed, all[r]).c_str(), v.first, describe(agreed).c_str(), r,
+                             describe(all[r]).c_str());
     }
   }
   v.flags &= ~kFlagJoinable;

@@ -1,9 +1,9 @@
 #include "common/env.h"
 
-#include <cctype>
 #include <cstdlib>
 
-#include "common/log.h"
+#include "common/error.h"
+#include "common/strict_number.h"
 
 namespace sqz {
 
@@ -12,57 +12,43 @@ std::string envString(const char* name, const std::string& fallback) {
   return (v && *v) ? std::string(v) : fallback;
 }
 
-bool parseSize(const std::string& text, int64_t* out) {
-  if (text.empty()) return false;
-  char* end = nullptr;
-  long long v = std::strtoll(text.c_str(), &end, 10);
-  if (end == text.c_str() || v < 0) return false;
-  std::string suffix(end);
-  int64_t mult = 1;
-  if (suffix.empty()) {
-  } else if (suffix.size() == 1 || (suffix.size() == 2 && (suffix[1] == 'B' || suffix[1] == 'b')) ||
-             (suffix.size() == 3 && (suffix.substr(1) == "iB"))) {
-    switch (std::toupper(static_cast<unsigned char>(suffix[0]))) {
-      case 'K': mult = 1LL << 10; break;
-      case 'M': mult = 1LL << 20; break;
-      case 'G': mult = 1LL << 30; break;
-      case 'B': mult = 1; if (suffix.size() != 1) return false; break;
-      default: return false;
-    }
-  } else {
-    return false;
-  }
-  *out = static_cast<int64_t>(v) * mult;
-  return true;
-}
-
-int64_t envInt(const char* name, int64_t fallback) {
+uint64_t envBytes(const char* name, uint64_t fallback, uint64_t min, uint64_t max) {
   const char* v = std::getenv(name);
   if (!v || !*v) return fallback;
-  int64_t out = 0;
-  if (!parseSize(v, &out)) {
-    SQZ_WARN("ignoring %s=%s: not a non-negative integer (using %lld)", name, v,
-             static_cast<long long>(fallback));
-    return fallback;
-  }
+  uint64_t out = 0;
+  if (!parseByteSize(v, max, &out) || out < min)
+    fail(sqzInvalidArgument,
+         "%s=%s: expected a byte count from %llu to %llu (digits with an optional K, M, G or T suffix, e.g. 64K)",
+         name, v, static_cast<unsigned long long>(min), static_cast<unsigned long long>(max));
   return out;
 }
 
-double envDouble(const char* name, double fallback) {
+uint64_t envUnsigned(const char* name, uint64_t fallback, uint64_t min, uint64_t max) {
   const char* v = std::getenv(name);
   if (!v || !*v) return fallback;
-  char* end = nullptr;
-  double d = std::strtod(v, &end);
-  if (end == v || *end != '\0' || !(d >= 0)) {
-    SQZ_WARN("ignoring %s=%s: not a non-negative number (using %g)", name, v, fallback);
-    return fallback;
-  }
-  return d;
+  uint64_t out = 0;
+  if (!parseUnsigned(v, max, &out) || out < min)
+    fail(sqzInvalidArgument, "%s=%s: expected a whole number from %llu to %llu (decimal digits only)", name, v,
+         static_cast<unsigned long long>(min), static_cast<unsigned long long>(max));
+  return out;
 }
 
 double timeoutSeconds() {
-  double t = envDouble("SQZ_TIMEOUT", 300.0);
-  return t > 0 ? t : 300.0;
+  const char* v = std::getenv("SQZ_TIMEOUT");
+  if (!v || !*v) return kDefaultTimeoutSeconds;
+  double t = 0;
+  if (!parseDecimal(v, kMaxTimeoutSeconds, &t) || t < kMinTimeoutSeconds)
+    fail(sqzInvalidArgument, "SQZ_TIMEOUT=%s: expected a number of seconds from %g to %g (e.g. 30 or 0.5)", v,
+         kMinTimeoutSeconds, kMaxTimeoutSeconds);
+  return t;
+}
+
+double timeoutSecondsOrDefault() noexcept {
+  try {
+    return timeoutSeconds();
+  } catch (...) {
+    return kDefaultTimeoutSeconds;
+  }
 }
 
 int Deadline::remainingMs() const {

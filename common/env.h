@@ -1,4 +1,7 @@
-// Configuration from the environment, NCCL-style (SQZ_* variables).
+// Configuration from the environment, NCCL-style (SQZ_* variables). Numbers
+// and sizes are read with the one strict parser (common/strict_number.h): a
+// malformed value is an sqzInvalidArgument error that names the variable
+// and the accepted form, never a warning and a silent default.
 #pragma once
 
 #include <chrono>
@@ -9,16 +12,27 @@ namespace sqz {
 
 // The variable's value, or `fallback` when unset or empty.
 std::string envString(const char* name, const std::string& fallback = "");
-// Parses an integer with an optional K/M/G (binary) suffix; warns and falls
-// back on malformed values.
-int64_t envInt(const char* name, int64_t fallback);
-double envDouble(const char* name, double fallback);
 
-// SQZ_TIMEOUT in seconds (default 300): the bound on every wait.
+// The largest byte count a size variable accepts: far above any buffer, far
+// below where sums of a few of them could overflow.
+inline constexpr uint64_t kMaxConfigBytes = uint64_t{1} << 48;
+
+// A byte count (digits with an optional K/M/G/T suffix, common/strict_number.h)
+// in [min, max]; `fallback` when unset or empty.
+uint64_t envBytes(const char* name, uint64_t fallback, uint64_t min = 0, uint64_t max = kMaxConfigBytes);
+// A plain decimal integer in [min, max]; `fallback` when unset or empty.
+uint64_t envUnsigned(const char* name, uint64_t fallback, uint64_t min, uint64_t max);
+
+// SQZ_TIMEOUT in seconds: the bound on every wait. A decimal number from
+// kMinTimeoutSeconds to kMaxTimeoutSeconds; 300 when unset or empty. Throws
+// when malformed (0 included: it bounds nothing). python/sqz/env.py reads it
+// by the same rules.
+inline constexpr double kDefaultTimeoutSeconds = 300.0;
+inline constexpr double kMinTimeoutSeconds = 1e-3;
+inline constexpr double kMaxTimeoutSeconds = 1e6;
 double timeoutSeconds();
-
-// Parses "64k", "1M", "3" etc. Returns false on malformed text.
-bool parseSize(const std::string& text, int64_t* out);
+// The same, for paths that must not throw (teardown): the default when malformed.
+double timeoutSecondsOrDefault() noexcept;
 
 // A point in time after which a wait gives up.
 class Deadline {

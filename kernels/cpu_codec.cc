@@ -15,6 +15,7 @@
 #include "kernels/codec_math.h"
 #include "kernels/cpu_half_simd.h"
 #include "kernels/cpu_quant_simd.h"
+#include "kernels/payload_checks.h"
 
 namespace sqz {
 namespace {
@@ -229,8 +230,8 @@ void decodeQuant(const DecodeExpect& x, const PayloadLayout& l, const uint8_t* p
     float lo, delta;
     std::memcpy(&lo, params + 2 * blk, 4);
     std::memcpy(&delta, params + 2 * blk + 1, 4);
-    SQZ_REQUIRE(std::isfinite(lo) && std::isfinite(delta) && delta >= 0.0f, sqzInvalidUsage,
-                "payload block %zu has a non-finite or negative scale", blk);
+    SQZ_REQUIRE(blockParamsOk(lo, delta), sqzInvalidUsage, "payload block %zu has a non-finite or negative scale",
+                blk);
   }
   std::vector<uint8_t> codes(B + 8);
   for (size_t blk = 0; blk < l.blocks; ++blk) {
@@ -394,7 +395,7 @@ void readValues(ValueFormat f, const PayloadLayout& l, const uint8_t* payload, f
   } else {
     float scale;
     std::memcpy(&scale, payload + l.scale, 4);
-    SQZ_REQUIRE(std::isfinite(scale) && scale >= 0.0f, sqzInvalidUsage, "payload value scale is not finite");
+    SQZ_REQUIRE(valueScaleOk(scale), sqzInvalidUsage, "payload value scale is not finite");
     const int8_t* in = reinterpret_cast<const int8_t*>(payload + l.body);
     for (size_t j = 0; j < l.selected; ++j) dec[j] = int8Decode(in[j], scale);
   }
@@ -404,11 +405,10 @@ void decodeTopK(const DecodeExpect& x, const PayloadLayout& l, const uint8_t* pa
   const size_t k = l.selected;
   std::vector<uint32_t> idx(k);
   copyBytes(idx.data(), payload + l.params, k * 4);
-  for (size_t j = 0; j < k; ++j) {
-    SQZ_REQUIRE(idx[j] < x.count, sqzInvalidUsage, "payload index %u out of range (count %llu)", idx[j],
+  for (size_t j = 0; j < k; ++j)
+    SQZ_REQUIRE(sparseIndexOk(idx.data(), j, x.count), sqzInvalidUsage,
+                "payload index %u at %zu out of range (count %llu) or not above the one before it", idx[j], j,
                 static_cast<unsigned long long>(x.count));
-    SQZ_REQUIRE(j == 0 || idx[j] > idx[j - 1], sqzInvalidUsage, "payload indices not strictly increasing at %zu", j);
-  }
   std::vector<float> dec(k);
   readValues(x.params.values, l, payload, dec.data());
   if (mode == DecodeMode::Overwrite) std::memset(out, 0, x.count * sizeof(float));

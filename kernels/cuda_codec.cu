@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "kernels/codec_math.h"
 #include "kernels/cuda_codec.h"
+#include "kernels/payload_checks.h"
 
 namespace sqz {
 namespace {
@@ -315,8 +316,8 @@ enum DecodeError : int { kDecodeOk = 0, kBadHeader = 1, kBadBlockScale = 2, kBad
 
 __device__ void raise(int* err, int code) { atomicCAS(err, 0, code); }
 
-// Every decode kernel starts here: thread 0 of each block checks the header
-// against the receiver's expectation (reading it only when `bytes` holds it).
+// Thread 0 of each block checks the header against the receiver's
+// expectation (reading it only when `bytes` holds it).
 __device__ bool headerOkForBlock(const uint8_t* payload, const DecodeExpect& x, size_t bytes, int* err) {
   __shared__ bool ok;
   if (threadIdx.x == 0) {
@@ -327,6 +328,40 @@ __device__ bool headerOkForBlock(const uint8_t* payload, const DecodeExpect& x, 
   }
   __syncthreads();
   return ok;
+}
+
+// Every kernel that writes the output starts here: the header holds and no
+// check (validateKernel's, which ran before on the stream, or an earlier
+// decode's) has raised an error. So a payload is checked whole before its
+// first element is written, as on the CPU (kernels/payload_checks.h).
+__device__ bool mayWriteForBlock(const uint8_t* payload, const DecodeExpect& x, size_t bytes, int* err) {
+  __shared__ bool clean;
+  if (threadIdx.x == 0) clean = *reinterpret_cast<volatile int*>(err) == kDecodeOk;
+  __syncthreads();
+  return clean && headerOkForBlock(payload, x, bytes, err);
+}
+
+// The checks of a payload's sections (kernels/payload_checks.h, the CPU
+// decoder's own): every block's scale, the value scale, every top-K index
+// (in range and strictly increasing, so no duplicates). Writes nothing but
+// the error.
+__global__ void validateKernel(const uint8_t* payload, DecodeExpect x, size_t bytes, PayloadLayout l, int* err) {
+  if (!headerOkForBlock(payload, x, bytes, err)) return;
+  const size_t first = blockIdx.x * size_t{blockDim.x} + threadIdx.x, stride = size_t{gridDim.x} * blockDim.x;
+  if (x.params.kind == CodecKind::Quant) {
+    const float2* params = reinterpret_cast<const float2*>(payload + l.params);
+    for (size_t b = first; b < l.blocks; b += stride)
+      if (!blockParamsOk(params[b].x, params[b].y)) raise(err, kBadBlockScale);
+    return;
+  }
+  if (x.params.values == ValueFormat::Int8 && first == 0 &&
+      !valueScaleOk(*reinterpret_cast<const float*>(payload + l.scale)))
+    raise(err, kBadValueScale);
+  if (x.params.kind == CodecKind::TopK) {
+    const uint32_t* idx = reinterpret_cast<const uint32_t*>(payload + l.params);
+    for (size_t j = first; j < l.selected; j += stride)
+      if (!sparseIndexOk(idx, j, x.count)) raise(err, kBadIndex);
+  }
 }
 
 __device__ void emit8(float* out, size_t i, int m, bool vec, DecodeMode mode, const float* d) {
@@ -348,7 +383,7 @@ template <CodecKind K>
 __global__ void __launch_bounds__(kThreads) castDecodeKernel(const uint8_t* payload, DecodeExpect x, size_t bytes,
                                                              size_t bodyOff, float* out, bool vec, DecodeMode mode,
                                                              int* err) {
-  if (!headerOkForBlock(payload, x, bytes, err)) return;
+  if (!mayWriteForBlock(payload, x, bytes, err)) return;
   const size_t n = x.count;
   const uint8_t* body = payload + bodyOff;
   for (size_t i = (blockIdx.x * size_t{kThreads} + threadIdx.x) * kPerThread; i < n;
@@ -377,17 +412,14 @@ template <unsigned Bits>
 __global__ void __launch_bounds__(kThreads) quantDecodeKernel(const uint8_t* payload, DecodeExpect x, size_t bytes,
                                                               PayloadLayout l, float* out, bool vec, DecodeMode mode,
                                                               int* err) {
-  if (!headerOkForBlock(payload, x, bytes, err)) return;
+  if (!mayWriteForBlock(payload, x, bytes, err)) return;
   const int lane = threadIdx.x & 31;
   const size_t n = x.count, B = x.params.blockSize;
   const float2* params = reinterpret_cast<const float2*>(payload + l.params);
   const uint8_t* codes = payload + l.body;
   for (size_t blk = blockIdx.x * size_t{kWarps} + threadIdx.x / 32; blk < l.blocks; blk += size_t{gridDim.x} * kWarps) {
     const float2 p = params[blk];
-    if (!(isfinite(p.x) && isfinite(p.y) && p.y >= 0.0f)) {
-      if (lane == 0) raise(err, kBadBlockScale);
-      continue;
-    }
+    if (!blockParamsOk(p.x, p.y)) continue;  // validateKernel raised it; never reached
     const size_t s = blk * B, len = min(B, n - s);
     for (size_t off = lane * kPerThread; off < len; off += 32 * kPerThread) {
       const size_t i = s + off;
@@ -414,7 +446,7 @@ __global__ void __launch_bounds__(kThreads) quantDecodeKernel(const uint8_t* pay
 }
 
 __global__ void zeroKernel(const uint8_t* payload, DecodeExpect x, size_t bytes, float* out, int* err) {
-  if (!headerOkForBlock(payload, x, bytes, err)) return;
+  if (!mayWriteForBlock(payload, x, bytes, err)) return;
   for (size_t i = blockIdx.x * size_t{blockDim.x} + threadIdx.x; i < x.count; i += size_t{gridDim.x} * blockDim.x)
     out[i] = 0.0f;
 }
@@ -425,34 +457,19 @@ __device__ float readValue(const uint8_t* payload, const PayloadLayout& l, Value
   return int8Decode(reinterpret_cast<const int8_t*>(payload + l.body)[j], scale);
 }
 
-// Sparse decode (top-K with indices on the wire, random-K from the key).
+// Sparse decode (top-K with indices on the wire, random-K from the key),
+// after validateKernel checked the scale and every index.
 __global__ void sparseDecodeKernel(const uint8_t* payload, DecodeExpect x, size_t bytes, PayloadLayout l, float* out,
                                    int* err) {
-  if (!headerOkForBlock(payload, x, bytes, err)) return;
+  if (!mayWriteForBlock(payload, x, bytes, err)) return;
   const ValueFormat f = x.params.values;
-  float scale = 0.0f;
-  if (f == ValueFormat::Int8) {
-    scale = *reinterpret_cast<const float*>(payload + l.scale);
-    if (!(isfinite(scale) && scale >= 0.0f)) {
-      if (threadIdx.x == 0) raise(err, kBadValueScale);
-      return;
-    }
-  }
+  const float scale = f == ValueFormat::Int8 ? *reinterpret_cast<const float*>(payload + l.scale) : 0.0f;
   const bool topk = x.params.kind == CodecKind::TopK;
   const uint32_t* idx = reinterpret_cast<const uint32_t*>(payload + l.params);
   const RngKey key = makeRngKey(x.seed, x.step, 0);
   for (size_t j = blockIdx.x * size_t{blockDim.x} + threadIdx.x; j < l.selected; j += size_t{gridDim.x} * blockDim.x) {
-    uint64_t i;
-    if (topk) {
-      i = idx[j];
-      if (i >= x.count || (j > 0 && idx[j - 1] >= i)) {
-        raise(err, kBadIndex);
-        continue;
-      }
-    } else {
-      i = randkIndex(j, x.count, l.selected, key, x.chunkOffset);
-    }
-    out[i] = faddRn(out[i], readValue(payload, l, f, j, scale));
+    const uint64_t i = topk ? idx[j] : randkIndex(j, x.count, l.selected, key, x.chunkOffset);
+    if (i < x.count) out[i] = faddRn(out[i], readValue(payload, l, f, j, scale));
   }
 }
 
@@ -939,6 +956,7 @@ void cudaDecode(const DecodeExpect& x, const void* devPayload, size_t bytes, flo
     case CodecKind::Bf16: castDecodeKernel<CodecKind::Bf16><<<grid, kThreads, 0, s>>>(payload, x, bytes, l.body, devOut, vec, mode, devError); break;
     case CodecKind::Fp16: castDecodeKernel<CodecKind::Fp16><<<grid, kThreads, 0, s>>>(payload, x, bytes, l.body, devOut, vec, mode, devError); break;
     case CodecKind::Quant: {
+      validateKernel<<<gridFor(l.blocks, 256, 4096), 256, 0, s>>>(payload, x, bytes, l, devError);
       const unsigned qg = gridFor(l.blocks, kWarps, 132 * 32);
       switch (x.params.bits) {
         case 1: quantDecodeKernel<1><<<qg, kThreads, 0, s>>>(payload, x, bytes, l, devOut, vec, mode, devError); break;
@@ -950,6 +968,7 @@ void cudaDecode(const DecodeExpect& x, const void* devPayload, size_t bytes, flo
     }
     case CodecKind::TopK:
     case CodecKind::RandK:
+      validateKernel<<<gridFor(l.selected, 256, 4096), 256, 0, s>>>(payload, x, bytes, l, devError);
       if (mode == DecodeMode::Overwrite && x.count)
         zeroKernel<<<gridFor(x.count, 256, 132 * 32), 256, 0, s>>>(payload, x, bytes, devOut, devError);
       if (l.selected)
@@ -1014,6 +1033,7 @@ void addTypedKernels(std::vector<const void*>& k) {
 std::vector<const void*> cudaCodecKernelEntries() {
   std::vector<const void*> k = {
       reinterpret_cast<const void*>(&headerKernel),
+      reinterpret_cast<const void*>(&validateKernel),
       reinterpret_cast<const void*>(&castDecodeKernel<CodecKind::None>),
       reinterpret_cast<const void*>(&castDecodeKernel<CodecKind::Bf16>),
       reinterpret_cast<const void*>(&castDecodeKernel<CodecKind::Fp16>),

@@ -35,10 +35,13 @@ void cudaGradStats(const void* input, sqzDataType_t dtype, const float* residual
 // count is not returned (it would need a sync): take it from the statistics.
 void cudaEncode(const CodecParams& p, const EncodeArgs& a, void* devPayload, void* devWorkspace, void* stream);
 
-// Validates the header against `expect` and `bytes` on the device; a bad
-// header or index sets *devError to a nonzero code (see cudaDecodeErrorString)
-// and writes nothing out of bounds. A header error writes nothing at all; a
-// bad top-K index skips that element. *devError is only ever set, never cleared.
+// Validates the whole payload on the device before writing any of it, as
+// the CPU decoder does (kernels/payload_checks.h): the header against
+// `expect` and `bytes`, every block scale, the value scale and every top-K
+// index (in range, strictly increasing: no duplicates). Anything wrong sets
+// *devError to a nonzero code (see cudaDecodeErrorString) and leaves devOut
+// untouched. *devError is only ever set, never cleared, and a decode into
+// which it comes set (an earlier decode's error) writes nothing either.
 void cudaDecode(const DecodeExpect& expect, const void* devPayload, size_t bytes, float* devOut, DecodeMode mode,
                 int* devError, void* stream);
 const char* cudaDecodeErrorString(int code);

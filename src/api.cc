@@ -178,12 +178,9 @@ sqzResult_t sqzCommInitFromEnv(sqzComm_t* comm) {
     id.root = sqz::resolveAddress(env.rootHost, env.rootPort);
     id.secret = env.secret;
     if (env.rank == 0) {
-      // Rank 0 serves the rendezvous on every interface at the agreed port.
-      sqz::SocketAddress any;
-      any.storage.ss_family = id.root.storage.ss_family;
-      any.length = id.root.length;
-      any.setPort(env.rootPort);
-      sqz::startRendezvousRoot(any, env.secret);
+      // Rank 0 serves the rendezvous at the agreed address only (the
+      // interface MASTER_ADDR or SQZ_ROOT resolves to), not on every interface.
+      sqz::startRendezvousRoot(id.root, env.secret, env.size);
     }
   });
   if (r != sqzSuccess) return r;

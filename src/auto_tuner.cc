@@ -164,8 +164,16 @@ void AutoTuner::timePlans(Transport& transport, const void* input, sqzDataType_t
 }
 
 Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double count, int elementBytes,
-                       const std::string& label) {
+                       const std::string& label, bool errorFeedback) {
   std::vector<Candidate> candidates = allreduceCandidates(count, topo_, levels_, elementBytes);
+  if (!errorFeedback) {
+    auto needsFeedback = [](const CodecParams& c) { return c.kind == CodecKind::TopK || c.kind == CodecKind::RandK; };
+    candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
+                                    [&](const Candidate& c) {
+                                      return needsFeedback(c.spec.codec) || needsFeedback(c.spec.intraCodec);
+                                    }),
+                     candidates.end());
+  }
   // A tuned call first reads g once for its statistics (tunerStats: at
   // most 2^18 sampled elements, plus a non-finite scan of g and e): timed
   // at calibration, else priced from the stats throughput; they then go to

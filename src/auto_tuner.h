@@ -99,9 +99,11 @@ class AutoTuner {
                sqzDataType_t type = sqzFloat32, size_t count = 0, size_t chunkBytes = 512 << 10);
 
   // The plan for a call of `count` elements (elementBytes each) given the
-  // reduced statistics; logs the ranking when the choice changes.
+  // reduced statistics; logs the ranking when the choice changes. Without
+  // error feedback (a call that names no state: src/implicit_states.h) only
+  // codecs that need none compete: top-K and random-K drop what they leave out.
   Plan choose(TuningState& state, const GradStats& reduced, double count, int elementBytes,
-              const std::string& label);
+              const std::string& label, bool errorFeedback = true);
 
   // The plan SQZ_TUNE forces for `bytes`, if any ("@auto" entries: none).
   bool forcedPlan(uint64_t bytes, PlanSpec* out) const;

@@ -17,29 +17,25 @@
 #include "kernels/cpu_codec.h"
 #include "src/bootstrap/peer_info.h"
 #include "src/bootstrap/rendezvous.h"
+#include "src/call_settings.h"
 #include "src/codec/codec_spec.h"
 #include "src/topology/link_topology.h"
 #include "src/topology/node_id.h"
 #include "src/tuner/algorithm_table.h"
 
 namespace sqz {
-namespace {
-
-uint32_t specHash(const std::string& s) {
-  uint32_t h = 2166136261u;
-  for (unsigned char c : s) h = (h ^ c) * 16777619u;
-  return h;
-}
-
-}  // namespace
 
 CommConfig CommConfig::fromEnv() {
   CommConfig c;
-  c.chunkBytes = static_cast<size_t>(envInt("SQZ_CHUNK_BYTES", 512 << 10));
-  c.directMaxBytes = static_cast<size_t>(envInt("SQZ_DIRECT_MAX_BYTES", 32 << 10));
-  c.minBytes = static_cast<size_t>(envInt("SQZ_MIN_BYTES", 64 << 10));
-  c.statsEveryMax = static_cast<uint32_t>(std::max<int64_t>(1, envInt("SQZ_STATS_EVERY_MAX", 16)));
-  c.tuneSync = envString("SQZ_TUNE_MODE", "lagged") == "sync";
+  c.chunkBytes = envBytes("SQZ_CHUNK_BYTES", 512 << 10, 1);
+  c.directMaxBytes = envBytes("SQZ_DIRECT_MAX_BYTES", 32 << 10);
+  c.minBytes = envBytes("SQZ_MIN_BYTES", 64 << 10);
+  c.statsEveryMax = static_cast<uint32_t>(envUnsigned("SQZ_STATS_EVERY_MAX", 16, 1, 1u << 20));
+  const std::string mode = envString("SQZ_TUNE_MODE", "lagged");
+  SQZ_REQUIRE(mode == "lagged" || mode == "sync", sqzInvalidArgument, "SQZ_TUNE_MODE=%s: expected lagged or sync",
+              mode.c_str());
+  c.tuneSync = mode == "sync";
+  timeoutSeconds();  // a malformed SQZ_TIMEOUT fails here, not in the middle of a call
   return c;
 }
 
@@ -68,6 +64,16 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
     : rank_(rank), size_(nranks), config_(CommConfig::fromEnv()) {
   LogRankScope logRank(rank);
   Deadline deadline = Deadline::fromTimeout();
+  // Every SQZ_* setting is checked before this rank joins the others.
+  CompressionPolicy envPolicy = CompressionPolicy::parse("none");
+  if (const std::string spec = envString("SQZ_COMPRESSION"); !spec.empty()) {
+    try {
+      envPolicy = CompressionPolicy::parse(spec);
+    } catch (const Error& e) {
+      fail(sqzInvalidArgument, "SQZ_COMPRESSION=%s: %s", spec.c_str(), e.what());
+    }
+  }
+  if (!envString("SQZ_SEED").empty()) envUnsigned("SQZ_SEED", 0, 0, UINT64_MAX);
   transport_ = std::make_unique<UcxTransport>(rank, nranks);
   // Whether UCX can use RDMA from this node: the link class between nodes
   // (ib or tcp) that the tuner prices plans with.
@@ -92,7 +98,6 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
   for (int r = 0; r < nranks; ++r) sameNode[r] = nodeIds_[r] == nodeIds_[rank];
   transport_->connect(addresses, sameNode);
   flat_ = std::make_unique<FlatAllreduces>(*transport_, config_.chunkBytes);
-  policy_ = CompressionPolicy::parse("none");
   const LinkClasses links = classifyTopology(placements, nullptr);
   SQZ_INFO("links: inside a node %s, between nodes %s (%s)", linkClassName(links.intra), linkClassName(links.inter),
            rdma ? "RDMA usable here" : rdmaWhy.c_str());
@@ -103,28 +108,15 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
   // The codecs' RNG key (stochastic rounding, random-K indices) is the same
   // on every rank: SQZ_SEED when set (reproducible runs), else from the
   // unique id's secret (fresh per communicator).
-  std::memcpy(&seed_, id.secret.data(), sizeof seed_);
-  if (!envString("SQZ_SEED").empty()) seed_ = static_cast<uint64_t>(envInt("SQZ_SEED", 0));
-  std::string spec = envString("SQZ_COMPRESSION");
-  if (!spec.empty()) {
-    try {
-      setCompression(spec);
-    } catch (const Error& e) {
-      SQZ_WARN("ignoring SQZ_COMPRESSION: %s", e.what());
-    }
-  }
+  seed_ = envString("SQZ_SEED").empty() ? seedFromSecret(id.secret) : envUnsigned("SQZ_SEED", 0, 0, UINT64_MAX);
+  policy_ = envPolicy;
+  settingsHash_ = settingsHash(config_, tuner_->table().toString());
   SQZ_INFO("communicator ready: rank %d of %d, node %s", rank, nranks, nodeIds_[rank].c_str());
 }
 
 Communicator::~Communicator() = default;
 
 void Communicator::setCompression(const std::string& spec) { policy_ = CompressionPolicy::parse(spec); }
-
-ErrorFeedbackState& Communicator::keyedState(void* recv, size_t count, sqzDataType_t type) {
-  auto& slot = keyedStates_[{recv, count}];
-  if (!slot || slot->type != type) slot = std::make_unique<ErrorFeedbackState>(count, type);
-  return *slot;
-}
 
 const AlgorithmEntry& Communicator::chooseAlgorithm(const CodecParams& codec, size_t count, sqzDataType_t type) const {
   CallShape call;
@@ -173,7 +165,8 @@ PlanSpec Communicator::choosePlan(const void* send, size_t count, sqzDataType_t 
   if (t.fresh || !t.havePlan) {
     char label[64];
     std::snprintf(label, sizeof label, "buffer of %zu x %s", count, dataTypeName(type));
-    Plan plan = tuner_->choose(t, t.reduced, static_cast<double>(count), static_cast<int>(dataTypeSize(type)), label);
+    Plan plan = tuner_->choose(t, t.reduced, static_cast<double>(count), static_cast<int>(dataTypeSize(type)), label,
+                               ef.keepsResidual);
     t.plan = plan.chosen.candidate.spec;
     t.planGain = plan.chosen.gain;
     t.havePlan = true;
@@ -208,13 +201,13 @@ CompressedArgs Communicator::compressedArgs(const AllreduceArgs& a, const CodecP
   CompressedArgs c;
   c.base = a;
   c.codec = codec;
-  c.residual = ef.residual.data();
-  c.ownerResidual = ef.ownerResidual.data();
+  c.residual = ef.residualOrNull();
+  c.ownerResidual = ef.ownerResidualOrNull();
   c.ownerResidualCount = ef.ownerResidual.size();
   c.seed = seed_;
   c.step = ef.step++;
   c.counters = counters;
-  if (codec.kind != CodecKind::None) ef.residualDirty = true;
+  if (codec.kind != CodecKind::None && ef.keepsResidual) ef.residualDirty = true;
   return c;
 }
 
@@ -229,10 +222,11 @@ void Communicator::drainDevice() {
 void Communicator::allReduceDevice(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op,
                                    void* stream, const char* spec, const void* stateKey) {
   LogRankScope logRank(rank_);
+  const uint64_t call = calls_++;
   SQZ_REQUIRE(takeCallTag() == 0, sqzInvalidUsage, "call tags (sqzCommSetCallTag) are for host buffers only");
   const CompressionPolicy policy = spec ? CompressionPolicy::parse(spec) : policy_;
   if (!device_) device_ = std::make_unique<DevicePath>(*this);
-  device_->allReduce(send, recv, count, type, op, stream, policy, stateKey);
+  device_->allReduce(send, recv, count, type, op, stream, policy, stateKey, call);
 }
 
 void Communicator::adoptNccl(void* ncclComm) {
@@ -252,6 +246,7 @@ sqzResult_t Communicator::asyncError(std::string* why) {
 void Communicator::allReduce(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op,
                              const char* spec, ErrorFeedbackState* state) {
   LogRankScope logRank(rank_);
+  const uint64_t call = calls_++;
   drainDevice();
   TraceRange range("sqz allreduce");
   const CallClock clock;
@@ -263,14 +258,15 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   a.op = op;
   a.seq = nextSeq();
   a.deadline = Deadline::fromTimeout();
-  CallDecision d = decideCall(a, spec ? CompressionPolicy::parse(spec) : policy_, state);
+  CallDecision d = decideCall(a, spec ? CompressionPolicy::parse(spec) : policy_, state, call);
   agreeOnPlan(a, d);
   const CallCounters counters = runPlan(a, d);
   lastCall_ = makeCallInfo(a, d, counters, clock);
   if (timeline_) timeline_->allreduce(lastCall_, clock.startSeconds, d.tuneSeconds);
 }
 
-CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy policy, ErrorFeedbackState* state) {
+CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy policy, ErrorFeedbackState* state,
+                                      uint64_t call) {
   CallDecision d;
   d.policy = std::move(policy);
   const CompressionPolicy& p = d.policy;
@@ -288,7 +284,7 @@ CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy 
   d.tableForced = compressible && p.automatic && tuner_->forcedPlan(bytes, &d.tablePlan);
   d.tuned = compressible && p.automatic && !d.tableForced;
   d.mayCompress = compressible && (fixedLossy || p.automatic);
-  if (d.mayCompress) d.ef = state ? state : &keyedState(a.recv, a.count, a.type);
+  if (d.mayCompress) d.ef = state ? state : &implicit_.forCall(a.count, a.type, call);
   else if (state && compressible) d.ef = state;
   // A plan that names an exact algorithm runs it (sqz.h: forcing a plan's
   // name reproduces the call).
@@ -300,7 +296,9 @@ CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy 
   d.header.count = a.count;
   d.header.dtype = a.type;
   d.header.op = a.op;
-  d.header.spec = specHash(p.text);
+  d.header.spec = textHash(d.tableForced ? p.text + " @" + planName(d.tablePlan) : p.text);
+  d.header.settings = settingsHash_;
+  if (d.mayCompress) d.header.rng = rngKey(seed_, d.ef->step);
   d.header.tag = takeCallTag();
   d.header.rankFlags |= kFlagJoinable;
   if (d.tuned) {
@@ -309,8 +307,13 @@ CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy 
     ef.ensure(EvenSplit{a.count, static_cast<size_t>(size_)}.length(0));
     ef.tuning.maxStatsEvery = config_.tuneSync ? 1 : config_.statsEveryMax;
     d.withStats = ef.tuning.statsDue() || config_.tuneSync;
+    // The extra traffic of this call (choosePlan and the lagged exchange in
+    // runPlan), agreed like its arguments.
+    const bool first = !ef.tuning.haveReduced || config_.tuneSync;
+    d.header.callFlags = (first ? kCallStatsFirst : d.withStats ? kCallStatsLagged : 0) |
+                         (tuner_->ready() ? 0 : kCallPreparesTuner);
     if (d.withStats) {
-      tunerStats(a.send, a.type, ef.residual.data(), a.count, &d.local);
+      tunerStats(a.send, a.type, ef.residualOrNull(), a.count, &d.local);
       if (d.local.nonFinite > 0) d.header.rankFlags |= kFlagNonFinite;
     } else if (hasNonFinite(a.send, a.type, a.count)) {
       // As a fixed spec's call: g only. The residual holds what finite g + e

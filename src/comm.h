@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -20,6 +19,7 @@
 #include "src/auto_tuner.h"
 #include "src/device/device_path.h"
 #include "src/error_feedback_state.h"
+#include "src/implicit_states.h"
 #include "src/timeline.h"
 #include "src/tuner/algorithm_table.h"
 #include "src/tuner/plan_name.h"
@@ -93,13 +93,13 @@ class Communicator {
   int size() const { return size_; }
   const std::string& nodeId(int rank) const { return nodeIds_[rank]; }
 
-  // spec: null for the communicator's policy; state: null for the state
-  // keyed by (recv, count).
+  // spec: null for the communicator's policy; state: null for an implicit
+  // call (src/implicit_states.h: no residual carried across calls).
   void allReduce(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op,
                  const char* spec = nullptr, ErrorFeedbackState* state = nullptr);
   // Device (or managed) buffers: enqueued on `stream`, returns without
   // waiting for the GPU (src/device/device_path.h). stateKey: an explicit
-  // sqzState, or null for the state keyed by (recv, count).
+  // sqzState, or null for an implicit call (src/implicit_states.h).
   void allReduceDevice(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op, void* stream,
                        const char* spec, const void* stateKey);
   // Device calls use this NCCL communicator (not owned); before any device call.
@@ -109,6 +109,8 @@ class Communicator {
   // The first asynchronous error of device calls, or sqzSuccess.
   sqzResult_t asyncError(std::string* why);
   const sqzCallInfo& lastCall() const { return lastCall_; }
+  // How many implicit calls' tuning states are kept (bounded: src/implicit_states.h).
+  size_t implicitStates() const { return implicit_.size(); }
   Timeline* timeline() { return timeline_.get(); }
   void broadcast(const void* send, void* recv, size_t count, sqzDataType_t type, int root);
   void allGather(const void* send, void* recv, size_t count, sqzDataType_t type);
@@ -139,7 +141,9 @@ class Communicator {
   // A host allreduce in four steps: decide (this rank's view: policy,
   // buffer state, statistics, header), agree (the header exchange, then the
   // plan every rank derives alike), run the plan, report (sqzCallInfo).
-  CallDecision decideCall(const AllreduceArgs& a, CompressionPolicy policy, ErrorFeedbackState* state);
+  // `call`: this communicator's allreduce count, the RNG step of an implicit call.
+  CallDecision decideCall(const AllreduceArgs& a, CompressionPolicy policy, ErrorFeedbackState* state,
+                          uint64_t call);
   void agreeOnPlan(const AllreduceArgs& a, CallDecision& d);
   CallCounters runPlan(const AllreduceArgs& a, CallDecision& d);
   sqzCallInfo makeCallInfo(const AllreduceArgs& a, const CallDecision& d, const CallCounters& counters,
@@ -158,7 +162,6 @@ class Communicator {
   // `auto`: the plan for this call (a collective on first use of the tuner).
   PlanSpec choosePlan(const void* send, size_t count, sqzDataType_t type, ErrorFeedbackState& ef,
                       const GradStats& local, bool withStats, double* gain);
-  ErrorFeedbackState& keyedState(void* recv, size_t count, sqzDataType_t type);
   // Before the caller's thread uses the host transport: the device path's
   // progress thread must be idle (and its errors are this call's errors).
   void drainDevice();
@@ -175,7 +178,9 @@ class Communicator {
   std::unique_ptr<AutoTuner> tuner_;
   HierarchyGroups hierarchy_;  // empty when ranks are not spread evenly over several nodes
   bool multiNode_ = false;     // ranks on more than one node
-  std::map<std::pair<void*, size_t>, std::unique_ptr<ErrorFeedbackState>> keyedStates_;
+  ImplicitStates implicit_;    // the state of calls that name none
+  uint64_t calls_ = 0;         // allreduce calls so far, host and device (identical on all ranks)
+  uint32_t settingsHash_ = 0;  // src/call_settings.h
   uint64_t seed_ = 0;  // shared by all ranks (from the unique id)
   uint32_t seq_ = 0;
   uint64_t callTag_ = 0;  // for the next call's header (sqzCommSetCallTag)

@@ -2,6 +2,7 @@
 // (launcher environments, a rank killed mid-job). Launched by
 // test_processes.cc; reports through its exit code:
 //   0 = ok, 10 + sqzResult_t = a sqz call failed, 3 = wrong result.
+// SQZ_TEST_NOFILE=N lowers the process's file descriptor limit to N.
 //   rank_process env-allreduce           init from env, allreduce, check
 //   rank_process die DEAD_RANK           all reduce once; DEAD_RANK then
 //                                        _exit(9)s, the others allreduce
@@ -11,6 +12,7 @@
 //                                        result within TOL (relative to the
 //                                        largest |sum|) of the exact sum,
 //                                        and bitwise equal on all ranks.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -34,6 +36,13 @@ int check(sqzResult_t r, sqzComm_t comm, const char* what) {
 
 int main(int argc, char** argv) {
   if (argc < 2) return 2;
+  // SQZ_TEST_NOFILE=N: this process may open at most N file descriptors.
+  if (const char* nofile = std::getenv("SQZ_TEST_NOFILE")) {
+    rlimit lim{};
+    getrlimit(RLIMIT_NOFILE, &lim);
+    lim.rlim_cur = static_cast<rlim_t>(std::atol(nofile));
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
   sqzComm_t comm = nullptr;
   if (int rc = check(sqzCommInitFromEnv(&comm), nullptr, "sqzCommInitFromEnv")) return rc;
   int rank = -1, n = 0;

@@ -327,5 +327,77 @@ TEST(Auto, SmallBuffersAndNonSumsStayExact) {
   });
 }
 
+// A call that names no state carries no residual (src/implicit_states.h),
+// so auto ranks only codecs that need none there; with a state it may pick
+// top-K. A gradient concentrated on 1% of its elements over a slow link is
+// where top-K wins.
+TEST(Auto, WithoutAStateOnlyCodecsThatNeedNoFeedbackCompete) {
+  std::string path = writeProfile(1e-4, 20e6);  // 20 MB/s
+  ScopedEnv profile("SQZ_PROFILE", path.c_str());
+  ScopedEnv calibrate("SQZ_CALIBRATE", "off");
+  const size_t count = 1 << 18;
+  std::vector<std::string> implicitPlans, namedPlans;
+  runRanks(2, [&](int rank, sqzComm_t& comm) {
+    ASSERT_EQ(sqzCommSetCompression(comm, "auto"), sqzSuccess);
+    std::mt19937 rng(rank + 1);
+    std::normal_distribution<float> normal;
+    std::vector<float> g(count), out(count);
+    auto fill = [&] {
+      for (size_t i = 0; i < count; ++i) g[i] = i % 100 == 0 ? 100.0f + normal(rng) : 1e-4f * normal(rng);
+    };
+    sqzState_t state;
+    ASSERT_EQ(sqzStateCreate(comm, count, sqzFloat32, &state), sqzSuccess);
+    for (int call = 0; call < 4; ++call) {
+      sqzCallInfo info;
+      fill();
+      ASSERT_EQ(sqzAllReduce(g.data(), out.data(), count, sqzFloat32, sqzSum, comm, nullptr), sqzSuccess);
+      sqzGetCallInfo(comm, &info);
+      if (rank == 0) implicitPlans.push_back(info.plan);
+      fill();
+      ASSERT_EQ(sqzAllReduceEx(g.data(), out.data(), count, sqzFloat32, sqzSum, nullptr, state, comm, nullptr),
+                sqzSuccess);
+      sqzGetCallInfo(comm, &info);
+      if (rank == 0) namedPlans.push_back(info.plan);
+    }
+    sqzStateDestroy(state);
+  });
+  for (const std::string& plan : implicitPlans) {
+    EXPECT_EQ(plan.find("topk"), std::string::npos) << plan;
+    EXPECT_EQ(plan.find("randk"), std::string::npos) << plan;
+  }
+  ASSERT_FALSE(namedPlans.empty());
+  EXPECT_NE(namedPlans.back().find("topk"), std::string::npos)
+      << "with a state auto did not choose top-K here (" << namedPlans.back() << "): the case shows nothing";
+  std::remove(path.c_str());
+}
+
+// Whether a call carries auto's statistics is agreed like its arguments: a
+// rank that continues on a fresh state (its statistics go first, in sync
+// mode) while the others send theirs lagged fails on every rank, instead of
+// the ranks waiting for messages the others never send.
+TEST(Auto, StatisticsTrafficThatDiffersIsAnErrorOnEveryRank) {
+  std::string path = writeProfile(1e-4, 20e6);
+  ScopedEnv profile("SQZ_PROFILE", path.c_str());
+  ScopedEnv calibrate("SQZ_CALIBRATE", "off");
+  ScopedEnv timeout("SQZ_TIMEOUT", "10");
+  const size_t count = 1 << 16;
+  runRanks(2, [&](int rank, sqzComm_t& comm) {
+    ASSERT_EQ(sqzCommSetCompression(comm, "auto"), sqzSuccess);
+    sqzState_t used, fresh;
+    ASSERT_EQ(sqzStateCreate(comm, count, sqzFloat32, &used), sqzSuccess);
+    ASSERT_EQ(sqzStateCreate(comm, count, sqzFloat32, &fresh), sqzSuccess);
+    std::vector<float> g(count, 1.0f + rank), out(count);
+    ASSERT_EQ(sqzAllReduceEx(g.data(), out.data(), count, sqzFloat32, sqzSum, nullptr, used, comm, nullptr),
+              sqzSuccess);
+    sqzState_t mine = rank == 1 ? fresh : used;
+    EXPECT_EQ(sqzAllReduceEx(g.data(), out.data(), count, sqzFloat32, sqzSum, nullptr, mine, comm, nullptr),
+              sqzInvalidUsage);
+    EXPECT_NE(std::string(sqzGetLastError(comm)).find("statistics"), std::string::npos) << sqzGetLastError(comm);
+    sqzStateDestroy(used);
+    sqzStateDestroy(fresh);
+  });
+  std::remove(path.c_str());
+}
+
 }  // namespace
 }  // namespace sqz::test

@@ -325,7 +325,7 @@ void UcxTransport::closeEndpoints(bool force) {
     if (r && !UCS_PTR_IS_ERR(r)) pending.push_back(r);
   }
   // Flushing is bounded: a peer that already left must not stall us.
-  Deadline deadline(force ? 2.0 : std::min(10.0, timeoutSeconds()));
+  Deadline deadline(force ? 2.0 : std::min(10.0, timeoutSecondsOrDefault()));
   for (auto r : pending) {
     while (ucp_request_check_status(r) == UCS_INPROGRESS && !deadline.expired())
       ucp_worker_progress(worker_);

@@ -17,6 +17,7 @@
 
 #include "common/env.h"
 #include "common/error.h"
+#include "common/strict_number.h"
 #include "kernels/cpu_codec.h"
 #include "kernels/grad_stats.h"
 #include "kernels/half.h"
@@ -94,15 +95,15 @@ Gradient syntheticGradient(const std::string& spec, size_t sample) {
   std::stringstream in(spec);
   for (std::string p; std::getline(in, p, ':');) parts.push_back(p);
   if (parts.size() != 3) usage("--grad is SIZE:DTYPE:DIST, e.g. 1GiB:bf16:gaussian");
-  int64_t bytes = 0;
-  if (!parseSize(parts[0], &bytes) || bytes <= 0) usage("bad gradient size");
+  uint64_t bytes = 0;
+  if (!parseByteSize(parts[0].c_str(), kMaxConfigBytes, &bytes) || bytes == 0) usage("bad gradient size");
   Gradient g;
   sqzDataType_t dtype = sqzFloat32;
   if (parts[1] == "fp32") g.elementBytes = 4;
   else if (parts[1] == "bf16") { g.elementBytes = 2; dtype = sqzBfloat16; }
   else if (parts[1] == "fp16") { g.elementBytes = 2; dtype = sqzFloat16; }
   else usage("dtype must be fp32, bf16 or fp16");
-  g.elements = static_cast<double>(bytes / g.elementBytes);
+  g.elements = static_cast<double>(bytes / static_cast<uint64_t>(g.elementBytes));
   const size_t n = std::min<size_t>(sample, static_cast<size_t>(g.elements));
   std::mt19937_64 rng(12345);
   std::normal_distribution<float> normal(0.0f, 1e-3f);

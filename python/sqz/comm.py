@@ -8,10 +8,9 @@ accepts abort/destroy, and says so on further calls.
 """
 import ctypes
 import os
-import tempfile
-import time
 
-from . import _lib
+from . import _id_file, _lib
+from .env import timeout_seconds
 
 
 class Communicator:
@@ -61,8 +60,9 @@ class Communicator:
     def init_from_env(cls):
         """torchrun / sqz.run / mpirun / SLURM environment. Under mpirun on
         one host without MASTER_ADDR or SQZ_ROOT, the unique id travels
-        through a file named after the job (so `mpirun -np 4 python x.py`
-        works as is); across hosts set MASTER_ADDR/MASTER_PORT or SQZ_ROOT."""
+        through a file named after the job in a directory private to this
+        user (sqz/_id_file.py; so `mpirun -np 4 python x.py` works as is);
+        across hosts set MASTER_ADDR/MASTER_PORT or SQZ_ROOT."""
         env = os.environ
         if ("RANK" not in env and "OMPI_COMM_WORLD_RANK" in env and not env.get("SQZ_ROOT")
                 and not env.get("MASTER_ADDR")):
@@ -79,31 +79,13 @@ class Communicator:
     def _init_via_file(cls, rank, size):
         job = os.environ.get("PMIX_NAMESPACE") or os.environ.get("OMPI_MCA_orte_jobfam_session_dir") \
             or os.environ.get("OMPI_MCA_ess_base_jobid") or str(os.getppid())
-        job = "".join(c if c.isalnum() else "_" for c in job)
-        path = os.path.join(tempfile.gettempdir(), "sqz-uid-%d-%s" % (os.getuid(), job))
+        timeout = timeout_seconds()
+        path = _id_file.id_path(job)
         if rank == 0:
             uid = cls.unique_id()
-            tmp = path + ".tmp"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(uid)
-            os.replace(tmp, path)
+            _id_file.publish(path, uid)
         else:
-            timeout = float(os.environ.get("SQZ_TIMEOUT", "300"))
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    with open(path, "rb") as f:
-                        uid = f.read()
-                    if len(uid) == _lib.UNIQUE_ID_BYTES:
-                        break
-                except FileNotFoundError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("sqz: no unique id appeared at %s within SQZ_TIMEOUT=%gs (rank 0 of this "
-                                       "mpirun job did not start?); set MASTER_ADDR/MASTER_PORT or SQZ_ROOT"
-                                       % (path, timeout))
-                time.sleep(0.01)
+            uid = _id_file.read_when_ready(path, _lib.UNIQUE_ID_BYTES, timeout)
         try:
             return cls.init_rank(size, uid, rank)
         finally:

@@ -1,9 +1,11 @@
 #include "src/bootstrap/launcher_env.h"
 
 #include <cstdlib>
+#include <mutex>
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/strict_number.h"
 
 namespace sqz {
 namespace {
@@ -11,10 +13,7 @@ namespace {
 bool readInt(const char* name, int* out) {
   const char* v = std::getenv(name);
   if (!v || !*v) return false;
-  char* end = nullptr;
-  long x = std::strtol(v, &end, 10);
-  if (*end != '\0' || x < 0 || x > (1 << 30)) fail(sqzInvalidArgument, "%s=%s is not a valid number", name, v);
-  *out = static_cast<int>(x);
+  *out = static_cast<int>(envUnsigned(name, 0, 0, 1 << 30));
   return true;
 }
 
@@ -47,7 +46,10 @@ LaunchEnv readLaunchEnv() {
     env.rootHost = root.substr(0, colon);
     if (env.rootHost.size() > 2 && env.rootHost.front() == '[' && env.rootHost.back() == ']')
       env.rootHost = env.rootHost.substr(1, env.rootHost.size() - 2);
-    env.rootPort = std::atoi(root.c_str() + colon + 1);
+    uint64_t port = 0;
+    SQZ_REQUIRE(parseUnsigned(root.c_str() + colon + 1, 65535, &port) && port > 0, sqzInvalidArgument,
+                "SQZ_ROOT=%s: expected host:port with a port from 1 to 65535", root.c_str());
+    env.rootPort = static_cast<int>(port);
   } else {
     int port = -1;
     env.rootHost = envString("MASTER_ADDR");
@@ -66,8 +68,16 @@ LaunchEnv readLaunchEnv() {
     // ranks know, so anyone who can reach the port can join (documented).
     secret = "sqz-unauthenticated:" + env.rootHost + ":" + std::to_string(env.rootPort) + ":" +
              std::to_string(env.size);
-    SQZ_INFO("SQZ_SECRET is not set: the rendezvous at %s:%d is not authenticated", env.rootHost.c_str(),
-             env.rootPort);
+    // Printed whatever SQZ_DEBUG says, once per process: a job open to
+    // anyone who can reach the port must not look like a secured one.
+    static std::once_flag warned;
+    std::call_once(warned, [&] {
+      logMessage(LogLevel::kWarn,
+                 "SQZ_SECRET is not set: the rendezvous at %s:%d admits anyone who can reach that port (the secret "
+                 "is derived from the address and world size); set SQZ_SECRET to the same random string on every "
+                 "rank on a shared network",
+                 env.rootHost.c_str(), env.rootPort);
+    });
   }
   env.secret = secretFromString(secret);
   return env;

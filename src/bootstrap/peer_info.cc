@@ -23,21 +23,21 @@ PeerInfo unpackPeerInfo(const Blob& b, int rank) {
   size_t pos = 0;
   auto get = [&](std::vector<uint8_t>* out) {
     uint32_t n = 0;
-    SQZ_REQUIRE(pos + 4 <= b.size(), sqzRemoteError, "malformed bootstrap record from rank %d", rank);
+    SQZ_REQUIRE(b.size() - pos >= 4, sqzRemoteError, "malformed bootstrap record from rank %d", rank);
     std::memcpy(&n, b.data() + pos, 4);
     pos += 4;
-    SQZ_REQUIRE(pos + n <= b.size(), sqzRemoteError, "malformed bootstrap record from rank %d", rank);
+    SQZ_REQUIRE(b.size() - pos >= n, sqzRemoteError, "malformed bootstrap record from rank %d", rank);
     out->assign(b.begin() + pos, b.begin() + pos + n);
     pos += n;
   };
   PeerInfo info;
-  std::vector<uint8_t> node, rdma;
+  std::vector<uint8_t> node, r;
   get(&info.ucxAddress);
   get(&node);
+  get(&r);
+  SQZ_REQUIRE(r.size() == 1 && pos == b.size(), sqzRemoteError, "malformed bootstrap record from rank %d", rank);
   info.nodeId.assign(node.begin(), node.end());
-  get(&rdma);
-  SQZ_REQUIRE(rdma.size() == 1, sqzRemoteError, "malformed bootstrap record from rank %d", rank);
-  info.rdma = rdma[0] != 0;
+  info.rdma = r[0] != 0;
   return info;
 }
 

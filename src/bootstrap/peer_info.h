@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "src/bootstrap/rendezvous.h"
+#include "src/bootstrap/handshake.h"
 
 namespace sqz {
 

@@ -195,32 +195,63 @@ Socket listenOn(const SocketAddress& addr, SocketAddress* bound) {
   if (!s.valid()) fail(sqzSystemError, "bootstrap: socket: %s", strerror(errno));
   int one = 1;
   setsockopt(s.fd(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::bind(s.fd(), reinterpret_cast<const sockaddr*>(&addr.storage), addr.length) != 0)
-    fail(sqzSystemError, "bootstrap: bind %s: %s", addr.toString().c_str(), strerror(errno));
-  if (::listen(s.fd(), 1024) != 0) fail(sqzSystemError, "bootstrap: listen: %s", strerror(errno));
+  if (::bind(s.fd(), reinterpret_cast<const sockaddr*>(&addr.storage), addr.length) != 0) {
+    const int err = errno;
+    fail(err == EADDRNOTAVAIL ? sqzInvalidUsage : sqzSystemError, "bootstrap: bind %s: %s%s",
+         addr.toString().c_str(), strerror(err),
+         err == EADDRNOTAVAIL ? " (no interface of this host has that address: MASTER_ADDR or SQZ_ROOT must name "
+                                "rank 0's own host)"
+                              : "");
+  }
+  if (::listen(s.fd(), SOMAXCONN) != 0) fail(sqzSystemError, "bootstrap: listen: %s", strerror(errno));
   bound->length = sizeof(bound->storage);
   getsockname(s.fd(), reinterpret_cast<sockaddr*>(&bound->storage), &bound->length);
   return s;
 }
 
+namespace {
+
+// One non-blocking connect, waited for until the deadline at most (a
+// blocking connect to a host that drops SYNs would wait ~127 s whatever
+// SQZ_TIMEOUT says). Returns 0 or the errno of the failure.
+int connectOnce(const Socket& s, const SocketAddress& addr, const Deadline& deadline) {
+  if (::connect(s.fd(), reinterpret_cast<const sockaddr*>(&addr.storage), addr.length) == 0) return 0;
+  if (errno != EINPROGRESS && errno != EINTR) return errno;
+  for (;;) {
+    pollfd p{s.fd(), POLLOUT, 0};
+    const int r = ::poll(&p, 1, deadline.remainingMs());
+    if (r == 0) return ETIMEDOUT;
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(s.fd(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+    return err;
+  }
+}
+
+}  // namespace
+
 Socket connectWithRetry(const SocketAddress& addr, const Deadline& deadline) {
   int delayMs = 10;
   for (;;) {
-    Socket s(::socket(addr.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    Socket s(::socket(addr.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!s.valid()) fail(sqzSystemError, "bootstrap: socket: %s", strerror(errno));
-    if (::connect(s.fd(), reinterpret_cast<const sockaddr*>(&addr.storage), addr.length) == 0) {
+    const int err = connectOnce(s, addr, deadline);
+    if (err == 0) {
       int one = 1;
       setsockopt(s.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       return s;
     }
-    int err = errno;
     if (err != ECONNREFUSED && err != ETIMEDOUT && err != EHOSTUNREACH && err != ENETUNREACH &&
-        err != EINTR && err != ECONNRESET)
+        err != ECONNRESET && err != EAGAIN)
       fail(sqzSystemError, "bootstrap: connect to %s: %s", addr.toString().c_str(), strerror(err));
     if (deadline.expired())
       fail(sqzTimeout, "bootstrap: could not reach the root at %s within SQZ_TIMEOUT=%gs (%s)",
            addr.toString().c_str(), timeoutSeconds(), strerror(err));
-    std::this_thread::sleep_for(std::chrono::milliseconds(delayMs));
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(delayMs, deadline.remainingMs() + 1)));
     delayMs = std::min(delayMs * 2, 200);
   }
 }

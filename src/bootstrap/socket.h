@@ -54,7 +54,8 @@ SocketAddress resolveAddress(const std::string& host, int port);
 Socket listenOn(const SocketAddress& addr, SocketAddress* bound);
 
 // Connects, retrying refused connections until the deadline (the root may
-// not be listening yet).
+// not be listening yet); no attempt outlives the deadline, even one whose
+// SYN goes unanswered. The socket is non-blocking.
 Socket connectWithRetry(const SocketAddress& addr, const Deadline& deadline);
 
 }  // namespace sqz

@@ -1,11 +1,11 @@
 #include "src/bootstrap/unique_id.h"
 
 #include <netinet/in.h>
-#include <sys/random.h>
 
 #include <cstring>
 
 #include "common/error.h"
+#include "src/bootstrap/hmac.h"
 
 namespace sqz {
 namespace {
@@ -71,40 +71,22 @@ BootstrapId BootstrapId::unpack(const sqzUniqueId& in) {
 
 Secret randomSecret() {
   Secret s{};
-  size_t got = 0;
-  while (got < s.size()) {
-    ssize_t r = getrandom(s.data() + got, s.size() - got, 0);
-    if (r < 0) fail(sqzSystemError, "getrandom failed");
-    got += static_cast<size_t>(r);
-  }
+  randomBytes(s.data(), s.size());
   return s;
 }
 
 Secret secretFromString(const std::string& text) {
-  // Two independent 64-bit FNV-1a style hashes with a final mix (splitmix64):
-  // this only has to map the shared text to 16 bytes identically everywhere.
-  auto mix = [](uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  };
-  uint64_t h1 = 0xcbf29ce484222325ull, h2 = 0x84222325cbf29ce4ull;
-  for (unsigned char c : text) {
-    h1 = (h1 ^ c) * 0x100000001b3ull;
-    h2 = (h2 ^ c) * 0x100000001b3ull + 0x9e3779b97f4a7c15ull;
-  }
-  h1 = mix(h1);
-  h2 = mix(h2 ^ h1);
+  const Digest d = sha256({"sqz secret v1", Bytes(text.data(), text.size())});
   Secret s{};
-  std::memcpy(s.data(), &h1, 8);
-  std::memcpy(s.data() + 8, &h2, 8);
+  std::memcpy(s.data(), d.data(), s.size());
   return s;
 }
 
-bool secretsEqual(const uint8_t* a, const uint8_t* b) {
-  uint8_t diff = 0;
-  for (size_t i = 0; i < 16; ++i) diff |= static_cast<uint8_t>(a[i] ^ b[i]);
-  return diff == 0;
+uint64_t seedFromSecret(const Secret& secret) {
+  const Digest d = hmacSha256(secret.data(), secret.size(), {"sqz codec seed"});
+  uint64_t seed = 0;
+  std::memcpy(&seed, d.data(), sizeof seed);
+  return seed;
 }
 
 }  // namespace sqz

@@ -1,5 +1,6 @@
 // What a sqzUniqueId holds: where the rendezvous root listens and the
-// secret a rank must present to it. Packed into the opaque 128 bytes.
+// secret that a rank and the root prove to each other they know (it never
+// travels; src/bootstrap/handshake.h). Packed into the opaque 128 bytes.
 #pragma once
 
 #include <array>
@@ -22,12 +23,14 @@ struct BootstrapId {
   static BootstrapId unpack(const sqzUniqueId& in);
 };
 
-// 16 bytes from the kernel's CSPRNG.
+// 16 bytes from OpenSSL's CSPRNG.
 Secret randomSecret();
-// A secret derived from a shared string (SQZ_SECRET), identical on all ranks.
+// A secret derived from a shared string (SQZ_SECRET), identical on all ranks
+// (SHA-256 of the text).
 Secret secretFromString(const std::string& text);
-
-// Constant-time comparison, so a stranger learns nothing from timing.
-bool secretsEqual(const uint8_t* a, const uint8_t* b);
+// The codecs' RNG seed when SQZ_SEED is unset: derived from the secret by
+// HMAC, so that payloads (which reveal the seed to whoever reads them)
+// reveal nothing about the secret.
+uint64_t seedFromSecret(const Secret& secret);
 
 }  // namespace sqz

@@ -1,10 +1,10 @@
 #include "src/codec/codec_spec.h"
 
-#include <cerrno>
 #include <cstdlib>
 #include <sstream>
 
 #include "common/error.h"
+#include "common/strict_number.h"
 #include "kernels/wire_format.h"
 
 namespace sqz {
@@ -20,10 +20,8 @@ std::vector<std::string> splitColons(const std::string& s) {
 }
 
 double parseRatio(const std::string& spec, const std::string& text) {
-  errno = 0;
-  char* end = nullptr;
-  double r = std::strtod(text.c_str(), &end);
-  SQZ_REQUIRE(!text.empty() && errno == 0 && end && *end == '\0' && r > 0.0 && r <= 1.0, sqzInvalidUsage,
+  double r = 0;
+  SQZ_REQUIRE(parseDecimal(text.c_str(), 1.0, &r) && r > 0.0, sqzInvalidUsage,
               "codec '%s': ratio '%s' must be a number in (0, 1]", spec.c_str(), text.c_str());
   return r;
 }
@@ -81,9 +79,8 @@ CodecParams parseCodecSpec(const std::string& spec) {
   for (size_t i = next; i < parts.size(); ++i) {
     const std::string& opt = parts[i];
     if (p.kind == CodecKind::Quant && opt.rfind("block=", 0) == 0) {
-      char* end = nullptr;
-      unsigned long b = std::strtoul(opt.c_str() + 6, &end, 10);
-      SQZ_REQUIRE(opt.size() > 6 && *end == '\0' && b > 0 && b % 8 == 0 && b <= kMaxBlockSize, sqzInvalidUsage,
+      uint64_t b = 0;
+      SQZ_REQUIRE(parseUnsigned(opt.c_str() + 6, kMaxBlockSize, &b) && b > 0 && b % 8 == 0, sqzInvalidUsage,
                   "codec '%s': block size must be a multiple of 8 in [8, 65536]", spec.c_str());
       p.blockSize = static_cast<uint32_t>(b);
     } else if (p.kind == CodecKind::Quant && (opt == "sr" || opt == "rn")) {

@@ -20,6 +20,7 @@
 #include "kernels/cuda_codec.h"
 #include "kernels/cuda_device_ops.h"
 #include "kernels/wire_format.h"
+#include "src/call_settings.h"
 #include "src/codec/codec_spec.h"
 #include "src/comm.h"
 #include "src/device/staging_engine.h"
@@ -31,12 +32,6 @@ namespace sqz {
 namespace {
 
 cudaStream_t asStream(void* s) { return static_cast<cudaStream_t>(s); }
-
-uint32_t textHash(const std::string& s) {
-  uint32_t h = 2166136261u;
-  for (unsigned char c : s) h = (h ^ c) * 16777619u;
-  return h;
-}
 
 // What each rank tells the others on the first device call.
 struct DeviceRecord {
@@ -90,6 +85,8 @@ struct DeviceBufferState {
   float* residual = nullptr;  // device, count floats (from the pool, once)
   cudaEvent_t lastUse = nullptr;  // after the last (uncaptured) call on this buffer
   bool dirty = false;         // residual may hold mass not yet sent
+  bool implicit = false;      // a call that names no state: no residual (src/implicit_states.h)
+  uint64_t lastCall = 0;      // implicit states: the call that last used it (least recently used go first)
   uint64_t step = 0;
   TuningState tuning;
   // Lagged statistics of the previous call: NCCL path, N GradStats copied
@@ -240,18 +237,31 @@ struct DevicePath::Impl {
     ready = true;
   }
 
-  DeviceBufferState& state(const void* key, size_t count, sqzDataType_t type, cudaStream_t s, bool capturing) {
+  // The state of a call: the caller's sqzState (key), or for an implicit
+  // call (key null) the one of its (count, type), which holds no residual
+  // and of which at most ImplicitStates::kCapacity are kept, as on host.
+  DeviceBufferState& state(const void* key, size_t count, sqzDataType_t type, cudaStream_t s, bool capturing,
+                           uint64_t call) {
+    static const char kImplicitKeys[sqzNumTypes] = {};
+    const bool implicit = key == nullptr;
+    if (implicit) key = &kImplicitKeys[type];
     auto& slot = states[{key, count}];
-    if (slot && slot->type == type) return *slot;
+    if (slot && slot->type == type) {
+      if (implicit) slot->step = slot->lastCall = call;
+      return *slot;
+    }
     SQZ_REQUIRE(!capturing, sqzInvalidUsage,
                 "the first compressed call on a device buffer cannot be captured in a CUDA graph "
-                "(it allocates the buffer's residual); run one call before capturing");
+                "(it allocates the buffer's state); run one call before capturing");
     auto st = std::make_unique<DeviceBufferState>();
     st->count = count;
     st->type = type;
-    SQZ_CUDA_OK(cudaMallocFromPoolAsync(reinterpret_cast<void**>(&st->residual),
-                                        std::max<size_t>(count, 1) * sizeof(float), pool, s));
-    SQZ_CUDA_OK(cudaMemsetAsync(st->residual, 0, count * sizeof(float), s));
+    st->implicit = implicit;
+    if (!implicit) {
+      SQZ_CUDA_OK(cudaMallocFromPoolAsync(reinterpret_cast<void**>(&st->residual),
+                                          std::max<size_t>(count, 1) * sizeof(float), pool, s));
+      SQZ_CUDA_OK(cudaMemsetAsync(st->residual, 0, count * sizeof(float), s));
+    }
     const size_t statsBytes = sizeof(GradStats) * nranks();
     if (staging) {
       st->statsBlock = staging->acquire(statsBytes);
@@ -261,9 +271,25 @@ struct DevicePath::Impl {
     }
     SQZ_CUDA_OK(cudaEventCreateWithFlags(&st->statsEvent, cudaEventDisableTiming));
     SQZ_CUDA_OK(cudaEventCreateWithFlags(&st->lastUse, cudaEventDisableTiming));
+    if (implicit) st->step = st->lastCall = call;
     if (slot) release(*slot);  // same key, new type
     slot = std::move(st);
-    return *slot;
+    DeviceBufferState& made = *slot;
+    if (implicit) evictImplicitBeyondCapacity();
+    return made;
+  }
+
+  void evictImplicitBeyondCapacity() {
+    size_t implicitCount = 0;
+    for (auto& [k, st] : states) implicitCount += st->implicit;
+    while (implicitCount-- > ImplicitStates::kCapacity) {
+      auto oldest = states.end();
+      for (auto it = states.begin(); it != states.end(); ++it)
+        if (it->second->implicit && (oldest == states.end() || it->second->lastCall < oldest->second->lastCall))
+          oldest = it;
+      release(*oldest->second);
+      states.erase(oldest);
+    }
   }
 
   // Frees a buffer state once the GPU is done with it: the residual after
@@ -288,7 +314,7 @@ struct DevicePath::Impl {
     }
     cudaEventDestroy(st.statsEvent);
     cudaStreamWaitEvent(releaseStream, st.lastUse, 0);
-    cudaFreeAsync(st.residual, releaseStream);
+    if (st.residual) cudaFreeAsync(st.residual, releaseStream);
     cudaEventDestroy(st.lastUse);
     cudaGetLastError();
   }
@@ -339,7 +365,7 @@ struct DevicePath::Impl {
       SQZ_REQUIRE(st.tuning.haveReduced, sqzInvalidUsage,
                   "SQZ_COMPRESSION=auto: run one call on this buffer before CUDA graph capture");
       Plan plan = tuner.choose(st.tuning, st.tuning.reduced, static_cast<double>(count),
-                               static_cast<int>(dataTypeSize(type)), "device buffer (captured)");
+                               static_cast<int>(dataTypeSize(type)), "device buffer (captured)", !st.implicit);
       *gain = plan.chosen.gain;
       return plan.chosen.candidate.spec;
     }
@@ -360,7 +386,7 @@ struct DevicePath::Impl {
     char label[64];
     std::snprintf(label, sizeof label, "device buffer of %zu x %s", count, dataTypeName(type));
     Plan plan = tuner.choose(st.tuning, st.tuning.reduced, static_cast<double>(count),
-                             static_cast<int>(dataTypeSize(type)), label);
+                             static_cast<int>(dataTypeSize(type)), label, !st.implicit);
     *gain = plan.chosen.gain;
     return plan.chosen.candidate.spec;
   }
@@ -399,13 +425,17 @@ struct DevicePath::Impl {
 
   // The header every rank's staged job agrees on before moving data: the
   // call and the plan each rank derived (a diverged plan fails everywhere).
-  CallHeader header(size_t count, sqzDataType_t type, sqzRedOp_t op, const std::string& planText) const {
+  // rng: the codecs' (seed, step) key of a lossy plan (src/call_settings.h), 0 for an exact one.
+  CallHeader header(size_t count, sqzDataType_t type, sqzRedOp_t op, const std::string& planText,
+                    uint64_t rng = 0) const {
     CallHeader h;
     h.kind = static_cast<uint32_t>(CollectiveKind::kAllReduce);
     h.count = count;
     h.dtype = type;
     h.op = op;
     h.spec = textHash(planText);
+    h.settings = comm.settingsHash_;
+    h.rng = rng;
     return h;
   }
 
@@ -547,7 +577,7 @@ struct DevicePath::Impl {
       cudaEncode(codec, a, payload, ws, s);
     }
     const uint64_t step = st.step++;
-    st.dirty = true;
+    st.dirty = !st.implicit;
     {
       TraceRange r("sqz transfer");
       if (nccl) {
@@ -557,7 +587,7 @@ struct DevicePath::Impl {
         StagingEngine::Block in = staging->acquire(P * n);
         SQZ_CUDA_OK(cudaMemcpyAsync(out.host, payload, P, cudaMemcpyDeviceToHost, s));
         const uint32_t seq = comm.nextSeq();
-        const CallHeader h = header(count, type, op, planText);
+        const CallHeader h = header(count, type, op, planText, rngKey(comm.seed_, step));
         auto sum = tuned ? std::make_shared<GradStats>() : nullptr;
         Communicator* c = &comm;
         auto job = staging->submit(
@@ -615,9 +645,9 @@ struct DevicePath::Impl {
     cudaRandkGather(codec, encodeArgs(send, type, count, st), values, s);
     cudaNonFiniteFlag(devStats, values + k, s);
     const uint64_t step = st.step++;
-    st.dirty = true;
+    st.dirty = !st.implicit;
     exactAllreduce(values, values, k + 1, sqzFloat32, sqzSum, tuned ? devStats : nullptr, &st,
-                   header(count, type, op, planText), scratch, s);
+                   header(count, type, op, planText, rngKey(comm.seed_, step)), scratch, s);
     cudaRandkScatter(codec, count, comm.seed_, step, 0, values, acc, DecodeMode::Overwrite, s);
     cudaStoreFloats(acc, count, op == sqzAvg ? n : 1, type, recv, s);
     cudaNonFiniteGuard(values + k, 0, 1, true, recv, type, count, st.residual, s);
@@ -684,7 +714,7 @@ void DevicePath::abort() {
 }
 
 void DevicePath::allReduce(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op,
-                           void* streamPtr, const CompressionPolicy& policy, const void* stateKey) {
+                           void* streamPtr, const CompressionPolicy& policy, const void* stateKey, uint64_t call) {
   Impl& d = *impl_;
   d.checkAsync();
   int current = -1;
@@ -710,7 +740,7 @@ void DevicePath::allReduce(const void* send, void* recv, size_t count, sqzDataTy
   const bool tuned = policy.automatic && compressible;
   DeviceBufferState* st = nullptr;
   if (compressible && (fixedLossy || tuned || stateKey))
-    st = &d.state(stateKey ? stateKey : recv, count, type, s, capturing);
+    st = &d.state(stateKey, count, type, s, capturing, call);
   // Whatever this call enqueues on the buffer's residual, also when it
   // fails halfway, comes before the buffer's lastUse (its memory is freed
   // after that).

@@ -67,9 +67,11 @@ class DevicePath {
   // never destroyed nor aborted by sqz).
   void adoptNccl(void* ncclComm);
 
-  // stateKey: the explicit sqzState, or null for the buffer's own (recv, count).
+  // stateKey: the explicit sqzState, or null for an implicit call
+  // (src/implicit_states.h: no residual); call: the communicator's
+  // allreduce count (the codecs' step for implicit calls).
   void allReduce(const void* send, void* recv, size_t count, sqzDataType_t type, sqzRedOp_t op, void* stream,
-                 const CompressionPolicy& policy, const void* stateKey);
+                 const CompressionPolicy& policy, const void* stateKey, uint64_t call);
 
   // An explicit sqzState is being destroyed: free its device state (after
   // the GPU is done with it), so a new state at the same address starts clean.

@@ -12,7 +12,7 @@ DevicePath::DevicePath(Communicator&) { fail(sqzInvalidUsage, "sqz was built wit
 DevicePath::~DevicePath() = default;
 void DevicePath::adoptNccl(void*) {}
 void DevicePath::allReduce(const void*, void*, size_t, sqzDataType_t, sqzRedOp_t, void*, const CompressionPolicy&,
-                           const void*) {}
+                           const void*, uint64_t) {}
 void DevicePath::drain() {}
 void DevicePath::forgetState(const void*) {}
 sqzResult_t DevicePath::asyncError(std::string*) { return sqzSuccess; }

@@ -40,6 +40,7 @@ bool hostMemory(const void* p) { return !p || classifyPointer(p) == MemoryKind::
 
 Route classifyCall(const AllreduceCall& call, const InterposerConfig& config, sqzDataType_t* type) {
   if (!config.serving()) return Route::kDisabled;
+  if (!config.error.empty()) return Route::kBadConfig;
   if (call.count < 0 || call.comm == MPI_COMM_NULL) return Route::kArguments;
   if (!sqzTypeOf(call.type, type)) return Route::kType;
   if (call.op != MPI_SUM) return Route::kOp;

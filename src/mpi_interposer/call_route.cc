@@ -16,6 +16,7 @@ const char* routeName(Route r) {
     case Route::kUnservable: return "unservable";
     case Route::kNonblocking: return "nonblocking";
     case Route::kNotInitialized: return "not-initialized";
+    case Route::kBadConfig: return "bad-config";
     case Route::kCount: break;
   }
   return "?";

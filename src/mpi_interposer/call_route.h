@@ -18,6 +18,7 @@ enum class Route {
   kUnservable,     // sqz could not adopt this communicator (logged once)
   kNonblocking,    // MPI_Iallreduce: always forwarded
   kNotInitialized, // before MPI_Init or after MPI_Finalize
+  kBadConfig,      // SQZ_MIN_BYTES malformed or SQZ_COMPRESSION refused: the call fails (not forwarded)
   kCount
 };
 

@@ -22,6 +22,7 @@
 #include <mpi.h>
 
 #include <atomic>
+#include <mutex>
 
 #include "common/log.h"
 #include "src/mpi_interposer/adopted_comm.h"
@@ -60,6 +61,17 @@ int reportFailure(MPI_Comm comm) {
   return code;
 }
 
+// A setting sqz refuses fails every call the interposer would serve (as
+// sqzCommInitRank fails), rather than forwarding them as if unset.
+int reportBadConfig(MPI_Comm comm, const InterposerConfig& config) {
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    logMessage(LogLevel::kWarn, "libsqz_mpi: %s; MPI_Allreduce calls it would serve fail", config.error.c_str());
+  });
+  CallSummary::process().failed();
+  return reportFailure(comm);
+}
+
 }  // namespace
 
 }  // namespace sqz::mpi
@@ -71,7 +83,9 @@ extern "C" int MPI_Allreduce(const void* sendbuf, void* recvbuf, int count, MPI_
                              MPI_Comm comm) {
   sqzDataType_t type = sqzFloat32;
   const sqz::mpi::AllreduceCall call{sendbuf, recvbuf, count, datatype, op, comm};
-  Route route = sqz::mpi::classifyCall(call, sqz::mpi::InterposerConfig::get(), &type);
+  const sqz::mpi::InterposerConfig& config = sqz::mpi::InterposerConfig::get();
+  Route route = sqz::mpi::classifyCall(call, config, &type);
+  if (route == Route::kBadConfig) return sqz::mpi::reportBadConfig(comm, config);
   if (route == Route::kServe) {
     AdoptedComm* adopted = AdoptedComm::of(comm);
     sqzResult_t result = sqzSuccess;

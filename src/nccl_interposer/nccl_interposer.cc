@@ -13,9 +13,11 @@
 // the first served call, from the application's ncclComm with
 // sqzCommInitFromNccl: one per ncclComm. If that fails (no device path on
 // this machine, say), a warning is logged once and the communicator's calls
-// are forwarded from then on. A served call that fails returns its error:
-// falling back to NCCL after peers may have joined sqz's collective would
-// deadlock them.
+// are forwarded from then on; if it fails because sqz refuses a setting
+// (SQZ_COMPRESSION, a malformed SQZ_MIN_BYTES, read with sqz's own strict
+// parser), the calls it would serve fail instead, as sqz's own would. A
+// served call that fails returns its error: falling back to NCCL after
+// peers may have joined sqz's collective would deadlock them.
 //
 // NCCL groups (PyTorch wraps collectives in ncclGroupStart/End, always for
 // coalesced ones): an eligible call inside a group is deferred, and served
@@ -46,6 +48,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -54,6 +57,7 @@
 #include <vector>
 
 #include "common/env.h"
+#include "common/error.h"
 #include "sqz.h"
 
 namespace {
@@ -113,19 +117,19 @@ const char* compressionSpec() {
   return spec;
 }
 
-// SQZ_MIN_BYTES as sqz reads it: bytes, with an optional k/m/g suffix.
-size_t minBytes() {
-  const char* text = std::getenv("SQZ_MIN_BYTES");
-  if (!text || !*text) return 64u << 10;
-  char* end = nullptr;
-  double v = std::strtod(text, &end);
-  switch (end ? *end : 0) {
-    case 'k': case 'K': v *= 1024; break;
-    case 'm': case 'M': v *= 1024.0 * 1024; break;
-    case 'g': case 'G': v *= 1024.0 * 1024 * 1024; break;
-    default: break;
+// SQZ_MIN_BYTES, read with sqz's own strict parser (common/env.h); false
+// (and the message) when it is malformed.
+bool minBytes(size_t* out, std::string* why) {
+  try {
+    *out = static_cast<size_t>(sqz::envBytes("SQZ_MIN_BYTES", 64u << 10));
+    return true;
+  } catch (const sqz::Error& e) {
+    *why = e.what();
+    return false;
+  } catch (...) {  // nothing may throw out of an NCCL entry point
+    *why = "SQZ_MIN_BYTES could not be read";
+    return false;
   }
-  return v > 0 ? static_cast<size_t>(v) : 0;
 }
 
 size_t elementSize(ncclDataType_t t) {
@@ -147,14 +151,26 @@ const char* typeName(ncclDataType_t t) {
   }
 }
 
+enum class Route { kForward, kServe, kBadConfig };
+
 // Whether sqz should serve the call: compression asked for, a float sum or
 // average, large enough. The same answer on every rank (NCCL requires the
-// same arguments everywhere), so all ranks adopt and serve together.
-bool eligible(size_t count, ncclDataType_t type, ncclRedOp_t op) {
-  if (!compressionSpec()) return false;
-  if (type != ncclFloat32 && type != ncclFloat16 && type != ncclBfloat16) return false;
-  if (op != ncclSum && op != ncclAvg) return false;
-  return count * elementSize(type) >= minBytes();
+// same arguments everywhere), so all ranks adopt and serve together. A
+// malformed SQZ_MIN_BYTES fails such calls rather than guess a threshold.
+Route route(size_t count, ncclDataType_t type, ncclRedOp_t op) {
+  if (!compressionSpec()) return Route::kForward;
+  if (type != ncclFloat32 && type != ncclFloat16 && type != ncclBfloat16) return Route::kForward;
+  if (op != ncclSum && op != ncclAvg) return Route::kForward;
+  size_t threshold = 0;
+  std::string why;
+  if (!minBytes(&threshold, &why)) {
+    static std::once_flag once;
+    std::call_once(once, [&] {
+      SQZ_LOG("WARN", "%s; failing compressible ncclAllReduce calls with ncclInvalidArgument", why.c_str());
+    });
+    return Route::kBadConfig;
+  }
+  return count * elementSize(type) >= threshold ? Route::kServe : Route::kForward;
 }
 
 // sqz and NCCL share the status numbering; sqz's timeout has no NCCL code
@@ -171,16 +187,6 @@ ncclResult_t toNccl(sqzResult_t r) {
     case sqzInProgress: return ncclInProgress;
     case sqzTimeout: return ncclRemoteError;
     default: return ncclInternalError;
-  }
-}
-
-// SQZ_TIMEOUT (common/env.h), or its default where it is malformed: the
-// interposer's own waits must not throw out of an NCCL entry point.
-double timeoutSecondsNoThrow() {
-  try {
-    return sqz::timeoutSeconds();
-  } catch (...) {
-    return 300.0;
   }
 }
 
@@ -213,6 +219,7 @@ struct Adopted {
   std::timed_mutex mu;        // held while adopting (a collective) and serving
   sqzComm_t sqz = nullptr;    // the adopted sqz communicator, once made
   bool unservable = false;    // adoption failed: forward from now on
+  sqzResult_t configError = sqzSuccess;  // sqz refused the configuration (SQZ_*): every served call fails
   bool loggedServed = false, loggedForwarded = false;
 };
 
@@ -261,10 +268,12 @@ struct InSqz {
   ~InSqz() { t_inSqz = false; }
 };
 
-// Adopts comm into e (caller holds e.mu). False when sqz cannot serve it.
+// Adopts comm into e (caller holds e.mu). False when sqz cannot serve it;
+// then e.configError says whether that is the configuration's fault (an
+// error for the call) or the machine's (forward to NCCL).
 bool adopt(Adopted& e, ncclComm_t comm) {
   if (e.sqz) return true;
-  if (e.unservable) return false;
+  if (e.unservable || e.configError != sqzSuccess) return false;
   // A communicator NCCL does not recognise (null, destroyed, garbage) is
   // NCCL's to reject: forward the call so that the application gets NCCL's
   // own error. Answered by NCCL without any collective.
@@ -285,7 +294,13 @@ bool adopt(Adopted& e, ncclComm_t comm) {
                 sqzGetLastError(e.sqz));
         sqzCommDestroy(e.sqz);
         e.sqz = nullptr;
+        e.configError = r;
       }
+    } else if (r == sqzInvalidArgument) {
+      // A malformed SQZ_* variable (sqz reads them at creation): an error, not a reason to forward.
+      SQZ_LOG("WARN", "cannot adopt ncclComm %p into sqz: %s (%s)", static_cast<void*>(comm), sqzGetErrorString(r),
+              sqzGetLastError(nullptr));
+      e.configError = r;
     } else {
       SQZ_LOG("WARN", "cannot adopt ncclComm %p (%d ranks) into sqz: %s (%s); forwarding its calls to NCCL",
               static_cast<void*>(comm), nranks, sqzGetErrorString(r), sqzGetLastError(nullptr));
@@ -293,7 +308,7 @@ bool adopt(Adopted& e, ncclComm_t comm) {
     }
   }
   if (!e.sqz) {
-    e.unservable = true;
+    e.unservable = e.configError == sqzSuccess;
     return false;
   }
   if (infoLogging())
@@ -330,6 +345,21 @@ void release(ncclComm_t comm) {
 #define SQZ_EXPORT extern "C" __attribute__((visibility("default")))
 
 namespace {
+
+// The body of an NCCL entry point: nothing may throw out of it, since its
+// caller is C (a std::bad_alloc from a map or vector, a std::system_error
+// from a mutex). What would escape becomes an NCCL error instead.
+template <class Body>
+ncclResult_t noThrow(const char* entry, Body&& body) noexcept {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    SQZ_LOG("WARN", "%s: %s", entry, e.what());
+  } catch (...) {
+    SQZ_LOG("WARN", "%s: an unknown exception", entry);
+  }
+  return ncclInternalError;
+}
 
 ncclResult_t forward(const AllReduceCall& c) {
   auto real = SQZ_REAL(ncclAllReduce);
@@ -378,6 +408,10 @@ ncclResult_t serve(const AllReduceCall& c, bool deferred) {
       }
       return ncclSuccess;
     }
+    if (e->configError != sqzSuccess) {
+      ++g_counts.failed;
+      return toNccl(e->configError);
+    }
   }
   ++g_counts.forwardedUnadoptable;
   logForwardedOnce(*e, c, "sqz could not adopt its communicator");
@@ -388,38 +422,51 @@ ncclResult_t serve(const AllReduceCall& c, bool deferred) {
 
 SQZ_EXPORT ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t datatype,
                                       ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
-  const AllReduceCall c{sendbuff, recvbuff, count, datatype, op, comm, stream};
-  if (t_inSqz) return forward(c);  // sqz's own calls
-  if (!eligible(count, datatype, op)) {
-    ++g_counts.forwardedIneligible;
-    logForwardedOnce(*entryFor(comm), c, "not eligible");
-    return forward(c);
-  }
-  if (t_groupDepth == 0) return serve(c, false);
-  std::shared_ptr<Adopted> e = entryFor(comm);
-  bool unservable;
-  {
-    std::lock_guard<std::timed_mutex> lock(e->mu);
-    unservable = e->unservable;
-  }
-  if (unservable) {
-    ++g_counts.forwardedUnadoptable;
-    return forward(c);
-  }
-  t_deferred.push_back(c);
-  return ncclSuccess;
+  return noThrow("ncclAllReduce", [&]() -> ncclResult_t {
+    const AllReduceCall c{sendbuff, recvbuff, count, datatype, op, comm, stream};
+    if (t_inSqz) return forward(c);  // sqz's own calls
+    const Route how = route(count, datatype, op);
+    if (how == Route::kBadConfig) {
+      ++g_counts.failed;
+      return ncclInvalidArgument;
+    }
+    if (how == Route::kForward) {
+      ++g_counts.forwardedIneligible;
+      logForwardedOnce(*entryFor(comm), c, "not eligible");
+      return forward(c);
+    }
+    if (t_groupDepth == 0) return serve(c, false);
+    std::shared_ptr<Adopted> e = entryFor(comm);
+    bool unservable;
+    {
+      std::lock_guard<std::timed_mutex> lock(e->mu);
+      unservable = e->unservable;
+    }
+    if (unservable) {
+      ++g_counts.forwardedUnadoptable;
+      return forward(c);
+    }
+    t_deferred.push_back(c);
+    return ncclSuccess;
+  });
 }
 
 SQZ_EXPORT ncclResult_t ncclCommFinalize(ncclComm_t comm) {
-  auto real = SQZ_REAL(ncclCommFinalize);
-  if (!t_inSqz) release(comm);
-  return real ? real(comm) : ncclSystemError;
+  return noThrow("ncclCommFinalize", [&]() -> ncclResult_t {
+    auto real = SQZ_REAL(ncclCommFinalize);
+    // NCCL's side is released even if releasing sqz's could not be.
+    if (!t_inSqz) noThrow("ncclCommFinalize", [&] { return release(comm), ncclSuccess; });
+    return real ? real(comm) : ncclSystemError;
+  });
 }
 
 SQZ_EXPORT ncclResult_t ncclCommDestroy(ncclComm_t comm) {
-  auto real = SQZ_REAL(ncclCommDestroy);
-  if (!t_inSqz) release(comm);
-  return real ? real(comm) : ncclSystemError;
+  return noThrow("ncclCommDestroy", [&]() -> ncclResult_t {
+    auto real = SQZ_REAL(ncclCommDestroy);
+    // NCCL's side is released even if releasing sqz's could not be.
+    if (!t_inSqz) noThrow("ncclCommDestroy", [&] { return release(comm), ncclSuccess; });
+    return real ? real(comm) : ncclSystemError;
+  });
 }
 
 // An abort ends a communicator whose work may hang (a dead peer), possibly
@@ -431,58 +478,64 @@ SQZ_EXPORT ncclResult_t ncclCommDestroy(ncclComm_t comm) {
 // it does not, the sqz communicator is left allocated, never freed under it.
 // sqz never aborts or destroys the adopted ncclComm itself.
 SQZ_EXPORT ncclResult_t ncclCommAbort(ncclComm_t comm) {
-  auto real = SQZ_REAL(ncclCommAbort);
-  if (!real) return ncclSystemError;
-  if (t_inSqz) return real(comm);
-  std::shared_ptr<Adopted> e = takeEntry(comm);
-  ncclResult_t r = real(comm);
-  if (!e) return r;
-  std::unique_lock<std::timed_mutex> lock(e->mu, std::try_to_lock);
-  if (!lock.owns_lock()) {
-    SQZ_LOG("WARN", "ncclCommAbort on ncclComm %p while sqz serves a call on it: waiting for that call to leave",
-            static_cast<void*>(comm));
-    const auto bound = std::chrono::duration<double>(timeoutSecondsNoThrow() + 1.0);
-    if (!lock.try_lock_for(std::chrono::duration_cast<std::chrono::milliseconds>(bound))) {
-      SQZ_LOG("WARN", "a call on ncclComm %p is still inside sqz after SQZ_TIMEOUT: its sqz communicator is left "
-              "allocated rather than freed under it", static_cast<void*>(comm));
-      return r;
+  return noThrow("ncclCommAbort", [&]() -> ncclResult_t {
+    auto real = SQZ_REAL(ncclCommAbort);
+    if (!real) return ncclSystemError;
+    if (t_inSqz) return real(comm);
+    std::shared_ptr<Adopted> e = takeEntry(comm);
+    ncclResult_t r = real(comm);
+    if (!e) return r;
+    std::unique_lock<std::timed_mutex> lock(e->mu, std::try_to_lock);
+    if (!lock.owns_lock()) {
+      SQZ_LOG("WARN", "ncclCommAbort on ncclComm %p while sqz serves a call on it: waiting for that call to leave",
+              static_cast<void*>(comm));
+      const auto bound = std::chrono::duration<double>(sqz::timeoutSecondsOrDefault() + 1.0);
+      if (!lock.try_lock_for(std::chrono::duration_cast<std::chrono::milliseconds>(bound))) {
+        SQZ_LOG("WARN", "a call on ncclComm %p is still inside sqz after SQZ_TIMEOUT: its sqz communicator is left "
+                "allocated rather than freed under it", static_cast<void*>(comm));
+        return r;
+      }
     }
-  }
-  dropSqz(*e, comm, true);
-  return r;
+    dropSqz(*e, comm, true);
+    return r;
+  });
 }
 
 // NCCL's answer, or else the first asynchronous error of the calls sqz
 // served on comm (they return before their transfers run, as NCCL's do).
 SQZ_EXPORT ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t* asyncError) {
-  auto real = SQZ_REAL(ncclCommGetAsyncError);
-  if (!real) return ncclSystemError;
-  ncclResult_t r = real(comm, asyncError);
-  if (r != ncclSuccess || t_inSqz || !asyncError || *asyncError != ncclSuccess) return r;
-  std::shared_ptr<Adopted> e;
-  {
-    std::lock_guard<std::mutex> lock(g_mapMutex);
-    auto it = adoptedMap().find(comm);
-    if (it != adoptedMap().end()) e = it->second;
-  }
-  if (e) {
-    // try_lock: never wait behind a served call; its error shows next poll.
-    std::unique_lock<std::timed_mutex> lock(e->mu, std::try_to_lock);
-    if (lock.owns_lock() && e->sqz) {
-      sqzResult_t sqzError = sqzSuccess;
-      InSqz guard;
-      if (sqzCommGetAsyncError(e->sqz, &sqzError) == sqzSuccess) *asyncError = toNccl(sqzError);
+  return noThrow("ncclCommGetAsyncError", [&]() -> ncclResult_t {
+    auto real = SQZ_REAL(ncclCommGetAsyncError);
+    if (!real) return ncclSystemError;
+    ncclResult_t r = real(comm, asyncError);
+    if (r != ncclSuccess || t_inSqz || !asyncError || *asyncError != ncclSuccess) return r;
+    std::shared_ptr<Adopted> e;
+    {
+      std::lock_guard<std::mutex> lock(g_mapMutex);
+      auto it = adoptedMap().find(comm);
+      if (it != adoptedMap().end()) e = it->second;
     }
-  }
-  return r;
+    if (e) {
+      // try_lock: never wait behind a served call; its error shows next poll.
+      std::unique_lock<std::timed_mutex> lock(e->mu, std::try_to_lock);
+      if (lock.owns_lock() && e->sqz) {
+        sqzResult_t sqzError = sqzSuccess;
+        InSqz guard;
+        if (sqzCommGetAsyncError(e->sqz, &sqzError) == sqzSuccess) *asyncError = toNccl(sqzError);
+      }
+    }
+    return r;
+  });
 }
 
 SQZ_EXPORT ncclResult_t ncclGroupStart() {
-  auto real = SQZ_REAL(ncclGroupStart);
-  if (!real) return ncclSystemError;
-  ncclResult_t r = real();
-  if (r == ncclSuccess && !t_inSqz) ++t_groupDepth;
-  return r;
+  return noThrow("ncclGroupStart", [&]() -> ncclResult_t {
+    auto real = SQZ_REAL(ncclGroupStart);
+    if (!real) return ncclSystemError;
+    ncclResult_t r = real();
+    if (r == ncclSuccess && !t_inSqz) ++t_groupDepth;
+    return r;
+  });
 }
 
 namespace {
@@ -493,7 +546,7 @@ namespace {
 ncclResult_t settle(ncclComm_t comm) {
   auto asyncError = SQZ_REAL(ncclCommGetAsyncError);
   if (!asyncError) return ncclSystemError;
-  const sqz::Deadline deadline(timeoutSecondsNoThrow());
+  const sqz::Deadline deadline(sqz::timeoutSecondsOrDefault());
   for (;;) {
     ncclResult_t state = ncclSuccess;
     ncclResult_t r = asyncError(comm, &state);
@@ -539,11 +592,13 @@ ncclResult_t endGroupWithDeferred(std::vector<AllReduceCall> calls) {
 }  // namespace
 
 SQZ_EXPORT ncclResult_t ncclGroupEnd() {
-  auto real = SQZ_REAL(ncclGroupEnd);
-  if (!real) return ncclSystemError;
-  if (t_inSqz || t_groupDepth == 0) return real();
-  if (--t_groupDepth > 0 || t_deferred.empty()) return real();
-  std::vector<AllReduceCall> calls;
-  calls.swap(t_deferred);
-  return endGroupWithDeferred(std::move(calls));
+  return noThrow("ncclGroupEnd", [&]() -> ncclResult_t {
+    auto real = SQZ_REAL(ncclGroupEnd);
+    if (!real) return ncclSystemError;
+    if (t_inSqz || t_groupDepth == 0) return real();
+    if (--t_groupDepth > 0 || t_deferred.empty()) return real();
+    std::vector<AllReduceCall> calls;
+    calls.swap(t_deferred);
+    return endGroupWithDeferred(std::move(calls));
+  });
 }

@@ -1,10 +1,9 @@
 #include "src/tuner/tune_table.h"
 
-#include <cctype>
-
 #include "common/env.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/strict_number.h"
 
 namespace sqz {
 namespace {
@@ -20,30 +19,7 @@ std::vector<std::string> split(const std::string& s, char sep) {
   }
 }
 
-bool parseBound(const std::string& t, uint64_t* out) {
-  if (t.empty() || !std::isdigit(static_cast<unsigned char>(t[0]))) return false;
-  size_t i = 0;
-  uint64_t v = 0;
-  while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) {
-    const uint64_t d = static_cast<uint64_t>(t[i] - '0');
-    if (v > (UINT64_MAX - d) / 10) return false;
-    v = v * 10 + d;
-    ++i;
-  }
-  unsigned shift = 0;
-  if (i < t.size()) {
-    if (i + 1 != t.size()) return false;
-    switch (t[i]) {
-      case 'k': case 'K': shift = 10; break;
-      case 'm': case 'M': shift = 20; break;
-      case 'g': case 'G': shift = 30; break;
-      default: return false;
-    }
-  }
-  if (shift && v > (UINT64_MAX >> shift)) return false;
-  *out = v << shift;
-  return true;
-}
+bool parseBound(const std::string& t, uint64_t* out) { return parseByteSize(t.c_str(), UINT64_MAX, out); }
 
 std::string formatBound(uint64_t v) {
   if (v == UINT64_MAX) return "inf";

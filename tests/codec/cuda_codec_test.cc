@@ -196,12 +196,28 @@ TEST(CudaCodec, MalformedPayloadSetsTheErrorAndWritesNothing) {
   auto [e2, o2] = run(payload, ex, payload.size() - 16);
   EXPECT_NE(e2, 0);
   EXPECT_EQ(o2, std::vector<float>(x.size(), -7.0f));
-  bad = payload;
+  // A bad index anywhere (out of range, or a duplicate, first or last)
+  // rejects the payload before any element is written, as on the CPU.
   const PayloadLayout l = payloadLayout(p, x.size(), false);
-  uint32_t big = 5000;
-  std::memcpy(bad.data() + l.params + 8, &big, 4);
-  auto [e3, o3] = run(bad, ex, bad.size());
-  EXPECT_NE(e3, 0);  // and no write past the 1000 elements (compute-sanitizer checks it in perf/gpu/run.sh)
+  std::vector<uint32_t> idx(l.selected);
+  std::memcpy(idx.data(), payload.data() + l.params, idx.size() * 4);
+  for (auto [at, value] : {std::make_pair(size_t{2}, uint32_t{5000}), std::make_pair(l.selected - 1, uint32_t{5000}),
+                           std::make_pair(size_t{1}, idx[0]), std::make_pair(l.selected - 1, idx[l.selected - 2])}) {
+    bad = payload;
+    std::memcpy(bad.data() + l.params + 4 * at, &value, 4);
+    auto [e3, o3] = run(bad, ex, bad.size());
+    EXPECT_EQ(e3, 3) << "index " << value << " at " << at;  // kBadIndex
+    EXPECT_EQ(o3, std::vector<float>(x.size(), -7.0f)) << "index " << value << " at " << at;
+  }
+  // The same for a quantized payload with one bad block scale (the last).
+  const CodecParams q = parseCodecSpec("q4");
+  auto qpayload = test::encodeToVector(q, a);
+  const PayloadLayout ql = payloadLayout(q, x.size(), false);
+  const float nan = NAN;
+  std::memcpy(qpayload.data() + ql.params + 8 * (ql.blocks - 1) + 4, &nan, 4);
+  auto [e4, o4] = run(qpayload, test::expectFor(q, a), qpayload.size());
+  EXPECT_EQ(e4, 2);  // kBadBlockScale
+  EXPECT_EQ(o4, std::vector<float>(x.size(), -7.0f));
 }
 
 TEST(CudaCodec, RandKGatherScatterMatchCpu) {

@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "common/error.h"
+#include "kernels/payload_checks.h"
 #include "tests/codec/codec_test_util.h"
 
 namespace sqz {
@@ -107,6 +108,30 @@ TEST(WireFormat, TopKIndicesAreChecked) {
   std::memcpy(&first, bad.data() + l.params, 4);
   poke<uint32_t>(bad, l.params + 4, first);
   expectRejected(x, bad, bad.size(), "duplicate index");
+}
+
+// The section checks both decoders share (kernels/payload_checks.h; the
+// GPU's validateKernel runs them over the whole payload before any write).
+TEST(WireFormat, SharedSectionChecks) {
+  EXPECT_TRUE(blockParamsOk(-1.5f, 0.25f));
+  EXPECT_TRUE(blockParamsOk(0.0f, 0.0f));
+  EXPECT_TRUE(blockParamsOk(0.0f, -0.0f));
+  for (float bad : {NAN, INFINITY, -INFINITY}) {
+    EXPECT_FALSE(blockParamsOk(bad, 1.0f));
+    EXPECT_FALSE(blockParamsOk(0.0f, bad));
+    EXPECT_FALSE(valueScaleOk(bad));
+  }
+  EXPECT_FALSE(blockParamsOk(0.0f, -1.0f));
+  EXPECT_FALSE(valueScaleOk(-1e-30f));
+  EXPECT_TRUE(valueScaleOk(0.0f));
+  const uint32_t idx[] = {0, 3, 3, 2, 9, 10};
+  EXPECT_TRUE(sparseIndexOk(idx, 0, 10));
+  EXPECT_TRUE(sparseIndexOk(idx, 1, 10));
+  EXPECT_FALSE(sparseIndexOk(idx, 2, 10));  // duplicate
+  EXPECT_FALSE(sparseIndexOk(idx, 3, 10));  // decreasing
+  EXPECT_TRUE(sparseIndexOk(idx, 4, 10));
+  EXPECT_FALSE(sparseIndexOk(idx, 5, 10));  // == count
+  EXPECT_TRUE(sparseIndexOk(idx, 5, 11));
 }
 
 TEST(WireFormat, NonFiniteScalesAreRejected) {

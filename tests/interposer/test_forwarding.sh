@@ -23,6 +23,11 @@ grep -q "forwarding ncclAllReduce" <<<"$log" || { echo "no forwarding reported: 
 if grep -q "intercepted ncclAllReduce" <<<"$log"; then
   echo "a call on a bogus communicator was served by sqz: $log"; exit 1
 fi
+# A malformed SQZ_MIN_BYTES is an error naming the variable (sqz's strict
+# parser), not a threshold guessed from its leading digits.
+bad=$(LD_PRELOAD="$lib" SQZ_COMPRESSION=q4 SQZ_MIN_BYTES=99999999999999999999 "$probe" 2>&1 >/dev/null)
+grep -q "SQZ_MIN_BYTES=99999999999999999999: expected a byte count" <<<"$bad" || {
+  echo "a malformed SQZ_MIN_BYTES was not reported: $bad"; exit 1; }
 # libsqz_nccl.so finds libsqz through its RPATH, and needs no libnccl itself.
 # ldd's output is read whole first: under pipefail, `ldd | grep -q` fails
 # whenever grep exits on its match before ldd has written everything (SIGPIPE).

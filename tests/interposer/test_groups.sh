@@ -33,5 +33,11 @@ no group: allreduce comm=6 count=262144 $f32"
 want="0 served by sqz (0 of them deferred to their ncclGroupEnd), 0 failed in sqz, 7 forwarded to NCCL: 1 not eligible (SQZ_COMPRESSION, type, op, SQZ_MIN_BYTES), 2 because they were inside an NCCL group over several communicators, 4 on a communicator sqz could not adopt"
 grep -qF "$want" "$err" || { echo "summary missing or wrong; stderr:"; cat "$err"; exit 1; }
 grep -q "cannot adopt ncclComm" "$err" || { echo "no adoption attempt logged; stderr:"; cat "$err"; exit 1; }
+# A malformed SQZ_TIMEOUT (which bounds the wait for a settling group) throws
+# nothing out of the C entry points: the same answers, and the probe lives.
+for t in inf 0 12abc; do
+  again=$(LD_PRELOAD="$lib" SQZ_TIMEOUT=$t SQZ_COMPRESSION=q4 SQZ_MIN_BYTES=0 FAKE_NCCL_INPROGRESS=2 "$probe" 2>/dev/null)
+  check "under the interposer with SQZ_TIMEOUT=$t" "$again" "$got"
+done
 cat "$err"
 echo "interposer: grouped calls deferred to ncclGroupEnd (after a non-blocking group settled), groups over several communicators forwarded inside the group, every call counted"

@@ -8,7 +8,10 @@
 #  3. counts that differ between ranks (an erroneous program), served: every
 #     rank gets an error through the communicator's error handler
 #     (MPI_ERRORS_RETURN) with libsqz_mpi's error string, and the next
-#     correct call succeeds.
+#     correct call succeeds;
+#  4. a malformed SQZ_MIN_BYTES or an SQZ_COMPRESSION sqz refuses: the calls
+#     it would serve fail (the job stops, MPI_ERRORS_ARE_FATAL) with sqz's
+#     message naming the variable, instead of being forwarded as if unset.
 #   run_probe_checks.sh PROBE LIBSQZ_MPI
 set -euo pipefail
 probe=$1 lib=$2
@@ -39,3 +42,14 @@ echo "2: mismatched SQZ_COMPRESSION: every rank forwarded, exact"
 grep -q "served by sqz failed" "$log" || { cat "$log"; echo "3: no WARN line for the failed call"; exit 1; }
 grep "probe mismatch" "$log"
 echo "3: a failed served call reaches the error handler; the next call succeeds"
+
+for bad in "SQZ_MIN_BYTES=99999999999999999999:expected a byte count" "SQZ_COMPRESSION=zstd:unknown codec"; do
+  setting=${bad%%:*} message=${bad#*:}
+  compression=q8
+  [ "${setting%%=*}" = SQZ_COMPRESSION ] && compression=${setting#*=}
+  if "${mpirun[@]}" -np 2 "${env[@]}" -x SQZ_COMPRESSION="$compression" -x "$setting" "$probe" sum 1e-4 >"$log" 2>&1; then
+    cat "$log"; echo "4: $setting: the job succeeded"; exit 1
+  fi
+  grep -q "libsqz_mpi: $setting.*$message" "$log" || { cat "$log"; echo "4: $setting: no error naming it"; exit 1; }
+  echo "4: $setting: the calls it would serve fail, naming it"
+done

@@ -1,0 +1,58 @@
+#include "src/bootstrap/hmac.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <cstring>
+#include <vector>
+
+#include "common/error.h"
+
+namespace sqz {
+namespace {
+
+std::vector<uint8_t> concat(std::initializer_list<Bytes> parts) {
+  size_t n = 0;
+  for (const Bytes& p : parts) n += p.size;
+  std::vector<uint8_t> all;
+  all.reserve(n);
+  for (const Bytes& p : parts) {
+    const auto* b = static_cast<const uint8_t*>(p.data);
+    all.insert(all.end(), b, b + p.size);
+  }
+  return all;
+}
+
+}  // namespace
+
+Bytes::Bytes(const char* label) : data(label), size(std::strlen(label) + 1) {}
+
+Digest hmacSha256(const uint8_t* key, size_t keyBytes, std::initializer_list<Bytes> parts) {
+  const std::vector<uint8_t> msg = concat(parts);
+  Digest out{};
+  unsigned len = 0;
+  if (!HMAC(EVP_sha256(), key, static_cast<int>(keyBytes), msg.data(), msg.size(), out.data(), &len) ||
+      len != out.size())
+    fail(sqzSystemError, "HMAC-SHA256 failed (OpenSSL)");
+  return out;
+}
+
+Digest sha256(std::initializer_list<Bytes> parts) {
+  const std::vector<uint8_t> msg = concat(parts);
+  Digest out{};
+  unsigned len = 0;
+  if (!EVP_Digest(msg.data(), msg.size(), out.data(), &len, EVP_sha256(), nullptr) || len != out.size())
+    fail(sqzSystemError, "SHA-256 failed (OpenSSL)");
+  return out;
+}
+
+void randomBytes(void* out, size_t n) {
+  if (RAND_bytes(static_cast<unsigned char*>(out), static_cast<int>(n)) != 1)
+    fail(sqzSystemError, "no random bytes from OpenSSL's RAND_bytes");
+}
+
+bool equalConstantTime(const void* a, const void* b, size_t n) { return CRYPTO_memcmp(a, b, n) == 0; }
+
+}  // namespace sqz
