@@ -36,6 +36,9 @@ int Communicator::join() {
       SQZ_INFO("join: every rank has joined; rank %d joined last", last);
       return last;
     }
+    // The others count their allreduces, failed ones too, and key the random
+    // stream of calls without a state by that count (implicit_states.h).
+    if (all[v.first].kind == static_cast<uint32_t>(CollectiveKind::kAllReduce)) ++calls_;
     if (!v.error.empty()) continue;  // the others fail this call; nothing moves
     const CallHeader& call = all[v.first];
     SQZ_REQUIRE(validDataType(call.dtype) && validRedOp(call.op), sqzInternalError,

@@ -51,6 +51,13 @@ TEST(Join, UnevenRanksJoinInTurn) {
       for (float x : f) ASSERT_EQ(x, sum);
     }
     ASSERT_EQ(sqzJoin(comm, &last[rank]), sqzSuccess) << lastError(comm);
+    // A compressed call without a state: its random stream is keyed by the
+    // number of allreduces, which the joined ranks counted too.
+    std::vector<float> c(1 << 14, 1.0f);
+    ASSERT_EQ(sqzAllReduceEx(c.data(), c.data(), c.size(), sqzFloat32, sqzSum, "q2", nullptr, comm, nullptr),
+              sqzSuccess)
+        << lastError(comm);
+    for (float x : c) ASSERT_NEAR(x, static_cast<float>(n), 0.5f);
     std::vector<int32_t> v(4, rank);
     ASSERT_EQ(sqzAllReduce(v.data(), v.data(), v.size(), sqzInt32, sqzSum, comm, nullptr), sqzSuccess);
     for (int32_t x : v) EXPECT_EQ(x, n * (n - 1) / 2);
