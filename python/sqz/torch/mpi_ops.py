@@ -552,7 +552,8 @@ def _grouped_allreduce_async(tensors, outputs, name, op, prescale_factor, postsc
                 f.run(c, op, prescale_factor, postscale_factor, spec, key, stream)
             return _event_after(stream)
 
-    return _submit("allreduce", name, desc, run, outputs if result is None else result, (tensors, fused))
+    # synchronize() returns Horovod's tuple of outputs (grouped_allreduce itself returns a list).
+    return _submit("allreduce", name, desc, run, tuple(outputs) if result is None else result, (tensors, fused))
 
 
 def _allreduce_async(tensor, output, name, op, prescale_factor, postscale_factor, process_set, spec=None,
