@@ -2,9 +2,7 @@
 
 #include <cstring>
 #include <string>
-#include <vector>
 
-#include "collectives/peers.h"
 #include "collectives/tag_slots.h"
 #include "common/dtype.h"
 #include "common/error.h"
@@ -51,15 +49,38 @@ std::string differences(const CallHeader& a, const CallHeader& b) {
 
 }  // namespace
 
-uint64_t agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine, const Deadline& deadline) {
+uint64_t HeaderRound::run(Transport& transport, uint32_t seq, const CallHeader& mine, const void* payload,
+                          size_t payloadBytes, const Deadline& deadline) {
   const int n = transport.size(), me = transport.rank();
   if (n == 1) return mine.rankFlags;
-  std::vector<CallHeader> all(n);
-  all[me] = mine;
+  SQZ_CHECK(payloadBytes == 0 || headerCanCarry(payloadBytes, n), "a header cannot carry %zu bytes on %d ranks",
+            payloadBytes, n);
+  slotBytes_ = sizeof(CallHeader) + (n <= kHeaderPayloadMaxRanks ? kHeaderPayloadMaxBytes : 0);
+  in_.resize(n * slotBytes_);
+  out_.resize(sizeof(CallHeader) + payloadBytes);
+  std::memcpy(out_.data(), &mine, sizeof mine);
+  if (payloadBytes > 0) std::memcpy(out_.data() + sizeof mine, payload, payloadBytes);
+  received_.assign(n, 0);
+  std::memcpy(in_.data() + me * slotBytes_, &mine, sizeof mine);
+  received_[me] = out_.size();
+  const Tag tag{seq, tags::kHeader};
   std::vector<RequestId> reqs;
   reqs.reserve(2 * n);
-  postPeerExchange(transport, Tag{seq, tags::kHeader}, &mine, all.data(), sizeof(CallHeader), reqs);
+  transport.groupStart();
+  for (int r = 0; r < n; ++r)
+    if (r != me) reqs.push_back(transport.postRecvUpTo(r, tag, in_.data() + r * slotBytes_, slotBytes_, &received_[r]));
+  for (int r = 0; r < n; ++r)
+    if (r != me) reqs.push_back(transport.postSend(r, tag, out_.data(), out_.size()));
+  transport.groupEnd();
   transport.waitAll(reqs, deadline);
+
+  // Every rank holds every header now: the verdict is the same everywhere.
+  std::vector<CallHeader> all(n);
+  for (int r = 0; r < n; ++r) {
+    SQZ_REQUIRE(received_[r] >= sizeof(CallHeader), sqzInvalidUsage,
+                "rank %d's first message of a call has %zu bytes, shorter than a call header", r, received_[r]);
+    std::memcpy(&all[r], in_.data() + r * slotBytes_, sizeof(CallHeader));
+  }
   uint64_t flags = 0;
   for (int r = 0; r < n; ++r) flags |= all[r].rankFlags;
   for (int r = 1; r < n; ++r) {
@@ -68,7 +89,17 @@ uint64_t agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine,
            differences(all[0], all[r]).c_str(), describe(all[0]).c_str(), r, describe(all[r]).c_str());
     }
   }
+  // Equal headers mean equal calls, so equal payloads; anything else is not sqz.
+  for (int r = 0; r < n; ++r)
+    SQZ_REQUIRE(received_[r] == out_.size(), sqzInvalidUsage,
+                "rank %d's first message has %zu bytes for a call whose first message has %zu", r, received_[r],
+                out_.size());
   return flags;
+}
+
+uint64_t agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine, const Deadline& deadline) {
+  thread_local HeaderRound round;
+  return round.run(transport, seq, mine, nullptr, 0, deadline);
 }
 
 }  // namespace sqz

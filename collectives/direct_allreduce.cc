@@ -15,29 +15,35 @@ void DirectAllreduce::run(const AllreduceArgs& a) {
   const sqzDataType_t accType = accumulationType(a.type);
   const size_t accBytes = a.count * dataTypeSize(accType);
 
-  // Layout: n contributions in the user's type, then one accumulator
-  // (aligned for its wider type).
-  const size_t accOffset = (n * bytes + 15) & ~size_t(15);
-  gathered_.resize(accOffset + accBytes);
-  unsigned char* parts = gathered_.data();
-  unsigned char* acc = parts + accOffset;
-  std::memcpy(parts + me * bytes, a.send, bytes);
-  std::vector<RequestId> reqs;
-  postPeerExchange(transport_, Tag{a.seq, tags::kRound}, parts + me * bytes, parts, bytes, reqs);
-  transport_.waitAll(reqs, a.deadline);
-
-  widen(parts, a.type, acc, a.count);
-  std::vector<unsigned char> wide(accType != a.type ? accBytes : 0);
-  for (int r = 1; r < n; ++r) {
-    const unsigned char* src = parts + r * bytes;
-    if (accType != a.type) {
-      widen(src, a.type, wide.data(), a.count);
-      src = wide.data();
-    }
-    reduceInto(acc, src, a.count, accType, a.op);
+  // Every rank's contribution, this rank's straight from its send buffer.
+  std::vector<const unsigned char*> parts(n);
+  if (a.header) {
+    round_.run(transport_, a.seq, *a.header, a.send, bytes, a.deadline);
+    for (int r = 0; r < n; ++r) parts[r] = round_.payload(r);
+  } else {
+    gathered_.resize(n * bytes);
+    std::vector<RequestId> reqs;
+    postPeerExchange(transport_, Tag{a.seq, tags::kRound}, a.send, gathered_.data(), bytes, reqs);
+    transport_.waitAll(reqs, a.deadline);
+    for (int r = 0; r < n; ++r) parts[r] = gathered_.data() + r * bytes;
   }
-  if (a.op == sqzAvg) divideInPlace(acc, accType, a.count, n);
-  narrow(acc, a.type, a.recv, a.count);
+  parts[me] = static_cast<const unsigned char*>(a.send);
+
+  // Reduce in rank order into an accumulator (the output may be this
+  // rank's own input), then write the output once.
+  acc_.resize(accBytes);
+  wide_.resize(accType != a.type ? accBytes : 0);
+  widen(parts[0], a.type, acc_.data(), a.count);
+  for (int r = 1; r < n; ++r) {
+    const unsigned char* src = parts[r];
+    if (accType != a.type) {
+      widen(src, a.type, wide_.data(), a.count);
+      src = wide_.data();
+    }
+    reduceInto(acc_.data(), src, a.count, accType, a.op);
+  }
+  if (a.op == sqzAvg) divideInPlace(acc_.data(), accType, a.count, n);
+  narrow(acc_.data(), a.type, a.recv, a.count);
 }
 
 }  // namespace sqz

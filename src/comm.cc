@@ -177,9 +177,10 @@ PlanSpec Communicator::choosePlan(const void* send, size_t count, sqzDataType_t 
 }
 
 void Communicator::runExact(const AllreduceArgs& a, const AlgorithmEntry& algorithm, ErrorFeedbackState* ef,
-                            CallCounters* counters) {
+                            CallCounters* counters, const CallHeader* header) {
   CompressedArgs c;
   c.base = a;
+  c.base.header = header;
   c.counters = counters;
   if (!ef || !ef->residualDirty) return algorithm.run(*flat_, c);
   // Owed mass goes out with this exact call: send g + e, then e = 0.
@@ -326,6 +327,21 @@ CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy 
 }
 
 void Communicator::agreeOnPlan(const AllreduceArgs& a, CallDecision& d) {
+  // An exact call's plan follows from what the header agrees on (size,
+  // type, policy), so each rank knows it alone; when its algorithm can
+  // carry the header in its first message, that message is the agreement.
+  auto exactAlgorithm = [&]() -> const AlgorithmEntry& {
+    return d.exactNamed.empty() ? chooseAlgorithm(CodecParams{}, a.count, a.type) : hostAlgorithm(d.exactNamed);
+  };
+  const bool exactAlone = !d.mayCompress || (d.tableForced && d.tablePlan.codec.kind == CodecKind::None &&
+                                             !d.tablePlan.hierarchical);
+  if (exactAlone && a.count > 0) {
+    d.path = CallDecision::Path::kExact;
+    d.algorithm = &exactAlgorithm();
+    const size_t wireElement = d.ef && d.ef->residualDirty ? sizeof(float) : dataTypeSize(a.type);
+    d.carryHeader = d.algorithm->carriesHeader && headerCanCarry(a.count * wireElement, size_);
+    if (d.carryHeader) return;
+  }
   d.nonFinite = (agreeOnCall(*transport_, a.seq, d.header, a.deadline) & kFlagNonFinite) != 0;
   if (d.nonFinite) SQZ_INFO("allreduce seq=%u: a rank's buffer holds NaN/Inf; sending it exactly", a.seq);
   if (d.mayCompress && !d.nonFinite) {
@@ -348,8 +364,7 @@ void Communicator::agreeOnPlan(const AllreduceArgs& a, CallDecision& d) {
     // Exact: the algorithm the plan names, else the one for this size (auto's
     // exact choice too: its cost shapes price ring and direct alike).
     d.path = CallDecision::Path::kExact;
-    d.algorithm = d.exactNamed.empty() ? &chooseAlgorithm(CodecParams{}, a.count, a.type)
-                                       : &hostAlgorithm(d.exactNamed);
+    d.algorithm = &exactAlgorithm();
   }
 }
 
@@ -373,7 +388,9 @@ CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
                 d.algorithm->name, codecName(d.plan.codec).c_str());
       d.algorithm->run(*flat_, compressedArgs(a, d.plan.codec, *d.ef, &counters));
       break;
-    case CallDecision::Path::kExact: runExact(a, *d.algorithm, d.ef, &counters); break;
+    case CallDecision::Path::kExact:
+      runExact(a, *d.algorithm, d.ef, &counters, d.carryHeader ? &d.header : nullptr);
+      break;
     case CallDecision::Path::kNone: break;
   }
   if (stats.active()) {
