@@ -29,21 +29,33 @@ void DirectAllreduce::run(const AllreduceArgs& a) {
   }
   parts[me] = static_cast<const unsigned char*>(a.send);
 
-  // Reduce in rank order into an accumulator (the output may be this
-  // rank's own input), then write the output once.
-  acc_.resize(accBytes);
-  wide_.resize(accType != a.type ? accBytes : 0);
-  widen(parts[0], a.type, acc_.data(), a.count);
-  for (int r = 1; r < n; ++r) {
+  // Reduce in rank order 0..n-1: straight into the output when the type
+  // needs no widening and writing the output cannot clobber a part not yet
+  // read (out of place, or in place on rank 0, whose part is read first);
+  // else into an accumulator, then the output once.
+  const bool widened = accType != a.type;
+  const bool intoOutput = !widened && n > 1 && (a.recv != a.send || me == 0);
+  unsigned char* acc = static_cast<unsigned char*>(a.recv);
+  int next = 1;
+  if (intoOutput) {
+    reduceTo(acc, parts[0], parts[1], a.count, accType, a.op);
+    next = 2;
+  } else {
+    acc_.resize(accBytes);
+    acc = acc_.data();
+    widen(parts[0], a.type, acc, a.count);
+  }
+  wide_.resize(widened ? accBytes : 0);
+  for (int r = next; r < n; ++r) {
     const unsigned char* src = parts[r];
-    if (accType != a.type) {
+    if (widened) {
       widen(src, a.type, wide_.data(), a.count);
       src = wide_.data();
     }
-    reduceInto(acc_.data(), src, a.count, accType, a.op);
+    reduceInto(acc, src, a.count, accType, a.op);
   }
-  if (a.op == sqzAvg) divideInPlace(acc_.data(), accType, a.count, n);
-  narrow(acc_.data(), a.type, a.recv, a.count);
+  if (a.op == sqzAvg) divideInPlace(acc, accType, a.count, n);
+  if (!intoOutput) narrow(acc, a.type, a.recv, a.count);
 }
 
 }  // namespace sqz
