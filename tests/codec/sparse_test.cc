@@ -51,6 +51,37 @@ TEST(TopK, ExactlyTheKLargestWithTiesByIndex) {
   }
 }
 
+// Large buffers select through a threshold estimated from a strided sample;
+// inputs that defeat the sample (all ties, the large values exactly on or
+// exactly off the sampled positions) must still give the exact K.
+TEST(TopK, LargeBuffersStayExactWhateverTheSampleSees) {
+  const size_t n = (1 << 20) + 37, stride = n / (1 << 15);
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> small(-3, 3);
+  std::vector<std::pair<const char*, std::vector<float>>> inputs;
+  inputs.emplace_back("normal", test::normalInput(n, 7));
+  inputs.emplace_back("heavy", test::heavyTailedInput(n, 8));
+  std::vector<float> ties(n);
+  for (auto& v : ties) v = static_cast<float>(small(rng));
+  inputs.emplace_back("ties", ties);
+  inputs.emplace_back("zeros", std::vector<float>(n, 0.0f));
+  std::vector<float> onSample = test::normalInput(n, 9, 1e-3f), offSample = onSample;
+  for (size_t i = 0; i < n; ++i) (i % stride == 0 ? onSample : offSample)[i] *= 1e4f;
+  inputs.emplace_back("large-on-sampled-positions", onSample);
+  inputs.emplace_back("large-off-sampled-positions", offSample);
+  for (const char* spec : {"topk:0.001", "topk:0.01", "topk:0.05"}) {
+    const CodecParams p = parseCodecSpec(spec);
+    for (const auto& [name, x] : inputs) {
+      EncodeArgs a;
+      a.input = x.data();
+      a.count = x.size();
+      auto idx = payloadIndices(p, x.size(), test::encodeToVector(p, a));
+      ASSERT_EQ(idx.size(), selectedCount(p, x.size()));
+      EXPECT_EQ(idx, bruteForceTopK(x, idx.size())) << spec << " " << name;
+    }
+  }
+}
+
 TEST(TopK, SelectedCountIsCeilOfRatio) {
   CodecParams p = parseCodecSpec("topk:0.01");
   EXPECT_EQ(selectedCount(p, 0), 0u);
