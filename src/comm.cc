@@ -28,7 +28,7 @@ namespace sqz {
 CommConfig CommConfig::fromEnv() {
   CommConfig c;
   c.chunkBytes = envBytes("SQZ_CHUNK_BYTES", 512 << 10, 1);
-  c.directMaxBytes = envBytes("SQZ_DIRECT_MAX_BYTES", 32 << 10);
+  c.directMaxBytes = envBytes("SQZ_DIRECT_MAX_BYTES", 12 << 10);
   c.minBytes = envBytes("SQZ_MIN_BYTES", 64 << 10);
   c.statsEveryMax = static_cast<uint32_t>(envUnsigned("SQZ_STATS_EVERY_MAX", 16, 1, 1u << 20));
   const std::string mode = envString("SQZ_TUNE_MODE", "lagged");
