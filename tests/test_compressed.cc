@@ -68,6 +68,67 @@ INSTANTIATE_TEST_SUITE_P(
                        ::testing::Values(size_t{1}, size_t{1023}, size_t{100003}, (size_t{1} << 20) + 3)),
     planName);
 
+// The codecs' options through the collectives: top-K values stored as bf16
+// or int8, random-K rescaled (and its value formats), quantizers rounding to
+// nearest and with other block sizes.
+INSTANTIATE_TEST_SUITE_P(
+    Options, CompressedPlans,
+    ::testing::Combine(::testing::Values("@sparse_ag:topk:0.05:bf16", "@sparse_split:topk:0.05:int8",
+                                         "@sparse_ag:topk:0.02:int8", "@sparse_split:topk:0.1:bf16",
+                                         "@randk:randk:0.05:rescale", "@randk:randk:0.1:bf16",
+                                         "@randk:randk:0.05:int8:rescale", "@qa2a:q4:rn", "@qring:q8:block=64",
+                                         "@qa2a:q2:block=1024", "@qring:q4:block=64:rn", "@qa2a:q8:block=8"),
+                       ::testing::Values(2, 3, 5), ::testing::Values(size_t{1023}, size_t{100003})),
+    planName);
+
+// sqzAvg with every codec (and forced algorithms): the compressed sum
+// divided once, bitwise (two fresh states draw the same rounding), and
+// within the bound of the codec for the average.
+class CompressedAverage : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CompressedAverage, IsTheCompressedSumDividedOnce) {
+  const std::string spec = GetParam();
+  ScopedEnv minBytes("SQZ_MIN_BYTES", "0");
+  const int n = 3;
+  const size_t count = 20011;
+  Contributions inputs(n);
+  std::vector<std::vector<float>> avgs(n);
+  std::vector<sqzCallInfo> infos(n);
+  runRanks(n, [&](int rank, sqzComm_t& comm) {
+    std::vector<float> g = rankGradient(rank, count, 5), sum(count), avg(count);
+    inputs[rank] = g;
+    sqzState_t a, b;
+    ASSERT_EQ(sqzStateCreate(comm, count, sqzFloat32, &a), sqzSuccess);
+    ASSERT_EQ(sqzStateCreate(comm, count, sqzFloat32, &b), sqzSuccess);
+    ASSERT_EQ(sqzAllReduceEx(g.data(), sum.data(), count, sqzFloat32, sqzSum, spec.c_str(), a, comm, nullptr),
+              sqzSuccess)
+        << sqzGetLastError(comm);
+    ASSERT_EQ(sqzAllReduceEx(g.data(), avg.data(), count, sqzFloat32, sqzAvg, spec.c_str(), b, comm, nullptr),
+              sqzSuccess);
+    sqzGetCallInfo(comm, &infos[rank]);
+    for (size_t i = 0; i < count; ++i) ASSERT_EQ(avg[i], sum[i] / static_cast<float>(n)) << spec << " element " << i;
+    avgs[rank] = avg;
+    sqzStateDestroy(a);
+    sqzStateDestroy(b);
+  });
+  for (int r = 1; r < n; ++r) EXPECT_EQ(avgs[r], avgs[0]);
+  EXPECT_EQ(infos[0].exact, spec == "none" ? 1 : 0) << infos[0].plan;
+  const LossyCall call = LossyCall::of(infos[0], sqzFloat32, sqzAvg);
+  EXPECT_EQ(checkLossy(inputs, avgs[0], call), "") << infos[0].plan;
+  EXPECT_NE(checkLossy(inputs, breakOutput(avgs[0], Breakage::Zeroed, n), call), "");
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryCodec, CompressedAverage,
+                         ::testing::Values("none", "bf16", "fp16", "q8", "q4", "q2", "q1", "q4:rn", "topk:0.05",
+                                           "topk:0.05:int8", "randk:0.05", "randk:0.1:rescale", "@qring:q4",
+                                           "@qa2a:bf16", "@sparse_split:topk:0.05", "@sparse_ag:topk:0.05:bf16"),
+                         [](const auto& info) {
+                           std::string s = info.param;
+                           for (char& c : s)
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return s;
+                         });
+
 // Large buffers (1M+ elements) for the default algorithm of each codec.
 TEST(CompressedLarge, MillionElements) {
   for (const char* spec : {"q4", "topk:0.01", "bf16"}) {
@@ -254,7 +315,7 @@ TEST(CompressedPolicy, HalfPrecisionInputs) {
 TEST(CompressedPolicy, BadSpecsAreInvalidArguments) {
   runRanks(1, [&](int, sqzComm_t& comm) {
     float x[4] = {0};
-    for (const char* spec : {"q3", "topk:0", "topk:2", "@nosuch:q4", "@sparse_ag:q4", "@hier/bf16/qa2a:q4", "zstd"}) {
+    for (const char* spec : {"q3", "topk:0", "topk:2", "@nosuch:q4", "@sparse_ag:q4", "@hier/q4/qa2a:q4", "zstd"}) {
       EXPECT_EQ(sqzCommSetCompression(comm, spec), sqzInvalidArgument) << spec;
       EXPECT_EQ(sqzAllReduceEx(x, x, 4, sqzFloat32, sqzSum, spec, nullptr, comm, nullptr), sqzInvalidArgument) << spec;
     }

@@ -174,11 +174,4 @@ std::string checkDeviceResult(const std::vector<std::vector<unsigned char>>& inp
   return "";
 }
 
-uint64_t fnv1a(const void* data, size_t bytes) {
-  uint64_t h = 1469598103934665603ull;
-  const unsigned char* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  return h;
-}
-
 }  // namespace sqz::test

@@ -64,6 +64,4 @@ std::string checkDevicePlan(const sqzCallInfo& info);
 std::string checkDeviceResult(const std::vector<std::vector<unsigned char>>& inputs, const void* result,
                               sqzDataType_t type, sqzRedOp_t op, size_t count, const sqzCallInfo& info);
 
-uint64_t fnv1a(const void* data, size_t bytes);
-
 }  // namespace sqz::test

@@ -66,6 +66,13 @@ double unitRoundoff(sqzDataType_t t) {
   }
 }
 
+uint64_t fnv1a(const void* data, size_t bytes) {
+  uint64_t h = 1469598103934665603ull;
+  const unsigned char* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
 std::vector<float> rankGradient(int rank, size_t count, uint64_t seed) {
   std::mt19937_64 rng(seed * 131 + rank);
   std::normal_distribution<float> normal(0.0f, 1.0f);
