@@ -40,6 +40,7 @@ struct Stage {
   std::string algorithm, plan;
   CodecParams codec;
   double scale = 1, uOut = 0;
+  double absOut = 0;  // half the output type's subnormal spacing (fp16: 2^-25)
   bool avg = false;
   std::vector<double> extra;  // hierarchical: intra-node roundings (noise-like), per element
   double extraAt(size_t i) const { return extra.empty() ? 0.0 : extra[i]; }
@@ -56,7 +57,7 @@ struct Stage {
   // Roundings after the codec: fp32 sums of m terms, the output type, avg's division.
   double after(size_t i, double ref) const {
     double t = scale * ((2.0 * m + 2) * kU32 * sumAbs(i) + extraAt(i));
-    if (uOut > kU32) t += uOut * std::fabs(ref) * 1.0000001;
+    if (uOut > kU32) t += uOut * std::fabs(ref) * 1.0000001 + absOut;
     if (avg) t += kU32 * std::fabs(ref);
     return t + 1e-300;
   }
@@ -385,6 +386,7 @@ std::string checkLossy(const Contributions& y, const std::vector<float>& out, co
   st.avg = call.op == sqzAvg;
   st.scale = st.avg ? 1.0 / static_cast<double>(nranks) : 1.0;
   st.uOut = unitRoundoff(call.type);
+  if (call.type == sqzFloat16) st.absOut = std::ldexp(1.0, -25);
   st.c = &y;
   st.m = nranks;
   Contributions nodeSums;
