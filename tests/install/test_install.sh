@@ -20,7 +20,8 @@ if [ -x "$build_dir/perf/sqz_allreduce_perf" ]; then  # built (SQZ_BUILD_PERF): 
   dyn=$(readelf -d "$perf")
   grep -q 'RUNPATH.*\[\$ORIGIN/\.\./lib\]' <<<"$dyn" || { echo "no RUNPATH \$ORIGIN/../lib in $perf:"; echo "$dyn"; exit 1; }
   libs=$(env -u LD_LIBRARY_PATH ldd "$perf")
-  grep -q "libsqz.so.0 => $work/prefix/lib/libsqz.so.0" <<<"$libs" || { echo "libsqz not from the prefix:"; echo "$libs"; exit 1; }
+  grep -qE "libsqz\.so\.0 => $work/prefix/(bin/\.\./)?lib/libsqz\.so\.0" <<<"$libs" ||
+    { echo "libsqz not from the prefix:"; echo "$libs"; exit 1; }
   env -u LD_LIBRARY_PATH "${mpirun[@]}" -np 2 "$perf" -b 1K -e 64K -f 8 -c 1 -n 2 -w 1 >"$work/perf.txt" ||
     { cat "$work/perf.txt"; exit 1; }
   grep -q "Out of bounds values : 0 OK" "$work/perf.txt" || { cat "$work/perf.txt"; exit 1; }
