@@ -441,6 +441,7 @@ const char* breakageName(Breakage b) {
     case Breakage::Shifted: return "shifted by one element";
     case Breakage::Offset: return "offset by its rms";
     case Breakage::DroppedChunk: return "one rank's chunk dropped";
+    case Breakage::SkippedLastBlock: return "every chunk's last block skipped";
   }
   return "?";
 }
@@ -467,6 +468,14 @@ std::vector<float> breakOutput(const std::vector<float>& out, Breakage b, int nr
       const EvenSplit split{n, static_cast<size_t>(std::max(1, nranks))};
       const size_t j = static_cast<size_t>(nranks / 2);
       std::fill(x.begin() + split.offset(j), x.begin() + split.offset(j + 1), 0.0f);
+      break;
+    }
+    case Breakage::SkippedLastBlock: {
+      const EvenSplit split{n, static_cast<size_t>(std::max(1, nranks))};
+      for (size_t j = 0; j < static_cast<size_t>(std::max(1, nranks)); ++j) {
+        const size_t end = split.offset(j + 1), begin = end - std::min<size_t>(split.length(j), 256);
+        std::fill(x.begin() + begin, x.begin() + end, 0.0f);
+      }
       break;
     }
   }
