@@ -6,18 +6,11 @@
 #include <random>
 
 #include "common/dtype.h"
+#include "common/splitmix.h"
 #include "kernels/half.h"
 
 namespace sqz::soak {
 namespace {
-
-// splitmix64: fast counter-based values.
-uint64_t mix(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 
 const char* const kSpecs[] = {"none",        "bf16",           "fp16",           "q8",
                               "q4",          "q2",             "q1",             "q4:rn",
@@ -30,7 +23,7 @@ constexpr size_t kNumSpecs = sizeof(kSpecs) / sizeof(kSpecs[0]);
 }  // namespace
 
 Call drawCall(uint64_t seed, uint64_t index, int nranks) {
-  std::mt19937_64 rng(mix(seed ^ mix(index)));
+  std::mt19937_64 rng(splitmix64(seed ^ splitmix64(index)));
   auto uniform = [&](double a, double b) { return std::uniform_real_distribution<double>(a, b)(rng); };
   Call c;
   const double u = uniform(0, 1);
@@ -71,10 +64,10 @@ Call drawCall(uint64_t seed, uint64_t index, int nranks) {
 
 std::vector<float> lossyInput(uint64_t seed, uint64_t index, int rank, const Call& c) {
   std::vector<float> x(c.count);
-  const uint64_t key = mix(seed ^ mix(index) ^ (0x1234567ull * (rank + 1)));
+  const uint64_t key = splitmix64(seed ^ splitmix64(index) ^ (0x1234567ull * (rank + 1)));
   const float scale = 1.0f + rank;
   for (size_t i = 0; i < c.count; ++i) {
-    const uint64_t h = mix(key + i);
+    const uint64_t h = splitmix64(key + i);
     float v = (static_cast<float>(h >> 40) * 0x1p-23f - 1.0f) * scale;
     if (c.sparse && (h & 127) != 0) v = 0.0f;
     if (c.type == sqzFloat16) v = fp16ToFloat(floatToFp16(v));
