@@ -22,12 +22,12 @@ constexpr size_t kNumSpecs = sizeof(kSpecs) / sizeof(kSpecs[0]);
 
 }  // namespace
 
-Call drawCall(uint64_t seed, uint64_t index, int nranks) {
+Call drawCall(uint64_t seed, uint64_t index, int nranks, size_t maxCount) {
   std::mt19937_64 rng(splitmix64(seed ^ splitmix64(index)));
   auto uniform = [&](double a, double b) { return std::uniform_real_distribution<double>(a, b)(rng); };
   Call c;
   const double u = uniform(0, 1);
-  c.count = static_cast<size_t>(std::exp2(uniform(0, 24)));
+  c.count = std::min(static_cast<size_t>(std::exp2(uniform(0, 24))), maxCount);
   c.inPlace = rng() % 2;
   if (u < 0.70) {
     c.kind = Call::kLossy;

@@ -25,11 +25,12 @@ struct Call {
   int root = 0;
 };
 
-// Call `index` of a run: sizes log-uniform from 1 element to 16 Mi; float
+// Call `index` of a run: sizes log-uniform from 1 element to 16 Mi (at most
+// maxCount); float
 // sums and averages with every codec, auto, forced plans or the policy
 // (70%); exact allreduces of every type and op; broadcast, allgather,
 // barrier, policy changes, and the communicator destroyed and formed again.
-Call drawCall(uint64_t seed, uint64_t index, int nranks);
+Call drawCall(uint64_t seed, uint64_t index, int nranks, size_t maxCount);
 
 // Rank r's input to lossy call `index`, as floats the call's type holds exactly.
 std::vector<float> lossyInput(uint64_t seed, uint64_t index, int rank, const Call& call);

@@ -76,7 +76,7 @@ class RankSoak {
         if (int rc = reform()) return rc;
         ++scheduledSamples_;
       }
-      const Call c = drawCall(o_.seed, index, n_);
+      const Call c = drawCall(o_.seed, index, n_, o_.maxCount);
       const auto t0 = Clock::now();
       if (int rc = step(c, index)) return rc;
       longestStep_ = std::max(longestStep_, secondsSince(t0));
@@ -348,7 +348,8 @@ class RankSoak {
       std::printf("\n");
     }
     std::fflush(stdout);
-    return verdict == "flat" || !o_.judgeFlat ? kRankDone : kRankNotFlat;
+    if (verdict == "flat" || !o_.judgeFlat) return kRankDone;
+    return after.size() < 3 ? kRankUnjudged : kRankNotFlat;
   }
 
   struct Sample {

@@ -5,6 +5,7 @@
 // stayed flat.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -18,6 +19,7 @@ struct RankOptions {
   bool fault = false;      // a peer will be killed: a failure of a dead peer, in time, is the expected end
   bool judgeFlat = true;   // false: a run too short to judge memory and descriptors
   std::string inject;      // test-only: "wrong" (results corrupted before the check), "leak", "fd"
+  size_t maxCount = size_t{1} << 24;  // the largest call, in elements
 };
 
 // Exit codes of a rank process.
@@ -25,6 +27,7 @@ enum RankExit : int {
   kRankDone = 0,
   kRankWrong = 3,          // a result failed its check
   kRankNotFlat = 4,        // memory or descriptors grew
+  kRankUnjudged = 5,       // too few samples after the warm-up to judge them
   kRankPeerFailed = 42,    // fault runs: a call failed on the dead peer within SQZ_TIMEOUT
   kRankPeerFailedLate = 43,  // ... but took longer than SQZ_TIMEOUT
   kRankCallFailed = 10,    // + the sqzResult_t of a call that failed otherwise

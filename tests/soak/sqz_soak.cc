@@ -2,7 +2,7 @@
 // checked, memory and file descriptors watched, and (--fault) a rank
 // killed at a random moment.
 //
-//   sqz_soak [--seconds S | --minutes M] [--ranks 4] [--seed X] [--fault]
+//   sqz_soak [--seconds S | --minutes M] [--ranks 4] [--seed X] [--fault] [--max-count N]
 //
 // The driver starts `ranks` processes of this program (--rank R), which
 // form a communicator from the environment (RANK, WORLD_SIZE, SQZ_ROOT)
@@ -30,6 +30,8 @@
 // --inject wrong|leak|fd (test-only, for the ctest cases that show the
 // soak's checks fail): every checked lossy result is offset before its
 // check; or each rank leaks 8 MiB, or 4 descriptors, at each sample.
+// --max-count N caps the calls' sizes (the leak cases: short steps, so a
+// loaded machine still takes enough samples in their 15 s).
 //
 // Exit code 0 when everything held, 1 otherwise (soak_rank.h lists the
 // ranks' exit codes, which the driver prints).
@@ -71,7 +73,8 @@ struct Options {
 
 [[noreturn]] void usage(const char* self) {
   std::fprintf(stderr,
-               "usage: %s [--seconds S | --minutes M] [--ranks N] [--seed X] [--fault] [--inject wrong|leak|fd]\n",
+               "usage: %s [--seconds S | --minutes M] [--ranks N] [--seed X] [--fault] [--inject wrong|leak|fd] "
+               "[--max-count N]\n",
                self);
   std::exit(2);
 }
@@ -91,12 +94,13 @@ Options parse(int argc, char** argv) {
     else if (a == "--seed") o.run.seed = std::strtoull(next().c_str(), nullptr, 10);
     else if (a == "--fault") o.run.fault = true;
     else if (a == "--inject") o.run.inject = next();
+    else if (a == "--max-count") o.run.maxCount = std::strtoull(next().c_str(), nullptr, 10);
     else if (a == "--no-flat-check") o.run.judgeFlat = false;
     else if (a == "--rank") o.isRank = true, o.run.rank = std::atoi(next().c_str());
     else usage(argv[0]);
   }
-  if (o.ranks < 2 || !(o.run.seconds > 0)) {
-    std::fprintf(stderr, "need --ranks >= 2 and a positive duration\n");
+  if (o.ranks < 2 || !(o.run.seconds > 0) || o.run.maxCount == 0) {
+    std::fprintf(stderr, "need --ranks >= 2, a positive duration and --max-count >= 1\n");
     std::exit(2);
   }
   if (!o.run.inject.empty() && o.run.inject != "wrong" && o.run.inject != "leak" && o.run.inject != "fd") usage(argv[0]);
@@ -129,6 +133,7 @@ const char* exitName(int code) {
     case kRankDone: return "done";
     case kRankWrong: return "a wrong result";
     case kRankNotFlat: return "memory or descriptors grew";
+    case kRankUnjudged: return "too few samples to judge memory and descriptors";
     case kRankPeerFailed: return "failed on the dead peer within SQZ_TIMEOUT";
     case kRankPeerFailedLate: return "failed on the dead peer, later than SQZ_TIMEOUT";
     case 1000: return "hung; killed";
@@ -151,7 +156,8 @@ Job spawnRanks(const RankOptions& run, int ranks, int port, const char* timeout)
     env.push_back(std::string("SQZ_TIMEOUT=") + timeout);
     env.push_back("UCX_WARN_UNUSED_ENV_VARS=n");
     std::vector<std::string> args{self, "--rank", std::to_string(r), "--seconds", std::to_string(run.seconds),
-                                  "--ranks", std::to_string(ranks), "--seed", std::to_string(run.seed)};
+                                  "--ranks", std::to_string(ranks), "--seed", std::to_string(run.seed),
+                                  "--max-count", std::to_string(run.maxCount)};
     if (run.fault) args.push_back("--fault");
     if (!run.judgeFlat) args.push_back("--no-flat-check");
     if (!run.inject.empty()) args.insert(args.end(), {"--inject", run.inject});
