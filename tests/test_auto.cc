@@ -320,7 +320,7 @@ TEST(Auto, SmallBuffersAndNonSumsStayExact) {
 // top-K. A gradient concentrated on 1% of its elements over a slow link is
 // where top-K wins.
 TEST(Auto, WithoutAStateOnlyCodecsThatNeedNoFeedbackCompete) {
-  std::string path = writeProfile(1e-4, 20e6);  // 20 MB/s
+  std::string path = writeLinkProfile(1e-4, 20e6);  // 20 MB/s
   ScopedEnv profile("SQZ_PROFILE", path.c_str());
   ScopedEnv calibrate("SQZ_CALIBRATE", "off");
   const size_t count = 1 << 18;
@@ -364,7 +364,7 @@ TEST(Auto, WithoutAStateOnlyCodecsThatNeedNoFeedbackCompete) {
 // mode) while the others send theirs lagged fails on every rank, instead of
 // the ranks waiting for messages the others never send.
 TEST(Auto, StatisticsTrafficThatDiffersIsAnErrorOnEveryRank) {
-  std::string path = writeProfile(1e-4, 20e6);
+  std::string path = writeLinkProfile(1e-4, 20e6);
   ScopedEnv profile("SQZ_PROFILE", path.c_str());
   ScopedEnv calibrate("SQZ_CALIBRATE", "off");
   ScopedEnv timeout("SQZ_TIMEOUT", "10");
