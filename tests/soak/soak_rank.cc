@@ -11,7 +11,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <set>
 #include <utility>
 #include <vector>
 
@@ -133,12 +132,6 @@ class RankSoak {
   // One rank checks each result (in turn): they hold the same bytes.
   bool checker(uint64_t index) const { return static_cast<int>(index % n_) == rank_; }
 
-  // A call that names no state may take a residual from an earlier call on
-  // the same (recvbuff, count); what it reduced is then unknown here. So a
-  // buffer is used that way once per communicator, later calls on it get a
-  // fresh explicit state, and every result can be checked.
-  bool firstUseOf(const void* recv, size_t count) { return keysUsed_.insert({recv, count}).second; }
-
   int step(const Call& c, uint64_t index) {
     switch (c.kind) {
       case Call::kLossy: return lossy(c, index);
@@ -166,7 +159,6 @@ class RankSoak {
       recvBuf.resize(c.count * elem + 1);
       recv = recvBuf.data();
     }
-    if (!c.freshState && !firstUseOf(recv, c.count)) c.freshState = true;
     sqzState_t state = nullptr;
     if (c.freshState)
       if (int rc = call("sqzStateCreate", [&] { return sqzStateCreate(comm_, c.count, c.type, &state); })) return rc;
@@ -207,15 +199,11 @@ class RankSoak {
     void* recv = c.inPlace ? send.data() : recvBuf.data();
     const bool floatSum = (c.type == sqzFloat32 || c.type == sqzFloat16 || c.type == sqzBfloat16) &&
                           (c.op == sqzSum || c.op == sqzAvg);
-    sqzState_t state = nullptr;
-    if (floatSum && !firstUseOf(recv, c.count))
-      if (int rc = call("sqzStateCreate", [&] { return sqzStateCreate(comm_, c.count, c.type, &state); })) return rc;
-    int rc = call(state ? "sqzAllReduceEx(policy)" : "sqzAllReduce", [&] {
-      return state ? sqzAllReduceEx(send.data(), recv, c.count, c.type, c.op, nullptr, state, comm_, nullptr)
-                   : sqzAllReduce(send.data(), recv, c.count, c.type, c.op, comm_, nullptr);
-    });
-    if (state) sqzStateDestroy(state);
-    if (rc) return rc;
+    // A call that names no state carries no residual (README): what a
+    // compressed one reduced is its inputs alone.
+    if (int rc = call("sqzAllReduce",
+                      [&] { return sqzAllReduce(send.data(), recv, c.count, c.type, c.op, comm_, nullptr); }))
+      return rc;
     if (int rc2 = sameEverywhere(recv, bytes, index, c)) return rc2;
     if (!checker(index)) return 0;
     sqzCallInfo info;
@@ -279,7 +267,6 @@ class RankSoak {
       return rc;
     if (int rc = call("sqzCommDestroy", [&] { return sqzCommDestroy(comm_); })) return rc;
     comm_ = nullptr;
-    keysUsed_.clear();
     sample();
     if (int rc = call("sqzCommInitRank", [&] { return sqzCommInitRank(&comm_, n_, id, rank_); })) return rc;
     if (!policy_.empty())
@@ -362,7 +349,6 @@ class RankSoak {
   sqzComm_t comm_ = nullptr;
   int rank_ = -1, n_ = 0;
   Clock::time_point start_, lastSample_;
-  std::set<std::pair<const void*, size_t>> keysUsed_;
   std::string policy_;
   std::vector<Sample> samples_;
   int counts_[Call::kNumKinds] = {};
