@@ -47,8 +47,6 @@ CompressionPolicy CompressionPolicy::parse(const std::string& spec) {
       p.text = "auto";
     } else if (!spec.empty() && spec[0] == '@') {
       p.plan = parsePlanName(spec.substr(1));
-      SQZ_REQUIRE(!p.plan.hierarchical || p.plan.intraCodec.kind == CodecKind::None, sqzInvalidArgument,
-                  "hierarchical plans run their intra-node stages exactly in this build ('%s')", spec.c_str());
       p.text = "@" + planName(p.plan);
     } else {
       p.plan.codec = parseCodecSpec(spec);
@@ -379,8 +377,9 @@ CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
   switch (d.path) {
     case CallDecision::Path::kHier: {
       const uint32_t seqs[3] = {nextSeq(), nextSeq(), nextSeq()};
-      HierarchicalAllreduce(*transport_, hierarchy_, config_.chunkBytes)
-          .run(compressedArgs(a, d.plan.codec, *d.ef, &counters), d.algorithm->run, seqs);
+      CompressedArgs c = compressedArgs(a, d.plan.codec, *d.ef, &counters);
+      if (d.plan.intraCodec.kind != CodecKind::None) d.ef->residualDirty = true;
+      HierarchicalAllreduce(*transport_, hierarchy_, config_.chunkBytes).run(c, d.algorithm->run, d.plan.intraCodec, seqs);
       break;
     }
     case CallDecision::Path::kLossy:
@@ -417,7 +416,9 @@ sqzCallInfo Communicator::makeCallInfo(const AllreduceArgs& a, const CallDecisio
   std::snprintf(info.algorithm, sizeof info.algorithm, "%s", algorithm.c_str());
   std::snprintf(info.codec, sizeof info.codec, "%s", codec.c_str());
   std::snprintf(info.plan, sizeof info.plan, "@%s", plan.c_str());
-  info.exact = d.path == Path::kHier ? d.plan.codec.kind == CodecKind::None : d.path != Path::kLossy;
+  info.exact = d.path == Path::kHier
+                   ? d.plan.codec.kind == CodecKind::None && d.plan.intraCodec.kind == CodecKind::None
+                   : d.path != Path::kLossy;
   info.wireBytes = counters.wireBytes;
   const double dense = RingAllreduce::bytesSentPerRank(static_cast<double>(info.bytes), size_);
   info.compressionRatio = counters.wireBytes > 0 ? dense / static_cast<double>(counters.wireBytes) : 1.0;
