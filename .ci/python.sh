@@ -25,6 +25,17 @@ echo "== python: venv ($venv) over /usr/bin/python3 with system site packages, p
 py=$(cd "$venv/bin" && pwd)/python
 "$py" -c "import sqz, sqz.torch; print('sqz', sqz.__version__, 'lib', sqz.load_library().path)"
 
+# The C++ tests' checker of lossy results, for the Python tests (python/tests/lossy.py):
+# built in the CI build dir (by .ci/run already; configured CPU-only if absent).
+checks_dir=${SQZ_CHECKS_BUILD:-build}
+if [ ! -f "$checks_dir/build.ninja" ]; then
+  cmake -S . -B "$checks_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSQZ_WITH_CUDA=OFF -DSQZ_WITH_NCCL=OFF \
+    -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
+fi
+cmake --build "$checks_dir" --target sqz_test_checks_c >/dev/null
+export SQZ_TEST_CHECKS=$(cd "$checks_dir/tests" && pwd)/libsqz_test_checks_c.so
+test -f "$SQZ_TEST_CHECKS"
+
 export OMPI_MCA_rmaps_base_oversubscribe=1 UCX_WARN_UNUSED_ENV_VARS=n SQZ_TIMEOUT=${SQZ_TIMEOUT:-60}
 # What was built, for the test that cuda_built() tells the truth.
 case " $SQZ_CMAKE_ARGS " in
@@ -46,7 +57,7 @@ for np in 2 4; do
   # One rank's exit code is enough: every rank runs the same tests; mpirun
   # returns the first non-zero one (5 included).
   timeout 600 mpirun --allow-run-as-root --oversubscribe -np "$np" \
-    -x OMP_NUM_THREADS -x SQZ_TIMEOUT -x UCX_WARN_UNUSED_ENV_VARS ${SQZ_EXPECT_CUDA_BUILT:+-x SQZ_EXPECT_CUDA_BUILT} \
+    -x OMP_NUM_THREADS -x SQZ_TIMEOUT -x UCX_WARN_UNUSED_ENV_VARS -x SQZ_TEST_CHECKS ${SQZ_EXPECT_CUDA_BUILT:+-x SQZ_EXPECT_CUDA_BUILT} \
     "$py" -m pytest "${pytest_args[@]}" -m "not launcher" python/tests || rc=$?
   check "mpirun -np $np" "$rc"
 done

@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
-#include <vector>
 
-#include "collectives/peers.h"
 #include "collectives/tag_slots.h"
 #include "common/dtype.h"
 #include "common/error.h"
@@ -59,20 +57,61 @@ bool isJoin(const CallHeader& h) { return h.kind == static_cast<uint32_t>(Collec
 
 }  // namespace
 
-std::vector<CallHeader> exchangeCallHeaders(Transport& transport, uint32_t seq, const CallHeader& mine,
-                                            const Deadline& deadline) {
+const std::vector<CallHeader>& HeaderRound::exchange(Transport& transport, uint32_t seq, const CallHeader& mine,
+                                                     const void* payload, size_t payloadBytes,
+                                                     const Deadline& deadline) {
   const int n = transport.size(), me = transport.rank();
-  std::vector<CallHeader> all(n);
-  all[me] = mine;
-  if (n == 1) return all;
+  SQZ_CHECK(payloadBytes == 0 || headerCanCarry(payloadBytes, n), "a header cannot carry %zu bytes on %d ranks",
+            payloadBytes, n);
+  slotBytes_ = sizeof(CallHeader) + (n <= kHeaderPayloadMaxRanks ? kHeaderPayloadMaxBytes : 0);
+  in_.resize(n * slotBytes_);
+  out_.resize(sizeof(CallHeader) + payloadBytes);
+  std::memcpy(out_.data(), &mine, sizeof mine);
+  if (payloadBytes > 0) std::memcpy(out_.data() + sizeof mine, payload, payloadBytes);
+  received_.assign(n, 0);
+  std::memcpy(in_.data() + me * slotBytes_, &mine, sizeof mine);
+  received_[me] = out_.size();
+  all_.assign(n, CallHeader{});
+  all_[me] = mine;
+  if (n == 1) return all_;
+  const Tag tag{seq, tags::kHeader};
   std::vector<RequestId> reqs;
   reqs.reserve(2 * n);
-  postPeerExchange(transport, Tag{seq, tags::kHeader}, &mine, all.data(), sizeof(CallHeader), reqs);
+  transport.groupStart();
+  for (int r = 0; r < n; ++r)
+    if (r != me) reqs.push_back(transport.postRecvUpTo(r, tag, in_.data() + r * slotBytes_, slotBytes_, &received_[r]));
+  for (int r = 0; r < n; ++r)
+    if (r != me) reqs.push_back(transport.postSend(r, tag, out_.data(), out_.size()));
+  transport.groupEnd();
   transport.waitAll(reqs, deadline);
-  return all;
+  for (int r = 0; r < n; ++r) {
+    SQZ_REQUIRE(received_[r] >= sizeof(CallHeader), sqzInvalidUsage,
+                "rank %d's first message of a call has %zu bytes, shorter than a call header", r, received_[r]);
+    std::memcpy(&all_[r], in_.data() + r * slotBytes_, sizeof(CallHeader));
+  }
+  return all_;
 }
 
-CallVerdict judgeCall(const std::vector<CallHeader>& all) {
+std::vector<size_t> HeaderRound::carriedBytes() const {
+  std::vector<size_t> bytes(received_.size());
+  for (size_t r = 0; r < received_.size(); ++r) bytes[r] = received_[r] - sizeof(CallHeader);
+  return bytes;
+}
+
+uint64_t HeaderRound::run(Transport& transport, uint32_t seq, const CallHeader& mine, const void* payload,
+                          size_t payloadBytes, const Deadline& deadline) {
+  exchange(transport, seq, mine, payload, payloadBytes, deadline);
+  // Every rank holds every header now: the verdict is the same everywhere.
+  const CallVerdict v = judgeCall(all_, carriedBytes());
+  if (!v.error.empty()) fail(sqzInvalidUsage, "%s", v.error.c_str());
+  // A joined rank sends its header alone and adds zeros.
+  if (v.joined > 0)
+    for (int r = 0; r < transport.size(); ++r)
+      if (isJoin(all_[r])) std::memset(in_.data() + r * slotBytes_ + sizeof(CallHeader), 0, payloadBytes);
+  return v.flags;
+}
+
+CallVerdict judgeCall(const std::vector<CallHeader>& all, const std::vector<size_t>& carriedBytes) {
   CallVerdict v;
   const int n = static_cast<int>(all.size());
   std::string joinedRanks;
@@ -86,6 +125,7 @@ CallVerdict judgeCall(const std::vector<CallHeader>& all) {
   }
   if (v.first < 0) return v;
   const CallHeader& agreed = all[v.first];
+  v.carried = carriedBytes[v.first];
   bool joinable = true;
   for (int r = v.first; r < n; ++r) {
     if (isJoin(all[r])) continue;
@@ -96,6 +136,12 @@ CallVerdict judgeCall(const std::vector<CallHeader>& all) {
                              differences(agreed, all[r]).c_str(), v.first, describe(agreed).c_str(), r,
                              describe(all[r]).c_str());
     }
+  }
+  // Equal headers mean equal calls, so equal payloads; anything else is not sqz.
+  for (int r = v.first; r < n && v.error.empty(); ++r) {
+    if (!isJoin(all[r]) && carriedBytes[r] != v.carried)
+      v.error = formatString("rank %d's first message carries %zu bytes of data, rank %d's %zu, for the same call", r,
+                             carriedBytes[r], v.first, v.carried);
   }
   v.flags &= ~kFlagJoinable;
   if (v.error.empty() && v.joined > 0) {
@@ -128,10 +174,8 @@ int lastJoinedRank(const std::vector<CallHeader>& all) {
 }
 
 uint64_t agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine, const Deadline& deadline) {
-  if (transport.size() == 1) return mine.rankFlags & ~kFlagJoinable;
-  const CallVerdict v = judgeCall(exchangeCallHeaders(transport, seq, mine, deadline));
-  if (!v.error.empty()) fail(sqzInvalidUsage, "%s", v.error.c_str());
-  return v.flags;
+  thread_local HeaderRound round;
+  return round.run(transport, seq, mine, nullptr, 0, deadline);
 }
 
 }  // namespace sqz

@@ -4,11 +4,24 @@
 // caller's tag) with every peer. All ranks see all headers, so they reach the
 // same verdict: either they agree, or every rank fails with sqzInvalidUsage
 // and the same message - never a hang or a silent mix of mismatched buffers.
-// The exchange also acts as a barrier. Ranks inside sqzJoin send a kJoin
-// header instead: they are left out of the comparison, and serve the others'
-// host allreduces with zeros.
+// The exchange also acts as a barrier.
+//
+// A small exact call carries its data in the same message (DirectAllreduce:
+// header, then payload), so it costs one round, not two; the headers are
+// still checked on every rank before any output is written. Every call's
+// first message therefore goes to every peer under the same tag
+// (tags::kHeader) and is received with room for such a payload, whatever
+// this rank's own call is: a rank whose call carries data and one whose
+// does not still meet, and disagree cleanly.
+//
+// Ranks inside sqzJoin send a kJoin header alone instead: they are left out
+// of the comparison, and serve the others' host allreduces with zeros. They
+// learn each call from its header; a call that carried its data needs
+// nothing more from them (the others read a joined rank's payload as zeros),
+// one that did not gets zeros in its data exchange.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -19,8 +32,7 @@ namespace sqz {
 
 enum class CollectiveKind : uint32_t { kAllReduce = 1, kBroadcast = 2, kAllGather = 3, kBarrier = 4, kJoin = 5 };
 
-// Fixed size: a later change may send it inside the call's first data
-// message instead of on its own.
+// Fixed size: it travels alone, or at the start of a call's first message.
 struct CallHeader {
   uint32_t magic = 0x53515a43;  // "SQZC"
   uint32_t kind = 0;
@@ -54,21 +66,31 @@ constexpr uint64_t kFlagNonFinite = 1;
 // A host allreduce, which ranks inside sqzJoin can serve (with zeros, on the
 // exact path); any other call fails on every rank while one has joined.
 constexpr uint64_t kFlagJoinable = 2;
-// Never sent: set in agreeOnCall's result when some ranks are inside sqzJoin.
+// Never sent: set in HeaderRound::run's (and agreeOnCall's) result when some ranks
+// are inside sqzJoin.
 constexpr uint64_t kFlagPeersJoined = 4;
 
-// Every rank's header for call `seq` (index = rank).
-std::vector<CallHeader> exchangeCallHeaders(Transport& transport, uint32_t seq, const CallHeader& mine,
-                                            const Deadline& deadline);
+// The most data a call's first message carries after its header, and the
+// largest group in which calls do (a receive of that size from every peer
+// is posted for every call; beyond it, headers travel alone).
+constexpr size_t kHeaderPayloadMaxBytes = 32 << 10;
+constexpr int kHeaderPayloadMaxRanks = 64;
 
-// What every rank concludes from the same headers.
+// Whether a call of `bytes` on `nranks` ranks may carry its data with its header.
+inline bool headerCanCarry(size_t bytes, int nranks) {
+  return bytes <= kHeaderPayloadMaxBytes && nranks <= kHeaderPayloadMaxRanks;
+}
+
+// What every rank concludes from the same headers (index = rank) and the
+// bytes of data each rank's first message carried after its header.
 struct CallVerdict {
-  int joined = 0;     // ranks inside sqzJoin (all of them: the join is over)
-  int first = -1;     // the lowest rank outside sqzJoin; its header is the agreed call
-  uint64_t flags = 0;  // OR of the rankFlags of the ranks outside sqzJoin
-  std::string error;  // non-empty: the ranks outside sqzJoin fail the call with this
+  int joined = 0;          // ranks inside sqzJoin (all of them: the join is over)
+  int first = -1;          // the lowest rank outside sqzJoin; its header is the agreed call
+  uint64_t flags = 0;      // OR of the rankFlags of the ranks outside sqzJoin
+  size_t carried = 0;      // the data bytes the ranks outside sqzJoin carried with their headers
+  std::string error;       // non-empty: the ranks outside sqzJoin fail the call with this
 };
-CallVerdict judgeCall(const std::vector<CallHeader>& all);
+CallVerdict judgeCall(const std::vector<CallHeader>& all, const std::vector<size_t>& carriedBytes);
 
 // When every rank has joined: the one that joined last. Most calls before
 // joining first; among ranks tied on calls, the later wall clock at entry,
@@ -76,9 +98,36 @@ CallVerdict judgeCall(const std::vector<CallHeader>& all);
 // them is last.
 int lastJoinedRank(const std::vector<CallHeader>& all);
 
-// Throws sqzInvalidUsage when the ranks outside sqzJoin disagree, or when
-// some have joined and the call is not a joinable allreduce; returns the OR
-// of their rankFlags, plus kFlagPeersJoined when some ranks have joined.
+// A call's first round: every rank sends every peer its header, followed by
+// `payload` when the call carries its data with it, and receives every
+// peer's. Keeps its buffers between calls.
+class HeaderRound {
+ public:
+  // Runs the round (payloadBytes: 0, or headerCanCarry's bytes); returns
+  // every rank's header (index = rank). Judge it with carriedBytes().
+  const std::vector<CallHeader>& exchange(Transport& transport, uint32_t seq, const CallHeader& mine,
+                                          const void* payload, size_t payloadBytes, const Deadline& deadline);
+  // The bytes of data each rank's message carried after its header.
+  std::vector<size_t> carriedBytes() const;
+  // exchange, then judgeCall: throws sqzInvalidUsage, with the same message
+  // on every rank, when the ranks outside sqzJoin differ, or when some have
+  // joined and the call is not a joinable allreduce. Returns the OR of their
+  // rankFlags, plus kFlagPeersJoined when some ranks have joined; a joined
+  // peer's payload then reads as zeros.
+  uint64_t run(Transport& transport, uint32_t seq, const CallHeader& mine, const void* payload, size_t payloadBytes,
+               const Deadline& deadline);
+  // Peer r's payload from the last run (payloadBytes long; r != this rank).
+  const unsigned char* payload(int r) const { return in_.data() + r * slotBytes_ + sizeof(CallHeader); }
+
+ private:
+  size_t slotBytes_ = 0;
+  std::vector<unsigned char> out_, in_;
+  std::vector<size_t> received_;
+  std::vector<CallHeader> all_;
+};
+
+// The header round without data (HeaderRound::run with no payload, on a
+// per-thread round).
 uint64_t agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine, const Deadline& deadline);
 
 }  // namespace sqz

@@ -10,6 +10,8 @@
 
 namespace sqz {
 
+struct CallHeader;  // collectives/call_agreement.h
+
 struct AllreduceArgs {
   const void* send = nullptr;
   void* recv = nullptr;
@@ -18,6 +20,11 @@ struct AllreduceArgs {
   sqzRedOp_t op = sqzSum;
   uint32_t seq = 0;  // the call's sequence number: all its tags carry it
   Deadline deadline{0};
+  // Set when the ranks have not yet agreed on the call: the algorithm sends
+  // this header in its first message and checks every rank's before it
+  // writes any output (only algorithms that can carry it get one:
+  // headerCanCarry, call_agreement.h).
+  const CallHeader* header = nullptr;
 };
 
 // Splits [0, count) into `parts` contiguous ranges whose sizes differ by at

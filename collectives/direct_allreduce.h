@@ -1,11 +1,13 @@
 // Latency-optimal exact allreduce for small buffers: every rank sends its
 // whole buffer to every other rank (one round), then each rank reduces all
 // contributions in rank order 0..N-1, so all ranks compute bitwise-identical
-// results without a second round.
+// results without a second round. A call not yet agreed on sends its header
+// in the same message (HeaderRound): one round for the whole call.
 #pragma once
 
 #include <vector>
 
+#include "collectives/call_agreement.h"
 #include "collectives/collective_args.h"
 #include "transport/transport.h"
 
@@ -20,7 +22,9 @@ class DirectAllreduce {
 
  private:
   Transport& transport_;
+  HeaderRound round_;
   std::vector<unsigned char> gathered_;
+  std::vector<unsigned char> acc_, wide_;
 };
 
 }  // namespace sqz

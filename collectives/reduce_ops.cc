@@ -38,24 +38,27 @@ struct Arith {
   static T min(T a, T b) { return (a < b || a != a) ? a : b; }
 };
 
+// out[i] = op(a[i], b[i]); reduceInto passes out == a.
+template <typename T, typename Op>
+void combine(T* out, const T* a, const T* __restrict b, size_t n, Op f) {
+  T* __restrict o = out;
+  if (out == a) {
+    for (size_t i = 0; i < n; ++i) o[i] = f(o[i], b[i]);
+  } else {
+    const T* __restrict x = a;
+    for (size_t i = 0; i < n; ++i) o[i] = f(x[i], b[i]);
+  }
+}
+
 template <typename T>
-void reduceTyped(T* __restrict acc, const T* __restrict src, size_t n, sqzRedOp_t op) {
+void reduceTyped(T* out, const T* a, const T* b, size_t n, sqzRedOp_t op) {
   switch (op) {
     case sqzSum:
-    case sqzAvg:
-      for (size_t i = 0; i < n; ++i) acc[i] = Arith<T>::add(acc[i], src[i]);
-      break;
-    case sqzProd:
-      for (size_t i = 0; i < n; ++i) acc[i] = Arith<T>::mul(acc[i], src[i]);
-      break;
-    case sqzMax:
-      for (size_t i = 0; i < n; ++i) acc[i] = Arith<T>::max(acc[i], src[i]);
-      break;
-    case sqzMin:
-      for (size_t i = 0; i < n; ++i) acc[i] = Arith<T>::min(acc[i], src[i]);
-      break;
-    default:
-      fail(sqzInvalidArgument, "invalid reduction op %d", static_cast<int>(op));
+    case sqzAvg: combine(out, a, b, n, [](T x, T y) { return Arith<T>::add(x, y); }); break;
+    case sqzProd: combine(out, a, b, n, [](T x, T y) { return Arith<T>::mul(x, y); }); break;
+    case sqzMax: combine(out, a, b, n, [](T x, T y) { return Arith<T>::max(x, y); }); break;
+    case sqzMin: combine(out, a, b, n, [](T x, T y) { return Arith<T>::min(x, y); }); break;
+    default: fail(sqzInvalidArgument, "invalid reduction op %d", static_cast<int>(op));
   }
 }
 
@@ -75,19 +78,24 @@ void divideTyped(T* acc, size_t n, int divisor) {
 
 sqzDataType_t accumulationType(sqzDataType_t t) { return isHalfType(t) ? sqzFloat32 : t; }
 
-void reduceInto(void* acc, const void* src, size_t n, sqzDataType_t t, sqzRedOp_t op) {
+void reduceTo(void* out, const void* a, const void* b, size_t n, sqzDataType_t t, sqzRedOp_t op) {
   switch (t) {
-    case sqzInt8: reduceTyped(static_cast<int8_t*>(acc), static_cast<const int8_t*>(src), n, op); break;
-    case sqzUint8: reduceTyped(static_cast<uint8_t*>(acc), static_cast<const uint8_t*>(src), n, op); break;
-    case sqzInt32: reduceTyped(static_cast<int32_t*>(acc), static_cast<const int32_t*>(src), n, op); break;
-    case sqzUint32: reduceTyped(static_cast<uint32_t*>(acc), static_cast<const uint32_t*>(src), n, op); break;
-    case sqzInt64: reduceTyped(static_cast<int64_t*>(acc), static_cast<const int64_t*>(src), n, op); break;
-    case sqzUint64: reduceTyped(static_cast<uint64_t*>(acc), static_cast<const uint64_t*>(src), n, op); break;
-    case sqzFloat32: reduceTyped(static_cast<float*>(acc), static_cast<const float*>(src), n, op); break;
-    case sqzFloat64: reduceTyped(static_cast<double*>(acc), static_cast<const double*>(src), n, op); break;
+#define SQZ_REDUCE_CASE(E, T) \
+  case E: reduceTyped(static_cast<T*>(out), static_cast<const T*>(a), static_cast<const T*>(b), n, op); break;
+    SQZ_REDUCE_CASE(sqzInt8, int8_t)
+    SQZ_REDUCE_CASE(sqzUint8, uint8_t)
+    SQZ_REDUCE_CASE(sqzInt32, int32_t)
+    SQZ_REDUCE_CASE(sqzUint32, uint32_t)
+    SQZ_REDUCE_CASE(sqzInt64, int64_t)
+    SQZ_REDUCE_CASE(sqzUint64, uint64_t)
+    SQZ_REDUCE_CASE(sqzFloat32, float)
+    SQZ_REDUCE_CASE(sqzFloat64, double)
+#undef SQZ_REDUCE_CASE
     default: SQZ_CHECK(false, "reduceInto: %s is not an accumulation type", dataTypeName(t));
   }
 }
+
+void reduceInto(void* acc, const void* src, size_t n, sqzDataType_t t, sqzRedOp_t op) { reduceTo(acc, acc, src, n, t, op); }
 
 void widen(const void* in, sqzDataType_t t, void* out, size_t n) {
   if (t == sqzFloat16 || t == sqzBfloat16) {

@@ -22,14 +22,19 @@ void RingAllreduce::run(const AllreduceArgs& a) {
 
   // The reduce-scatter runs on `acc` (the receive buffer itself, or fp32
   // accumulators for 16-bit types); the allgather on the receive buffer.
+  // Out of place, this rank's contribution is read from the send buffer
+  // (`mine`) where acc is first written: no copy of the whole input first.
   unsigned char* out = static_cast<unsigned char*>(a.recv);
   unsigned char* acc = out;
+  const unsigned char* mine = out;
   if (widened) {
     work_.resize(a.count * accElem);
     acc = work_.data();
     widen(a.send, a.type, acc, a.count);
+    mine = acc;
   } else if (a.send != a.recv) {
-    std::memcpy(out, a.send, a.count * elem);
+    if (n == 1) std::memcpy(out, a.send, a.count * elem);
+    mine = static_cast<const unsigned char*>(a.send);
   }
   if (n == 1) {
     if (a.op == sqzAvg) divideInPlace(acc, accType, a.count, 1);
@@ -55,10 +60,12 @@ void RingAllreduce::run(const AllreduceArgs& a) {
       ids.push_back(transport_.postRecv(ring.left(), tag(s, c), staged(s, seg, c), ring.chunkLength(seg, c) * accElem));
   };
 
-  // Reduce-scatter: receive a segment, add it into acc, forward it.
+  // Reduce-scatter: receive a segment, add it to this rank's part into
+  // acc, forward it. Every segment but the first one sent is received here
+  // (so written into acc); the allgather overwrites that first one.
   postReduceScatterRecvs(0, recvs);
   for (size_t c = 0; c < ring.chunks(ring.reduceScatterSend(0)); ++c)
-    sendChunk(0, acc, accElem, ring.reduceScatterSend(0), c);
+    sendChunk(0, mine, accElem, ring.reduceScatterSend(0), c);
   for (size_t s = 0; s < ring.steps(); ++s) {
     std::vector<RequestId> next;
     const bool forward = s + 1 < ring.steps();
@@ -66,7 +73,8 @@ void RingAllreduce::run(const AllreduceArgs& a) {
     const size_t seg = ring.reduceScatterRecv(s);
     for (size_t c = 0; c < ring.chunks(seg); ++c) {
       transport_.wait(recvs[c], a.deadline);
-      reduceInto(acc + ring.chunkOffset(seg, c) * accElem, staged(s, seg, c), ring.chunkLength(seg, c), accType, a.op);
+      const size_t at = ring.chunkOffset(seg, c) * accElem;
+      reduceTo(acc + at, mine + at, staged(s, seg, c), ring.chunkLength(seg, c), accType, a.op);
       if (forward) sendChunk(s + 1, acc, accElem, seg, c);
     }
     recvs.swap(next);

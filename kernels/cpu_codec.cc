@@ -252,12 +252,77 @@ void decodeQuant(const DecodeExpect& x, const PayloadLayout& l, const uint8_t* p
 
 // ---- top-K ---------------------------------------------------------------------
 
+// Appends, in index order, the positions of the K largest keys among
+// `cand` (positions into y, in index order; they must hold every key at or
+// above the K-th largest): keys above the K-th largest key t, then the
+// first (K - above) keys equal to t. Ties therefore go to lower indices.
+void keepLargest(const float* y, const std::vector<uint32_t>& cand, size_t k, std::vector<uint32_t>& idx) {
+  std::vector<uint32_t> keys(cand.size());
+  for (size_t j = 0; j < cand.size(); ++j) keys[j] = magnitudeKey(y[cand[j]]);
+  std::vector<uint32_t> order = keys;
+  std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k - 1), order.end(),
+                   std::greater<uint32_t>());
+  const uint32_t t = order[k - 1];
+  size_t above = 0;
+  for (uint32_t key : keys) above += key > t ? 1 : 0;
+  size_t ties = k - above;
+  for (size_t j = 0; j < cand.size(); ++j) {
+    if (keys[j] > t || (keys[j] == t && ties > 0)) {
+      if (keys[j] == t) --ties;
+      idx.push_back(cand[j]);
+    }
+  }
+}
+
+// A threshold from an evenly strided sample of the keys, set a little below
+// the sample's estimate of the K-th largest, then one pass that keeps the
+// positions at or above it. Exact whenever it keeps at least K and at most
+// `cap` positions (keepLargest picks the K); returns false otherwise (an
+// unlucky sample, or many equal keys), and the caller selects exactly.
+bool selectBySample(const float* y, size_t n, size_t k, std::vector<uint32_t>& idx) {
+  constexpr size_t kSamples = 1 << 15;
+  if (n < 16 * kSamples || k > n / 16) return false;
+  std::vector<uint32_t> sample(kSamples);
+  const size_t stride = n / kSamples;
+  for (size_t j = 0; j < kSamples; ++j) sample[j] = magnitudeKey(y[j * stride]);
+  // Aim for about K + K/8 + 4 sqrt(K) positions: a sample this large misses
+  // K only when the data's order correlates with the stride.
+  const double aim = static_cast<double>(k) * 1.125 + 4.0 * std::sqrt(static_cast<double>(k));
+  const size_t rank = std::min(kSamples - 1, static_cast<size_t>(aim * kSamples / static_cast<double>(n)));
+  std::nth_element(sample.begin(), sample.begin() + static_cast<std::ptrdiff_t>(rank), sample.end(),
+                   std::greater<uint32_t>());
+  const int32_t threshold = static_cast<int32_t>(sample[rank]);  // keys are 31 bits
+  const size_t cap = 2 * k + 4096;
+  std::vector<uint32_t> cand(cap);
+  size_t found = 0, i = 0;
+  auto key = [y](size_t i) { return static_cast<int32_t>(magnitudeKey(y[i])); };
+  constexpr size_t kBlock = 16;
+  for (; i + kBlock <= n; i += kBlock) {
+    // Most blocks hold no candidate: test the whole block branch-free first.
+    int any = 0;
+    for (size_t j = 0; j < kBlock; ++j) any |= key(i + j) >= threshold;
+    if (!any) continue;
+    if (found + kBlock > cap) return false;
+    for (size_t j = 0; j < kBlock; ++j)
+      if (key(i + j) >= threshold) cand[found++] = static_cast<uint32_t>(i + j);
+  }
+  for (; i < n; ++i) {
+    if (key(i) < threshold) continue;
+    if (found == cap) return false;
+    cand[found++] = static_cast<uint32_t>(i);
+  }
+  if (found < k) return false;
+  cand.resize(found);
+  keepLargest(y, cand, k, idx);
+  return true;
+}
+
 // The K largest magnitudes, ties by lower index, as increasing indices.
-// Radix select instead of a sort: a histogram of the top 11 bits of the
-// magnitude key finds the bin holding the K-th largest, only that bin's keys
-// are selected exactly (nth_element), and one compaction pass writes the
-// indices: keys above the threshold key t, then the first (K - above) keys
-// equal to t in index order. Same set as sorting all keys.
+// Large buffers: selectBySample (one pass). Otherwise, or when the sample
+// misses, radix select instead of a sort: a histogram of the top 11 bits of
+// the magnitude key finds the bin holding the K-th largest, and one pass
+// collects the positions in that bin or above it. Same set as sorting all
+// keys either way.
 void selectTopK(const float* y, size_t n, size_t k, std::vector<uint32_t>& idx) {
   idx.clear();
   idx.reserve(k);
@@ -265,6 +330,7 @@ void selectTopK(const float* y, size_t n, size_t k, std::vector<uint32_t>& idx) 
     for (size_t i = 0; i < n; ++i) idx.push_back(static_cast<uint32_t>(i));
     return;
   }
+  if (k == 0 || selectBySample(y, n, k, idx)) return;
   constexpr unsigned kShift = 20;                    // keys are 31 bits
   constexpr size_t kBins = size_t{1} << (31 - kShift);
   // Four interleaved histograms: equal neighbouring keys (the common case)
@@ -283,23 +349,9 @@ void selectTopK(const float* y, size_t n, size_t k, std::vector<uint32_t>& idx) 
     above += c;
   }
   std::vector<uint32_t> cand;
-  for (i = 0; i < n; ++i) {
-    const uint32_t key = magnitudeKey(y[i]);
-    if ((key >> kShift) == b) cand.push_back(key);
-  }
-  const size_t need = k - above;  // 1 .. cand.size()
-  std::nth_element(cand.begin(), cand.begin() + static_cast<std::ptrdiff_t>(need - 1), cand.end(),
-                   std::greater<uint32_t>());
-  const uint32_t t = cand[need - 1];
-  for (uint32_t key : cand) above += key > t ? 1 : 0;
-  size_t ties = k - above;
-  for (i = 0; i < n; ++i) {
-    const uint32_t key = magnitudeKey(y[i]);
-    if (key > t || (key == t && ties > 0)) {
-      if (key == t) --ties;
-      idx.push_back(static_cast<uint32_t>(i));
-    }
-  }
+  for (i = 0; i < n; ++i)
+    if ((magnitudeKey(y[i]) >> kShift) >= b) cand.push_back(static_cast<uint32_t>(i));
+  keepLargest(y, cand, k, idx);
 }
 
 // Writes the K values of `sel` (already y-values) in format f; returns the

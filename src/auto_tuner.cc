@@ -185,12 +185,6 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
       measured_.tuneSeconds(count, profile_.codecs.statsSeconds(topo_.device, std::min(count, 262144.0))) +
       model_->stageTransferSeconds(statsExchangeStage(topo_, sizeof(GradStats)));
   measured_.apply(candidates, count, *model_, statsSeconds / std::max<uint32_t>(1, state.statsEvery));
-  // This build runs a hierarchical plan's intra-node stages exactly only.
-  candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
-                                  [](const Candidate& c) {
-                                    return c.spec.hierarchical && c.spec.intraCodec.kind != CodecKind::None;
-                                  }),
-                   candidates.end());
   Plan plan = state.selector.choose(candidates, reduced, *model_, label);
   const uint32_t every = nextStatsEvery(state.statsEvery, plan.changed, statsSeconds, plan.chosen.cost.seconds,
                                         state.maxStatsEvery);

@@ -28,7 +28,7 @@ namespace sqz {
 CommConfig CommConfig::fromEnv() {
   CommConfig c;
   c.chunkBytes = envBytes("SQZ_CHUNK_BYTES", 512 << 10, 1);
-  c.directMaxBytes = envBytes("SQZ_DIRECT_MAX_BYTES", 32 << 10);
+  c.directMaxBytes = envBytes("SQZ_DIRECT_MAX_BYTES", 12 << 10);
   c.minBytes = envBytes("SQZ_MIN_BYTES", 64 << 10);
   c.statsEveryMax = static_cast<uint32_t>(envUnsigned("SQZ_STATS_EVERY_MAX", 16, 1, 1u << 20));
   const std::string mode = envString("SQZ_TUNE_MODE", "lagged");
@@ -47,8 +47,6 @@ CompressionPolicy CompressionPolicy::parse(const std::string& spec) {
       p.text = "auto";
     } else if (!spec.empty() && spec[0] == '@') {
       p.plan = parsePlanName(spec.substr(1));
-      SQZ_REQUIRE(!p.plan.hierarchical || p.plan.intraCodec.kind == CodecKind::None, sqzInvalidArgument,
-                  "hierarchical plans run their intra-node stages exactly in this build ('%s')", spec.c_str());
       p.text = "@" + planName(p.plan);
     } else {
       p.plan.codec = parseCodecSpec(spec);
@@ -177,9 +175,10 @@ PlanSpec Communicator::choosePlan(const void* send, size_t count, sqzDataType_t 
 }
 
 void Communicator::runExact(const AllreduceArgs& a, const AlgorithmEntry& algorithm, ErrorFeedbackState* ef,
-                            CallCounters* counters) {
+                            CallCounters* counters, const CallHeader* header) {
   CompressedArgs c;
   c.base = a;
+  c.base.header = header;
   c.counters = counters;
   if (!ef || !ef->residualDirty) return algorithm.run(*flat_, c);
   // Owed mass goes out with this exact call: send g + e, then e = 0.
@@ -329,6 +328,24 @@ CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy 
 }
 
 void Communicator::agreeOnPlan(const AllreduceArgs& a, CallDecision& d) {
+  // An exact call's plan follows from what the header agrees on (size,
+  // type, policy), so each rank knows it alone; when its algorithm can
+  // carry the header in its first message, that message is the agreement
+  // (ranks inside sqzJoin send their header alone there, and the call's
+  // algorithm reads their payload as zeros: HeaderRound::run).
+  auto exactAlgorithm = [&]() -> const AlgorithmEntry& {
+    return d.exactNamed.empty() || d.peersJoined ? chooseAlgorithm(CodecParams{}, a.count, a.type)
+                                                 : hostAlgorithm(d.exactNamed);
+  };
+  const bool exactAlone = !d.mayCompress || (d.tableForced && d.tablePlan.codec.kind == CodecKind::None &&
+                                             !d.tablePlan.hierarchical);
+  if (exactAlone && a.count > 0) {
+    d.path = CallDecision::Path::kExact;
+    d.algorithm = &exactAlgorithm();
+    const size_t wireElement = d.ef && d.ef->residualDirty ? sizeof(float) : dataTypeSize(a.type);
+    d.carryHeader = d.algorithm->carriesHeader && headerCanCarry(a.count * wireElement, size_);
+    if (d.carryHeader) return;
+  }
   const uint64_t flags = agreeOnCall(*transport_, a.seq, d.header, a.deadline);
   d.nonFinite = (flags & kFlagNonFinite) != 0;
   d.peersJoined = (flags & kFlagPeersJoined) != 0;
@@ -354,8 +371,7 @@ void Communicator::agreeOnPlan(const AllreduceArgs& a, CallDecision& d) {
     // exact choice too: its cost shapes price ring and direct alike; and
     // whenever ranks inside sqzJoin take part, which see no plan).
     d.path = CallDecision::Path::kExact;
-    d.algorithm = d.exactNamed.empty() || d.peersJoined ? &chooseAlgorithm(CodecParams{}, a.count, a.type)
-                                                        : &hostAlgorithm(d.exactNamed);
+    d.algorithm = &exactAlgorithm();
   }
 }
 
@@ -370,8 +386,9 @@ CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
   switch (d.path) {
     case CallDecision::Path::kHier: {
       const uint32_t seqs[3] = {nextSeq(), nextSeq(), nextSeq()};
-      HierarchicalAllreduce(*transport_, hierarchy_, config_.chunkBytes)
-          .run(compressedArgs(a, d.plan.codec, *d.ef, &counters), d.algorithm->run, seqs);
+      CompressedArgs c = compressedArgs(a, d.plan.codec, *d.ef, &counters);
+      if (d.plan.intraCodec.kind != CodecKind::None) d.ef->residualDirty = true;
+      HierarchicalAllreduce(*transport_, hierarchy_, config_.chunkBytes).run(c, d.algorithm->run, d.plan.intraCodec, seqs);
       break;
     }
     case CallDecision::Path::kLossy:
@@ -381,8 +398,9 @@ CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
       break;
     case CallDecision::Path::kExact:
       // With joined ranks, whose zeros are in the call's type, g + e cannot
-      // go as float32: this rank's residual waits for the next call.
-      runExact(a, *d.algorithm, d.peersJoined ? nullptr : d.ef, &counters);
+      // go as float32: this rank's residual waits for the next call (unless
+      // the data went with the header, where they add no data at all).
+      runExact(a, *d.algorithm, d.peersJoined ? nullptr : d.ef, &counters, d.carryHeader ? &d.header : nullptr);
       break;
     case CallDecision::Path::kNone: break;
   }
@@ -410,7 +428,9 @@ sqzCallInfo Communicator::makeCallInfo(const AllreduceArgs& a, const CallDecisio
   std::snprintf(info.algorithm, sizeof info.algorithm, "%s", algorithm.c_str());
   std::snprintf(info.codec, sizeof info.codec, "%s", codec.c_str());
   std::snprintf(info.plan, sizeof info.plan, "@%s", plan.c_str());
-  info.exact = d.path == Path::kHier ? d.plan.codec.kind == CodecKind::None : d.path != Path::kLossy;
+  info.exact = d.path == Path::kHier
+                   ? d.plan.codec.kind == CodecKind::None && d.plan.intraCodec.kind == CodecKind::None
+                   : d.path != Path::kLossy;
   info.wireBytes = counters.wireBytes;
   const double dense = RingAllreduce::bytesSentPerRank(static_cast<double>(info.bytes), size_);
   info.compressionRatio = counters.wireBytes > 0 ? dense / static_cast<double>(counters.wireBytes) : 1.0;

@@ -74,6 +74,7 @@ struct CallDecision {
   PlanSpec plan;             // the lossy or hierarchical plan (empty: exact)
   Path path = Path::kNone;   // kNone: nothing to move (count == 0)
   const AlgorithmEntry* algorithm = nullptr;  // the flat one that runs (hier: between nodes)
+  bool carryHeader = false;  // exact, and its algorithm's first message is the header round
   double gain = 1.0;         // the tuner's estimate (-1: a fixed plan), 1 when exact
 };
 
@@ -155,8 +156,9 @@ class Communicator {
   CompressedArgs compressedArgs(const AllreduceArgs& a, const CodecParams& codec, ErrorFeedbackState& ef,
                                 CallCounters* counters);
   // An exact allreduce by `algorithm`; with a dirty residual, g + e is sent and e cleared.
+  // header: not yet agreed, the algorithm's first message carries it.
   void runExact(const AllreduceArgs& a, const AlgorithmEntry& algorithm, ErrorFeedbackState* ef,
-                CallCounters* counters);
+                CallCounters* counters, const CallHeader* header = nullptr);
   // Exact fp64 sum of every rank's statistics, in rank order (identical everywhere).
   void reduceStats(GradStats* stats);
   // `auto`: the plan for this call (a collective on first use of the tuner).

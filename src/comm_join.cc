@@ -2,8 +2,12 @@
 // other ranks' calls until every rank is out. It learns each call from the
 // call header alone (collectives/call_agreement.h), so it takes part only in
 // what needs no more than that: host allreduces on the exact path, with
-// zeros. The others send exactly while any rank has joined (their residuals
-// wait), and fail any other collective on every rank.
+// zeros. A small one's data came with the others' headers, and they read
+// this rank's missing payload as zeros: nothing more to send; a larger one
+// gets zeros in its data exchange. The others send exactly while any rank
+// has joined (their residuals wait, except in a call whose data came with
+// its header, which sends g + e as usual), and fail any other collective on
+// every rank.
 #include <chrono>
 #include <vector>
 
@@ -25,12 +29,13 @@ int Communicator::join() {
           .count());
   callTag_ = 0;
   std::vector<unsigned char> zeros;
+  HeaderRound round;
   for (;;) {
     AllreduceArgs a;
     a.seq = nextSeq();
     a.deadline = Deadline::fromTimeout();
-    const std::vector<CallHeader> all = exchangeCallHeaders(*transport_, a.seq, mine, a.deadline);
-    const CallVerdict v = judgeCall(all);
+    const std::vector<CallHeader>& all = round.exchange(*transport_, a.seq, mine, nullptr, 0, a.deadline);
+    const CallVerdict v = judgeCall(all, round.carriedBytes());
     if (v.joined == size_) {
       const int last = lastJoinedRank(all);
       SQZ_INFO("join: every rank has joined; rank %d joined last", last);
@@ -40,6 +45,9 @@ int Communicator::join() {
     // stream of calls without a state by that count (implicit_states.h).
     if (all[v.first].kind == static_cast<uint32_t>(CollectiveKind::kAllReduce)) ++calls_;
     if (!v.error.empty()) continue;  // the others fail this call; nothing moves
+    // The others' data came with their headers (a small exact call): they
+    // read this rank's missing payload as zeros, and the call is over.
+    if (v.carried > 0) continue;
     const CallHeader& call = all[v.first];
     SQZ_REQUIRE(validDataType(call.dtype) && validRedOp(call.op), sqzInternalError,
                 "join: rank %d's allreduce header has type %d op %d", v.first, call.dtype, call.op);

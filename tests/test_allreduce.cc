@@ -87,7 +87,7 @@ TEST(AllreduceChunks, ManySmallChunks) {
 
 // "@ring" and "@direct" run the exact algorithm they name at every size
 // (sqzCallInfo.plan of a call, forced, reproduces it); without a plan the
-// size decides (direct up to SQZ_DIRECT_MAX_BYTES, 32 KiB).
+// size decides (direct up to SQZ_DIRECT_MAX_BYTES, 12 KiB).
 TEST(AllreducePlans, RingAndDirectForceTheirAlgorithm) {
   const int n = 3;
   runRanks(n, [&](int rank, sqzComm_t& comm) {

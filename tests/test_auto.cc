@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "harness/link_profile.h"
 #include "harness/rank_threads.h"
 #include "kernels/cpu_codec.h"
 #include "src/auto_tuner.h"
@@ -25,19 +26,6 @@
 
 namespace sqz::test {
 namespace {
-
-// A profile (for any topology) whose shared-memory link runs at `bytesPerSecond`.
-std::string writeProfile(double latency, double bytesPerSecond) {
-  Profile p = defaultProfile();
-  p.fingerprint = "any";
-  p.source = "test";
-  p.setCurve(LinkClass::Shm, LinkCurve::fromLatencyBandwidth(latency, bytesPerSecond), "test");
-  char path[] = "/tmp/sqz-test-profile-XXXXXX";
-  int fd = mkstemp(path);
-  close(fd);
-  saveProfile(p, path);
-  return path;
-}
 
 struct AutoRun {
   std::vector<std::vector<float>> outputs;      // [rank] the last call's output
@@ -157,7 +145,7 @@ TEST(Auto, StatisticsLeaveTheResidualOutOfTheGain) {
 }
 
 TEST(Auto, SlowLinkCompressesAndAllRanksAgree) {
-  std::string path = writeProfile(1e-4, 20e6);  // 20 MB/s
+  std::string path = writeLinkProfile(1e-4, 20e6);  // 20 MB/s
   ScopedEnv profile("SQZ_PROFILE", path.c_str());
   ScopedEnv calibrate("SQZ_CALIBRATE", "off");
   AutoRun run = runAuto(3, 1 << 18, 5);
@@ -173,7 +161,7 @@ TEST(Auto, SlowLinkCompressesAndAllRanksAgree) {
 }
 
 TEST(Auto, FastLinkStaysExact) {
-  std::string path = writeProfile(1e-6, 1e12);  // 1 TB/s: compression never pays
+  std::string path = writeLinkProfile(1e-6, 1e12);  // 1 TB/s: compression never pays
   ScopedEnv profile("SQZ_PROFILE", path.c_str());
   ScopedEnv calibrate("SQZ_CALIBRATE", "off");
   AutoRun run = runAuto(3, 1 << 18, 3);
@@ -221,7 +209,7 @@ int callsWithStatistics(const AutoRun& run, int n) {
 // outputs), and a NaN on a call without statistics still sends that call
 // exactly. SQZ_STATS_EVERY_MAX=1 sends them on every call.
 TEST(Auto, StatisticsBackOffWhileThePlanHolds) {
-  std::string path = writeProfile(1e-4, 20e6);  // 20 MB/s
+  std::string path = writeLinkProfile(1e-4, 20e6);  // 20 MB/s
   ScopedEnv profile("SQZ_PROFILE", path.c_str());
   ScopedEnv calibrate("SQZ_CALIBRATE", "off");
   const int n = 3, calls = 24, nanCall = 21;
@@ -332,7 +320,7 @@ TEST(Auto, SmallBuffersAndNonSumsStayExact) {
 // top-K. A gradient concentrated on 1% of its elements over a slow link is
 // where top-K wins.
 TEST(Auto, WithoutAStateOnlyCodecsThatNeedNoFeedbackCompete) {
-  std::string path = writeProfile(1e-4, 20e6);  // 20 MB/s
+  std::string path = writeLinkProfile(1e-4, 20e6);  // 20 MB/s
   ScopedEnv profile("SQZ_PROFILE", path.c_str());
   ScopedEnv calibrate("SQZ_CALIBRATE", "off");
   const size_t count = 1 << 18;
@@ -376,7 +364,7 @@ TEST(Auto, WithoutAStateOnlyCodecsThatNeedNoFeedbackCompete) {
 // mode) while the others send theirs lagged fails on every rank, instead of
 // the ranks waiting for messages the others never send.
 TEST(Auto, StatisticsTrafficThatDiffersIsAnErrorOnEveryRank) {
-  std::string path = writeProfile(1e-4, 20e6);
+  std::string path = writeLinkProfile(1e-4, 20e6);
   ScopedEnv profile("SQZ_PROFILE", path.c_str());
   ScopedEnv calibrate("SQZ_CALIBRATE", "off");
   ScopedEnv timeout("SQZ_TIMEOUT", "10");

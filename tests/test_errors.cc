@@ -203,6 +203,34 @@ TEST(Errors, FeaturesSayWhatTheBuildServes) {
 #endif
 }
 
+// A small exact call carries its header with its data (one message), a
+// large one sends the header alone first: ranks whose calls straddle that
+// line, or differ in a small call's type, still all fail with the same
+// message, and no rank writes any output (in place or out of place).
+TEST(Errors, MismatchesAcrossTheHeaderCarryLineWriteNoOutput) {
+  const int n = 4;
+  const size_t big = 1 << 20;  // 4 MiB of floats: above any carried payload
+  std::vector<std::string> messages(n);
+  runRanks(n, [&](int rank, sqzComm_t& comm) {
+    std::vector<float> send(big, 1.0f + rank), recv(big, -7.0f), inplace(big, 3.0f + rank);
+    const size_t count = rank == 1 ? big : 100;
+    EXPECT_EQ(sqzAllReduce(send.data(), recv.data(), count, sqzFloat32, sqzSum, comm, nullptr), sqzInvalidUsage);
+    messages[rank] = lastError(comm);
+    EXPECT_NE(messages[rank].find("rank 1"), std::string::npos) << messages[rank];
+    EXPECT_EQ(sqzAllReduce(inplace.data(), inplace.data(), count, sqzFloat32, sqzSum, comm, nullptr),
+              sqzInvalidUsage);
+    const sqzDataType_t type = rank == 3 ? sqzInt32 : sqzFloat32;
+    EXPECT_EQ(sqzAllReduce(send.data(), recv.data(), 100, type, sqzSum, comm, nullptr), sqzInvalidUsage);
+    EXPECT_EQ(sqzAllReduce(inplace.data(), inplace.data(), 100, type, sqzSum, comm, nullptr), sqzInvalidUsage);
+    for (size_t i = 0; i < big; ++i) {
+      ASSERT_EQ(recv[i], -7.0f) << "rank " << rank << " wrote output element " << i;
+      ASSERT_EQ(inplace[i], 3.0f + rank) << "rank " << rank << " wrote in-place element " << i;
+    }
+    expectStillWorks(rank, n, comm);
+  });
+  for (int r = 1; r < n; ++r) EXPECT_EQ(messages[r].substr(messages[r].find(':')), messages[0].substr(messages[0].find(':')));
+}
+
 // A rank that aborts (dies) mid-job: the others fail within SQZ_TIMEOUT
 // with a remote error or a timeout, never hang.
 TEST(Errors, DeadPeerFailsOthersWithinTimeout) {

@@ -27,6 +27,9 @@ class GroupTransport final : public Transport {
   RequestId postRecv(int peer, Tag tag, void* buf, size_t bytes) override {
     return parent_.postRecv(members_[peer], tag, buf, bytes);
   }
+  RequestId postRecvUpTo(int peer, Tag tag, void* buf, size_t capacity, size_t* received) override {
+    return parent_.postRecvUpTo(members_[peer], tag, buf, capacity, received);
+  }
   void wait(RequestId id, const Deadline& deadline) override { parent_.wait(id, deadline); }
   bool test(RequestId id) override { return parent_.test(id); }
   void cancelAll() override { parent_.cancelAll(); }

@@ -85,6 +85,10 @@ RequestId NcclTransport::postRecv(int peer, Tag, void* buf, size_t bytes) {
   return next_++;
 }
 
+RequestId NcclTransport::postRecvUpTo(int, Tag, void*, size_t, size_t*) {
+  fail(sqzInternalError, "NCCL receives need the exact message size");
+}
+
 void NcclTransport::groupStart() { check(api_.groupStart(), "ncclGroupStart"); }
 void NcclTransport::groupEnd() { check(api_.groupEnd(), "ncclGroupEnd"); }
 

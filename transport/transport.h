@@ -34,6 +34,12 @@ class Transport {
   // A receive completes only with a message of exactly `bytes` bytes;
   // anything else fails the wait with sqzInvalidUsage.
   virtual RequestId postRecv(int peer, Tag tag, void* buf, size_t bytes) = 0;
+  // A receive of a message of at most `capacity` bytes, whose length is
+  // written to *received when it completes (a call's first message, which
+  // may carry data: collectives/call_agreement.h); a longer one fails the
+  // wait with sqzInvalidUsage. Transports that match by size alone (NCCL)
+  // cannot, and throw sqzInternalError.
+  virtual RequestId postRecvUpTo(int peer, Tag tag, void* buf, size_t capacity, size_t* received) = 0;
 
   // Blocks until the request completes. Throws sqz::Error with
   // sqzRemoteError (peer failed), sqzTimeout (deadline passed) or

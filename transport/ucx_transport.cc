@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstring>
 #include <mutex>
@@ -15,7 +16,8 @@ namespace sqz {
 struct UcxTransport::Op {
   int peer = -1;
   bool isRecv = false;
-  size_t expected = 0;
+  size_t expected = 0;       // exact length, or the capacity when received is set
+  size_t* received = nullptr;  // postRecvUpTo: where the length goes
   void* request = nullptr;  // UCX request, or null if completed immediately
   volatile bool done = false;
   ucs_status_t status = UCS_OK;
@@ -78,6 +80,12 @@ void onPeerError(void* arg, ucp_ep_h /*ep*/, ucs_status_t status) {
   SQZ_INFO("UCX reports peer %d failed: %s", peer->rank, ucs_status_string(status));
 }
 
+// Idle progress calls before a wait starts yielding the core: a short
+// spin catches a message already on its way; with more ranks than cores
+// on this node, spinning only delays the peer that would send it.
+constexpr unsigned kSpinPolls = 4096;
+constexpr unsigned kOversubscribedSpinPolls = 1;
+
 constexpr uint64_t kTagBits = 24;
 constexpr uint64_t kTagMask24 = (1ull << kTagBits) - 1;
 
@@ -108,6 +116,12 @@ void UcxTransport::connect(const std::vector<std::vector<uint8_t>>& addresses, c
   SQZ_CHECK(static_cast<int>(addresses.size()) == size_, "expected %d worker addresses, got %zu", size_,
             addresses.size());
   peers_.resize(size_);
+  // Ranks of this node beyond its usable cores: waits yield at once.
+  cpu_set_t cpus;
+  const int cores = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+  const auto local = std::count(sameNode.begin(), sameNode.end(), true);
+  spinPolls_ = local > cores ? kOversubscribedSpinPolls : kSpinPolls;
+  spinPolls_ = static_cast<unsigned>(envUnsigned("SQZ_SPIN_POLLS", spinPolls_, 0, 1u << 30));
   for (int r = 0; r < size_; ++r) {
     auto peer = std::make_unique<Peer>();
     peer->owner = this;
@@ -172,12 +186,22 @@ RequestId UcxTransport::postSend(int peer, Tag tag, const void* buf, size_t byte
 }
 
 RequestId UcxTransport::postRecv(int peer, Tag tag, void* buf, size_t bytes) {
+  return postReceive(peer, tag, buf, bytes, nullptr);
+}
+
+RequestId UcxTransport::postRecvUpTo(int peer, Tag tag, void* buf, size_t capacity, size_t* received) {
+  SQZ_CHECK(received != nullptr, "postRecvUpTo needs somewhere to put the length");
+  return postReceive(peer, tag, buf, capacity, received);
+}
+
+RequestId UcxTransport::postReceive(int peer, Tag tag, void* buf, size_t bytes, size_t* received) {
   checkUsable();
   SQZ_CHECK(peer >= 0 && peer < size_, "bad peer %d", peer);
   auto op = std::make_unique<Op>();
   op->peer = peer;
   op->isRecv = true;
   op->expected = bytes;
+  op->received = received;
   ucp_request_param_t p;
   std::memset(&p, 0, sizeof p);
   // No immediate completion: UCX 1.13 does not report the length of a
@@ -210,6 +234,7 @@ void UcxTransport::finish(RequestId id) {
   ucs_status_t status = op.status;
   bool isRecv = op.isRecv;
   size_t length = op.length, expected = op.expected;
+  size_t* received = op.received;
   int peer = op.peer;
   if (op.request) ucp_request_free(op.request);
   ops_.erase(it);
@@ -220,6 +245,10 @@ void UcxTransport::finish(RequestId id) {
   if (status != UCS_OK) {
     failAndCancel(sqzRemoteError, "%s rank %d failed: %s", isRecv ? "receive from" : "send to", peer,
                   ucs_status_string(status));
+  }
+  if (received) {
+    *received = length;
+    return;
   }
   if (isRecv && length != expected) {
     failAndCancel(sqzInvalidUsage, "message from rank %d has %zu bytes, expected %zu (ranks disagree on the call)", peer,
@@ -239,14 +268,15 @@ void UcxTransport::wait(RequestId id, const Deadline& deadline) {
     if (peers_[op.peer] && peers_[op.peer]->failed) {
       failAndCancel(sqzRemoteError, "rank %d failed (%s)", op.peer, ucs_status_string(peers_[op.peer]->failure));
     }
-    if (++idle % 64 == 0) {
-      if (deadline.expired()) {
-        failAndCancel(sqzTimeout, "timed out after SQZ_TIMEOUT=%gs waiting for %s rank %d", timeoutSeconds(),
-                      op.isRecv ? "a message from" : "a send to", op.peer);
-      }
-      // Be polite when ranks outnumber cores (mpirun --oversubscribe).
-      sched_yield();
+    ++idle;
+    if (idle % 64 == 0 && deadline.expired()) {
+      failAndCancel(sqzTimeout, "timed out after SQZ_TIMEOUT=%gs waiting for %s rank %d", timeoutSeconds(),
+                    op.isRecv ? "a message from" : "a send to", op.peer);
     }
+    // Spin a bounded while, then give the core away on every idle poll:
+    // when ranks outnumber cores (mpirun --oversubscribe) the peer this
+    // rank waits for may need this very core to run.
+    if (idle >= spinPolls_) sched_yield();
   }
   finish(id);
 }
@@ -291,7 +321,11 @@ void UcxTransport::cancelAll() {
     if (brokenReason_.empty()) brokenReason_ = "operations were cancelled";
     closeEndpoints(true);
   }
-  Deadline deadline(5.0);
+  // Cancelled and purged requests complete on the next progress calls; a
+  // send to a dead same-node peer (no peer error handling, so no forced
+  // close) never does. Briefly, then: the failing call must still return
+  // within about SQZ_TIMEOUT (the soak's fault run times it).
+  Deadline deadline(0.5);
   for (;;) {
     bool all = true;
     for (auto& kv : ops_) all = all && kv.second->done;
@@ -324,8 +358,9 @@ void UcxTransport::closeEndpoints(bool force) {
     peer->ep = nullptr;
     if (r && !UCS_PTR_IS_ERR(r)) pending.push_back(r);
   }
-  // Flushing is bounded: a peer that already left must not stall us.
-  Deadline deadline(force ? 2.0 : std::min(10.0, timeoutSecondsOrDefault()));
+  // Flushing is bounded: a peer that already left must not stall us (on a
+  // forced close, inside a failing call, hardly at all).
+  Deadline deadline(force ? 1.0 : std::min(10.0, timeoutSecondsOrDefault()));
   for (auto r : pending) {
     while (ucp_request_check_status(r) == UCS_INPROGRESS && !deadline.expired())
       ucp_worker_progress(worker_);

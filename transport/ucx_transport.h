@@ -36,6 +36,7 @@ class UcxTransport final : public Transport {
   int size() const override { return size_; }
   RequestId postSend(int peer, Tag tag, const void* buf, size_t bytes) override;
   RequestId postRecv(int peer, Tag tag, void* buf, size_t bytes) override;
+  RequestId postRecvUpTo(int peer, Tag tag, void* buf, size_t capacity, size_t* received) override;
   void wait(RequestId id, const Deadline& deadline) override;
   bool test(RequestId id) override;
   void cancelAll() override;
@@ -48,6 +49,7 @@ class UcxTransport final : public Transport {
 
  private:
   uint64_t ucxTag(int sender, Tag tag) const;
+  RequestId postReceive(int peer, Tag tag, void* buf, size_t bytes, size_t* received);
   Op& lookup(RequestId id);
   // Releases a completed op; throws if it completed with an error.
   void finish(RequestId id);
@@ -64,6 +66,7 @@ class UcxTransport final : public Transport {
   std::vector<std::unique_ptr<Peer>> peers_;
   std::unordered_map<RequestId, std::unique_ptr<Op>> ops_;
   RequestId nextId_ = 1;
+  unsigned spinPolls_ = 1;  // idle progress calls before a wait yields (connect())
   bool broken_ = false;
   std::string brokenReason_;
 };

@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "common/splitmix.h"
 #include "kernels/cpu_codec.h"
 #include "kernels/grad_stats.h"
 #include "sqz.h"
@@ -39,16 +40,9 @@
 
 namespace {
 
-uint64_t mix(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 // Approximately normal from two uniforms (sum of 4 uniforms, scaled).
 float gaussianAt(uint64_t key) {
-  uint64_t a = mix(key), b = mix(key ^ 0x5555);
+  uint64_t a = sqz::splitmix64(key), b = sqz::splitmix64(key ^ 0x5555);
   double s = (a & 0xffff) + ((a >> 16) & 0xffff) + (b & 0xffff) + ((b >> 16) & 0xffff);
   return static_cast<float>((s / 65535.0 - 2.0) * 1.7320508);
 }
@@ -58,7 +52,7 @@ void makeGradient(std::vector<float>& g, int call, int calls, int rank) {
   const uint64_t threshold = static_cast<uint64_t>(p * 18446744073709551615.0);
   for (size_t i = 0; i < g.size(); ++i) {
     // Large coordinates are the same on every rank (a shared direction), small ones are noise.
-    const bool large = mix(i * 1315423911ull + static_cast<uint64_t>(call) * 2654435761ull) < threshold;
+    const bool large = sqz::splitmix64(i * 1315423911ull + static_cast<uint64_t>(call) * 2654435761ull) < threshold;
     const float v = gaussianAt((i << 20) ^ (static_cast<uint64_t>(call) << 8) ^ static_cast<uint64_t>(rank));
     g[i] = large ? v : 1e-3f * v;
   }

@@ -1,5 +1,5 @@
 """The DDP communication hook on gloo (CPU): with spec "none" a model ends
-with the same parameters as plain DDP; with q8 the loss stays close."""
+with the same parameters as plain DDP; with q8 (which must compress: asserted) the loss stays close."""
 import copy
 import datetime
 import socket
@@ -65,16 +65,23 @@ def test_hook_none_matches_plain_ddp(gloo):
         state.close()
 
 
-def test_hook_q8_loss_close(gloo):
+def test_hook_q8_loss_close(gloo, monkeypatch):
     r = hvd.rank()
     plain = torch.nn.parallel.DistributedDataParallel(make())
     hooked = torch.nn.parallel.DistributedDataParallel(make())
+    # The model's one gradient bucket (6,532 floats, 26 KB) is below the
+    # default SQZ_MIN_BYTES (64 KiB), under which nothing is compressed:
+    # the hook's communicator (made here, reading it now) compresses from 0.
+    monkeypatch.setenv("SQZ_MIN_BYTES", "0")
     state = sqz_ddp.register(hooked, spec="q8")
     try:
         lp = train(plain, 30, r)
         lh = train(hooked, 30, r)
+        info = state.comm.last_call_info()
     finally:
         state.close()
+    assert state.calls >= 30
+    assert info["codec"] == "q8" and info["exact"] == 0 and info["compressionRatio"] > 2.5, info
     assert lh[-1] < lh[0] * 0.7  # it trains
     assert abs(sum(lh[-5:]) - sum(lp[-5:])) / sum(lp[-5:]) < 0.1
     flat = torch.cat([p.detach().view(-1) for p in hooked.parameters()]).view(1, -1)

@@ -3,8 +3,9 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/rand.h>
+#include <sys/random.h>
 
+#include <cerrno>
 #include <cstring>
 #include <vector>
 
@@ -48,9 +49,20 @@ Digest sha256(std::initializer_list<Bytes> parts) {
   return out;
 }
 
+// The kernel's CSPRNG (what OpenSSL seeds from) rather than RAND_bytes:
+// OpenSSL keeps a DRBG per calling thread, and the rendezvous root's
+// detached thread may still run when the process exits, after OpenSSL's
+// exit-time cleanup, which then leaks that thread's DRBG (the ASan run's
+// leak check saw it).
 void randomBytes(void* out, size_t n) {
-  if (RAND_bytes(static_cast<unsigned char*>(out), static_cast<int>(n)) != 1)
-    fail(sqzSystemError, "no random bytes from OpenSSL's RAND_bytes");
+  auto* p = static_cast<uint8_t*>(out);
+  while (n > 0) {
+    const ssize_t got = getrandom(p, n, 0);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) fail(sqzSystemError, "getrandom: %s", std::strerror(errno));
+    p += got;
+    n -= static_cast<size_t>(got);
+  }
 }
 
 bool equalConstantTime(const void* a, const void* b, size_t n) { return CRYPTO_memcmp(a, b, n) == 0; }

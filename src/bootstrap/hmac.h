@@ -25,7 +25,7 @@ struct Bytes {
 Digest hmacSha256(const uint8_t* key, size_t keyBytes, std::initializer_list<Bytes> parts);
 Digest sha256(std::initializer_list<Bytes> parts);
 
-// Bytes from OpenSSL's CSPRNG; throws sqzSystemError when it cannot supply them.
+// Bytes from the kernel's CSPRNG (getrandom); throws sqzSystemError when it cannot supply them.
 void randomBytes(void* out, size_t n);
 
 // Constant-time equality (CRYPTO_memcmp), so a stranger learns nothing from timing.

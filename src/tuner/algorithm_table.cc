@@ -41,7 +41,7 @@ const AlgorithmEntry kTable[] = {
        f.ring().run(a.base);
        countExact(a, RingAllreduce::bytesSentPerRank(bytesOf(a.base), f.transport().size()));
      },
-     true},
+     true, false},
     {AlgorithmId::kDirect, "direct",
      "exact all-to-all: every rank sends its whole buffer to every other rank (small buffers)",
      [](const CodecParams& c) { return c.kind == CodecKind::None ? 0 : -1; }, "no codec (it is exact)",
@@ -51,7 +51,7 @@ const AlgorithmEntry kTable[] = {
        f.direct().run(a.base);
        countExact(a, DirectAllreduce::bytesSentPerRank(bytesOf(a.base), f.transport().size()));
      },
-     false},
+     false, true},
     // Within a node, the all-to-all's 2 rounds of N-1 concurrent messages
     // beat the ring's 2(N-1) steps; across a network, or for many ranks,
     // the ring's one flow per link wins (perf/results/compressed_testbed.md).
@@ -62,20 +62,20 @@ const AlgorithmEntry kTable[] = {
      [](const CallShape& c) { return c.codec.kind == CodecKind::Quant && c.nranks <= 16 && !c.multiNode; },
      TunerOffer::kEachLevel,
      [](const ShapeArgs& s) { return quantizedA2aCandidate(s.n, s.N, s.link, s.codec, s.sharers); },
-     [](FlatAllreduces& f, const CompressedArgs& a) { f.get<QuantizedAllreduce>(f.transport()).run(a); }, false},
+     [](FlatAllreduces& f, const CompressedArgs& a) { f.get<QuantizedAllreduce>(f.transport()).run(a); }, false, false},
     {AlgorithmId::kQring, "qring",
      "ring of encoded chunks (re-encoded at each hop): casts and quantizers at large rank counts",
      [](const CodecParams& c) { return c.kind == CodecKind::Quant ? 1 : lossyDense(c) ? 0 : -1; },
      "bf16, fp16 or a quantizer (q1, q2, q4, q8)", nullptr, TunerOffer::kEachLevel,
      [](const ShapeArgs& s) { return codecRingCandidate(s.n, s.N, s.link, s.codec); },
-     [](FlatAllreduces& f, const CompressedArgs& a) { f.get<CodecRingAllreduce>(f.transport()).run(a); }, false},
+     [](FlatAllreduces& f, const CompressedArgs& a) { f.get<CodecRingAllreduce>(f.transport()).run(a); }, false, false},
     {AlgorithmId::kSparseAg, "sparse_ag", "top-K (index, value) pairs allgathered and scatter-added", topk,
      "topk:R", [](const CallShape& c) { return !sparseSplitSendsLess(c); }, TunerOffer::kEachLevel,
      [](const ShapeArgs& s) { return sparseAllgatherCandidate(s.n, s.N, s.link, s.codec, s.sharers); },
      [](FlatAllreduces& f, const CompressedArgs& a) {
        f.get<SparseAllreduce>(f.transport(), f.ring()).run(a, SparseAllreduce::Shape::kAllgather);
      },
-     false},
+     false, false},
     {AlgorithmId::kSparseSplit, "sparse_split",
      "top-K pairs of index range j sent to rank j, which sums and allgathers its range",
      [](const CodecParams& c) { return topk(c) == 0 ? 1 : -1; }, "topk:R", nullptr, TunerOffer::kEachLevel,
@@ -83,21 +83,21 @@ const AlgorithmEntry kTable[] = {
      [](FlatAllreduces& f, const CompressedArgs& a) {
        f.get<SparseAllreduce>(f.transport(), f.ring()).run(a, SparseAllreduce::Shape::kSplit);
      },
-     false},
+     false, false},
     {AlgorithmId::kRandk, "randk", "random-K with a shared seed: the K values go through the exact ring",
      [](const CodecParams& c) { return c.kind == CodecKind::RandK ? 0 : -1; }, "randk:R", nullptr,
      TunerOffer::kEachLevel, [](const ShapeArgs& s) { return randkCandidate(s.n, s.N, s.link, s.codec); },
      [](FlatAllreduces& f, const CompressedArgs& a) {
        f.get<RandkAllreduce>(f.ring(), f.transport().size()).run(a);
      },
-     true},
+     true, false},
     {AlgorithmId::kGather, "gather",
      "device buffers: each rank encodes its whole buffer once, the payloads are allgathered, every rank decodes all "
      "of them in rank order",
      [](const CodecParams& c) { return lossyDense(c) || c.kind == CodecKind::TopK ? 0 : -1; },
-     "bf16, fp16, a quantizer or topk:R", nullptr, TunerOffer::kNever, nullptr, nullptr, true},
+     "bf16, fp16, a quantizer or topk:R", nullptr, TunerOffer::kNever, nullptr, nullptr, true, false},
     {AlgorithmId::kHier, "hier", "intra-node reduce-scatter, inter-node allreduce per shard, intra-node allgather",
-     nullptr, "hier/INTRA_CODEC/ALGORITHM[:CODEC]", nullptr, TunerOffer::kNever, nullptr, nullptr, false},
+     nullptr, "hier/INTRA_CODEC/ALGORITHM[:CODEC]", nullptr, TunerOffer::kNever, nullptr, nullptr, false, false},
 };
 
 constexpr size_t kEntries = sizeof kTable / sizeof kTable[0];

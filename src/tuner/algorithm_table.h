@@ -82,6 +82,9 @@ struct AlgorithmEntry {
   Candidate (*shape)(const ShapeArgs& args);  // the cost shape (null: the tuner never prices it)
   FlatRun run;                                // null: not a flat algorithm on host buffers
   bool onDevice;                              // also runs on device buffers (src/device/device_path.h)
+  // Its first message can carry the call header (AllreduceArgs::header), so
+  // an exact call of headerCanCarry's size agrees and moves data in one round.
+  bool carriesHeader;
 };
 
 const AlgorithmEntry& algorithmEntry(AlgorithmId id);

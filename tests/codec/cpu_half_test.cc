@@ -4,7 +4,10 @@
 // GPU computes: every one of the 2^32 floats and 2^16 halves is checked.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -62,9 +65,25 @@ TEST(CpuHalf, EveryFloatToHalf) {
   for (unsigned t = 0; t < kThreads; ++t) EXPECT_EQ(firstBad[t], kAll) << "float bits 0x" << std::hex << firstBad[t];
 }
 
-TEST(CpuHalf, DispatchIsReported) {
+// The dispatch takes the F16C path exactly where the CPU has F16C and AVX2
+// (as the kernel reports them in /proc/cpuinfo) and SQZ_CPU_ISA does not
+// cap the choice at "base": a detection that never fires, or fires where
+// the instructions are missing, fails here.
+TEST(CpuHalf, DispatchFollowsTheCpu) {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line, flags;
+  while (std::getline(cpuinfo, line))
+    if (line.rfind("flags", 0) == 0) {
+      flags = line + " ";
+      break;
+    }
+  ASSERT_FALSE(flags.empty()) << "no flags line in /proc/cpuinfo";
+  const bool cpuHas = flags.find(" f16c ") != std::string::npos && flags.find(" avx2 ") != std::string::npos;
+  const char* cap = std::getenv("SQZ_CPU_ISA");
+  const bool capped = cap && std::string(cap) == "base";
+  const bool expected = SQZ_CPU_SIMD && cpuHas && !capped;
   RecordProperty("f16c", cpusimd::haveF16c() ? "yes" : "no");
-  SUCCEED() << (cpusimd::haveF16c() ? "F16C" : "portable");
+  EXPECT_EQ(cpusimd::haveF16c(), expected) << "cpuinfo f16c+avx2: " << cpuHas << ", SQZ_CPU_ISA=" << (cap ? cap : "");
 }
 
 }  // namespace

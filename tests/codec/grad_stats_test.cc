@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 
 #include "tests/codec/codec_test_util.h"
@@ -36,11 +37,35 @@ TEST(GradStats, TopKGainMatchesBruteForceWithinOneBin) {
       for (size_t i = 0; i < k; ++i) kept += sorted[i];
       const double exact = total > 0 ? kept / total : 1.0;
       // The histogram cannot tell values apart inside the bin where the
-      // k-th largest falls: that bin's share is the resolution.
+      // k-th largest falls: it takes the `need` values it keeps from that
+      // bin at the bin's mean square, the exact answer at their own; both
+      // lie between need x the bin's smallest and largest square.
       double tol = 1e-12;
       if (total > 0) {
         const int bin = statsBin(magnitudeKey(static_cast<float>(std::sqrt(sorted[k - 1]))));
-        tol += s.binSumSq[bin] / total;
+        size_t above = 0, inBin = 0;
+        double lo = INFINITY, hi = 0, sumAbove = 0, sumBin = 0;
+        for (double v : sq) {
+          const int b = statsBin(magnitudeKey(static_cast<float>(std::sqrt(v))));
+          above += b > bin;
+          sumAbove += b > bin ? v : 0.0;
+          if (b == bin) lo = std::min(lo, v), hi = std::max(hi, v), sumBin += v, ++inBin;
+        }
+        tol += static_cast<double>(k - above) * (hi - lo) / total;
+        // The answers of a gain that could not split the bin (the old
+        // tolerance, the bin's whole share, let both pass) fail: leaving
+        // the bin out misses `need` values of at least lo > hi - lo each
+        // (a quarter octave apart); taking it whole adds inBin - need
+        // values of at least lo, which exceed the tolerance when they
+        // outweigh need x (hi - lo).
+        const size_t need = k - above;
+        if (need > 0 && need < inBin) {
+          EXPECT_GT(std::fabs(sumAbove / total - exact), tol) << in.name << " ratio " << ratio << ": bin left out";
+          if (static_cast<double>(inBin - need) * lo > static_cast<double>(need) * (hi - lo)) {
+            EXPECT_GT(std::fabs((sumAbove + sumBin) / total - exact), tol)
+                << in.name << " ratio " << ratio << ": bin whole";
+          }
+        }
       }
       EXPECT_NEAR(gain(s, p), exact, tol) << in.name << " ratio " << ratio;
     }

@@ -19,13 +19,15 @@ std::vector<uint32_t> payloadIndices(const CodecParams& p, size_t n, const std::
   return idx;
 }
 
-std::vector<uint32_t> bruteForceTopK(const std::vector<float>& x, size_t k) {
+// The K largest magnitudes, ties by lower index: by index (or, unsorted,
+// largest first).
+std::vector<uint32_t> bruteForceTopK(const std::vector<float>& x, size_t k, bool byIndex = true) {
   std::vector<uint32_t> order(x.size());
   std::iota(order.begin(), order.end(), 0u);
   std::stable_sort(order.begin(), order.end(),
                    [&](uint32_t a, uint32_t b) { return magnitudeKey(x[a]) > magnitudeKey(x[b]); });
   order.resize(k);
-  std::sort(order.begin(), order.end());
+  if (byIndex) std::sort(order.begin(), order.end());
   return order;
 }
 
@@ -47,6 +49,40 @@ TEST(TopK, ExactlyTheKLargestWithTiesByIndex) {
       auto idx = payloadIndices(p, x.size(), payload);
       ASSERT_EQ(idx.size(), selectedCount(p, x.size()));
       EXPECT_EQ(idx, bruteForceTopK(x, idx.size())) << spec << " n=" << x.size();
+    }
+  }
+}
+
+// Large buffers select through a threshold estimated from a strided sample;
+// inputs that defeat the sample (all ties, the large values exactly on or
+// exactly off the sampled positions) must still give the exact K.
+TEST(TopK, LargeBuffersStayExactWhateverTheSampleSees) {
+  const size_t n = (1 << 19) + 37, stride = n / (1 << 15);  // just above the sampled path's minimum
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> small(-3, 3);
+  std::vector<std::pair<const char*, std::vector<float>>> inputs;
+  inputs.emplace_back("normal", test::normalInput(n, 7));
+  inputs.emplace_back("heavy", test::heavyTailedInput(n, 8));
+  std::vector<float> ties(n);
+  for (auto& v : ties) v = static_cast<float>(small(rng));
+  inputs.emplace_back("ties", ties);
+  inputs.emplace_back("zeros", std::vector<float>(n, 0.0f));
+  std::vector<float> onSample = test::normalInput(n, 9, 1e-3f), offSample = onSample;
+  for (size_t i = 0; i < n; ++i) (i % stride == 0 ? onSample : offSample)[i] *= 1e4f;
+  inputs.emplace_back("large-on-sampled-positions", onSample);
+  inputs.emplace_back("large-off-sampled-positions", offSample);
+  for (const auto& [name, x] : inputs) {
+    const std::vector<uint32_t> largestFirst = bruteForceTopK(x, x.size(), false);  // one sort per input
+    for (const char* spec : {"topk:0.001", "topk:0.01", "topk:0.05"}) {
+      const CodecParams p = parseCodecSpec(spec);
+      EncodeArgs a;
+      a.input = x.data();
+      a.count = x.size();
+      auto idx = payloadIndices(p, x.size(), test::encodeToVector(p, a));
+      ASSERT_EQ(idx.size(), selectedCount(p, x.size()));
+      std::vector<uint32_t> want(largestFirst.begin(), largestFirst.begin() + static_cast<std::ptrdiff_t>(idx.size()));
+      std::sort(want.begin(), want.end());
+      EXPECT_EQ(idx, want) << spec << " " << name;
     }
   }
 }

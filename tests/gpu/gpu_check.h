@@ -59,11 +59,10 @@ const std::vector<std::string>& allSpecs();
 std::string checkDevicePlan(const sqzCallInfo& info);
 
 // "" when `result` (count elements of `type`, host copy) is the reduction of
-// inputs[0..n) within the bound of the codec in info (first call on a fresh
-// error-feedback state), else a description of the first element outside.
+// inputs[0..n) within the bound of the codec and plan in info (first call on
+// a fresh error-feedback state; lossy calls through harness/lossy_check.h),
+// else why not.
 std::string checkDeviceResult(const std::vector<std::vector<unsigned char>>& inputs, const void* result,
                               sqzDataType_t type, sqzRedOp_t op, size_t count, const sqzCallInfo& info);
-
-uint64_t fnv1a(const void* data, size_t bytes);
 
 }  // namespace sqz::test

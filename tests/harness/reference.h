@@ -29,6 +29,9 @@ std::string checkReduction(const std::vector<std::vector<unsigned char>>& inputs
 // Unit roundoff of a type (2^-11 fp16, 2^-8 bf16, 2^-24 fp32, else 2^-53).
 double unitRoundoff(sqzDataType_t t);
 
+// FNV-1a of a buffer's bytes (comparing results across ranks by hash).
+uint64_t fnv1a(const void* data, size_t bytes);
+
 // A float32 gradient for `rank`: N(0, 1) scaled by 1 + rank, from (seed, rank).
 std::vector<float> rankGradient(int rank, size_t count, uint64_t seed);
 

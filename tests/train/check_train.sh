@@ -74,5 +74,51 @@ for f in "$tmp"/g/rank*_step*.f32; do
 done
 echo "ok   capture: 6 files of 55050 float32"
 mpirun --allow-run-as-root --oversubscribe -np 2 "$descent" -g "$tmp/g" -t 4 -s none,q4 >"$tmp/descent.txt"
-grep -qE '^ +q4 ' "$tmp/descent.txt" || { echo "FAIL descent replay: no q4 row"; cat "$tmp/descent.txt"; exit 1; }
-echo "ok   descent benchmark replays the captured gradients"
+# Rows: spec, median ms, mean gain, descent rate, vs auto, plans that ran (count).
+# none: exact every call (gain 1); q4: compressed every call (a q4 plan 4
+# times) with a gain strictly between 0 and 1 (1/(1 + omega) of real
+# gradients), and both timed. The same check must fail the real rows
+# broken one way at a time.
+python3 - "$tmp/descent.txt" <<'PY' || { cat "$tmp/descent.txt"; exit 1; }
+import copy, re, sys
+rows = {}
+for line in open(sys.argv[1]):
+    f = line.split()
+    if line.startswith("  ") and len(f) >= 6:
+        rows[f[0]] = [float(f[1]), float(f[2]), " ".join(f[5:])]
+def check(rows):
+    fails = []
+    for spec in ("none", "q4"):
+        if spec not in rows:
+            fails.append(f"no {spec} row")
+            continue
+        ms, gain, plans = rows[spec]
+        if not ms > 0:
+            fails.append(f"{spec}: median {ms} ms")
+        if spec == "none" and not (gain == 1.0 and re.fullmatch(r"@(ring|direct)\(4\)", plans)):
+            fails.append(f"none: gain {gain}, plans {plans} (exact, 4 calls)")
+        if spec == "q4" and not (0.0 < gain < 1.0 and re.fullmatch(r"@\w+:q4\(4\)", plans)):
+            fails.append(f"q4: gain {gain}, plans {plans} (a q4 plan on all 4 calls, 0 < gain < 1)")
+    return fails
+fails = check(rows)
+for f in fails:
+    print("FAIL descent replay: " + f)
+def broken(spec, field, value):
+    r = copy.deepcopy(rows)
+    if field is None:
+        del r[spec]
+    else:
+        r[spec][field] = value
+    return r
+if not fails:
+    for what, r in (("q4 sent exactly", broken("q4", 2, "@ring(4)")), ("q4 compressed 3 of 4 calls",
+                    broken("q4", 2, rows["q4"][2].replace("(4)", "(3)") + " @ring(1)")),
+                    ("q4 gain 1", broken("q4", 1, 1.0)), ("q4 gain 0", broken("q4", 1, 0.0)),
+                    ("none lossy", broken("none", 1, 0.9)), ("none untimed", broken("none", 0, 0.0)),
+                    ("no q4 row", broken("q4", None, None))):
+        if not check(r):
+            fails.append(f"the check passed rows broken so: {what}")
+            print("FAIL descent replay: " + fails[-1])
+sys.exit(1 if fails else 0)
+PY
+echo "ok   descent benchmark replays the captured gradients (none exact, q4 compressed every call; 7 broken variants fail)"

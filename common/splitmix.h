@@ -1,0 +1,25 @@
+// splitmix64 (Steele, Lea, Flood 2014): a fast, well-mixed 64-bit hash of a
+// counter, for test data and benchmark inputs drawn by index (not for the
+// codecs' stochastic rounding, which has its own generator).
+#pragma once
+
+#include <cstdint>
+
+namespace sqz {
+
+// The value splitmix64 draws at state z (it adds its increment first).
+inline uint64_t splitmix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// The next draw of a generator whose state is `s`.
+inline uint64_t splitmix64Next(uint64_t& s) {
+  const uint64_t z = splitmix64(s);
+  s += 0x9e3779b97f4a7c15ull;
+  return z;
+}
+
+}  // namespace sqz
