@@ -41,6 +41,21 @@ SQZ_HD float fdivRn(float a, float b) {
 #endif
 }
 
+SQZ_HD double daddRn(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __dadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+SQZ_HD double ddivRn(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __ddiv_rn(a, b);
+#else
+  return a / b;
+#endif
+}
+
 // Inputs of every supported type are computed on in fp32.
 struct Bf16Bits { uint16_t bits; };
 struct Fp16Bits { uint16_t bits; };
@@ -92,6 +107,84 @@ SQZ_HD uint32_t quantizeElement(float y, const QuantBlock& b, float maxc, float 
 
 SQZ_HD float dequantizeElement(uint32_t code, float lo, float delta) {
   return faddRn(lo, fmulRn(static_cast<float>(code), delta));
+}
+
+// ---- scaled sign: one bit per element, one scale per block -------------------
+// Decoded value: +s where y >= 0 (and -0), -s elsewhere (NaN too). The
+// scale keeps the update's projection on y: s = sum y^2 / sum |y| gives
+// <decoded, y> = s sum |y| = ||y||^2, so the error is orthogonal to y and
+// error feedback owes nothing along y (what slows training with momentum
+// most: src/tuner/README.md). It is capped at kSignScaleCap * sum |y| / len
+// (len times the least-squares scale sum |y| / len), where the codec still
+// keeps half of what the least-squares scale keeps: with s = c sum |y| / len
+// the error is ||y||^2 (1 - delta c (2 - c)), delta = (sum |y|)^2 / (len
+// ||y||^2) >= 1/len, and c (2 - c) = 1/2 at c = 1 + 1/sqrt(2). So the codec
+// is contractive, ||y - decoded||^2 <= (1 - delta / 2) ||y||^2 (error
+// feedback keeps the residual bounded; EF-SignSGD, Karimireddy et al. 2019),
+// and signBlockErrorSq() gives the error of a block exactly. Non-quantizable
+// values (NaN, Inf, |y| > 2^126) stay out of the sums and in the residual,
+// as for qB.
+//
+// The sums are taken in double in one fixed order on CPU and GPU, so that
+// both store the same scale bits: 32 lanes, lane l adding elements l, l+32,
+// l+64, ... of the block in turn, then a butterfly over the lanes (offsets
+// 16, 8, 4, 2, 1: every lane adds lane l^o's partial sum), which is what a
+// warp's __shfl_xor_sync reduction computes and signLaneSum() replays.
+inline constexpr uint32_t kSignLanes = 32;
+inline constexpr double kSignScaleCap = 1.7071067811865476;  // 1 + 1/sqrt(2)
+
+SQZ_HD double dmulRn(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
+SQZ_HD double signMagnitude(float y) { return quantizable(y) ? static_cast<double>(y < 0.0f ? -y : y) : 0.0; }
+// y^2 in double is exact (a 24-bit significand squared fits in 53 bits).
+SQZ_HD double signSquare(float y) {
+  return quantizable(y) ? dmulRn(static_cast<double>(y), static_cast<double>(y)) : 0.0;
+}
+
+// The CPU's replay of the warp butterfly over acc[kSignLanes] (overwritten).
+inline double signLaneSum(double* acc) {
+  for (uint32_t o = kSignLanes / 2; o > 0; o >>= 1) {
+    double t[kSignLanes];
+    for (uint32_t l = 0; l < kSignLanes; ++l) t[l] = daddRn(acc[l], acc[l ^ o]);
+    for (uint32_t l = 0; l < kSignLanes; ++l) acc[l] = t[l];
+  }
+  return acc[0];
+}
+
+SQZ_HD float signBlockScale(double sumAbs, double sumSq, uint32_t len) {
+  if (!(sumAbs > 0.0) || len == 0) return 0.0f;
+  const double projection = ddivRn(sumSq, sumAbs);
+  const double cap = dmulRn(kSignScaleCap, ddivRn(sumAbs, static_cast<double>(len)));
+  return static_cast<float>(projection < cap ? projection : cap);
+}
+SQZ_HD uint32_t signBit(float y) { return y >= 0.0f ? 1u : 0u; }
+SQZ_HD float signValue(uint32_t bit, float scale) { return bit ? scale : -scale; }
+
+// ||y - decoded||^2 of one block with scale s, in exact arithmetic, from its
+// sums: ||y||^2 - 2 s sum |y| + len s^2 (tests bound by it).
+SQZ_HD double signBlockErrorSq(double sumSq, double sumAbs, double len, double scale) {
+  return sumSq - 2.0 * scale * sumAbs + len * scale * scale;
+}
+
+// What the statistics predict for one block with the codec's scale (in
+// exact arithmetic): the kept part of ||y||^2 (1 - error) and the error's
+// component along y, <y - decoded, y> = ||y||^2 - s sum |y| (0 unless capped).
+SQZ_HD void signBlockShares(double sumSq, double sumAbs, double len, double* kept, double* aligned) {
+  if (!(sumAbs > 0.0) || !(sumSq > 0.0) || !(len > 0.0)) {
+    *kept = 0.0;
+    *aligned = sumSq > 0.0 ? sumSq : 0.0;
+    return;
+  }
+  const double delta = sumAbs * sumAbs / (len * sumSq);
+  const double c = 1.0 / delta < kSignScaleCap ? 1.0 / delta : kSignScaleCap;
+  *kept = sumSq * delta * c * (2.0 - c);
+  *aligned = sumSq * (1.0 - c * delta);
 }
 
 // ---- 8-bit values of top-K / random-K --------------------------------------

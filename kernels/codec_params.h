@@ -10,7 +10,10 @@
 
 namespace sqz {
 
-enum class CodecKind : uint8_t { None = 0, Bf16 = 1, Fp16 = 2, Quant = 3, TopK = 4, RandK = 5 };
+// Sign: scaled sign (one bit per element, one fp32 scale per block: the
+// block's mean |x|), biased but contractive, for use with error feedback
+// (EF-SignSGD, Karimireddy et al. 2019; 1-bit Adam, Tang et al. 2021).
+enum class CodecKind : uint8_t { None = 0, Bf16 = 1, Fp16 = 2, Quant = 3, TopK = 4, RandK = 5, Sign = 6 };
 
 // How top-K / random-K values are stored on the wire.
 enum class ValueFormat : uint8_t { Fp32 = 0, Bf16 = 1, Int8 = 2 };
@@ -21,7 +24,7 @@ struct CodecParams {
   bool stochastic = true;                 // Quant: unbiased stochastic rounding, else round-to-nearest
   ValueFormat values = ValueFormat::Fp32; // TopK/RandK value storage
   bool rescale = false;                   // RandK: multiply values by the stratum size (unbiased)
-  uint32_t blockSize = 0;                 // Quant: elements per block (multiple of 8)
+  uint32_t blockSize = 0;                 // Quant: elements per block (multiple of 8); Sign: (multiple of 32)
   double ratio = 0.0;                     // TopK/RandK: fraction of elements kept, in (0, 1]
 };
 
@@ -30,8 +33,13 @@ struct CodecParams {
 // 3% of a q8 block and 6% of a q4 block, throughput has flattened, and the
 // statistics pass measures omega at exactly this size (kStatsBlockSize).
 inline constexpr uint32_t defaultBlockSize(unsigned /*bits*/) { return 256u; }
+// The scaled sign's block: at 256 its fp32 scale costs 1/8 bit per element,
+// and the statistics measure what it keeps at exactly this size.
+inline constexpr uint32_t kDefaultSignBlockSize = 256u;
 
 inline constexpr uint32_t kMaxBlockSize = 1u << 16;
+// A sign block is a whole number of 32-element words (one warp ballot each).
+inline constexpr uint32_t kSignBlockMultiple = 32;
 
 // The number of values top-K / random-K keep from n: ceil(ratio * n), at
 // least one when n > 0 and at most n.

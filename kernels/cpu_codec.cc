@@ -250,6 +250,84 @@ void decodeQuant(const DecodeExpect& x, const PayloadLayout& l, const uint8_t* p
   }
 }
 
+// ---- scaled sign ------------------------------------------------------------------
+
+// Sums of |y| and y^2 over one block in codec_math.h's fixed order (lane l
+// takes elements l, l+32, ...; then the butterfly). The inner loops run
+// over the 32 lanes, so they vectorize; returns how many values were not
+// quantizable.
+size_t signBlockSums(const float* __restrict y, size_t n, double* sumAbs, double* sumSq) {
+  double a[kSignLanes] = {}, q[kSignLanes] = {};
+  size_t bad = 0;
+  size_t j = 0;
+  for (; j + kSignLanes <= n; j += kSignLanes) {
+    for (uint32_t l = 0; l < kSignLanes; ++l) a[l] = daddRn(a[l], signMagnitude(y[j + l]));
+    for (uint32_t l = 0; l < kSignLanes; ++l) q[l] = daddRn(q[l], signSquare(y[j + l]));
+  }
+  for (uint32_t l = 0; j + l < n; ++l) {
+    a[l] = daddRn(a[l], signMagnitude(y[j + l]));
+    q[l] = daddRn(q[l], signSquare(y[j + l]));
+  }
+  for (size_t i = 0; i < n; ++i) bad += quantizable(y[i]) ? 0 : 1;
+  *sumAbs = signLaneSum(a);
+  *sumSq = signLaneSum(q);
+  return bad;
+}
+
+template <class T>
+size_t encodeSign(const CodecParams& p, const EncodeArgs& a, const PayloadLayout& l, uint8_t* payload) {
+  const size_t B = p.blockSize;
+  const T* g = typed<T>(a.input);
+  float* scales = reinterpret_cast<float*>(payload + l.params);
+  uint8_t* bits = payload + l.body;
+  std::vector<float> y(B);
+  size_t bad = 0;
+  for (size_t blk = 0; blk < l.blocks; ++blk) {
+    const size_t s = blk * B, n = std::min(B, a.count - s);
+    float* e = a.residual ? a.residual + s : nullptr;
+    loadY(g + s, e, n, y.data());
+    double sumAbs, sumSq;
+    bad += signBlockSums(y.data(), n, &sumAbs, &sumSq);
+    const float scale = signBlockScale(sumAbs, sumSq, static_cast<uint32_t>(n));
+    scales[blk] = scale;
+    uint8_t* out = bits + s / 8;  // B is a multiple of 32: every block starts on a byte
+    for (size_t k = 0; k < (n + 7) / 8; ++k) {
+      unsigned b = 0;
+      for (unsigned i = 0; i < 8 && 8 * k + i < n; ++i) b |= signBit(y[8 * k + i]) << i;
+      out[k] = static_cast<uint8_t>(b);
+    }
+    if (e) {
+      for (size_t i = 0; i < n; ++i) e[i] = fsubRn(y[i], signValue(signBit(y[i]), scale));
+    }
+  }
+  return bad;
+}
+
+void decodeSign(const DecodeExpect& x, const PayloadLayout& l, const uint8_t* payload, float* out, DecodeMode mode) {
+  const size_t B = x.params.blockSize;
+  const float* scales = reinterpret_cast<const float*>(payload + l.params);
+  // Every block's scale first: a bad one rejects the payload unwritten.
+  for (size_t blk = 0; blk < l.blocks; ++blk) {
+    float scale;
+    std::memcpy(&scale, scales + blk, 4);
+    SQZ_REQUIRE(std::isfinite(scale) && scale >= 0.0f, sqzInvalidUsage,
+                "payload block %zu has a non-finite or negative sign scale", blk);
+  }
+  const uint8_t* bits = payload + l.body;
+  for (size_t blk = 0; blk < l.blocks; ++blk) {
+    const size_t s = blk * B, n = std::min(B, static_cast<size_t>(x.count) - s);
+    float scale;
+    std::memcpy(&scale, scales + blk, 4);
+    float* o = out + s;
+    const uint8_t* in = bits + s / 8;
+    if (mode == DecodeMode::Accumulate) {
+      for (size_t i = 0; i < n; ++i) o[i] = faddRn(o[i], signValue((in[i >> 3] >> (i & 7)) & 1u, scale));
+    } else {
+      for (size_t i = 0; i < n; ++i) o[i] = signValue((in[i >> 3] >> (i & 7)) & 1u, scale);
+    }
+  }
+}
+
 // ---- top-K ---------------------------------------------------------------------
 
 // Appends, in index order, the positions of the K largest keys among
@@ -531,6 +609,7 @@ size_t encodeTyped(const CodecParams& p, const EncodeArgs& a, const PayloadLayou
         case 4: return encodeQuant<T, 4>(p, a, l, payload);
         default: return encodeQuant<T, 8>(p, a, l, payload);
       }
+    case CodecKind::Sign: return encodeSign<T>(p, a, l, payload);
     case CodecKind::TopK: return encodeTopK<T>(p, a, l, payload);
     case CodecKind::RandK: return encodeRandK<T>(p, a, l, payload);
   }
@@ -540,11 +619,12 @@ size_t encodeTyped(const CodecParams& p, const EncodeArgs& a, const PayloadLayou
 template <class T>
 void statsTyped(const T* g, const float* e, size_t count, GradStats* st) {
   std::vector<float> y(kStatsBlockSize);
-  double sumSq = 0.0, bad = 0.0, var[GradStats::kQuantWidths] = {0, 0, 0, 0};
+  double sumSq = 0.0, bad = 0.0, var[GradStats::kQuantWidths] = {0, 0, 0, 0}, signKept = 0.0, signAligned = 0.0;
   for (size_t s = 0; s < count; s += kStatsBlockSize) {
     const size_t n = std::min<size_t>(kStatsBlockSize, count - s);
     loadY(g + s, e ? e + s : nullptr, n, y.data());
     float lo = INFINITY, hi = -INFINITY;
+    double sumAbs = 0.0, blockSq = 0.0;
     for (size_t i = 0; i < n; ++i) {
       const float v = y[i];
       const uint32_t key = magnitudeKey(v);
@@ -552,10 +632,12 @@ void statsTyped(const T* g, const float* e, size_t count, GradStats* st) {
         bad += 1.0;
         continue;
       }
+      sumAbs += std::fabs(static_cast<double>(v));
       lo = v < lo ? v : lo;
       hi = v > hi ? v : hi;
       const double sq = static_cast<double>(v) * v;
       sumSq += sq;
+      blockSq += sq;
       const int b = statsBin(key);
       st->binCount[b] += 1.0;
       st->binSumSq[b] += sq;
@@ -567,8 +649,14 @@ void statsTyped(const T* g, const float* e, size_t count, GradStats* st) {
         var[w] += static_cast<double>(n) * d * d / 4.0;
       }
     }
+    double kept, aligned;
+    signBlockShares(blockSq, sumAbs, static_cast<double>(n), &kept, &aligned);
+    signKept += kept;
+    signAligned += aligned;
     st->quantBlocks += 1.0;
   }
+  st->signKept += signKept;
+  st->signAligned += signAligned;
   st->elements += static_cast<double>(count);
   st->sumSq += sumSq;
   st->nonFinite += bad;
@@ -662,6 +750,7 @@ void decodeCpu(const DecodeExpect& x, const void* payload, size_t bytes, float* 
         default: decodeQuant<8>(x, l, in, out, mode); break;
       }
       break;
+    case CodecKind::Sign: decodeSign(x, l, in, out, mode); break;
     case CodecKind::TopK: decodeTopK(x, l, in, out, mode); break;
     case CodecKind::RandK: decodeRandK(x, l, in, out, mode); break;
   }
@@ -674,6 +763,27 @@ void gradStatsCpu(const void* input, sqzDataType_t dtype, const float* residual,
     case sqzFloat32: statsTyped(typed<float>(input), residual, count, stats); break;
     case sqzFloat16: statsTyped(typed<Fp16Bits>(input), residual, count, stats); break;
     case sqzBfloat16: statsTyped(typed<Bf16Bits>(input), residual, count, stats); break;
+    default: fail(sqzInvalidUsage, "statistics take float32, float16 or bfloat16, not %d", static_cast<int>(dtype));
+  }
+}
+
+void statsSketchCpu(const void* input, sqzDataType_t dtype, size_t count, uint64_t firstIndex, uint64_t seed,
+                    double* buckets) {
+  SQZ_REQUIRE(buckets != nullptr && (input != nullptr || count == 0), sqzInvalidUsage, "null sketch argument");
+  auto add = [&](auto tag) {
+    using T = decltype(tag);
+    const T* x = typed<T>(input);
+    for (size_t i = 0; i < count; ++i) {
+      const float v = toFloat(x[i]);
+      if (!quantizable(v)) continue;  // non-finite: counted by the statistics pass, the call goes exact
+      const uint64_t j = firstIndex + i;
+      buckets[sketchBucket(j, seed)] += sketchSign(j, seed) * static_cast<double>(v);
+    }
+  };
+  switch (dtype) {
+    case sqzFloat32: add(float{}); break;
+    case sqzFloat16: add(Fp16Bits{}); break;
+    case sqzBfloat16: add(Bf16Bits{}); break;
     default: fail(sqzInvalidUsage, "statistics take float32, float16 or bfloat16, not %d", static_cast<int>(dtype));
   }
 }

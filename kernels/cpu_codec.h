@@ -47,6 +47,11 @@ void decodeCpu(const DecodeExpect& expect, const void* payload, size_t bytes, fl
 // Statistics of g + e (residual may be null), added into *stats. One read pass.
 void gradStatsCpu(const void* input, sqzDataType_t dtype, const float* residual, size_t count, GradStats* stats);
 
+// Adds the count sketch of x[0 .. count) (buffer indices firstIndex ..) into
+// buckets[GradStats::kSketch]: sketchSign(j, seed) x_j into sketchBucket(j, seed).
+void statsSketchCpu(const void* input, sqzDataType_t dtype, size_t count, uint64_t firstIndex, uint64_t seed,
+                    double* buckets);
+
 // Random-K without a payload, for the dense path of the collectives: the K
 // indices every rank shares, the gather of (g + e) at them (scaled by the
 // stratum size when p.rescale, rounded through p.values, residual updated so

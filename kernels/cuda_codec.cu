@@ -140,6 +140,19 @@ __device__ float warpMax(float v) {
   for (int o = 16; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
+// The butterfly of codec_math.h's signLaneSum: lane l adds lane l^o's value,
+// offsets 16, 8, 4, 2, 1 (every lane ends with the same bits).
+__device__ double warpSum(double v) {
+  for (int o = 16; o; o >>= 1) v = daddRn(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// One element of y = g + e (0 past n).
+template <class T>
+__device__ float loadY1(const T* g, const float* e, size_t i, size_t n) {
+  if (i >= n) return 0.0f;
+  return e ? faddRn(toFloat(g[i]), e[i]) : toFloat(g[i]);
+}
 
 // ---- statistics: residual add + histogram + block ranges, one read ----------
 
@@ -151,30 +164,40 @@ __global__ void __launch_bounds__(kThreads) statsKernel(const T* g, const float*
   __syncthreads();
   const int lane = threadIdx.x & 31;
   const size_t spans = (n + kStatsBlockSize - 1) / kStatsBlockSize;
-  double sumSq = 0.0, bad = 0.0, var[GradStats::kQuantWidths] = {0, 0, 0, 0}, blocks = 0.0;
+  double sumSq = 0.0, bad = 0.0, var[GradStats::kQuantWidths] = {0, 0, 0, 0}, blocks = 0.0, signKept = 0.0,
+         signAligned = 0.0;
   for (size_t s = blockIdx.x * size_t{kWarps} + threadIdx.x / 32; s < spans; s += size_t{gridDim.x} * kWarps) {
     const size_t i = s * kStatsBlockSize + lane * kPerThread;
     float y[8];
     int m = i < n ? loadY8(g, e, i, n, vec, y) : 0;
     float lo = INFINITY, hi = -INFINITY;
+    double sumAbs = 0.0, blockSq = 0.0;
     for (int k = 0; k < m; ++k) {
       const uint32_t key = magnitudeKey(y[k]);
       if (key > kMaxQuantizableBits) {
         bad += 1.0;
         continue;
       }
+      sumAbs += fabs(static_cast<double>(y[k]));
       lo = fminf(lo, y[k]);
       hi = fmaxf(hi, y[k]);
       const double sq = static_cast<double>(y[k]) * y[k];
       sumSq += sq;
+      blockSq += sq;
       const int b = statsBin(key);
       atomicAdd(&binCount[b], 1u);
       atomicAdd(&binSq[b], sq);
     }
     lo = warpMin(lo);
     hi = warpMax(hi);
+    sumAbs = warpSum(sumAbs);
+    blockSq = warpSum(blockSq);
     if (lane == 0) {
       const size_t len = min(static_cast<size_t>(kStatsBlockSize), n - s * kStatsBlockSize);
+      double kept, aligned;
+      signBlockShares(blockSq, sumAbs, static_cast<double>(len), &kept, &aligned);
+      signKept += kept;
+      signAligned += aligned;
       if (lo <= hi) {
         const double range = static_cast<double>(hi) - lo;
         for (int w = 0; w < GradStats::kQuantWidths; ++w) {
@@ -187,10 +210,11 @@ __global__ void __launch_bounds__(kThreads) statsKernel(const T* g, const float*
   }
   using Reduce = cub::BlockReduce<double, kThreads>;
   __shared__ typename Reduce::TempStorage tmp;
-  double vals[3 + GradStats::kQuantWidths] = {sumSq, bad, blocks, var[0], var[1], var[2], var[3]};
-  double* dst[3 + GradStats::kQuantWidths] = {&out->sumSq, &out->nonFinite, &out->quantBlocks, &out->quantVar[0],
+  double vals[5 + GradStats::kQuantWidths] = {sumSq, bad, blocks, signKept, signAligned, var[0], var[1], var[2], var[3]};
+  double* dst[5 + GradStats::kQuantWidths] = {&out->sumSq,       &out->nonFinite,   &out->quantBlocks,
+                                              &out->signKept,    &out->signAligned, &out->quantVar[0],
                                               &out->quantVar[1], &out->quantVar[2], &out->quantVar[3]};
-  for (int f = 0; f < 3 + GradStats::kQuantWidths; ++f) {
+  for (int f = 0; f < 5 + GradStats::kQuantWidths; ++f) {
     double t = Reduce(tmp).Sum(vals[f]);
     if (threadIdx.x == 0 && t != 0.0) atomicAdd(dst[f], t);
     __syncthreads();
@@ -442,6 +466,96 @@ __global__ void __launch_bounds__(kThreads) quantDecodeKernel(const uint8_t* pay
         d[k] = dequantizeElement(static_cast<uint32_t>(packed >> (k * Bits)) & maxCode(Bits), p.x, p.y);
       emit8(out, i, m, vec, mode, d);
     }
+  }
+}
+
+// ---- scaled sign ------------------------------------------------------------------------
+
+// A warp per block: lane l reads elements l, l+32, ... (coalesced) and sums
+// their magnitudes in double (codec_math.h's order), the butterfly gives the
+// scale; then each 32-element word's bits come from one ballot.
+template <class T>
+__global__ void __launch_bounds__(kThreads) signEncodeKernel(const T* g, float* e, size_t n, uint32_t B, float* scales,
+                                                             uint8_t* bits) {
+  const int lane = threadIdx.x & 31;
+  const size_t blocks = (n + B - 1) / B;
+  for (size_t blk = blockIdx.x * size_t{kWarps} + threadIdx.x / 32; blk < blocks; blk += size_t{gridDim.x} * kWarps) {
+    const size_t s = blk * B, len = min(size_t{B}, n - s);
+    double acc = 0.0, sq = 0.0;
+    for (size_t j = 0; j < len; j += kSignLanes) {
+      const float y = loadY1(g, e, s + j + lane, s + len);
+      acc = daddRn(acc, signMagnitude(y));
+      sq = daddRn(sq, signSquare(y));
+    }
+    const float scale = signBlockScale(warpSum(acc), warpSum(sq), static_cast<uint32_t>(len));
+    if (lane == 0) scales[blk] = scale;
+    for (size_t j = 0; j < len; j += kSignLanes) {
+      const size_t i = s + j + lane;
+      const bool in = i < s + len;
+      const float y = loadY1(g, e, i, s + len);
+      const uint32_t bit = in ? signBit(y) : 0u;
+      const uint32_t word = __ballot_sync(0xffffffffu, bit != 0);
+      if (in && e) e[i] = fsubRn(y, signValue(bit, scale));
+      if (lane == 0) {
+        uint8_t* out = bits + (s + j) / 8;  // 4-byte aligned: B and j are multiples of 32
+        const size_t m = min(size_t{kSignLanes}, len - j);
+        if (m == kSignLanes) {
+          *reinterpret_cast<uint32_t*>(out) = word;
+        } else {
+          for (size_t b = 0; b < (m + 7) / 8; ++b) out[b] = static_cast<uint8_t>(word >> (8 * b));
+        }
+      }
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kThreads) signDecodeKernel(const uint8_t* payload, DecodeExpect x, size_t bytes,
+                                                             PayloadLayout l, float* out, DecodeMode mode, int* err) {
+  if (!headerOkForBlock(payload, x, bytes, err)) return;
+  const int lane = threadIdx.x & 31;
+  const size_t n = x.count, B = x.params.blockSize;
+  const float* scales = reinterpret_cast<const float*>(payload + l.params);
+  const uint8_t* bits = payload + l.body;
+  for (size_t blk = blockIdx.x * size_t{kWarps} + threadIdx.x / 32; blk < l.blocks; blk += size_t{gridDim.x} * kWarps) {
+    const float scale = scales[blk];
+    if (!(isfinite(scale) && scale >= 0.0f)) {
+      if (lane == 0) raise(err, kBadBlockScale);
+      continue;
+    }
+    const size_t s = blk * B, len = min(B, n - s);
+    for (size_t j = lane; j < len; j += kSignLanes) {
+      const size_t i = s + j;
+      const float d = signValue((bits[i >> 3] >> (i & 7)) & 1u, scale);
+      out[i] = mode == DecodeMode::Accumulate ? faddRn(out[i], d) : d;
+    }
+  }
+}
+
+// The count sketch of g (GradStats::sketch): buckets in shared memory,
+// then added into the rank's statistics.
+template <class T>
+__global__ void __launch_bounds__(kThreads) sketchKernel(const T* g, size_t n, uint64_t seed, GradStats* out) {
+  __shared__ double buckets[GradStats::kSketch];
+  for (int k = threadIdx.x; k < GradStats::kSketch; k += kThreads) buckets[k] = 0.0;
+  __syncthreads();
+  for (size_t j = blockIdx.x * size_t{kThreads} + threadIdx.x; j < n; j += size_t{gridDim.x} * kThreads) {
+    const float v = toFloat(g[j]);
+    if (quantizable(v)) atomicAdd(&buckets[sketchBucket(j, seed)], sketchSign(j, seed) * static_cast<double>(v));
+  }
+  __syncthreads();
+  for (int k = threadIdx.x; k < GradStats::kSketch; k += kThreads)
+    if (buckets[k] != 0.0) atomicAdd(&out->sketch[k], buckets[k]);
+}
+
+// After sketchKernel (the rank's own statistics): sketchSq and sketchRanks.
+__global__ void sketchNormKernel(GradStats* out) {
+  using Reduce = cub::BlockReduce<double, GradStats::kSketch>;
+  __shared__ typename Reduce::TempStorage tmp;
+  const double v = out->sketch[threadIdx.x];
+  const double total = Reduce(tmp).Sum(v * v);
+  if (threadIdx.x == 0) {
+    out->sketchSq += total;
+    out->sketchRanks += 1.0;
   }
 }
 
@@ -852,6 +966,10 @@ void encodeTyped(const CodecParams& p, const EncodeArgs& a, const PayloadLayout&
         default: launchQuant<T, 8>(p, a, l, payload, vec, s); break;
       }
       break;
+    case CodecKind::Sign:
+      signEncodeKernel<T><<<gridFor(l.blocks, kWarps, 132 * 32), kThreads, 0, s>>>(
+          g, a.residual, a.count, p.blockSize, reinterpret_cast<float*>(payload + l.params), payload + l.body);
+      break;
     case CodecKind::TopK: encodeTopK<T>(p, a, l, payload, ws, s); break;
     case CodecKind::RandK: encodeRandK<T>(p, a, l, payload, ws, s, nullptr); break;
   }
@@ -870,6 +988,11 @@ PadList padsOf(const CodecParams& p, const PayloadLayout& l, size_t n) {
       addPad(pads, afterStats, l.params);
       addPad(pads, l.params + l.blocks * 8, l.body);
       addPad(pads, l.body + (n * p.bits + 7) / 8, l.total);
+      break;
+    case CodecKind::Sign:
+      addPad(pads, afterStats, l.params);
+      addPad(pads, l.params + l.blocks * 4, l.body);
+      addPad(pads, l.body + (n + 7) / 8, l.total);
       break;
     case CodecKind::TopK:
     case CodecKind::RandK: {
@@ -920,6 +1043,18 @@ void cudaGradStats(const void* input, sqzDataType_t dtype, const float* residual
   SQZ_CUDA_LAUNCHED();
 }
 
+void cudaStatsSketch(const void* input, sqzDataType_t dtype, size_t count, uint64_t seed, GradStats* devStats,
+                     void* stream) {
+  if (count == 0) return;
+  byDtype(dtype, [&](auto tag) {
+    using T = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;
+    sketchKernel<T><<<gridFor(count, kThreads, 132 * 4), kThreads, 0, asStream(stream)>>>(static_cast<const T*>(input),
+                                                                                         count, seed, devStats);
+  });
+  sketchNormKernel<<<1, GradStats::kSketch, 0, asStream(stream)>>>(devStats);
+  SQZ_CUDA_LAUNCHED();
+}
+
 void cudaEncode(const CodecParams& p, const EncodeArgs& a, void* devPayload, void* devWorkspace, void* stream) {
   NvtxRange r("sqz:compress");
   if (const char* why = checkCodecParams(p)) fail(sqzInvalidUsage, "codec parameters: %s", why);
@@ -966,6 +1101,10 @@ void cudaDecode(const DecodeExpect& x, const void* devPayload, size_t bytes, flo
       }
       break;
     }
+    case CodecKind::Sign:
+      signDecodeKernel<<<gridFor(l.blocks, kWarps, 132 * 32), kThreads, 0, s>>>(payload, x, bytes, l, devOut, mode,
+                                                                              devError);
+      break;
     case CodecKind::TopK:
     case CodecKind::RandK:
       validateKernel<<<gridFor(l.selected, 256, 4096), 256, 0, s>>>(payload, x, bytes, l, devError);

@@ -29,6 +29,12 @@ size_t cudaEncodeWorkspaceBytes(const CodecParams& p, size_t count);
 void cudaGradStats(const void* input, sqzDataType_t dtype, const float* residual, size_t count, GradStats* devStats,
                    void* stream);
 
+// The count sketch of the whole of g (statsSketchCpu) added into
+// devStats->sketch, then sketchSq and sketchRanks of this rank's statistics
+// (devStats holds only this rank's, zeroed before).
+void cudaStatsSketch(const void* input, sqzDataType_t dtype, size_t count, uint64_t seed, GradStats* devStats,
+                     void* stream);
+
 // Encode (+ error feedback when a.residual) into devPayload, which holds
 // encodedBytes(p, a.count, a.stats != nullptr) bytes; a.stats, when set, is
 // a device pointer copied into the statistics block. The non-quantizable

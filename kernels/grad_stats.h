@@ -24,16 +24,43 @@ struct GradStats {
   static constexpr int kBinsPerOctave = 4;
   static constexpr int kMinExponent = -48;
   static constexpr int kQuantWidths = 4;  // b = 1, 2, 4, 8
+  // Buckets of the count sketch (see sketch[]).
+  static constexpr int kSketch = 256;
 
   double elements;     // values seen, non-finite included
   double sumSq;        // sum of x^2 over quantizable values
   double nonFinite;    // NaN, Inf or |x| > 2^126: the caller must send exactly
   double quantBlocks;  // blocks of kStatsBlockSize seen
   double quantVar[kQuantWidths];  // sum over blocks of n_b * delta_b^2 / 4
+  // The scaled sign at kStatsBlockSize (signBlockShares): the part of sumSq
+  // it keeps, and its error's component along x (what error feedback owes
+  // along the gradient).
+  double signKept;
+  double signAligned;
+  // Error feedback: sum of e^2 of the residual this buffer carries (scaled
+  // as sumSq when sampled), and how many ranks measured it.
+  double residualSq;
+  double residualRanks;
+  // Gradient noise and drift (McCandlish et al. 2018): a count sketch of g
+  // over the elements the statistics read. Element j (its index in the
+  // buffer) adds sketchSign(j, seed) x_j to bucket sketchBucket(j, seed),
+  // the same on every rank (the seed: TuningState::sketchSeed), so the reduced sketch[] is the sketch of sum_i g_i, and
+  // sum_k sketch_k^2 estimates ||sum_i g_i||^2; sketchSq, a rank's own
+  // sum_k sketch_k^2 summed over ranks, estimates sum_i ||g_i||^2 on the
+  // same elements. sketchResidual[] sketches the error-feedback residual
+  // owed at those elements (the rank's own, plus the owner's residual of a
+  // qa2a chunk): the reduced one is N times what the averaged update owes.
+  double sketchSq;
+  double sketchRanks;  // ranks that sketched g (0: none)
+  // Seconds this rank spent outside this buffer's allreduce since the
+  // buffer's previous call (the rest of the training step; 0: unknown).
+  double otherSeconds;
+  double sketch[kSketch];
+  double sketchResidual[kSketch];
   double binCount[kBins];
   double binSumSq[kBins];
 
-  static constexpr size_t kDoubles = 4 + kQuantWidths + 2 * kBins;
+  static constexpr size_t kDoubles = 4 + kQuantWidths + 7 + 2 * kSketch + 2 * kBins;
 };
 static_assert(sizeof(GradStats) == GradStats::kDoubles * sizeof(double), "GradStats must be a flat array of doubles");
 
@@ -49,6 +76,19 @@ SQZ_HD int statsBin(uint32_t key) {
   b = b < 0 ? 0 : b;
   return b < GradStats::kBins - 1 ? b : GradStats::kBins - 1;
 }
+
+// The count sketch's bucket and sign of the element at buffer index j under
+// `seed` (a 64-bit mix, the same on every rank and device; a new seed
+// sketches with other buckets, so averages over exchanges lose the
+// sketch's own error).
+SQZ_HD uint32_t sketchHash(uint64_t j, uint64_t seed) {
+  uint64_t z = (j + 1 + seed * 0xd1b54a32d192ed03ull) * 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return static_cast<uint32_t>((z ^ (z >> 31)) >> 32);
+}
+SQZ_HD uint32_t sketchBucket(uint64_t j, uint64_t seed) { return sketchHash(j, seed) % GradStats::kSketch; }
+SQZ_HD double sketchSign(uint64_t j, uint64_t seed) { return (sketchHash(j, seed) >> 16) & 1u ? 1.0 : -1.0; }
 
 // Lower edge of bin b (bin 0 starts at zero).
 double statsBinLowerEdge(int bin);

@@ -5,6 +5,8 @@
 //   bf16, fp16    body: count uint16
 //   qB            params: per block {fp32 lo, fp32 delta};  codes: count*B bits,
 //                 little-endian within each byte, every block byte-aligned
+//   sign          params: per block fp32 scale (>= 0);  bits: count bits, bit
+//                 i of byte j is element 8j+i, 1 = +scale, 0 = -scale
 //   topk          params: K uint32 indices (strictly increasing, < count);
 //                 [int8 only: fp32 scale]; values: K x {fp32|bf16|int8}
 //   randk         [int8 only: fp32 scale]; values: K x {fp32|bf16|int8}
@@ -34,7 +36,7 @@ struct WireHeader {
   uint16_t version;
   uint8_t codec;   // CodecKind
   uint8_t level;   // Quant: bits | 0x80 if stochastic; TopK/RandK: ValueFormat | 0x10 if rescaled
-  uint32_t blockSize;
+  uint32_t blockSize;      // Quant and Sign, else 0
   uint32_t statsBytes;     // 0 or sizeof(GradStats)
   uint64_t count;          // elements in this chunk
   uint64_t chunkOffset;    // index of the chunk's first element in the whole buffer
@@ -44,6 +46,8 @@ struct WireHeader {
 static_assert(sizeof(WireHeader) == 48, "the wire header is 48 bytes");
 
 SQZ_HD size_t alignWire(size_t x) { return (x + kWireAlign - 1) & ~(kWireAlign - 1); }
+
+SQZ_HD bool hasBlocks(const CodecParams& p) { return p.kind == CodecKind::Quant || p.kind == CodecKind::Sign; }
 
 SQZ_HD uint8_t wireLevel(const CodecParams& p) {
   switch (p.kind) {
@@ -58,10 +62,10 @@ SQZ_HD uint8_t wireLevel(const CodecParams& p) {
 struct PayloadLayout {
   size_t stats;      // statistics block (statsBytes long)
   size_t statsBytes;
-  size_t params;     // Quant block params / TopK indices
+  size_t params;     // Quant / Sign block params, TopK indices
   size_t scale;      // int8 value scale (TopK/RandK with Int8)
   size_t body;       // codes or values
-  size_t blocks;     // Quant blocks
+  size_t blocks;     // Quant / Sign blocks
   size_t selected;   // K
   size_t total;
 };
@@ -82,6 +86,14 @@ SQZ_HD PayloadLayout payloadLayout(const CodecParams& p, size_t n, bool withStat
       at = alignWire(at + l.blocks * 8);
       l.body = at;
       at += (n * p.bits + 7) / 8;
+      break;
+    }
+    case CodecKind::Sign: {
+      size_t bs = p.blockSize ? p.blockSize : 1;
+      l.blocks = (n + bs - 1) / bs;
+      at = alignWire(at + l.blocks * 4);
+      l.body = at;
+      at += (n + 7) / 8;
       break;
     }
     case CodecKind::TopK:
@@ -110,7 +122,7 @@ SQZ_HD WireHeader makeWireHeader(const CodecParams& p, uint64_t n, uint64_t chun
   h.version = kWireVersion;
   h.codec = static_cast<uint8_t>(p.kind);
   h.level = wireLevel(p);
-  h.blockSize = p.kind == CodecKind::Quant ? p.blockSize : 0;
+  h.blockSize = hasBlocks(p) ? p.blockSize : 0;
   h.statsBytes = static_cast<uint32_t>(l.statsBytes);
   h.count = n;
   h.chunkOffset = chunkOffset;
@@ -138,7 +150,7 @@ SQZ_HD const char* checkWireHeader(const WireHeader& h, const DecodeExpect& e, s
   if (h.version != kWireVersion) return "unsupported wire version";
   if (h.codec != static_cast<uint8_t>(e.params.kind)) return "codec mismatch";
   if (h.level != wireLevel(e.params)) return "codec level mismatch";
-  if (h.blockSize != (e.params.kind == CodecKind::Quant ? e.params.blockSize : 0u)) return "block size mismatch";
+  if (h.blockSize != (hasBlocks(e.params) ? e.params.blockSize : 0u)) return "block size mismatch";
   if (h.count != e.count) return "element count mismatch";
   if (h.chunkOffset != e.chunkOffset) return "chunk offset mismatch";
   if (e.count > kMaxChunkElements) return "chunk too large";
@@ -160,6 +172,10 @@ SQZ_HD const char* checkCodecParams(const CodecParams& p) {
       if (p.bits != 1 && p.bits != 2 && p.bits != 4 && p.bits != 8) return "quantization bits must be 1, 2, 4 or 8";
       if (p.blockSize == 0 || p.blockSize % 8 != 0 || p.blockSize > kMaxBlockSize)
         return "block size must be a positive multiple of 8, at most 65536";
+      return nullptr;
+    case CodecKind::Sign:
+      if (p.blockSize == 0 || p.blockSize % kSignBlockMultiple != 0 || p.blockSize > kMaxBlockSize)
+        return "sign block size must be a positive multiple of 32, at most 65536";
       return nullptr;
     case CodecKind::TopK:
     case CodecKind::RandK:

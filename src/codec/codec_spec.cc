@@ -67,6 +67,9 @@ CodecParams parseCodecSpec(const std::string& spec) {
     p.bits = static_cast<uint8_t>(head[1] - '0');
     p.blockSize = defaultBlockSize(p.bits);
     p.stochastic = true;
+  } else if (head == "sign") {
+    p.kind = CodecKind::Sign;
+    p.blockSize = kDefaultSignBlockSize;
   } else if (head == "topk" || head == "randk") {
     p.kind = head == "topk" ? CodecKind::TopK : CodecKind::RandK;
     SQZ_REQUIRE(parts.size() >= 2, sqzInvalidUsage, "codec '%s' needs a ratio, e.g. %s:0.01", spec.c_str(),
@@ -74,7 +77,7 @@ CodecParams parseCodecSpec(const std::string& spec) {
     p.ratio = parseRatio(spec, parts[1]);
     next = 2;
   } else {
-    fail(sqzInvalidUsage, "unknown codec '%s' (none, bf16, fp16, q1, q2, q4, q8, topk:R, randk:R)", spec.c_str());
+    fail(sqzInvalidUsage, "unknown codec '%s' (none, bf16, fp16, q1, q2, q4, q8, sign, topk:R, randk:R)", spec.c_str());
   }
   for (size_t i = next; i < parts.size(); ++i) {
     const std::string& opt = parts[i];
@@ -82,6 +85,12 @@ CodecParams parseCodecSpec(const std::string& spec) {
       uint64_t b = 0;
       SQZ_REQUIRE(parseUnsigned(opt.c_str() + 6, kMaxBlockSize, &b) && b > 0 && b % 8 == 0, sqzInvalidUsage,
                   "codec '%s': block size must be a multiple of 8 in [8, 65536]", spec.c_str());
+      p.blockSize = static_cast<uint32_t>(b);
+    } else if (p.kind == CodecKind::Sign && opt.rfind("block=", 0) == 0) {
+      char* end = nullptr;
+      unsigned long b = std::strtoul(opt.c_str() + 6, &end, 10);
+      SQZ_REQUIRE(opt.size() > 6 && *end == '\0' && b > 0 && b % kSignBlockMultiple == 0 && b <= kMaxBlockSize,
+                  sqzInvalidUsage, "codec '%s': sign block size must be a multiple of 32 in [32, 65536]", spec.c_str());
       p.blockSize = static_cast<uint32_t>(b);
     } else if (p.kind == CodecKind::Quant && (opt == "sr" || opt == "rn")) {
       p.stochastic = opt == "sr";
@@ -107,6 +116,8 @@ std::string codecName(const CodecParams& p) {
       if (!p.stochastic) s += ":rn";
       return s;
     }
+    case CodecKind::Sign:
+      return p.blockSize == kDefaultSignBlockSize ? "sign" : "sign:block=" + std::to_string(p.blockSize);
     case CodecKind::TopK:
     case CodecKind::RandK: {
       std::string s = (p.kind == CodecKind::TopK ? "topk:" : "randk:") + formatRatio(p.ratio);
@@ -123,7 +134,7 @@ bool sameCodec(const CodecParams& a, const CodecParams& b) { return codecName(a)
 
 std::vector<CodecParams> standardCodecLevels() {
   std::vector<CodecParams> out;
-  for (const char* name : {"none", "bf16", "q8", "q4", "q2", "q1", "topk:0.1", "topk:0.01", "topk:0.001"})
+  for (const char* name : {"none", "bf16", "q8", "q4", "q2", "sign", "topk:0.1", "topk:0.01", "topk:0.001"})
     out.push_back(parseCodecSpec(name));
   return out;
 }

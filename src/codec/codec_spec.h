@@ -2,6 +2,7 @@
 // plan names, perf flags and logs.
 //   none | bf16 | fp16
 //   q1 | q2 | q4 | q8   [:block=N] [:sr (stochastic, default) | :rn (nearest)]
+//   sign                [:block=N]  (scaled sign, N a multiple of 32, default 256)
 //   topk:RATIO          [:fp32 (default) | :bf16 | :int8]
 //   randk:RATIO         [:fp32 (default) | :bf16 | :int8] [:rescale]
 // e.g. "q4:block=512:rn", "topk:0.01:bf16", "randk:0.05:rescale".

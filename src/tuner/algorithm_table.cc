@@ -16,8 +16,11 @@ namespace {
 
 // What the algorithms carry.
 bool lossyDense(const CodecParams& c) {
-  return c.kind == CodecKind::Bf16 || c.kind == CodecKind::Fp16 || c.kind == CodecKind::Quant;
+  return c.kind == CodecKind::Bf16 || c.kind == CodecKind::Fp16 || c.kind == CodecKind::Quant ||
+         c.kind == CodecKind::Sign;
 }
+// Quantizers and the scaled sign: qa2a first (one re-encoding, at the owner).
+bool blockCodec(const CodecParams& c) { return c.kind == CodecKind::Quant || c.kind == CodecKind::Sign; }
 int topk(const CodecParams& c) { return c.kind == CodecKind::TopK ? 0 : -1; }
 
 // Bytes this rank sends in an exact algorithm, counted as the compressed
@@ -57,16 +60,16 @@ const AlgorithmEntry kTable[] = {
     // the ring's one flow per link wins (perf/results/compressed_testbed.md).
     {AlgorithmId::kQa2a, "qa2a",
      "all-to-all reduce-scatter of encoded chunks, owner re-encodes its sum, all-to-all allgather",
-     [](const CodecParams& c) { return c.kind == CodecKind::Quant ? 0 : lossyDense(c) ? 1 : -1; },
-     "bf16, fp16 or a quantizer (q1, q2, q4, q8)",
-     [](const CallShape& c) { return c.codec.kind == CodecKind::Quant && c.nranks <= 16 && !c.multiNode; },
+     [](const CodecParams& c) { return blockCodec(c) ? 0 : lossyDense(c) ? 1 : -1; },
+     "bf16, fp16, a quantizer (q1, q2, q4, q8) or sign",
+     [](const CallShape& c) { return blockCodec(c.codec) && c.nranks <= 16 && !c.multiNode; },
      TunerOffer::kEachLevel,
      [](const ShapeArgs& s) { return quantizedA2aCandidate(s.n, s.N, s.link, s.codec, s.sharers); },
      [](FlatAllreduces& f, const CompressedArgs& a) { f.get<QuantizedAllreduce>(f.transport()).run(a); }, false, false},
     {AlgorithmId::kQring, "qring",
      "ring of encoded chunks (re-encoded at each hop): casts and quantizers at large rank counts",
-     [](const CodecParams& c) { return c.kind == CodecKind::Quant ? 1 : lossyDense(c) ? 0 : -1; },
-     "bf16, fp16 or a quantizer (q1, q2, q4, q8)", nullptr, TunerOffer::kEachLevel,
+     [](const CodecParams& c) { return blockCodec(c) ? 1 : lossyDense(c) ? 0 : -1; },
+     "bf16, fp16, a quantizer (q1, q2, q4, q8) or sign", nullptr, TunerOffer::kEachLevel,
      [](const ShapeArgs& s) { return codecRingCandidate(s.n, s.N, s.link, s.codec); },
      [](FlatAllreduces& f, const CompressedArgs& a) { f.get<CodecRingAllreduce>(f.transport()).run(a); }, false, false},
     {AlgorithmId::kSparseAg, "sparse_ag", "top-K (index, value) pairs allgathered and scatter-added", topk,
@@ -95,7 +98,7 @@ const AlgorithmEntry kTable[] = {
      "device buffers: each rank encodes its whole buffer once, the payloads are allgathered, every rank decodes all "
      "of them in rank order",
      [](const CodecParams& c) { return lossyDense(c) || c.kind == CodecKind::TopK ? 0 : -1; },
-     "bf16, fp16, a quantizer or topk:R", nullptr, TunerOffer::kNever, nullptr, nullptr, true, false},
+     "bf16, fp16, a quantizer, sign or topk:R", nullptr, TunerOffer::kNever, nullptr, nullptr, true, false},
     {AlgorithmId::kHier, "hier", "intra-node reduce-scatter, inter-node allreduce per shard, intra-node allgather",
      nullptr, "hier/INTRA_CODEC/ALGORITHM[:CODEC]", nullptr, TunerOffer::kNever, nullptr, nullptr, false, false},
 };

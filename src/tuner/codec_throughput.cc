@@ -16,6 +16,7 @@ bool parseDevice(const std::string& name, Device* out) {
 std::string codecFamily(const CodecParams& p) {
   switch (p.kind) {
     case CodecKind::Quant: return "q" + std::to_string(p.bits);
+    case CodecKind::Sign: return "sign";
     case CodecKind::TopK: return "topk";
     case CodecKind::RandK: return "randk";
     default: return codecName(p);

@@ -35,6 +35,14 @@ struct Bound {
         // rounding of lo + code * delta.
         return delta * (p.stochastic ? 1.0 : 0.5) * (1.0 + 1e-5) + mag * 1e-6;
       }
+      case CodecKind::Sign: {
+        // dec = +-s with s the block's mean |x| (<= its largest |x|): the
+        // exact block error is checked by sign_test.cc.
+        const size_t b0 = i / p.blockSize * p.blockSize, b1 = std::min(x.size(), b0 + p.blockSize);
+        double m = 0;
+        for (size_t j = b0; j < b1; ++j) m = std::max(m, std::fabs(static_cast<double>(x[j])));
+        return v + m * (1.0 + 1e-6);
+      }
       case CodecKind::TopK:
       case CodecKind::RandK: {
         if (dec[i] == 0.0f) return v;  // not sent: the whole value is the error

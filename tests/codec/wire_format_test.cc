@@ -47,7 +47,7 @@ void poke(std::vector<uint8_t>& b, size_t at, T v) {
 }
 
 TEST(WireFormat, HeaderFieldsAreChecked) {
-  for (const char* spec : {"none", "bf16", "q4", "q1:rn", "topk:0.05", "topk:0.05:int8", "randk:0.1:bf16"}) {
+  for (const char* spec : {"none", "bf16", "q4", "q1:rn", "sign", "topk:0.05", "topk:0.05:int8", "randk:0.1:bf16"}) {
     Encoded e = make(spec);
     const DecodeExpect x = test::expectFor(e.p, e.a);
     expectRejected(x, e.payload, e.payload.size() - 1, "truncated by one byte");
