@@ -5,9 +5,14 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <mutex>
+
+#include <nlohmann/json.hpp>
 
 #include "collectives/codec_buffers.h"
 #include "common/dtype.h"
+#include "common/env.h"
+#include "common/error.h"
 #include "common/log.h"
 #include "kernels/cpu_codec.h"
 #include "src/codec/codec_spec.h"
@@ -16,28 +21,80 @@
 
 namespace sqz {
 
-void tunerStats(const void* input, sqzDataType_t type, const float* residual, size_t count, GradStats* stats) {
+void tunerStats(const void* input, sqzDataType_t type, const float* residual, size_t count, GradStats* stats,
+                const StatsExtras& extras) {
   // 1024 runs of one statistics block (256 elements) spread evenly over the
   // whole buffer, first and last elements included: a small layer anywhere
   // in a flattened bucket (an output layer at the end holding the largest
   // gradients) is sampled in proportion to its size, not skipped.
   constexpr size_t kRun = kStatsBlockSize, kBudget = size_t(1) << 18, kRuns = kBudget / kRun;
   clearStats(stats);
+  const float* owner = extras.ownerResidual;
+  double own[GradStats::kSketch] = {};
+  std::vector<float> owed;
+  // The residual's squares and sketch over [off, off + n): what the update
+  // still owes there (the rank's own residual, plus the owner's).
+  auto addResidual = [&](size_t off, size_t n) {
+    if (!residual) return;
+    owed.assign(residual + off, residual + off + n);
+    for (size_t i = 0; owner && i < n; ++i) {
+      const size_t j = off + i;
+      if (j >= extras.ownerOffset && j - extras.ownerOffset < extras.ownerCount) owed[i] += owner[j - extras.ownerOffset];
+    }
+    for (float v : owed) stats->residualSq += std::isfinite(v) ? static_cast<double>(v) * v : 0.0;
+    statsSketchCpu(owed.data(), sqzFloat32, n, off, extras.sketchSeed, stats->sketchResidual);
+  };
   if (count <= kBudget) {
     gradStatsCpu(input, type, nullptr, count, stats);
+    addResidual(0, count);
+    statsSketchCpu(input, type, count, 0, extras.sketchSeed, own);
   } else {
     size_t sampled = 0;
     for (size_t r = 0; r < kRuns; ++r) {
       const size_t off = static_cast<size_t>(static_cast<unsigned __int128>(count - kRun) * r / (kRuns - 1));
       gradStatsCpu(elementPtr(input, type, off), type, nullptr, kRun, stats);
+      addResidual(off, kRun);
+      statsSketchCpu(elementPtr(input, type, off), type, kRun, off, extras.sketchSeed, own);
       sampled += kRun;
     }
+    // The distribution's sums and residualSq cover the sampled elements:
+    // scaled to the buffer (the sketches are only ever compared with
+    // sketches of the same elements).
     const double scale = static_cast<double>(count) / static_cast<double>(sampled);
     double* fields = reinterpret_cast<double*>(stats);
     for (size_t i = 0; i < GradStats::kDoubles; ++i) fields[i] *= scale;
+    for (int k = 0; k < GradStats::kSketch; ++k) stats->sketchResidual[k] /= scale;
     stats->nonFinite = hasNonFinite(input, type, count) ? 1.0 : 0.0;
   }
   if (residual && stats->nonFinite == 0 && hasNonFinite(residual, sqzFloat32, count)) stats->nonFinite = 1.0;
+  stats->residualRanks = residual ? 1.0 : 0.0;
+  for (int k = 0; k < GradStats::kSketch; ++k) {
+    stats->sketch[k] = own[k];
+    stats->sketchSq += own[k] * own[k];
+  }
+  stats->sketchRanks = 1.0;
+  stats->otherSeconds = extras.otherSeconds;
+}
+
+std::vector<CodecParams> autoCodecLevels() {
+  const std::string menu = envString("SQZ_AUTO_CODECS");
+  if (menu.empty()) return standardCodecLevels();
+  std::vector<CodecParams> out;
+  size_t pos = 0;
+  while (pos <= menu.size()) {
+    const size_t comma = std::min(menu.find(',', pos), menu.size());
+    const std::string name = menu.substr(pos, comma - pos);
+    if (!name.empty()) {
+      try {
+        out.push_back(parseCodecSpec(name));
+      } catch (const Error& e) {
+        fail(sqzInvalidUsage, "SQZ_AUTO_CODECS: %s", e.what());
+      }
+    }
+    pos = comma + 1;
+  }
+  SQZ_REQUIRE(!out.empty(), sqzInvalidUsage, "SQZ_AUTO_CODECS names no codec");
+  return out;
 }
 
 AutoTuner::AutoTuner(int rank, const std::vector<std::string>& nodeIds, LinkClasses links) : rank_(rank) {
@@ -54,7 +111,8 @@ AutoTuner::AutoTuner(int rank, const std::vector<std::string>& nodeIds, LinkClas
   topo_.inter = links.inter;
   topo_.device = Device::Cpu;
   table_ = TuneTable::fromEnv();
-  levels_ = standardCodecLevels();
+  levels_ = autoCodecLevels();
+  momentum_ = envDouble("SQZ_MOMENTUM", 0.9);
   SQZ_INFO("tuner: %d node(s) x %d rank(s), table %s", topo_.nodes, topo_.ranksPerNode, table_.toString().c_str());
 }
 
@@ -165,9 +223,20 @@ void AutoTuner::timePlans(Transport& transport, const void* input, sqzDataType_t
 
 Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double count, int elementBytes,
                        const std::string& label, bool errorFeedback) {
+  const int ranks = topo_.ranks();
+  if (state.exchanges != state.trackedExchanges) {
+    // The residual these statistics saw was left by the calls before them:
+    // it measures the current plan once that plan ran two calls or more.
+    const bool steady = state.havePlan && state.callsOnPlan >= 2;
+    state.progress.update(reduced, ranks, state.statsCall, state.statsSeed,
+                          steady ? planName(state.plan) : std::string(), steady ? &state.plan : nullptr);
+    state.trackedExchanges = state.exchanges;
+  }
   std::vector<Candidate> candidates = allreduceCandidates(count, topo_, levels_, elementBytes);
   if (!errorFeedback) {
-    auto needsFeedback = [](const CodecParams& c) { return c.kind == CodecKind::TopK || c.kind == CodecKind::RandK; };
+    auto needsFeedback = [](const CodecParams& c) {
+      return c.kind == CodecKind::TopK || c.kind == CodecKind::RandK || c.kind == CodecKind::Sign;
+    };
     candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
                                     [&](const Candidate& c) {
                                       return needsFeedback(c.spec.codec) || needsFeedback(c.spec.intraCodec);
@@ -185,14 +254,95 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
       measured_.tuneSeconds(count, profile_.codecs.statsSeconds(topo_.device, std::min(count, 262144.0))) +
       model_->stageTransferSeconds(statsExchangeStage(topo_, sizeof(GradStats)));
   measured_.apply(candidates, count, *model_, statsSeconds / std::max<uint32_t>(1, state.statsEvery));
-  Plan plan = state.selector.choose(candidates, reduced, *model_, label);
+  // The exact plans (always built) go when the menu leaves exact out.
+  const bool exactInMenu =
+      std::any_of(levels_.begin(), levels_.end(), [](const CodecParams& c) { return c.kind == CodecKind::None; });
+  candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
+                                  [&](const Candidate& c) {
+                                    return !exactInMenu && c.spec.codec.kind == CodecKind::None &&
+                                           c.spec.intraCodec.kind == CodecKind::None;
+                                  }),
+                   candidates.end());
+  const NoiseScale noise = state.progress.noise(ranks);
+  const ProgressInputs inputs = state.progress.inputs(ranks, momentum_);
+  const ProgressTracker& progress = state.progress;
+  const GainOf gainOf = [&](const Candidate& c) {
+    return planGain(reduced, c.spec, ranks, inputs, progress.lagScale(c.name()));
+  };
+  Plan plan = state.selector.choose(candidates, reduced, gainOf, *model_, label, progress.otherSeconds());
+  if (plan.changed) state.callsOnPlan = 0;
   const uint32_t every = nextStatsEvery(state.statsEvery, plan.changed, statsSeconds, plan.chosen.cost.seconds,
                                         state.maxStatsEvery);
   if (every != state.statsEvery)
     SQZ_TRACE("tuner: %s: statistics (%.3f ms) every %u call(s) of %s (%.3f ms)", label.c_str(), statsSeconds * 1e3,
               every, plan.name().c_str(), plan.chosen.cost.seconds * 1e3);
   state.statsEvery = every;
+  if (rank_ == 0) logDecision(state, reduced, count, label, noise, inputs, plan);
   return plan;
+}
+
+void AutoTuner::logDecision(const TuningState& state, const GradStats& reduced, double count,
+                            const std::string& label, const NoiseScale& noise, const ProgressInputs& inputs,
+                            const Plan& plan) const {
+  static std::mutex mutex;
+  static FILE* file = [] {
+    const std::string path = envString("SQZ_TUNER_LOG");
+    FILE* f = path.empty() ? nullptr : std::fopen(path.c_str(), "a");
+    if (!path.empty() && !f) SQZ_WARN("tuner: cannot write SQZ_TUNER_LOG=%s", path.c_str());
+    return f;
+  }();
+  if (!file) return;
+  nlohmann::json j;
+  j["buffer"] = label;
+  j["count"] = count;
+  j["exchanges"] = state.exchanges;
+  j["ranks"] = topo_.ranks();
+  j["sum_sq"] = reduced.sumSq;
+  j["residual_sq"] = reduced.residualSq;
+  j["sign_kept"] = reduced.signKept;
+  j["nu"] = noise.noise;
+  j["nu_known"] = noise.known;
+  j["signal_sq"] = noise.signalSq;
+  j["drift"] = inputs.drift;
+  j["momentum_factor"] = momentumFactor(inputs.momentum, callCorrelation(inputs));
+  j["drift_known"] = inputs.driftKnown;
+  j["calls"] = state.calls;
+  j["plan_before"] = state.havePlan ? planName(state.plan) : std::string();
+  j["measured_lag"] = std::isfinite(state.progress.measuredLag()) ? state.progress.measuredLag() : -1e300;
+  j["other_s"] = state.progress.otherSeconds();
+  j["chosen"] = plan.name();
+  nlohmann::json cands = nlohmann::json::array();
+  for (const ScoredCandidate& c : plan.ranked) {
+    const double lag = predictedLag(reduced, c.candidate.spec, topo_.ranks());
+    cands.push_back({{"plan", c.candidate.name()},
+                     {"lag", std::isfinite(lag) ? lag : -1.0},
+                     {"lag_scale", state.progress.lagScale(c.candidate.name())},
+                     {"gain", c.gain},
+                     {"seconds", c.cost.seconds},
+                     {"score", c.score}});
+  }
+  j["candidates"] = cands;
+  // The standard levels on the algorithm a fixed spec would run, whether in
+  // auto's menu or not (what perf/train/acceptance.py correlates).
+  nlohmann::json shadow = nlohmann::json::array();
+  for (const CodecParams& codec : standardCodecLevels()) {
+    for (const std::string& algorithm : algorithmsFor(codec)) {
+      PlanSpec spec;
+      spec.algorithm = algorithm;
+      spec.codec = codec;
+      const Candidate c = candidateFor(spec, count, topo_, 4);
+      const double lag = predictedLag(reduced, spec, topo_.ranks());
+      shadow.push_back({{"plan", c.name()},
+                        {"lag", std::isfinite(lag) ? lag : -1.0},
+                        {"gain", planGain(reduced, spec, topo_.ranks(), inputs, state.progress.lagScale(c.name()))},
+                        {"seconds", model_->evaluate(c).seconds}});
+    }
+  }
+  j["standard"] = shadow;
+  const std::string line = j.dump() + "\n";
+  std::lock_guard<std::mutex> lock(mutex);
+  std::fwrite(line.data(), 1, line.size(), file);
+  std::fflush(file);
 }
 
 uint32_t nextStatsEvery(uint32_t every, bool planChanged, double statsSeconds, double planSeconds,

@@ -15,6 +15,7 @@
 #include "src/tuner/allreduce_shapes.h"
 #include "src/tuner/cost_model.h"
 #include "src/tuner/profile.h"
+#include "src/tuner/progress_model.h"
 #include "src/tuner/selector.h"
 #include "src/tuner/tune_table.h"
 
@@ -22,19 +23,33 @@ namespace sqz {
 
 class Transport;
 
+// What the statistics read besides g (GradStats' residual and timing
+// fields): the owner-side residual of a qa2a chunk and where the chunk
+// lies, and the seconds this rank spent outside this buffer's allreduce
+// since its previous call.
+struct StatsExtras {
+  const float* ownerResidual = nullptr;
+  size_t ownerOffset = 0, ownerCount = 0;
+  double otherSeconds = 0;
+  uint64_t sketchSeed = 0;
+};
+
 // The statistics of the gradient g for the tuner, from one read of at most
-// about 2^18 elements: buffers larger than that are sampled as every S-th
-// run of 4096 elements (the same runs on every rank) and the sums scaled by
-// the sampling factor; gain() works on ratios, so it sees the buffer's shape
-// at a fraction of the cost. Non-finite values are counted over the whole of
-// g and of the residual e, so a single NaN anywhere still forces the exact
-// path.
-// The gain is DESIGN.md section 1's, of g: the residual is left out of it
-// because it holds what the previous plan's codec dropped, which would bias
-// the next choice toward that codec (a coarse quantizer's dense residual
-// made g + e look unsparsifiable: perf/results/descent_testbed.md, "What was
-// wrong, found by measurement").
-void tunerStats(const void* input, sqzDataType_t type, const float* residual, size_t count, GradStats* stats);
+// about 2^18 elements: buffers larger than that are sampled as 1024 runs of
+// one statistics block spread over the buffer (the same runs on every rank)
+// and the sums scaled by the sampling factor; the tuner works on ratios, so
+// it sees the buffer's shape at a fraction of the cost. Non-finite values
+// are counted over the whole of g and of the residual e, so a single NaN
+// anywhere still forces the exact path.
+// The distribution (histogram, block ranges, sign blocks) is of g: the
+// residual is left out of it because it holds what the previous plan's
+// codec dropped, which would bias the next choice toward that codec (a
+// coarse quantizer's dense residual made g + e look unsparsifiable:
+// perf/results/descent_testbed.md, "What was wrong, found by measurement").
+// The residual enters separately, as what the update still owes
+// (residualSq and sketchResidual over the same elements).
+void tunerStats(const void* input, sqzDataType_t type, const float* residual, size_t count, GradStats* stats,
+                const StatsExtras& extras = {});
 
 // What the tuner keeps per buffer (inside its ErrorFeedbackState).
 //
@@ -58,12 +73,31 @@ struct TuningState {
   uint32_t statsEvery = 1;       // an exchange every this many calls
   uint32_t callsSinceStats = 0;  // calls since the last exchange
   uint32_t maxStatsEvery = 1;    // 1: every call (the device path's statistics ride in its payloads)
+  uint64_t exchanges = 0;        // reduced statistics received so far
+  uint64_t calls = 0;            // tuned calls so far
+  uint64_t statsCall = 0;        // `calls` when the statistics last sent were taken ...
+  uint64_t statsSeed = 0;        // ... and their sketch's seed
+  uint64_t trackedExchanges = 0; // how many of them `progress` has seen
+  uint32_t callsOnPlan = 0;      // calls run with `plan` since it was chosen
+  double lastCallEnd = 0;        // monotonicSeconds() at the end of the last tuned call (0: none)
+  ProgressTracker progress;      // noise scale and measured lags (src/tuner/progress_model.h)
 
   // Whether this call reads and exchanges statistics (decided before the
   // call's header agreement, from agreed state only).
-  bool statsDue() const { return !haveReduced || callsSinceStats + 1 >= statsEvery; }
+  // Exchanges come in pairs on consecutive calls (the second follows the
+  // first, whatever the interval), so that the drift of the gradient from
+  // one call to the next is measured.
+  bool statsDue() const { return !haveReduced || exchanges % 2 == 1 || callsSinceStats + 1 >= statsEvery; }
+  // The count sketch's seed for the next statistics: the two exchanges of a
+  // pair share it (the drift compares their sketches), pairs differ.
+  uint64_t sketchSeed() const { return exchanges / 2; }
   // Counts a call once its statistics (if any) were sent.
-  void countCall(bool exchanged) { callsSinceStats = exchanged ? 0 : callsSinceStats + 1; }
+  void countCall(bool exchanged) {
+    callsSinceStats = exchanged ? 0 : callsSinceStats + 1;
+    ++callsOnPlan;
+    ++calls;
+  }
+
 };
 
 // The largest share of a call that the statistics may take before their
@@ -75,6 +109,12 @@ inline constexpr double kStatsShare = 0.02;
 // statsSeconds is kStatsShare of planSeconds and at maxEvery.
 uint32_t nextStatsEvery(uint32_t every, bool planChanged, double statsSeconds, double planSeconds,
                         uint32_t maxEvery);
+
+// The codecs auto ranks: standardCodecLevels(), or the comma-separated list
+// in SQZ_AUTO_CODECS (as given: list "none" to keep exact among them; a
+// call with NaN/Inf goes exact regardless). Throws sqzInvalidUsage for a
+// bad name.
+std::vector<CodecParams> autoCodecLevels();
 
 class AutoTuner {
  public:
@@ -99,9 +139,12 @@ class AutoTuner {
                sqzDataType_t type = sqzFloat32, size_t count = 0, size_t chunkBytes = 512 << 10);
 
   // The plan for a call of `count` elements (elementBytes each) given the
-  // reduced statistics; logs the ranking when the choice changes. Without
+  // reduced statistics (new ones, when state.exchanges moved, also update
+  // state.progress); logs the ranking when the choice changes, and every
+  // decision to SQZ_TUNER_LOG when set. Without
   // error feedback (a call that names no state: src/implicit_states.h) only
-  // codecs that need none compete: top-K and random-K drop what they leave out.
+  // codecs that need none compete: top-K, random-K and the scaled sign drop
+  // what they leave out.
   Plan choose(TuningState& state, const GradStats& reduced, double count, int elementBytes,
               const std::string& label, bool errorFeedback = true);
 
@@ -116,6 +159,10 @@ class AutoTuner {
   // same slowest-rank numbers); rank 0 saves them with the profile.
   void timePlans(Transport& transport, const void* input, sqzDataType_t type, size_t count, size_t chunkBytes);
   Candidate build(const PlanSpec& spec, double elements, int elementBytes) const;
+  // One JSON line per decision to SQZ_TUNER_LOG (rank 0): the estimates and
+  // every candidate's lag, gain, time and score.
+  void logDecision(const TuningState& state, const GradStats& reduced, double count, const std::string& label,
+                   const NoiseScale& noise, const ProgressInputs& inputs, const Plan& plan) const;
 
   int rank_;
   std::string fingerprint_;
@@ -125,6 +172,7 @@ class AutoTuner {
   std::unique_ptr<CostModel> model_;
   MeasuredPlans measured_;
   std::vector<CodecParams> levels_;
+  double momentum_ = 0.9;  // SQZ_MOMENTUM: the optimizer's momentum (src/tuner/progress_model.h)
 };
 
 template <typename Broadcast>

@@ -154,6 +154,7 @@ PlanSpec Communicator::choosePlan(const void* send, size_t count, sqzDataType_t 
   if (!t.haveReduced || config_.tuneSync) {
     t.reduced = local;
     reduceStats(&t.reduced);
+    ++t.exchanges;
     t.haveReduced = true;
     t.fresh = true;
     t.current = true;  // already this call's: nothing to exchange
@@ -312,7 +313,16 @@ CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy 
     d.header.callFlags = (first ? kCallStatsFirst : d.withStats ? kCallStatsLagged : 0) |
                          (tuner_->ready() ? 0 : kCallPreparesTuner);
     if (d.withStats) {
-      tunerStats(a.send, a.type, ef.residualOrNull(), a.count, &d.local);
+      const EvenSplit split{a.count, static_cast<size_t>(size_)};
+      StatsExtras extras;
+      extras.ownerResidual = ef.ownerResidualOrNull();
+      extras.ownerOffset = split.offset(rank_);
+      extras.ownerCount = split.length(rank_);
+      extras.sketchSeed = ef.tuning.sketchSeed();
+      ef.tuning.statsCall = ef.tuning.calls;
+      ef.tuning.statsSeed = extras.sketchSeed;
+      extras.otherSeconds = ef.tuning.lastCallEnd > 0 ? monotonicSeconds() - ef.tuning.lastCallEnd : 0.0;
+      tunerStats(a.send, a.type, ef.residualOrNull(), a.count, &d.local, extras);
       if (d.local.nonFinite > 0) d.header.rankFlags |= kFlagNonFinite;
     } else if (hasNonFinite(a.send, a.type, a.count)) {
       // As a fixed spec's call: g only. The residual holds what finite g + e
@@ -407,8 +417,10 @@ CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
   if (stats.active()) {
     stats.finish(a.deadline, reinterpret_cast<double*>(&d.ef->tuning.reduced));
     d.ef->tuning.fresh = true;
+    ++d.ef->tuning.exchanges;
   }
   if (d.tuned && !d.goesExact()) d.ef->tuning.countCall(d.withStats);
+  if (d.tuned) d.ef->tuning.lastCallEnd = monotonicSeconds();
   return counters;
 }
 

@@ -215,7 +215,10 @@ int run(int argc, char** argv) {
 
   CostModel model(profile, topo.device);
   Selector selector;
-  Plan plan = selector.choose(allreduceCandidates(g.elements, topo, levels, g.elementBytes), g.stats, model);
+  // No probes of other ranks' gradients here: the noise scale is unknown,
+  // taken as 0 (the most cautious: no noise hides compression error).
+  Plan plan = selector.choose(allreduceCandidates(g.elements, topo, levels, g.elementBytes), g.stats,
+                              progressGains(g.stats, topo.ranks(), 0.0), model);
   const ScoredCandidate* dense = nullptr;
   for (const ScoredCandidate& s : plan.ranked)
     if (s.candidate.name() == "ring") dense = &s;

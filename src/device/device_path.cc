@@ -336,6 +336,7 @@ struct DevicePath::Impl {
     if (st.lastJob) {
       staging->waitHost(st.lastJob, Deadline::fromTimeout());
       st.tuning.reduced = *st.jobStats;
+      ++st.tuning.exchanges;
       st.lastJob.reset();
       return;
     }
@@ -343,6 +344,7 @@ struct DevicePath::Impl {
     SQZ_CUDA_OK(cudaEventSynchronize(st.statsEvent));
     clearStats(&st.tuning.reduced);
     for (int r = 0; r < nranks(); ++r) addStats(&st.tuning.reduced, st.statsHost[r]);
+    ++st.tuning.exchanges;
     st.statsPending = false;
   }
 
@@ -372,13 +374,14 @@ struct DevicePath::Impl {
     if (!st.tuning.haveReduced) {
       // Sync mode on a buffer's first call: this call's own statistics.
       Scratch scratch(pool, s);
-      GradStats* devStats = statsOfG(send, type, count, scratch, s);
+      GradStats* devStats = statsOfG(send, type, count, st.tuning.sketchSeed(), scratch, s);
       SQZ_CUDA_OK(cudaMemcpyAsync(st.statsHost, devStats, sizeof(GradStats), cudaMemcpyDeviceToHost, s));
       SQZ_CUDA_OK(cudaEventRecord(st.statsEvent, s));
       SQZ_CUDA_OK(cudaEventSynchronize(st.statsEvent));
       st.tuning.reduced = st.statsHost[0];
       drain();
       comm.reduceStats(&st.tuning.reduced);
+      ++st.tuning.exchanges;
       st.tuning.haveReduced = true;
     } else {
       collectLaggedStats(st);
@@ -460,10 +463,14 @@ struct DevicePath::Impl {
 
   // This call's statistics of g (not g + e, as the host path: DESIGN.md
   // section 1), in scratch device memory.
-  GradStats* statsOfG(const void* send, sqzDataType_t type, size_t count, Scratch& scratch, cudaStream_t s) {
+  // With the sketch of g (GradStats::sketch) over the whole buffer, under
+  // the buffer's sketch seed (the same on every rank).
+  GradStats* statsOfG(const void* send, sqzDataType_t type, size_t count, uint64_t sketchSeed, Scratch& scratch,
+                      cudaStream_t s) {
     GradStats* devStats = scratch.get<GradStats>(sizeof(GradStats));
     SQZ_CUDA_OK(cudaMemsetAsync(devStats, 0, sizeof(GradStats), s));
     cudaGradStats(send, type, nullptr, count, devStats, s);
+    cudaStatsSketch(send, type, count, sketchSeed, devStats, s);
     return devStats;
   }
 
@@ -541,7 +548,7 @@ struct DevicePath::Impl {
     void* dst = recv;
     sqzDataType_t wireType = type;
     float* acc = nullptr;
-    GradStats* devStats = tuned ? statsOfG(send, type, count, scratch, s) : nullptr;
+    GradStats* devStats = tuned ? statsOfG(send, type, count, st ? st->tuning.sketchSeed() : 0, scratch, s) : nullptr;
     if (flush) {
       acc = scratch.get<float>(count * sizeof(float));
       cudaLoadFloats(send, type, st->residual, count, acc, s);
@@ -569,7 +576,7 @@ struct DevicePath::Impl {
     float* acc = scratch.get<float>(count * sizeof(float));
     const size_t wsBytes = cudaEncodeWorkspaceBytes(codec, count);
     void* ws = wsBytes ? scratch.get(wsBytes) : nullptr;
-    GradStats* devStats = statsOfG(send, type, count, scratch, s);
+    GradStats* devStats = statsOfG(send, type, count, st.tuning.sketchSeed(), scratch, s);
     {
       TraceRange r("sqz encode");
       EncodeArgs a = encodeArgs(send, type, count, st);
@@ -641,7 +648,7 @@ struct DevicePath::Impl {
     // The K values and, after them, this rank's non-finite flag: one exact sum.
     float* values = scratch.get<float>((k + 1) * sizeof(float));
     float* acc = scratch.get<float>(count * sizeof(float));
-    GradStats* devStats = statsOfG(send, type, count, scratch, s);
+    GradStats* devStats = statsOfG(send, type, count, st.tuning.sketchSeed(), scratch, s);
     cudaRandkGather(codec, encodeArgs(send, type, count, st), values, s);
     cudaNonFiniteFlag(devStats, values + k, s);
     const uint64_t step = st.step++;

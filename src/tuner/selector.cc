@@ -4,26 +4,28 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "src/tuner/progress_model.h"
 
 namespace sqz {
 
-double candidateGain(const GradStats& stats, const Candidate& c) {
-  double g = gain(stats, c.spec.codec);
-  if (c.spec.hierarchical) g *= gain(stats, c.spec.intraCodec);
-  return g;
+GainOf progressGains(const GradStats& stats, int ranks, double nu) {
+  ProgressInputs in;
+  in.nu = nu;
+  return [&stats, ranks, in](const Candidate& c) { return planGain(stats, c.spec, ranks, in); };
 }
 
-Plan Selector::choose(const std::vector<Candidate>& candidates, const GradStats& stats, const CostModel& model,
-                      const std::string& label) {
+Plan Selector::choose(const std::vector<Candidate>& candidates, const GradStats& stats, const GainOf& gainOf,
+                      const CostModel& model, const std::string& label, double otherSeconds) {
   SQZ_CHECK(!candidates.empty(), "tuner: no candidates");
   Plan plan;
   plan.ranked.reserve(candidates.size());
   for (const Candidate& c : candidates) {
     ScoredCandidate s;
     s.candidate = c;
-    s.gain = candidateGain(stats, c);
+    s.gain = stats.nonFinite > 0 ? 0.0 : gainOf(c);
     s.cost = model.evaluate(c);
-    s.score = s.cost.cost > 0 ? s.gain / s.cost.cost : (s.gain > 0 ? 1e300 : 0.0);
+    const double per = s.cost.cost + (model.profile().costModel.usesTime() ? std::max(0.0, otherSeconds) : 0.0);
+    s.score = per > 0 ? s.gain / per : (s.gain > 0 ? 1e300 : 0.0);
     plan.ranked.push_back(std::move(s));
   }
   std::stable_sort(plan.ranked.begin(), plan.ranked.end(),

@@ -1,9 +1,10 @@
-// Chooses the plan of a call (DESIGN.md section 1): for each candidate,
-// gain from the gradient statistics (gain() of kernels/grad_stats.h; for a
-// hierarchical plan the product of its stages' gains) and cost from the
-// CostModel; the choice is argmax gain / cost. Hysteresis: the previous
-// choice stays unless the new best scores more than (1 + margin) times it,
-// so noise in the statistics does not flap the plan.
+// Chooses the plan of a call (DESIGN.md section 1): for each candidate, the
+// gain (predicted training progress of the call relative to exact,
+// src/tuner/progress_model.h) and the cost from the CostModel; the choice
+// is argmax gain / (cost + the rest of the training step), i.e. progress
+// per second of training. Hysteresis: the previous choice stays unless the
+// new best scores more than (1 + margin) times it, so noise in the
+// statistics does not flap the plan.
 //
 // Deterministic: the result depends only on the candidates (in order), the
 // statistics, the profile and the previous choice. Ranks that pass the same
@@ -12,6 +13,7 @@
 // candidate.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -36,15 +38,20 @@ struct Plan {
   std::string name() const { return chosen.candidate.name(); }
 };
 
-double candidateGain(const GradStats& stats, const Candidate& c);
+// The gain of a candidate (what the selector maximizes per second).
+using GainOf = std::function<double(const Candidate&)>;
+// Progress model gains at noise nu on N ranks (lag scales measured: none).
+GainOf progressGains(const GradStats& stats, int ranks, double nu);
 
 class Selector {
  public:
   explicit Selector(double hysteresis = 0.05) : hysteresis_(hysteresis) {}
 
   // `label` names the buffer in the log. Candidates must not be empty.
-  Plan choose(const std::vector<Candidate>& candidates, const GradStats& stats, const CostModel& model,
-              const std::string& label = "");
+  // otherSeconds: the rest of the training step (compute, other buffers'
+  // calls), added to every candidate's time when the cost is time.
+  Plan choose(const std::vector<Candidate>& candidates, const GradStats& stats, const GainOf& gainOf,
+              const CostModel& model, const std::string& label = "", double otherSeconds = 0);
   const std::string& previous() const { return previous_; }
   void reset() { previous_.clear(); }
 

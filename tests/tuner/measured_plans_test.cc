@@ -134,7 +134,8 @@ TEST(MeasuredPlans, TimingsChangeTheChoice) {
     std::vector<Candidate> cands = allreduceCandidates(kTimedAt, twoNodes(), levels);
     corrections(prof, m).apply(cands, kTimedAt, m, 0.0);
     Selector sel;
-    return sel.choose(cands, s, m).name();
+    const GainOf kept = [&](const Candidate& c) { return gain(s, c.spec.codec); };
+    return sel.choose(cands, s, kept, m).name();
   };
   EXPECT_EQ(choose(p), "sparse_ag:topk:0.01");
   p.plans.elements = kTimedAt;

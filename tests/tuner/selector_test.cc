@@ -52,11 +52,23 @@ GradStats syntheticStats(double n, double heavy, double heavyShare) {
   return s;
 }
 
+// These tests are about the selection (costs, argmax, hysteresis), so the
+// gain is the plain kept fraction of grad_stats.h's gain(), whose numbers
+// the comments compute by hand; the progress model has its own tests
+// (progress_model_test.cc).
+GainOf keptFraction(const GradStats& s) {
+  return [&s](const Candidate& c) {
+    double g = gain(s, c.spec.codec);
+    if (c.spec.hierarchical) g *= gain(s, c.spec.intraCodec);
+    return g;
+  };
+}
+
 Plan chooseOnce(const Profile& p, const GradStats& s, double n = kN,
                 std::vector<CodecParams> levels = standardCodecLevels()) {
   CostModel model(p, Device::Cpu);
   Selector sel;
-  return sel.choose(allreduceCandidates(n, twoNodes(), levels), s, model);
+  return sel.choose(allreduceCandidates(n, twoNodes(), levels), s, keptFraction(s), model);
 }
 
 TEST(Selector, FastLinkChoosesNoCompression) {
@@ -147,16 +159,16 @@ TEST(Selector, HysteresisKeepsThePreviousChoiceWithinTheMargin) {
   auto cands = allreduceCandidates(n, twoNodes(), levels);
   GradStats s = syntheticStats(n, 1, 0.5);
   // g4 = 1/1.1: q4 0.00355 > q8 0.00260.
-  EXPECT_EQ(sel.choose(cands, s, model).name(), "qa2a:q4");
+  EXPECT_EQ(sel.choose(cands, s, keptFraction(s), model).name(), "qa2a:q4");
   // g4 = 0.64: q4 0.0025, q8 0.0026016: q8 better by 4.1% < 5%: stay.
   s.quantVar[quantWidthIndex(4)] = 1 / 0.64 - 1;
-  Plan stay = sel.choose(cands, s, model);
+  Plan stay = sel.choose(cands, s, keptFraction(s), model);
   EXPECT_EQ(stay.ranked[0].candidate.name(), "qa2a:q8");
   EXPECT_EQ(stay.name(), "qa2a:q4");
   EXPECT_FALSE(stay.changed);
   // g4 = 0.6: q4 0.00234, q8 better by 11%: switch.
   s.quantVar[quantWidthIndex(4)] = 1 / 0.6 - 1;
-  Plan sw = sel.choose(cands, s, model);
+  Plan sw = sel.choose(cands, s, keptFraction(s), model);
   EXPECT_EQ(sw.name(), "qa2a:q8");
   EXPECT_TRUE(sw.changed);
 }
@@ -252,7 +264,7 @@ TEST(Selector, HierarchicalPlanCompressesOnlyTheSlowStage) {
   CostModel model(p, Device::Cpu);
   Selector sel;
   GradStats s = syntheticStats(kN, 1049, 0.05);
-  Plan plan = sel.choose(allreduceCandidates(kN, t, standardCodecLevels()), s, model);
+  Plan plan = sel.choose(allreduceCandidates(kN, t, standardCodecLevels()), s, keptFraction(s), model);
   EXPECT_EQ(plan.name().rfind("hier/none/", 0), 0u) << plan.name() << "\n" << describeRanking(plan, 8);
   EXPECT_NE(plan.chosen.candidate.spec.codec.kind, CodecKind::None);
 }

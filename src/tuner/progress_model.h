@@ -1,0 +1,153 @@
+// The gain auto maximizes per second (DESIGN.md section 1): the expected
+// training progress of one call's averaged update under a plan, relative to
+// the exact allreduce's. The derivation, with references, is in
+// src/tuner/README.md; each function below is one of its terms.
+//
+//   gain    = (1 + nu) / (1 + nu + penalty)                  descent lemma
+//   penalty = drift * M(mu, psi) * tau^2 / (1 + nu)          error-feedback lag
+//   tau     = a / (1 - a) * sumK / N                         what is owed, in calls
+//   M       = (1 + mu)(1 - mu psi) / ((1 - mu)(1 + mu psi))  momentum
+//
+//   nu     the noise of the exact average over its signal, E||gbar - G||^2 /
+//          ||G||^2 (gradient noise scale, McCandlish et al. 2018), from the
+//          statistics' count sketches: N ranks average the noise down;
+//   drift  ||G_t - G_{t-1}||^2 / ||G||^2, how far the signal moves in one
+//          call, from two exchanges on consecutive calls;
+//   a      the part of a codec's error along its input (unbiased codecs 0,
+//          top-K 1 - kept fraction, the scaled sign from its statistics);
+//          with error feedback the update owes a / (1 - a) calls of signal
+//          along G in steady state (Stich & Karimireddy 2020's virtual
+//          sequence), summed over the encodings a coordinate passes;
+//   M      how much the optimizer's momentum mu amplifies that lag for
+//          gradients whose call-to-call correlation is psi.
+//
+// Everything is a function of exactly reduced statistics, the plan and
+// SQZ_MOMENTUM, so every rank computes the same numbers.
+#pragma once
+
+#include <limits>
+#include <map>
+#include <string>
+
+#include "kernels/grad_stats.h"
+#include "src/tuner/plan_name.h"
+
+namespace sqz {
+
+// Signal and noise of one buffer's gradient from its count sketches
+// (GradStats::sketch): S = ||sketch of sum_i g_i||^2 and Q = sum_i ||sketch
+// of g_i||^2 over N ranks. With g_i = G + xi_i: E[S - Q] = N (N-1) ||G||^2
+// and E[N Q - S] = N (N-1) sigma^2 (on the sketched elements), so the exact
+// average's noise over its signal is
+//   nu = sigma^2 / (N ||G||^2) = (N Q - S) / (N (S - Q)).
+struct NoiseScale {
+  double signalSq = 0;  // ||G||^2 on the sketched elements
+  double noise = 0;     // nu
+  bool known = false;   // S > Q: a signal is visible (else nu is taken as 0)
+};
+NoiseScale noiseScale(double sketchSumSq, double sketchSq, int ranks);
+
+// What the gain needs besides a plan: nu, the signal's drift per call (when
+// no pair of exchanges measured it yet: the step size best for noise nu
+// moves G by 1 / sqrt(1 + nu) of itself, drift 1 / (1 + nu)), and the
+// optimizer's momentum (SGD's momentum, Adam's beta1; SQZ_MOMENTUM).
+struct ProgressInputs {
+  double nu = 0;
+  double drift = 0;
+  bool driftKnown = false;
+  double momentum = 0.9;
+};
+double driftPerCall(const ProgressInputs& in);
+
+// The averaged gradient's correlation between consecutive calls:
+// <gbar_t, gbar_{t-1}> / ||gbar||^2 = (1 - drift / 2) / (1 + nu).
+double callCorrelation(const ProgressInputs& in);
+
+// The momentum factor: ||gbar||^2 / ((1 - mu)^2 ||m||^2) for the heavy-ball
+// buffer m = sum_k mu^k gbar_{t-k} of gradients with call-to-call
+// correlation psi^k: (1 + mu)(1 - mu psi) / ((1 - mu)(1 + mu psi)). 1 without
+// momentum or for a gradient that never changes (psi = 1); (1 + mu) /
+// (1 - mu) = 19 at mu = 0.9 for uncorrelated ones.
+double momentumFactor(double mu, double psi);
+
+// The squared gradient error, over ||G||^2, of an update that owes tau
+// calls of signal: drift * M * tau^2 / (1 + nu).
+double lagPenalty(const ProgressInputs& in, double tau);
+
+// The descent lemma's progress with that gradient error added to the noise
+// (McCandlish et al. 2018's progress at the best step size), relative to
+// exact: (1 + nu) / (1 + nu + lagPenalty). 1 when tau = 0.
+double progressGain(const ProgressInputs& in, double tau);
+
+// How a codec loses information, from the statistics of g.
+struct CodecLoss {
+  enum class Kind { Exact, ErrorFeedback, NotContractive, Variance } kind = Kind::Exact;
+  double aligned = 0;  // ErrorFeedback: the error's part along the input, <e, x> / ||x||^2
+  double omega = 0;    // Variance: unbiased error power over ||x||^2, never fed back
+};
+CodecLoss codecLoss(const GradStats& s, const CodecParams& p);
+
+// The signal one encoding owes in steady state, in calls of its input's
+// signal: owed' = a (owed + 1), so a / (1 - a). Infinite for a >= 1.
+double owedCalls(double aligned);
+
+// How many ranks' inputs are summed in each encoding a coordinate passes
+// through under `algorithm` on N ranks (what is owed adds up over them):
+// qa2a: N-1 ranks' own (1 each) and the owner's sum (N); qring: the partial
+// sums 1 .. N of the ring; sparse, randk, gather: each rank's own (N
+// encodings of 1).
+double encodingSumK(const std::string& algorithm, int ranks);
+
+// tau of a plan: owedCalls(a) * sumK / N (0 for an exact or variance-only
+// codec, infinite for one that is not contractive).
+double predictedLag(const GradStats& s, const PlanSpec& plan, int ranks);
+
+// The progress gain of a plan: progressGain of its tau (times lagScale, a
+// measured correction), or for a codec without error feedback (random-K
+// rescaled) the descent lemma with its added variance:
+// (1 + nu) / (1 + nu + omega (1 + nu)); 0 for a codec that is not
+// contractive (q1: its residual grows without bound).
+double planGain(const GradStats& s, const PlanSpec& plan, int ranks, const ProgressInputs& in,
+                double lagScale = 1.0);
+
+// What a buffer's tuner learns from exchange to exchange: the sketch sums
+// (signal and noise), averaged over the last exchanges (kSmoothing); the
+// drift between two exchanges on consecutive calls (TuningState pairs
+// them); and for each plan that has run, how its measured lag (<ebar, G> /
+// ||G||^2 on the sketches) compares with the prediction: a factor that
+// multiplies the prediction from then on.
+class ProgressTracker {
+ public:
+  static constexpr double kSmoothing = 8;  // exchanges averaged over (running mean, then exponential)
+
+  // One exchange's reduced statistics, taken at the buffer's call number
+  // `call` with sketch seed `seed`, while `plan` ran the calls before it
+  // (empty: the plan changed since, or no plan yet).
+  void update(const GradStats& reduced, int ranks, uint64_t call, uint64_t seed, const std::string& plan,
+              const PlanSpec* spec);
+  ProgressInputs inputs(int ranks, double momentum) const;
+  NoiseScale noise(int ranks) const;
+  // The factor measured for `plan` (1 when never measured).
+  double lagScale(const std::string& plan) const;
+  // Last measured lag of the plan that ran (NaN: none).
+  double measuredLag() const { return measuredLag_; }
+  double otherSeconds() const { return other_; }
+
+ private:
+  double s_ = 0, q_ = 0, other_ = 0;
+  double driftNum_ = 0, driftDen_ = 0, driftWeight_ = 0;
+  double measuredLag_ = std::numeric_limits<double>::quiet_NaN();
+  uint64_t updates_ = 0;
+  // The previous exchange's sketch, for the drift.
+  bool havePrev_ = false;
+  uint64_t prevCall_ = 0, prevSeed_ = 0;
+  double prevS_ = 0, prevQ_ = 0;
+  double prev_[GradStats::kSketch] = {};
+  struct Measured {
+    double logScale = 0;
+    double weight = 0;
+  };
+  std::map<std::string, Measured> measured_;
+};
+
+}  // namespace sqz

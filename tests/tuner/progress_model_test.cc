@@ -1,0 +1,243 @@
+// Each term of the gain model (src/tuner/progress_model.h, derived in
+// src/tuner/README.md) against numbers computed by hand in the comments,
+// and the estimators against synthetic ranks whose signal, noise, drift
+// and residual are known.
+#include "src/tuner/progress_model.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu_codec.h"
+#include "src/codec/codec_spec.h"
+
+namespace sqz {
+namespace {
+
+PlanSpec plan(const char* algorithm, const char* codec) {
+  PlanSpec p;
+  p.algorithm = algorithm;
+  p.codec = parseCodecSpec(codec);
+  return p;
+}
+
+TEST(ProgressModel, NoiseScaleFromSketchSums) {
+  // N = 4, S = 40, Q = 16: ||G||^2 = (40 - 16) / (4 * 3) = 2;
+  // nu = (4 * 16 - 40) / (4 * (40 - 16)) = 24 / 96 = 0.25.
+  NoiseScale n = noiseScale(40, 16, 4);
+  EXPECT_TRUE(n.known);
+  EXPECT_DOUBLE_EQ(n.signalSq, 2.0);
+  EXPECT_DOUBLE_EQ(n.noise, 0.25);
+  // Identical ranks (S = N Q): no noise.
+  EXPECT_DOUBLE_EQ(noiseScale(64, 16, 4).noise, 0.0);
+  // S <= Q: no visible signal; one rank: nothing to compare.
+  EXPECT_FALSE(noiseScale(16, 16, 4).known);
+  EXPECT_FALSE(noiseScale(40, 16, 1).known);
+}
+
+TEST(ProgressModel, DriftAndCorrelation) {
+  ProgressInputs in;
+  in.nu = 1.0;
+  // Unknown drift: the best step for noise 1 moves G by 1/sqrt(2): drift 0.5.
+  EXPECT_DOUBLE_EQ(driftPerCall(in), 0.5);
+  in.driftKnown = true;
+  in.drift = 0.4;
+  EXPECT_DOUBLE_EQ(driftPerCall(in), 0.4);
+  // (1 - 0.4 / 2) / (1 + 1) = 0.4.
+  EXPECT_DOUBLE_EQ(callCorrelation(in), 0.4);
+}
+
+TEST(ProgressModel, MomentumFactor) {
+  // (1 + mu)(1 - mu psi) / ((1 - mu)(1 + mu psi)) at mu = 0.9, psi = 0.4:
+  // 1.9 * 0.64 / (0.1 * 1.36) = 8.9412.
+  EXPECT_NEAR(momentumFactor(0.9, 0.4), 1.216 / 0.136, 1e-12);
+  EXPECT_DOUBLE_EQ(momentumFactor(0.0, 0.4), 1.0);             // plain SGD
+  EXPECT_NEAR(momentumFactor(0.9, 1.0), 1.0, 1e-12);           // a gradient that never changes
+  EXPECT_NEAR(momentumFactor(0.9, 0.0), 19.0, 1e-12);          // uncorrelated calls: (1 + mu) / (1 - mu)
+  EXPECT_GT(momentumFactor(0.99, 0.0), momentumFactor(0.9, 0.0));
+}
+
+TEST(ProgressModel, LagPenaltyAndGain) {
+  ProgressInputs in;
+  in.nu = 1.0;
+  in.drift = 0.4;
+  in.driftKnown = true;
+  in.momentum = 0.9;
+  // tau = 2: 0.4 * 8.9412 * 4 / 2 = 7.1529; gain 2 / (2 + 7.1529) = 0.21851.
+  const double m = 1.216 / 0.136;
+  EXPECT_NEAR(lagPenalty(in, 2.0), 0.4 * m * 4 / 2, 1e-12);
+  EXPECT_NEAR(progressGain(in, 2.0), 2 / (2 + 0.4 * m * 2), 1e-12);
+  EXPECT_DOUBLE_EQ(progressGain(in, 0.0), 1.0);
+  EXPECT_DOUBLE_EQ(progressGain(in, INFINITY), 0.0);
+  // Without momentum: 0.4 * 1 * 4 / 2 = 0.8; gain 2 / 2.8.
+  in.momentum = 0.0;
+  EXPECT_NEAR(progressGain(in, 2.0), 2 / 2.8, 1e-12);
+  // More noise hides the same lag: nu = 3: psi = 0.8 / 4 = 0.2, penalty
+  // 0.4 * 4 / 4 = 0.4, gain 4 / 4.4.
+  in.nu = 3.0;
+  EXPECT_NEAR(progressGain(in, 2.0), 4 / 4.4, 1e-12);
+}
+
+TEST(ProgressModel, OwedCallsAndEncodingPaths) {
+  // owed' = a (owed + 1): a / (1 - a).
+  EXPECT_DOUBLE_EQ(owedCalls(0.0), 0.0);
+  EXPECT_DOUBLE_EQ(owedCalls(0.5), 1.0);
+  EXPECT_DOUBLE_EQ(owedCalls(0.8), 4.0);
+  EXPECT_TRUE(std::isinf(owedCalls(1.0)));
+  // N = 4: qa2a 3 ranks' own + the owner's sum of 4 = 7; qring 1+2+3+4 =
+  // 10; each rank's own: 4.
+  EXPECT_DOUBLE_EQ(encodingSumK("qa2a", 4), 7.0);
+  EXPECT_DOUBLE_EQ(encodingSumK("qring", 4), 10.0);
+  EXPECT_DOUBLE_EQ(encodingSumK("sparse_ag", 4), 4.0);
+  EXPECT_DOUBLE_EQ(encodingSumK("sparse_split", 4), 4.0);
+}
+
+// 1000 elements, sumSq 1: 10 values hold half of it (bin 200), the rest
+// the other half; the sign codec's error is 20% along x.
+GradStats handStats() {
+  GradStats s;
+  clearStats(&s);
+  s.elements = 1000;
+  s.sumSq = 1.0;
+  s.binCount[200] = 10;
+  s.binSumSq[200] = 0.5;
+  s.binCount[100] = 990;
+  s.binSumSq[100] = 0.5;
+  s.signKept = 0.6;
+  s.signAligned = 0.2;
+  s.quantVar[quantWidthIndex(2)] = 0.3;
+  return s;
+}
+
+TEST(ProgressModel, PredictedLagPerCodecAndAlgorithm) {
+  const GradStats s = handStats();
+  // top-K 1% keeps the 10 largest = 0.5: a = 0.5, owed 1 call; each rank
+  // encodes its own: tau = 1 * 4 / 4 = 1.
+  EXPECT_NEAR(predictedLag(s, plan("sparse_ag", "topk:0.01"), 4), 1.0, 1e-12);
+  EXPECT_NEAR(predictedLag(s, plan("sparse_split", "topk:0.01"), 4), 1.0, 1e-12);
+  // sign: a = 0.2, owed 0.25; qa2a: 0.25 * 7 / 4 = 0.4375; qring: 0.625.
+  EXPECT_NEAR(predictedLag(s, plan("qa2a", "sign"), 4), 0.4375, 1e-12);
+  EXPECT_NEAR(predictedLag(s, plan("qring", "sign"), 4), 0.625, 1e-12);
+  // Stochastic rounding owes nothing along x; one stochastic bit is not
+  // contractive; exact owes nothing.
+  EXPECT_DOUBLE_EQ(predictedLag(s, plan("qa2a", "q2"), 4), 0.0);
+  EXPECT_TRUE(std::isinf(predictedLag(s, plan("qa2a", "q1"), 4)));
+  EXPECT_DOUBLE_EQ(predictedLag(s, plan("ring", "none"), 4), 0.0);
+}
+
+TEST(ProgressModel, PlanGainCombinesTheTerms) {
+  const GradStats s = handStats();
+  ProgressInputs in;
+  in.nu = 1.0;
+  in.drift = 0.4;
+  in.driftKnown = true;
+  in.momentum = 0.9;
+  const double m = 1.216 / 0.136;
+  // sparse_ag:topk:0.01: tau 1: penalty 0.4 * m / 2; gain 2 / (2 + 0.2 m).
+  EXPECT_NEAR(planGain(s, plan("sparse_ag", "topk:0.01"), 4, in), 2 / (2 + 0.2 * m), 1e-12);
+  // A measured correction of 2 doubles tau: penalty x 4.
+  EXPECT_NEAR(planGain(s, plan("sparse_ag", "topk:0.01"), 4, in, 2.0), 2 / (2 + 0.8 * m), 1e-12);
+  EXPECT_DOUBLE_EQ(planGain(s, plan("qa2a", "q2"), 4, in), 1.0);
+  EXPECT_DOUBLE_EQ(planGain(s, plan("qa2a", "q1"), 4, in), 0.0);
+  // Random-K 1% rescaled, without error feedback: omega = 1/0.01 - 1 = 99,
+  // gain (1 + nu) / ((1 + nu)(1 + 99)) = 0.01.
+  EXPECT_NEAR(planGain(s, plan("randk", "randk:0.01:rescale"), 4, in), 0.01, 1e-12);
+  // Non-finite statistics: no codec applies.
+  GradStats bad = s;
+  bad.nonFinite = 1;
+  EXPECT_DOUBLE_EQ(planGain(bad, plan("ring", "none"), 4, in), 0.0);
+}
+
+// Four synthetic ranks: g_i = G_t + xi_i with G_t = cos(0.1 t) A + sin(0.1 t) B
+// (A, B independent, unit variance per element: ||G_t|| stays put, and
+// ||G_t - G_{t-1}||^2 / ||G||^2 = 2 (1 - cos 0.1) = 0.009992 per call).
+struct SyntheticRanks {
+  static constexpr int N = 4;
+  size_t n = 1 << 16;
+  std::vector<float> A, B;
+  double sigma = 0;
+  std::mt19937 rng{3};
+
+  SyntheticRanks(double sigmaIn) : A(n), B(n), sigma(sigmaIn) {
+    std::normal_distribution<float> d(0.0f, 1.0f);
+    for (size_t i = 0; i < n; ++i) A[i] = d(rng), B[i] = d(rng);
+  }
+
+  // The reduced statistics of call t, with every rank's residual = owed G_t
+  // (so the averaged update owes tau = owed calls along G).
+  GradStats reduced(int t, double owed, uint64_t seed) {
+    std::normal_distribution<float> d(0.0f, static_cast<float>(sigma));
+    GradStats sum;
+    clearStats(&sum);
+    for (int r = 0; r < N; ++r) {
+      std::vector<float> g(n), e(n);
+      for (size_t i = 0; i < n; ++i) {
+        const float gt = static_cast<float>(std::cos(0.1 * t) * A[i] + std::sin(0.1 * t) * B[i]);
+        g[i] = gt + d(rng);
+        e[i] = static_cast<float>(owed) * gt;  // sum over ranks: N owed G_t, ebar = owed G_t
+      }
+      GradStats s;
+      clearStats(&s);
+      gradStatsCpu(g.data(), sqzFloat32, nullptr, n, &s);
+      statsSketchCpu(g.data(), sqzFloat32, n, 0, seed, s.sketch);
+      for (double v : s.sketch) s.sketchSq += v * v;
+      s.sketchRanks = 1;
+      statsSketchCpu(e.data(), sqzFloat32, n, 0, seed, s.sketchResidual);
+      s.residualRanks = 1;
+      addStats(&sum, s);
+    }
+    return sum;
+  }
+};
+
+TEST(ProgressTracker, RecoversTheNoiseScale) {
+  // sigma^2 = 4 per element against ||G||^2 = 1 per element, 4 ranks:
+  // nu = 4 / (4 * 1) = 1.
+  SyntheticRanks ranks(2.0);
+  ProgressTracker tracker;
+  for (int t = 0; t < 24; ++t) tracker.update(ranks.reduced(0, 0.0, t), 4, 2 * t, t, "", nullptr);
+  EXPECT_NEAR(tracker.inputs(4, 0.9).nu, 1.0, 0.15);
+  EXPECT_FALSE(tracker.inputs(4, 0.9).driftKnown);  // never two exchanges on consecutive calls
+}
+
+TEST(ProgressTracker, RecoversDriftAndMeasuredLag) {
+  // sigma = 0.2: nu = 0.04 / 4 = 0.01; drift 2 (1 - cos 0.1) = 0.009992
+  // per call. Each rank's residual is 0.5 G_t: ebar = 0.5 G_t,
+  // <ebar, G> / ||G||^2 = 0.5 calls owed.
+  SyntheticRanks ranks(0.2);
+  ProgressTracker tracker;
+  const PlanSpec sign = plan("qa2a", "sign");
+  for (int t = 0; t < 32; ++t) tracker.update(ranks.reduced(t, 0.5, t / 2), 4, static_cast<uint64_t>(t), t / 2, "qa2a:sign", &sign);
+  const ProgressInputs in = tracker.inputs(4, 0.9);
+  EXPECT_NEAR(in.nu, 0.01, 0.005);
+  ASSERT_TRUE(in.driftKnown);
+  EXPECT_NEAR(in.drift, 2 * (1 - std::cos(0.1)), 0.003);
+  EXPECT_NEAR(tracker.measuredLag(), 0.5, 0.05);
+  // No plan to measure (it changed, or none ran yet): nothing measured.
+  ProgressTracker none;
+  none.update(ranks.reduced(0, 0.0, 0), 4, 0, 0, "", nullptr);
+  EXPECT_FALSE(std::isfinite(none.measuredLag()));
+  EXPECT_DOUBLE_EQ(none.lagScale("qa2a:sign"), 1.0);
+}
+
+TEST(ProgressTracker, MeasuredLagCorrectsThatPlansPrediction) {
+  // A plan predicted to owe tau_p whose residual owes 4 tau_p: its factor
+  // becomes 4 (log-averaged), other plans keep 1.
+  SyntheticRanks ranks(0.5);
+  ProgressTracker tracker;
+  const PlanSpec topk = plan("sparse_ag", "topk:0.1");
+  for (int t = 0; t < 16; ++t) {
+    GradStats s = ranks.reduced(t, 0.0, t / 2);
+    const double predicted = predictedLag(s, topk, 4);
+    ASSERT_GT(predicted, 0.0);
+    s = ranks.reduced(t, 4 * predicted, t / 2);
+    tracker.update(s, 4, static_cast<uint64_t>(t), t / 2, "sparse_ag:topk:0.1", &topk);
+  }
+  EXPECT_NEAR(tracker.lagScale("sparse_ag:topk:0.1"), 4.0, 0.8);
+  EXPECT_DOUBLE_EQ(tracker.lagScale("qa2a:q4"), 1.0);
+}
+
+}  // namespace
+}  // namespace sqz
