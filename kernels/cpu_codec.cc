@@ -559,10 +559,17 @@ size_t gatherRandK(const CodecParams& p, const EncodeArgs& a, size_t k, float* v
   return 0;
 }
 
-// e' = y - decoded everywhere: y where nothing was sent.
+// e' = y - decoded everywhere: y where nothing was sent. Rescaled values
+// are an unbiased estimate of all of y and go without error feedback (fed
+// back, the rescaled values' error would grow the residual without bound):
+// e' = 0.
 template <class T>
-void randkResidual(const EncodeArgs& a, size_t k, const float* y, const float* dec) {
+void randkResidual(const EncodeArgs& a, bool rescale, size_t k, const float* y, const float* dec) {
   if (!a.residual) return;
+  if (rescale) {
+    std::memset(a.residual, 0, a.count * sizeof(float));
+    return;
+  }
   const RngKey key = makeRngKey(a.seed, a.step, 0);
   const T* g = typed<T>(a.input);
   float* e = a.residual;
@@ -584,7 +591,7 @@ size_t encodeRandK(const CodecParams& p, const EncodeArgs& a, const PayloadLayou
   gatherRandK<T>(plain, a, k, y.data());
   for (size_t j = 0; j < k; ++j) v[j] = p.rescale ? fmulRn(y[j], randkScale(j, a.count, k)) : y[j];
   size_t bad = writeValues(p.values, v.data(), k, l, payload, dec.data());
-  randkResidual<T>(a, k, y.data(), dec.data());
+  randkResidual<T>(a, p.rescale, k, y.data(), dec.data());
   return bad;
 }
 
@@ -676,7 +683,7 @@ void randkGatherTyped(const CodecParams& p, const EncodeArgs& a, float* values) 
     values[j] = p.values == ValueFormat::Bf16 ? bf16ToFloat(floatToBf16(v)) : v;
     dec[j] = values[j];
   }
-  randkResidual<T>(a, k, y.data(), dec.data());
+  randkResidual<T>(a, p.rescale, k, y.data(), dec.data());
 }
 
 }  // namespace

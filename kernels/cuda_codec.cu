@@ -921,7 +921,11 @@ void encodeRandK(const CodecParams& p, const EncodeArgs& a, const PayloadLayout&
   const unsigned kg = gridFor(k, 256, 4096);
   const bool roundBf16 = denseValues && p.values == ValueFormat::Bf16;
   randkGatherKernel<T><<<kg, 256, 0, s>>>(g, a.residual, n, k, key, a.chunkOffset, p.rescale, roundBf16, v);
-  if (a.residual) residualAddKernel<T><<<gridFor(n, kThreads * kPerThread), kThreads, 0, s>>>(g, a.residual, n, vec);
+  // Rescaled: an unbiased estimate of all of g + e, without error feedback
+  // (randkResidual on the CPU): e' = 0.
+  float* e = p.rescale ? nullptr : a.residual;
+  if (a.residual && p.rescale) SQZ_CUDA_CHECK(cudaMemsetAsync(a.residual, 0, n * sizeof(float), s));
+  if (e) residualAddKernel<T><<<gridFor(n, kThreads * kPerThread), kThreads, 0, s>>>(g, e, n, vec);
   SQZ_CUDA_LAUNCHED();
   if (!denseValues && p.values == ValueFormat::Int8) {
     DecodeExpect rk;
@@ -931,10 +935,10 @@ void encodeRandK(const CodecParams& p, const EncodeArgs& a, const PayloadLayout&
     rk.step = a.step;
     int8ScaleKernel<<<1, 1024, 0, s>>>(v, k, reinterpret_cast<float*>(payload + l.scale));
     int8ValuesKernel<<<kg, 256, 0, s>>>(v, k, reinterpret_cast<float*>(payload + l.scale),
-                                        reinterpret_cast<int8_t*>(payload + l.body), a.residual, nullptr, rk);
+                                        reinterpret_cast<int8_t*>(payload + l.body), e, nullptr, rk);
   } else {
     randkValuesKernel<<<kg, 256, 0, s>>>(v, n, k, key, a.chunkOffset, denseValues ? ValueFormat::Fp32 : p.values,
-                                         denseValues ? nullptr : payload + l.body, a.residual);
+                                         denseValues ? nullptr : payload + l.body, e);
   }
   SQZ_CUDA_LAUNCHED();
 }
