@@ -1168,6 +1168,8 @@ void addTypedKernels(std::vector<const void*>& k) {
       reinterpret_cast<const void*>(&tileWriteKernel<T>),
       reinterpret_cast<const void*>(&randkGatherKernel<T>),
       reinterpret_cast<const void*>(&residualAddKernel<T>),
+      reinterpret_cast<const void*>(&signEncodeKernel<T>),
+      reinterpret_cast<const void*>(&sketchKernel<T>),
   };
   k.insert(k.end(), std::begin(entries), std::end(entries));
 }
@@ -1193,6 +1195,8 @@ std::vector<const void*> cudaCodecKernelEntries() {
       reinterpret_cast<const void*>(&int8ValuesKernel),
       reinterpret_cast<const void*>(&randkValuesKernel),
       reinterpret_cast<const void*>(&randkScatterKernel),
+      reinterpret_cast<const void*>(&signDecodeKernel),
+      reinterpret_cast<const void*>(&sketchNormKernel),
   };
   addTypedKernels<float>(k);
   addTypedKernels<Fp16Bits>(k);
