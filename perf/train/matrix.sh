@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Issue 14's training matrix: one process per run (model, link, seed, spec),
+# resumable: a run whose row is already in $OUT/runs.csv is skipped, so the
+# matrix can be filled in over several commands (each under
+# /work/tools/quiet.sh, each short). perf/train/acceptance.py recomputes
+# every acceptance number from what this writes:
+#   $OUT/runs.csv                         one row per finished run
+#   $OUT/curves/LINK_MODEL_sSEED_SPEC.csv the run's evaluation curve (sqz_train_bench's CSV)
+#   $OUT/tuner/LINK_MODEL_sSEED.jsonl.gz  auto's decisions (SQZ_TUNER_LOG, rank 0)
+#   $OUT/logs/..., $OUT/profile_LINK.json, $OUT/commands.txt
+#
+#   perf/train/matrix.sh MODEL/LINK...    e.g. logreg/loopback mlp/100mbit
+#
+# MODEL: logreg, mlp (perf/train/sqz_train_bench) or cnn (torch_train_bench.py
+# through sqz.torch; needs PYTHON with torch and sqz importable). LINK:
+# loopback (4 ranks on this host) or 1gbit, 100mbit, 10mbit (4 namespaces,
+# perf/netbench/testbed.sh). Environment: SEEDS (default "1 2 3"), SPECS
+# (comma-separated; default below), BUILD (holding perf/train/sqz_train_bench;
+# default build), OUT (default perf/results/train14), NAME and SUBNET (the
+# testbed's; default trn, 10.214.0), PYTHON (default /usr/bin/python3, which has Debian's torch), MAX_RUNS (stop
+# after this many new runs; default unlimited). Needs root for the testbed.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=${BUILD:-$root/build}
+bin=$build/perf/train/sqz_train_bench
+out=${OUT:-$root/perf/results/train14}
+seeds=${SEEDS:-1 2 3}
+name=${NAME:-trn}
+subnet=${SUBNET:-10.214.0}
+python=${PYTHON:-/usr/bin/python3}
+maxRuns=${MAX_RUNS:-0}
+testbed=$root/perf/netbench/testbed.sh
+mkdir -p "$out/curves" "$out/tuner" "$out/logs"
+runs=$out/runs.csv
+[ -f "$runs" ] || echo "model,link,seed,spec,steps_planned,steps_run,final_acc,wall_s,bytes_per_rank,setup_s,plans,curve,elapsed_s,commit,date" > "$runs"
+commit=$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- . ':!perf/results' || echo +dirty)
+
+# Every codec on loopback (what decides auto's menu); on shaped links the
+# ones that can train (q1 diverges, randk's rescaled variance is 1/ratio).
+default_specs() {
+  case $1 in
+    loopback) echo none,bf16,q8,q4,q2,q1,sign,topk:0.1,topk:0.01,topk:0.001,randk:0.01:rescale,auto;;
+    *)        echo none,bf16,q8,q4,q2,sign,topk:0.1,topk:0.01,topk:0.001,auto;;
+  esac
+}
+
+# Budgets: the step count of the exact run's schedule (the same for every
+# spec: the cosine decay spans it), and a wall-time cap per run. Exact
+# training is deterministic and link-independent (same parameter hashes at
+# every evaluation: acceptance.py checks it), so where the cap stops `none`
+# before the target its time is projected from its measured seconds per
+# step, and the report says so.
+args_for() {
+  local model=$1 link=$2 steps cap=0 every
+  case $model in
+    logreg) steps=400; every=20;;
+    mlp)    steps=300; every=30;;
+    cnn)    steps=400; every=25;;
+  esac
+  case $model/$link in
+    */loopback) cap=0;;
+    */1gbit)    cap=60;;
+    */100mbit)  cap=45;;
+    logreg/10mbit) cap=30;;
+    */10mbit)   cap=120;;
+  esac
+  local a="--steps $steps --eval-every $every --seed $seed"
+  [ "$cap" = 0 ] || a="$a --max-seconds $cap --eval-seconds $(/usr/bin/python3 -c "print($cap / 15)")"
+  echo "$a"
+}
+
+cleanup() { [ -z "${up:-}" ] || "$testbed" down --name "$name" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+done_runs=0
+up=""
+for cell in "$@"; do
+  model=${cell%%/*}
+  link=${cell#*/}
+  case $model in logreg|mlp|cnn) ;; *) echo "unknown model in $cell" >&2; exit 2;; esac
+  case $link in loopback|1gbit|100mbit|10mbit) ;; *) echo "unknown link in $cell" >&2; exit 2;; esac
+  IFS=, read -r -a specs <<< "${SPECS:-$(default_specs "$link")}"
+  profile=$out/profile_$link.json
+  for seed in $seeds; do
+    for spec in "${specs[@]}"; do
+      if grep -q "^$model,$link,$seed,$spec," "$runs"; then continue; fi
+      if [ "$maxRuns" -gt 0 ] && [ "$done_runs" -ge "$maxRuns" ]; then echo "# MAX_RUNS reached"; exit 0; fi
+      tag=${link}_${model}_s${seed}_${spec//:/-}
+      curve=curves/$tag.csv
+      env=(SQZ_PROFILE="$profile" SQZ_CALIBRATE=quick UCX_WARN_UNUSED_ENV_VARS=n SQZ_SEED="$seed" OMP_NUM_THREADS=1)
+      [ "$spec" = auto ] && env+=(SQZ_TUNER_LOG="$out/tuner/${link}_${model}_s${seed}.jsonl")
+      [ "$spec" = auto ] && rm -f "$out/tuner/${link}_${model}_s${seed}.jsonl"*
+      if [ "$model" = cnn ]; then
+        env+=(PYTHONPATH="$root/python" SQZ_LIBRARY="$build/libsqz.so")
+        prog=("$python" "$here/torch_train_bench.py" --method "$spec")
+      else
+        prog=("$bin" --model "$model" --methods "$spec")
+        # logreg's 31 KB weights are under the default table's 64 KiB exact
+        # bound: let auto decide from 4 KiB up, as SQZ_MIN_BYTES does for fixed specs.
+        [ "$model" = logreg ] && prog+=(--tune "allreduce:0-4k:@direct#allreduce:4k-inf:@auto")
+      fi
+      # shellcheck disable=SC2046
+      prog+=($(args_for "$model" "$link") --link "$link" --out "$out/$curve")
+      if [ "$link" = loopback ]; then
+        cmd=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np 4)
+        for e in "${env[@]}"; do cmd+=(-x "$e"); done
+        cmd+=("${prog[@]}")
+      else
+        if [ "$up" != "$link" ]; then
+          cleanup
+          "$testbed" up --ns 4 --rate "$link" --name "$name" --subnet "$subnet" >/dev/null
+          up=$link
+        fi
+        cmd=("$testbed" run --name "$name")
+        for e in "${env[@]}"; do cmd+=(--env "$e"); done
+        cmd+=(-- "${prog[@]}")
+      fi
+      echo "\$ ${cmd[*]}" | sed "s|$root/||g" >> "$out/commands.txt"
+      t0=$(date +%s.%N)
+      if ! "${cmd[@]}" > /dev/null 2> "$out/logs/$tag.log" < /dev/null; then
+        echo "FAILED: $tag (see $out/logs/$tag.log)" | tee -a "$out/commands.txt"
+        continue
+      fi
+      [ "$spec" = auto ] && [ -f "$out/tuner/${link}_${model}_s${seed}.jsonl" ] &&
+        gzip -f -9 "$out/tuner/${link}_${model}_s${seed}.jsonl"
+      elapsed=$(/usr/bin/python3 -c "import time; print('%.1f' % (time.time() - $t0))")
+      /usr/bin/python3 - "$out/$curve" "$model" "$link" "$seed" "$spec" "$curve" "$elapsed" "$commit" >> "$runs" <<'EOF'
+import csv, sys, time
+path, model, link, seed, spec, curve, elapsed, commit = sys.argv[1:]
+rows = list(csv.DictReader(open(path)))
+last = rows[-1]
+print(",".join([model, link, seed, spec, last["steps_planned"], last["step"], last["test_acc"], last["wall_s"],
+                last["bytes_per_rank"], last["setup_s"], '"%s"' % last["plans"], curve, elapsed, commit,
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())]))
+EOF
+      echo "# $tag: ${elapsed}s, acc $(tail -1 "$runs" | cut -d, -f7)" | tee -a "$out/commands.txt"
+      done_runs=$((done_runs + 1))
+    done
+  done
+done

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Shows that the gain model's unit tests (progress_model_test.cc) can fail:
+# breaks one term of src/tuner/progress_model.cc at a time (each mutation a
+# plausible mistake: a term left out or mis-derived), rebuilds the tuner
+# tests and expects at least one ProgressModel/ProgressTracker test to fail;
+# restores the file after each. Not part of CI (a rebuild per mutation).
+#   tests/tuner/progress_model_mutations.sh [BUILD_DIR]   (default build)
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+build=${1:-build}
+src=src/tuner/progress_model.cc
+backup=$(mktemp)
+cp "$src" "$backup"
+trap 'cp "$backup" "$src"; rm -f "$backup"' EXIT
+
+# name | sed expression (each must change the file)
+mutations=(
+  "noise not averaged over N ranks|s|/ (N \* (sketchSumSq - sketchSq))|/ (sketchSumSq - sketchSq)|"
+  "default drift ignores the noise|s|: 1.0 / (1.0 + std::max(0.0, in.nu));|: 1.0;|"
+  "call correlation ignores the noise|s|std::min(driftPerCall(in), 4.0)) / (1.0 + std::max(0.0, in.nu))|std::min(driftPerCall(in), 4.0))|"
+  "momentum left out|s|return (1.0 + mu) \* (1.0 - mu \* psi) / ((1.0 - mu) \* (1.0 + mu \* psi));|return 1.0;|"
+  "lag penalty linear in tau|s|\* tau \* tau / a;|* tau / a;|"
+  "noise does not hide the lag|s|return a / (a + p);|return 1.0 / (1.0 + p);|"
+  "owed calls = aligned fraction|s|return aligned / (1.0 - aligned);|return aligned;|"
+  "qring owes like one encoding per rank|s|return N \* (N + 1) / 2;|return N;|"
+  "qa2a owner re-encoding left out|s|return (N - 1) + N;|return N;|"
+  "rescaled random-K variance off by one|s|l.omega = 1.0 / gain(s, p) - 1.0;|l.omega = 1.0 / gain(s, p);|"
+)
+caught=0
+for m in "${mutations[@]}"; do
+  name=${m%%|*}
+  expr=${m#*|}
+  cp "$backup" "$src"
+  sed -i "$expr" "$src"
+  if cmp -s "$backup" "$src"; then echo "MUTATION DID NOT APPLY: $name"; exit 2; fi
+  if ! cmake --build "$build" --target sqz_tuner_tests > /tmp/progress_mutation_build.log 2>&1; then
+    echo "BUILD FAILED: $name (see /tmp/progress_mutation_build.log)"; exit 2
+  fi
+  failed=$("$build/tests/tuner/sqz_tuner_tests" --gtest_filter='ProgressModel.*:ProgressTracker.*' 2>&1 |
+           sed -n 's/^\[  FAILED  \] \([A-Za-z.]*\) (.*/\1/p' | tr '\n' ' ')
+  if [ -n "$failed" ]; then
+    echo "caught: $name -> $failed"
+    caught=$((caught + 1))
+  else
+    echo "NOT CAUGHT: $name"
+  fi
+done
+cp "$backup" "$src"
+cmake --build "$build" --target sqz_tuner_tests > /dev/null 2>&1
+echo "$caught of ${#mutations[@]} mutations caught"
+[ "$caught" -eq "${#mutations[@]}" ]
