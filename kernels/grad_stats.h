@@ -25,7 +25,7 @@ struct GradStats {
   static constexpr int kMinExponent = -48;
   static constexpr int kQuantWidths = 4;  // b = 1, 2, 4, 8
   // Buckets of the count sketch (see sketch[]).
-  static constexpr int kSketch = 256;
+  static constexpr int kSketch = 128;  // the whole GradStats stays within 8 KiB
 
   double elements;     // values seen, non-finite included
   double sumSq;        // sum of x^2 over quantizable values

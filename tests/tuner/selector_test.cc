@@ -233,8 +233,8 @@ TEST(AllreduceShapes, MessageSizesAndStepsMatchTheAlgorithms) {
 }
 
 TEST(AllreduceShapes, StatisticsExchangeGoesToEveryPeerAtOnce) {
-  // 4 ranks on 4 nodes at 1 ms + 1 MB/s: 3 x 4160 B leave in one step,
-  // 1 ms + 12.48 ms (log-log interpolation of the line: within 0.2 ms).
+  // 4 ranks on 4 nodes at 1 ms + 1 MB/s: 3 x 6264 B (783 doubles) leave in
+  // one step, 1 ms + 18.792 ms (log-log interpolation of the line: within 0.2 ms).
   Topology t;
   t.nodes = 4;
   t.ranksPerNode = 1;
@@ -242,11 +242,11 @@ TEST(AllreduceShapes, StatisticsExchangeGoesToEveryPeerAtOnce) {
   EXPECT_EQ(s.link, LinkClass::Tcp);
   EXPECT_EQ(s.steps, 1);
   EXPECT_EQ(s.messagesPerStep, 3);
-  EXPECT_EQ(s.messageBytes, 4160.0);
+  EXPECT_EQ(s.messageBytes, 6264.0);
   Profile p = linkProfile(LinkCurve::fromLatencyBandwidth(1e-3, 1e6));
-  EXPECT_NEAR(CostModel(p, Device::Cpu).stageTransferSeconds(s), 1e-3 + 12480 / 1e6, 2e-4);
+  EXPECT_NEAR(CostModel(p, Device::Cpu).stageTransferSeconds(s), 1e-3 + 18792 / 1e6, 2e-4);
   t.nodes = 1;  // one rank: nothing to send
-  EXPECT_EQ(statsExchangeStage(t, 4160).steps, 0);
+  EXPECT_EQ(statsExchangeStage(t, 6264).steps, 0);
 }
 
 TEST(Selector, HierarchicalPlanCompressesOnlyTheSlowStage) {
