@@ -34,7 +34,8 @@ testbed=$root/perf/netbench/testbed.sh
 mkdir -p "$out/curves" "$out/tuner" "$out/logs"
 runs=$out/runs.csv
 [ -f "$runs" ] || echo "model,link,seed,spec,steps_planned,steps_run,final_acc,wall_s,bytes_per_rank,setup_s,plans,curve,elapsed_s,commit,date" > "$runs"
-commit=$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- . ':!perf/results' || echo +dirty)
+# COMMIT: what the build was made from, when the tree moved on since.
+commit=${COMMIT:-$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- . ':!perf/results' || echo +dirty)}
 
 # Every codec on loopback (what decides auto's menu); on shaped links the
 # ones that can train (q1 diverges, randk's rescaled variance is 1/ratio).
