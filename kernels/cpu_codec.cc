@@ -310,7 +310,7 @@ void decodeSign(const DecodeExpect& x, const PayloadLayout& l, const uint8_t* pa
   for (size_t blk = 0; blk < l.blocks; ++blk) {
     float scale;
     std::memcpy(&scale, scales + blk, 4);
-    SQZ_REQUIRE(std::isfinite(scale) && scale >= 0.0f, sqzInvalidUsage,
+    SQZ_REQUIRE(signScaleOk(scale), sqzInvalidUsage,
                 "payload block %zu has a non-finite or negative sign scale", blk);
   }
   const uint8_t* bits = payload + l.body;

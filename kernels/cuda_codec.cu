@@ -378,6 +378,12 @@ __global__ void validateKernel(const uint8_t* payload, DecodeExpect x, size_t by
       if (!blockParamsOk(params[b].x, params[b].y)) raise(err, kBadBlockScale);
     return;
   }
+  if (x.params.kind == CodecKind::Sign) {
+    const float* scales = reinterpret_cast<const float*>(payload + l.params);
+    for (size_t b = first; b < l.blocks; b += stride)
+      if (!signScaleOk(scales[b])) raise(err, kBadBlockScale);
+    return;
+  }
   if (x.params.values == ValueFormat::Int8 && first == 0 &&
       !valueScaleOk(*reinterpret_cast<const float*>(payload + l.scale)))
     raise(err, kBadValueScale);
@@ -511,17 +517,14 @@ __global__ void __launch_bounds__(kThreads) signEncodeKernel(const T* g, float* 
 
 __global__ void __launch_bounds__(kThreads) signDecodeKernel(const uint8_t* payload, DecodeExpect x, size_t bytes,
                                                              PayloadLayout l, float* out, DecodeMode mode, int* err) {
-  if (!headerOkForBlock(payload, x, bytes, err)) return;
+  if (!mayWriteForBlock(payload, x, bytes, err)) return;
   const int lane = threadIdx.x & 31;
   const size_t n = x.count, B = x.params.blockSize;
   const float* scales = reinterpret_cast<const float*>(payload + l.params);
   const uint8_t* bits = payload + l.body;
   for (size_t blk = blockIdx.x * size_t{kWarps} + threadIdx.x / 32; blk < l.blocks; blk += size_t{gridDim.x} * kWarps) {
     const float scale = scales[blk];
-    if (!(isfinite(scale) && scale >= 0.0f)) {
-      if (lane == 0) raise(err, kBadBlockScale);
-      continue;
-    }
+    if (!signScaleOk(scale)) continue;  // validateKernel raised it; never reached
     const size_t s = blk * B, len = min(B, n - s);
     for (size_t j = lane; j < len; j += kSignLanes) {
       const size_t i = s + j;
@@ -1106,6 +1109,7 @@ void cudaDecode(const DecodeExpect& x, const void* devPayload, size_t bytes, flo
       break;
     }
     case CodecKind::Sign:
+      validateKernel<<<gridFor(l.blocks, 256, 4096), 256, 0, s>>>(payload, x, bytes, l, devError);
       signDecodeKernel<<<gridFor(l.blocks, kWarps, 132 * 32), kThreads, 0, s>>>(payload, x, bytes, l, devOut, mode,
                                                                               devError);
       break;

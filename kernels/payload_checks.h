@@ -16,6 +16,9 @@ SQZ_HD bool finiteFloat(float x) { return (floatBits(x) & 0x7f800000u) != 0x7f80
 // A quantized block's {lo, delta}: finite, delta not negative.
 SQZ_HD bool blockParamsOk(float lo, float delta) { return finiteFloat(lo) && finiteFloat(delta) && !(delta < 0.0f); }
 
+// A scaled-sign block's scale: finite, not negative.
+SQZ_HD bool signScaleOk(float scale) { return finiteFloat(scale) && !(scale < 0.0f); }
+
 // The int8 value scale of a sparse payload: finite, not negative.
 SQZ_HD bool valueScaleOk(float scale) { return finiteFloat(scale) && !(scale < 0.0f); }
 

@@ -14,6 +14,7 @@
 #include "common/env.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/strict_number.h"
 #include "kernels/cpu_codec.h"
 #include "src/codec/codec_spec.h"
 #include "src/tuner/calibration.h"
@@ -90,13 +91,31 @@ std::vector<CodecParams> autoCodecLevels() {
       try {
         out.push_back(parseCodecSpec(name));
       } catch (const Error& e) {
-        fail(sqzInvalidUsage, "SQZ_AUTO_CODECS: %s", e.what());
+        fail(sqzInvalidArgument, "SQZ_AUTO_CODECS=%s: %s", menu.c_str(), e.what());
       }
     }
     pos = comma + 1;
   }
-  SQZ_REQUIRE(!out.empty(), sqzInvalidUsage, "SQZ_AUTO_CODECS names no codec");
+  SQZ_REQUIRE(!out.empty(), sqzInvalidArgument, "SQZ_AUTO_CODECS=%s: names no codec", menu.c_str());
   return out;
+}
+
+double momentumFromEnv() {
+  const std::string text = envString("SQZ_MOMENTUM");
+  if (text.empty()) return 0.9;
+  double m = 0;
+  SQZ_REQUIRE(parseDecimal(text.c_str(), 1.0, &m) && m < 1.0, sqzInvalidArgument,
+              "SQZ_MOMENTUM=%s: expected a decimal number in [0, 1) (the optimizer's momentum or Adam's beta1)",
+              text.c_str());
+  return m;
+}
+
+std::string AutoTuner::agreedSettings() const {
+  std::string codecs;
+  for (const CodecParams& c : levels_) codecs += codecName(c) + ",";
+  char momentum[32];
+  std::snprintf(momentum, sizeof momentum, "%.17g", momentum_);
+  return table_.toString() + ";auto_codecs=" + codecs + ";momentum=" + momentum;
 }
 
 AutoTuner::AutoTuner(int rank, const std::vector<std::string>& nodeIds, LinkClasses links) : rank_(rank) {
@@ -114,7 +133,7 @@ AutoTuner::AutoTuner(int rank, const std::vector<std::string>& nodeIds, LinkClas
   topo_.device = Device::Cpu;
   table_ = TuneTable::fromEnv();
   levels_ = autoCodecLevels();
-  momentum_ = envDouble("SQZ_MOMENTUM", 0.9);
+  momentum_ = momentumFromEnv();
   SQZ_INFO("tuner: %d node(s) x %d rank(s), table %s", topo_.nodes, topo_.ranksPerNode, table_.toString().c_str());
 }
 

@@ -113,9 +113,13 @@ uint32_t nextStatsEvery(uint32_t every, bool planChanged, double statsSeconds, d
 // The codecs auto ranks: none, bf16, q8, q4, q2 (the standard levels that
 // train to the target: src/tuner/README.md section 7), or the comma-separated list
 // in SQZ_AUTO_CODECS (as given: list "none" to keep exact among them; a
-// call with NaN/Inf goes exact regardless). Throws sqzInvalidUsage for a
+// call with NaN/Inf goes exact regardless). Throws sqzInvalidArgument for a
 // bad name.
 std::vector<CodecParams> autoCodecLevels();
+
+// SQZ_MOMENTUM: the optimizer's momentum (SGD's, or Adam's beta1), a decimal
+// number in [0, 1); 0.9 when unset. Throws sqzInvalidArgument when malformed.
+double momentumFromEnv();
 
 class AutoTuner {
  public:
@@ -126,6 +130,9 @@ class AutoTuner {
 
   const Topology& topology() const { return topo_; }
   const TuneTable& table() const { return table_; }
+  // What ranks must agree on for auto to choose alike: the SQZ_TUNE table,
+  // the codec menu (SQZ_AUTO_CODECS) and SQZ_MOMENTUM (src/call_settings.h).
+  std::string agreedSettings() const;
   bool ready() const { return model_ != nullptr; }
 
   // Collective: loads rank 0's profile (calibrating first when rank 0 has

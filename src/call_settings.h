@@ -17,7 +17,8 @@ uint32_t textHash(const std::string& text);
 
 // Every communicator setting that changes which messages a call sends:
 // SQZ_CHUNK_BYTES, SQZ_DIRECT_MAX_BYTES, SQZ_MIN_BYTES,
-// SQZ_STATS_EVERY_MAX, SQZ_TUNE_MODE and the SQZ_TUNE table in force.
+// SQZ_STATS_EVERY_MAX, SQZ_TUNE_MODE, and what auto chooses by
+// (AutoTuner::agreedSettings: the SQZ_TUNE table in force, SQZ_AUTO_CODECS, SQZ_MOMENTUM).
 uint32_t settingsHash(const CommConfig& config, const std::string& tuneTable);
 
 // The codecs' random stream of one call (stochastic rounding, random-K

@@ -108,7 +108,7 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
   // unique id's secret (fresh per communicator).
   seed_ = envString("SQZ_SEED").empty() ? seedFromSecret(id.secret) : envUnsigned("SQZ_SEED", 0, 0, UINT64_MAX);
   policy_ = envPolicy;
-  settingsHash_ = settingsHash(config_, tuner_->table().toString());
+  settingsHash_ = settingsHash(config_, tuner_->agreedSettings());
   SQZ_INFO("communicator ready: rank %d of %d, node %s", rank, nranks, nodeIds_[rank].c_str());
 }
 

@@ -327,6 +327,9 @@ TEST(Auto, WithoutAStateOnlyCodecsThatNeedNoFeedbackCompete) {
   std::string path = writeLinkProfile(1e-4, 20e6);  // 20 MB/s
   ScopedEnv profile("SQZ_PROFILE", path.c_str());
   ScopedEnv calibrate("SQZ_CALIBRATE", "off");
+  // Top-K and the sign are out of the default menu (they miss the training
+  // target: src/tuner/README.md section 7): put them back for this case.
+  ScopedEnv menu("SQZ_AUTO_CODECS", "none,q2,sign,topk:0.01");
   const size_t count = 1 << 18;
   std::vector<std::string> implicitPlans, namedPlans;
   runRanks(2, [&](int rank, sqzComm_t& comm) {
@@ -356,6 +359,7 @@ TEST(Auto, WithoutAStateOnlyCodecsThatNeedNoFeedbackCompete) {
   for (const std::string& plan : implicitPlans) {
     EXPECT_EQ(plan.find("topk"), std::string::npos) << plan;
     EXPECT_EQ(plan.find("randk"), std::string::npos) << plan;
+    EXPECT_EQ(plan.find("sign"), std::string::npos) << plan;
   }
   ASSERT_FALSE(namedPlans.empty());
   EXPECT_NE(namedPlans.back().find("topk"), std::string::npos)
