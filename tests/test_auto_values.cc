@@ -117,8 +117,12 @@ TEST_F(AutoValues, SyncModePicksFromTheCallsOwnStatistics) {
   ScopedEnv profile("SQZ_PROFILE", path_.c_str());
   ScopedEnv every("SQZ_STATS_EVERY_MAX", "1");
   // Top-K is out of the default menu (src/tuner/README.md section 7): the
-  // sparse regime needs it back to want a plan of its own.
-  ScopedEnv menu("SQZ_AUTO_CODECS", "none,bf16,q8,q4,q2,topk:0.01");
+  // sparse regime needs it back to want a plan of its own. q8/q4/q2 stay
+  // out: in the sparse regime q2 and top-K 1% both keep all progress (gain
+  // 1) and cost within 10% of each other, inside the selector's 5%
+  // hysteresis once the measured rest of the step is added, so which one
+  // ran depended on this machine's load. bf16 against top-K differ 4x.
+  ScopedEnv menu("SQZ_AUTO_CODECS", "none,bf16,topk:0.01");
   const int switchAt = 4, calls = 7;
   CheckedRun lagged = runChecked(3, 1 << 16, calls, switchAt);
   CheckedRun sync;
