@@ -33,6 +33,7 @@ void tunerStats(const void* input, sqzDataType_t type, const float* residual, si
   const float* owner = extras.ownerResidual;
   double own[GradStats::kSketch] = {};
   std::vector<float> owed;
+  double residualBad = 0;  // non-finite values seen in the residual's read part
   // The residual's squares and sketch over [off, off + n): what the update
   // still owes there (the rank's own residual, plus the owner's).
   auto addResidual = [&](size_t off, size_t n) {
@@ -42,7 +43,11 @@ void tunerStats(const void* input, sqzDataType_t type, const float* residual, si
       const size_t j = off + i;
       if (j >= extras.ownerOffset && j - extras.ownerOffset < extras.ownerCount) owed[i] += owner[j - extras.ownerOffset];
     }
-    for (float v : owed) stats->residualSq += std::isfinite(v) ? static_cast<double>(v) * v : 0.0;
+    for (float v : owed) {
+      const bool finite = std::isfinite(v);
+      stats->residualSq += finite ? static_cast<double>(v) * v : 0.0;
+      residualBad += !finite;
+    }
     statsSketchCpu(owed.data(), sqzFloat32, n, off, extras.sketchSeed, stats->sketchResidual);
   };
   if (count <= kBudget) {
@@ -65,9 +70,14 @@ void tunerStats(const void* input, sqzDataType_t type, const float* residual, si
     double* fields = reinterpret_cast<double*>(stats);
     for (size_t i = 0; i < GradStats::kDoubles; ++i) fields[i] *= scale;
     for (int k = 0; k < GradStats::kSketch; ++k) stats->sketchResidual[k] /= scale;
-    stats->nonFinite = hasNonFinite(input, type, count) ? 1.0 : 0.0;
+    // The sampled runs' count stands when the plan is exact.
+    if (extras.mayBeLossy && stats->nonFinite == 0 && hasNonFinite(input, type, count)) stats->nonFinite = 1.0;
+    if (residual && extras.residualOwed && stats->nonFinite == 0 && residualBad == 0 &&
+        hasNonFinite(residual, sqzFloat32, count))
+      stats->nonFinite = 1.0;
   }
-  if (residual && stats->nonFinite == 0 && hasNonFinite(residual, sqzFloat32, count)) stats->nonFinite = 1.0;
+  // Non-finite residual values read above (all of them when read whole).
+  if (residualBad > 0) stats->nonFinite += 1.0;
   stats->residualRanks = residual ? 1.0 : 0.0;
   for (int k = 0; k < GradStats::kSketch; ++k) {
     stats->sketch[k] = own[k];

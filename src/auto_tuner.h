@@ -32,6 +32,13 @@ struct StatsExtras {
   size_t ownerOffset = 0, ownerCount = 0;
   double otherSeconds = 0;
   uint64_t sketchSeed = 0;
+  // Whether this call's plan may be lossy: only then must a NaN/Inf outside
+  // the sampled elements be found (an exact plan sums it as IEEE does; the
+  // next lossy call scans its own g).
+  bool mayBeLossy = true;
+  // Whether the residual may hold anything (ErrorFeedbackState::residualDirty):
+  // one known to be zeros needs no scan.
+  bool residualOwed = true;
 };
 
 // The statistics of the gradient g for the tuner, from one read of at most
@@ -39,8 +46,10 @@ struct StatsExtras {
 // one statistics block spread over the buffer (the same runs on every rank)
 // and the sums scaled by the sampling factor; the tuner works on ratios, so
 // it sees the buffer's shape at a fraction of the cost. Non-finite values
-// are counted over the whole of g and of the residual e, so a single NaN
-// anywhere still forces the exact path.
+// are counted over the whole of g (when the plan may be lossy) and of the
+// residual e (when it may hold anything), so a single NaN anywhere still
+// forces the exact path; buffers up to 2^18 elements are read whole, and
+// that one pass also finds them.
 // The distribution (histogram, block ranges, sign blocks) is of g: the
 // residual is left out of it because it holds what the previous plan's
 // codec dropped, which would bias the next choice toward that codec (a

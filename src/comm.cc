@@ -161,18 +161,32 @@ PlanSpec Communicator::choosePlan(const void* send, size_t count, sqzDataType_t 
   } else {
     t.current = !withStats;
   }
-  if (t.fresh || !t.havePlan) {
-    char label[64];
-    std::snprintf(label, sizeof label, "buffer of %zu x %s", count, dataTypeName(type));
-    Plan plan = tuner_->choose(t, t.reduced, static_cast<double>(count), static_cast<int>(dataTypeSize(type)), label,
-                               ef.keepsResidual);
-    t.plan = plan.chosen.candidate.spec;
-    t.planGain = plan.chosen.gain;
-    t.havePlan = true;
-    t.fresh = false;
-  }
+  refreshPlan(count, type, ef);
   *gain = t.planGain;
   return t.plan;
+}
+
+void Communicator::refreshPlan(size_t count, sqzDataType_t type, ErrorFeedbackState& ef) {
+  TuningState& t = ef.tuning;
+  if (!t.fresh && t.havePlan) return;
+  char label[64];
+  std::snprintf(label, sizeof label, "buffer of %zu x %s", count, dataTypeName(type));
+  Plan plan = tuner_->choose(t, t.reduced, static_cast<double>(count), static_cast<int>(dataTypeSize(type)), label,
+                             ef.keepsResidual);
+  t.plan = plan.chosen.candidate.spec;
+  t.planGain = plan.chosen.gain;
+  t.havePlan = true;
+  t.fresh = false;
+}
+
+bool Communicator::knownExactPlan(size_t count, sqzDataType_t type, ErrorFeedbackState& ef) {
+  // Lagged agreement: the plan follows from statistics every rank already
+  // holds, so it can be chosen before the header round. Not on the first
+  // call, in sync mode, or before calibration (which needs the others).
+  const TuningState& t = ef.tuning;
+  if (!t.haveReduced || config_.tuneSync || !tuner_->ready()) return false;
+  refreshPlan(count, type, ef);
+  return t.plan.codec.kind == CodecKind::None && t.plan.intraCodec.kind == CodecKind::None && !t.plan.hierarchical;
 }
 
 void Communicator::runExact(const AllreduceArgs& a, const AlgorithmEntry& algorithm, ErrorFeedbackState* ef,
@@ -307,6 +321,11 @@ CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy 
     ef.ensure(EvenSplit{a.count, static_cast<size_t>(size_)}.length(0));
     ef.tuning.maxStatsEvery = config_.tuneSync ? 1 : config_.statsEveryMax;
     d.withStats = ef.tuning.statsDue() || config_.tuneSync;
+    // A NaN/Inf only needs finding when the plan may be lossy (an exact
+    // plan sums it as IEEE does), and a residual only when it may hold
+    // something: auto running exact paid a whole scan of g on every call
+    // that a fixed exact spec does not (perf/results/training.md).
+    const bool exactPlan = knownExactPlan(a.count, a.type, ef);
     // The extra traffic of this call (choosePlan and the lagged exchange in
     // runPlan), agreed like its arguments.
     const bool first = !ef.tuning.haveReduced || config_.tuneSync;
@@ -322,9 +341,11 @@ CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy 
       ef.tuning.statsCall = ef.tuning.calls;
       ef.tuning.statsSeed = extras.sketchSeed;
       extras.otherSeconds = ef.tuning.lastCallEnd > 0 ? monotonicSeconds() - ef.tuning.lastCallEnd : 0.0;
+      extras.mayBeLossy = !exactPlan;
+      extras.residualOwed = ef.residualDirty;
       tunerStats(a.send, a.type, ef.residualOrNull(), a.count, &d.local, extras);
       if (d.local.nonFinite > 0) d.header.rankFlags |= kFlagNonFinite;
-    } else if (hasNonFinite(a.send, a.type, a.count)) {
+    } else if (!exactPlan && hasNonFinite(a.send, a.type, a.count)) {
       // As a fixed spec's call: g only. The residual holds what finite g + e
       // left after encoding (a call with NaN/Inf goes exact and clears it),
       // so scanning it too only cost time (perf/results/descent_testbed.md,

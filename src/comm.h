@@ -164,6 +164,12 @@ class Communicator {
   // `auto`: the plan for this call (a collective on first use of the tuner).
   PlanSpec choosePlan(const void* send, size_t count, sqzDataType_t type, ErrorFeedbackState& ef,
                       const GradStats& local, bool withStats, double* gain);
+  // Chooses the buffer's plan from its last reduced statistics unless the
+  // plan chosen from them stands.
+  void refreshPlan(size_t count, sqzDataType_t type, ErrorFeedbackState& ef);
+  // Whether this tuned call's plan is already known (lagged agreement) and
+  // exact.
+  bool knownExactPlan(size_t count, sqzDataType_t type, ErrorFeedbackState& ef);
   // Before the caller's thread uses the host transport: the device path's
   // progress thread must be idle (and its errors are this call's errors).
   void drainDevice();

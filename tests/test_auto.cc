@@ -102,6 +102,16 @@ TEST(Auto, SampledStatisticsKeepTheGains) {
   g[count - 3] = std::nanf("");  // outside most sampled runs
   tunerStats(g.data(), sqzFloat32, e.data(), count, &sampled);
   EXPECT_GT(sampled.nonFinite, 0);
+  // For an exact plan only the sampled runs are read (the last run covers
+  // the buffer's end); a residual that may hold something is still scanned.
+  StatsExtras exactPlan;
+  exactPlan.mayBeLossy = false;
+  tunerStats(g.data(), sqzFloat32, e.data(), count, &sampled, exactPlan);
+  EXPECT_GT(sampled.nonFinite, 0);
+  g[count - 3] = 0;
+  e[count / 2 + 1] = std::nanf("");
+  tunerStats(g.data(), sqzFloat32, e.data(), count, &sampled, exactPlan);
+  EXPECT_GT(sampled.nonFinite, 0);
 }
 
 // A flattened bucket whose last, small layer holds the largest values (an
@@ -243,6 +253,32 @@ TEST(Auto, StatisticsBackOffWhileThePlanHolds) {
   EXPECT_EQ(spaced.exact[nanCall], 1) << spaced.plans[0][nanCall];
   EXPECT_TRUE(std::isnan(spaced.allOutputs[0][nanCall * count + 7]));
   EXPECT_EQ(spaced.exact[calls - 1], 0) << spaced.plans[0][calls - 1];
+  std::remove(path.c_str());
+}
+
+// Auto whose plan is exact skips the NaN/Inf scan (lagged agreement knows
+// the plan before the call): a NaN on a call with and on one without
+// statistics still comes out as the exact sum does, on every rank alike.
+TEST(Auto, ExactPlanSumsANaNAsTheExactSpecDoes) {
+  std::string path = writeLinkProfile(1e-4, 20e6);
+  ScopedEnv profile("SQZ_PROFILE", path.c_str());
+  ScopedEnv calibrate("SQZ_CALIBRATE", "off");
+  ScopedEnv menu("SQZ_AUTO_CODECS", "none");
+  const int n = 3, calls = 24;
+  const size_t count = 1 << 16;
+  for (int nanCall : {1, 2, 9, 21}) {
+    AutoRun run = runAuto(n, count, calls, AutoStream{false, nanCall});
+    for (int c = 0; c < calls; ++c) EXPECT_EQ(run.exact[c], 1) << "call " << c << ": " << run.plans[0][c];
+    for (int r = 0; r < n; ++r) {
+      ASSERT_EQ(run.allOutputs[r].size(), run.allOutputs[0].size());
+      EXPECT_EQ(std::memcmp(run.allOutputs[r].data(), run.allOutputs[0].data(),
+                            run.allOutputs[0].size() * sizeof(float)),
+                0)
+          << "rank " << r;
+    }
+    EXPECT_TRUE(std::isnan(run.allOutputs[0][nanCall * count + 7])) << "NaN on call " << nanCall;
+    EXPECT_FALSE(std::isnan(run.allOutputs[0][nanCall * count + 8])) << "NaN on call " << nanCall;
+  }
   std::remove(path.c_str());
 }
 
