@@ -1,6 +1,7 @@
 #include "collectives/sum_exchange.h"
 
-#include <cstring>
+#include <algorithm>
+#include <limits>
 
 #include "collectives/peers.h"
 
@@ -10,10 +11,14 @@ void SumExchange::start(Transport& transport, uint32_t seq, uint32_t slot, const
   transport_ = &transport;
   n_ = n;
   const int size = transport.size(), me = transport.rank();
-  all_.assign(static_cast<size_t>(size) * n, 0.0);
-  std::memcpy(&all_[me * n], mine, n * sizeof(double));
+  all_.assign(static_cast<size_t>(size) * n, 0.0f);
+  constexpr double kMax = std::numeric_limits<float>::max();
+  for (size_t i = 0; i < n; ++i) {
+    const double v = mine[i];
+    all_[me * n + i] = static_cast<float>(v != v ? v : std::clamp(v, -kMax, kMax));
+  }
   reqs_.clear();
-  postPeerExchange(transport, Tag{seq, slot}, &all_[me * n], all_.data(), n * sizeof(double), reqs_);
+  postPeerExchange(transport, Tag{seq, slot}, &all_[me * n], all_.data(), wireBytes(n), reqs_);
 }
 
 void SumExchange::finish(const Deadline& deadline, double* sum) {

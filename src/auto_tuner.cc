@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "collectives/codec_buffers.h"
+#include "collectives/sum_exchange.h"
 #include "common/dtype.h"
 #include "common/env.h"
 #include "common/error.h"
@@ -283,7 +284,7 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
   // calls between two exchanges.
   const double statsSeconds =
       measured_.tuneSeconds(count, profile_.codecs.statsSeconds(topo_.device, std::min(count, 262144.0))) +
-      model_->stageTransferSeconds(statsExchangeStage(topo_, sizeof(GradStats)));
+      model_->stageTransferSeconds(statsExchangeStage(topo_, SumExchange::wireBytes(GradStats::kDoubles)));
   measured_.apply(candidates, count, *model_, statsSeconds / std::max<uint32_t>(1, state.statsEvery));
   // The exact plans (always built) go when the menu leaves exact out.
   const bool exactInMenu =

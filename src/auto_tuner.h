@@ -62,7 +62,7 @@ void tunerStats(const void* input, sqzDataType_t type, const float* residual, si
 
 // What the tuner keeps per buffer (inside its ErrorFeedbackState).
 //
-// Statistics cadence: the statistics pass and its exchange (4 KiB to every
+// Statistics cadence: the statistics pass and its exchange (3 KiB to every
 // peer) cost the same whatever the plan, which on a slow link is a large
 // share of a top-K call (perf/results/descent_testbed.md, "Statistics
 // cadence"). While the choice holds, the exchange backs off (every 2, 4,

@@ -412,7 +412,7 @@ CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
   SumExchange stats;
   if (d.tuned && !d.goesExact() && !d.ef->tuning.current) {
     stats.start(*transport_, a.seq, tags::kStats, reinterpret_cast<const double*>(&d.local), GradStats::kDoubles);
-    counters.wireBytes += static_cast<size_t>(size_ - 1) * sizeof(GradStats);
+    counters.wireBytes += static_cast<size_t>(size_ - 1) * SumExchange::wireBytes(GradStats::kDoubles);
   }
   switch (d.path) {
     case CallDecision::Path::kHier: {

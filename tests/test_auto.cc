@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "collectives/sum_exchange.h"
 #include "harness/link_profile.h"
 #include "harness/rank_threads.h"
 #include "kernels/cpu_codec.h"
@@ -208,7 +209,7 @@ int callsWithStatistics(const AutoRun& run, int n) {
   int with = 0;
   for (size_t c = 1; c < run.plans[0].size(); ++c) {
     const size_t extra = run.wire[0][c] - fewest[run.plans[0][c]];
-    EXPECT_TRUE(extra == 0 || extra == (n - 1) * sizeof(GradStats)) << "call " << c << ": " << extra;
+    EXPECT_TRUE(extra == 0 || extra == (n - 1) * SumExchange::wireBytes(GradStats::kDoubles)) << "call " << c << ": " << extra;
     with += extra > 0;
   }
   return with;
