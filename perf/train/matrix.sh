@@ -57,7 +57,7 @@ args_for() {
   case $model in
     logreg) steps=400; every=20;;
     mlp)    steps=300; every=30;;
-    cnn)    steps=400; every=25;;
+    cnn)    steps=300; every=30;;
   esac
   case $model/$link in
     */loopback) cap=0;;
