@@ -90,7 +90,13 @@ for cell in "$@"; do
       if [ "$maxRuns" -gt 0 ] && [ "$done_runs" -ge "$maxRuns" ]; then echo "# MAX_RUNS reached"; exit 0; fi
       tag=${link}_${model}_s${seed}_${spec//:/-}
       curve=curves/$tag.csv
-      env=(SQZ_PROFILE="$profile" SQZ_CALIBRATE=quick UCX_WARN_UNUSED_ENV_VARS=n SQZ_SEED="$seed" OMP_NUM_THREADS=1)
+      # SQZ_SPIN_POLLS=1: 4 ranks share the 2 cores, so waits yield the core
+      # at once, as the transport does by itself when a node's ranks
+      # outnumber its cores; across the testbed's namespaces (one "node"
+      # each) it cannot see that, and spun 4096 polls a wait: every logreg
+      # call at 100 Mbit/s took 4x longer (perf/results/training.md).
+      env=(SQZ_PROFILE="$profile" SQZ_CALIBRATE=quick UCX_WARN_UNUSED_ENV_VARS=n SQZ_SEED="$seed" OMP_NUM_THREADS=1
+           SQZ_SPIN_POLLS=1)
       [ "$spec" = auto ] && env+=(SQZ_TUNER_LOG="$out/tuner/${link}_${model}_s${seed}.jsonl")
       [ "$spec" = auto ] && rm -f "$out/tuner/${link}_${model}_s${seed}.jsonl"*
       if [ "$model" = cnn ]; then
