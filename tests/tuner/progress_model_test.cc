@@ -23,6 +23,17 @@ PlanSpec plan(const char* algorithm, const char* codec) {
   return p;
 }
 
+// The inputs the hand computations below use: noise 1, a measured drift
+// of 0.4 per call, momentum 0.9 (M = 1.216 / 0.136 at psi = 0.4).
+ProgressInputs handInputs() {
+  ProgressInputs in;
+  in.nu = 1.0;
+  in.drift = 0.4;
+  in.driftKnown = true;
+  in.momentum = 0.9;
+  return in;
+}
+
 TEST(ProgressModel, NoiseScaleFromSketchSums) {
   // N = 4, S = 40, Q = 16: ||G||^2 = (40 - 16) / (4 * 3) = 2;
   // nu = (4 * 16 - 40) / (4 * (40 - 16)) = 24 / 96 = 0.25.
@@ -60,11 +71,7 @@ TEST(ProgressModel, MomentumFactor) {
 }
 
 TEST(ProgressModel, LagPenaltyAndGain) {
-  ProgressInputs in;
-  in.nu = 1.0;
-  in.drift = 0.4;
-  in.driftKnown = true;
-  in.momentum = 0.9;
+  ProgressInputs in = handInputs();
   // tau = 2: 0.4 * 8.9412 * 4 / 2 = 7.1529; gain 2 / (2 + 7.1529) = 0.21851.
   const double m = 1.216 / 0.136;
   EXPECT_NEAR(lagPenalty(in, 2.0), 0.4 * m * 4 / 2, 1e-12);
@@ -129,11 +136,7 @@ TEST(ProgressModel, PredictedLagPerCodecAndAlgorithm) {
 
 TEST(ProgressModel, PlanGainCombinesTheTerms) {
   const GradStats s = handStats();
-  ProgressInputs in;
-  in.nu = 1.0;
-  in.drift = 0.4;
-  in.driftKnown = true;
-  in.momentum = 0.9;
+  const ProgressInputs in = handInputs();
   const double m = 1.216 / 0.136;
   // sparse_ag:topk:0.01: tau 1: penalty 0.4 * m / 2; gain 2 / (2 + 0.2 m).
   EXPECT_NEAR(planGain(s, plan("sparse_ag", "topk:0.01"), 4, in), 2 / (2 + 0.2 * m), 1e-12);
