@@ -21,6 +21,8 @@ Definitions (none of them depends on a particular model):
   a seed without the target counting as infinitely slow (so the median is
   finite only when most seeds reached it); spread = min..max of the seeds
   that reached it;
+- final accuracy of auto against exact's: only runs that completed their
+  schedule (a run stopped by the time cap is "not measured" there);
 - predicted speed of a fixed spec: from auto's decisions (SQZ_TUNER_LOG) for
   the largest buffer, in the second half of each seed's run, the gain model's
   progress per second gain / (seconds + other_s) of the plan the fixed spec
@@ -242,10 +244,18 @@ def main():
     # Final accuracy within 0.5 pp of exact's (full budget, loopback, same seed).
     for cellkey in cells:
         model, link = cellkey
-        gaps = []
+        gaps, capped = [], 0
         for (spec, sd), r in by[cellkey].items():
             if spec == "auto" and (model, sd) in exact_final:
+                # A run the time cap stopped part-way through its schedule
+                # says nothing about what compression cost in accuracy.
+                if int(r["steps_run"]) < int(r["steps_planned"]):
+                    capped += 1
+                    continue
                 gaps.append(float(r["final_acc"]) - exact_final[(model, sd)])
+        if capped and not gaps:
+            checks.append(("auto final accuracy within 0.5 pp of exact, %s %s" % (model, link), "not measured",
+                           "%d run(s) stopped by the time cap before the end of the schedule" % capped))
         if gaps:
             g = statistics.median(gaps)
             check("auto final accuracy within 0.5 pp of exact, %s %s" % (model, link), g >= -0.005,

@@ -17,7 +17,9 @@
 # perf/netbench/testbed.sh). Environment: SEEDS (default "1 2 3"), SPECS
 # (comma-separated; default below), BUILD (holding perf/train/sqz_train_bench;
 # default build), OUT (default perf/results/train14), NAME and SUBNET (the
-# testbed's; default trn, 10.214.0), PYTHON (default /usr/bin/python3, which has Debian's torch), MAX_RUNS (stop
+# testbed's; default trn, 10.214.0), EXTRA_ENV (NAME=VALUE words added to every
+# run's environment, for experiments), NO_TUNER_LOG (set: auto runs without
+# SQZ_TUNER_LOG, to time the log's own cost), PYTHON (default /usr/bin/python3, which has Debian's torch), MAX_RUNS (stop
 # after this many new runs; default unlimited). Needs root for the testbed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -96,8 +98,8 @@ for cell in "$@"; do
       # each) it cannot see that, and spun 4096 polls a wait: every logreg
       # call at 100 Mbit/s took 4x longer (perf/results/training.md).
       env=(SQZ_PROFILE="$profile" SQZ_CALIBRATE=quick UCX_WARN_UNUSED_ENV_VARS=n SQZ_SEED="$seed" OMP_NUM_THREADS=1
-           SQZ_SPIN_POLLS=1)
-      [ "$spec" = auto ] && env+=(SQZ_TUNER_LOG="$out/tuner/${link}_${model}_s${seed}.jsonl")
+           SQZ_SPIN_POLLS=1 ${EXTRA_ENV:-})
+      [ "$spec" = auto ] && [ -z "${NO_TUNER_LOG:-}" ] && env+=(SQZ_TUNER_LOG="$out/tuner/${link}_${model}_s${seed}.jsonl")
       [ "$spec" = auto ] && rm -f "$out/tuner/${link}_${model}_s${seed}.jsonl"*
       if [ "$model" = cnn ]; then
         env+=(PYTHONPATH="$root/python" SQZ_LIBRARY="$build/libsqz.so")
