@@ -256,7 +256,7 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   a.type = type;
   a.op = op;
   a.seq = nextSeq();
-  a.deadline = callDeadline();
+  a.deadline = Deadline(clock.start, config_.timeoutSeconds);
   CallDecision d = decideCall(a, spec ? CompressionPolicy::parse(spec) : policy_, state, call);
   agreeOnPlan(a, d);
   const CallCounters counters = runPlan(a, d);

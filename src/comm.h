@@ -79,10 +79,11 @@ struct CallDecision {
   double gain = 1.0;         // the tuner's estimate (-1: a fixed plan), 1 when exact
 };
 
-// When a call started, on both clocks it reports.
+// When a call started, on both clocks it reports (one clock read: the
+// timeline's monotonicSeconds is the same steady clock).
 struct CallClock {
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-  double startSeconds = monotonicSeconds();  // the timeline's clock
+  double startSeconds = std::chrono::duration<double>(start.time_since_epoch()).count();
 };
 
 // What a host allreduce reports, kept raw: sqzCallInfo's names are
