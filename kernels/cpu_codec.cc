@@ -15,6 +15,7 @@
 #include "kernels/codec_math.h"
 #include "kernels/cpu_half_simd.h"
 #include "kernels/cpu_quant_simd.h"
+#include "kernels/cpu_topk_scan.h"
 #include "kernels/payload_checks.h"
 
 namespace sqz {
@@ -279,12 +280,17 @@ void keepLargest(const float* y, const std::vector<uint32_t>& cand, size_t k, st
 // positions at or above it. Exact whenever it keeps at least K and at most
 // `cap` positions (keepLargest picks the K); returns false otherwise (an
 // unlucky sample, or many equal keys), and the caller selects exactly.
-bool selectBySample(const float* y, size_t n, size_t k, std::vector<uint32_t>& idx) {
+// With g (error feedback), y = g + e is formed by the same pass and left in
+// e (= `y`); *added then says how far it got (all of y when it succeeds).
+bool selectBySample(const float* g, float* e, const float* y, size_t n, size_t k, std::vector<uint32_t>& idx,
+                    size_t* added) {
+  *added = 0;
   constexpr size_t kSamples = 1 << 15;
   if (n < 16 * kSamples || k > n / 16) return false;
   std::vector<uint32_t> sample(kSamples);
   const size_t stride = n / kSamples;
-  for (size_t j = 0; j < kSamples; ++j) sample[j] = magnitudeKey(y[j * stride]);
+  for (size_t j = 0; j < kSamples; ++j)
+    sample[j] = magnitudeKey(g ? faddRn(g[j * stride], e[j * stride]) : y[j * stride]);
   // Aim for about K + K/8 + 4 sqrt(K) positions: a sample this large misses
   // K only when the data's order correlates with the stride.
   const double aim = static_cast<double>(k) * 1.125 + 4.0 * std::sqrt(static_cast<double>(k));
@@ -294,43 +300,23 @@ bool selectBySample(const float* y, size_t n, size_t k, std::vector<uint32_t>& i
   const int32_t threshold = static_cast<int32_t>(sample[rank]);  // keys are 31 bits
   const size_t cap = 2 * k + 4096;
   std::vector<uint32_t> cand(cap);
-  size_t found = 0, i = 0;
-  auto key = [y](size_t i) { return static_cast<int32_t>(magnitudeKey(y[i])); };
-  constexpr size_t kBlock = 16;
-  for (; i + kBlock <= n; i += kBlock) {
-    // Most blocks hold no candidate: test the whole block branch-free first.
-    int any = 0;
-    for (size_t j = 0; j < kBlock; ++j) any |= key(i + j) >= threshold;
-    if (!any) continue;
-    if (found + kBlock > cap) return false;
-    for (size_t j = 0; j < kBlock; ++j)
-      if (key(i + j) >= threshold) cand[found++] = static_cast<uint32_t>(i + j);
+  size_t found = 0, done;
+  if (g) {
+    done = cpusimd::scanAtLeast<true>(g, e, e, n, threshold, cand.data(), cap, &found);
+    *added = done;
+  } else {
+    done = cpusimd::scanAtLeast<false>(nullptr, y, nullptr, n, threshold, cand.data(), cap, &found);
   }
-  for (; i < n; ++i) {
-    if (key(i) < threshold) continue;
-    if (found == cap) return false;
-    cand[found++] = static_cast<uint32_t>(i);
-  }
-  if (found < k) return false;
+  if (done < n || found < k) return false;
   cand.resize(found);
   keepLargest(y, cand, k, idx);
   return true;
 }
 
-// The K largest magnitudes, ties by lower index, as increasing indices.
-// Large buffers: selectBySample (one pass). Otherwise, or when the sample
-// misses, radix select instead of a sort: a histogram of the top 11 bits of
-// the magnitude key finds the bin holding the K-th largest, and one pass
-// collects the positions in that bin or above it. Same set as sorting all
-// keys either way.
-void selectTopK(const float* y, size_t n, size_t k, std::vector<uint32_t>& idx) {
-  idx.clear();
-  idx.reserve(k);
-  if (k >= n) {
-    for (size_t i = 0; i < n; ++i) idx.push_back(static_cast<uint32_t>(i));
-    return;
-  }
-  if (k == 0 || selectBySample(y, n, k, idx)) return;
+// Radix select: a histogram of the top 11 bits of the magnitude key finds
+// the bin holding the K-th largest, and one pass collects the positions in
+// that bin or above it; keepLargest picks the K. 0 < k < n.
+void selectByHistogram(const float* y, size_t n, size_t k, std::vector<uint32_t>& idx) {
   constexpr unsigned kShift = 20;                    // keys are 31 bits
   constexpr size_t kBins = size_t{1} << (31 - kShift);
   // Four interleaved histograms: equal neighbouring keys (the common case)
@@ -352,6 +338,29 @@ void selectTopK(const float* y, size_t n, size_t k, std::vector<uint32_t>& idx) 
   for (i = 0; i < n; ++i)
     if ((magnitudeKey(y[i]) >> kShift) >= b) cand.push_back(static_cast<uint32_t>(i));
   keepLargest(y, cand, k, idx);
+}
+
+// The K largest magnitudes of y, ties by lower index, as increasing indices.
+// Large buffers: selectBySample (one pass). Otherwise, or when the sample
+// misses, selectByHistogram. Same set as sorting all keys either way.
+// With g (error feedback): y = g + e is formed first, in e (y == e), by
+// the sampled scan's own pass where it can.
+void selectTopK(const float* g, float* e, const float* y, size_t n, size_t k, std::vector<uint32_t>& idx) {
+  idx.clear();
+  idx.reserve(k);
+  size_t added = 0;
+  const bool sampled = k > 0 && k < n && selectBySample(g, e, y, n, k, idx, &added);
+  if (g)
+    for (size_t i = added; i < n; ++i) e[i] = faddRn(g[i], e[i]);
+  if (sampled || k == 0) return;
+  if (k >= n) {
+    for (size_t i = 0; i < n; ++i) idx.push_back(static_cast<uint32_t>(i));
+    return;
+  }
+  selectByHistogram(y, n, k, idx);
+}
+void selectTopK(const float* y, size_t n, size_t k, std::vector<uint32_t>& idx) {
+  selectTopK(nullptr, nullptr, y, n, k, idx);
 }
 
 // Writes the K values of `sel` (already y-values) in format f; returns the
@@ -411,7 +420,12 @@ size_t encodeTopK(const CodecParams& p, const EncodeArgs& a, const PayloadLayout
   // K sent indices), or is the fp32 input itself; no n-element scratch.
   std::vector<float> own;
   const float* y;
-  if (a.residual) {
+  std::vector<uint32_t> idx;
+  if (a.residual && std::is_same<T, float>::value) {
+    // g + e formed by the selecting pass itself.
+    y = a.residual;
+    selectTopK(typed<float>(a.input), a.residual, y, n, k, idx);
+  } else if (a.residual) {
     addInPlace(typed<T>(a.input), a.residual, n);
     y = a.residual;
   } else if (std::is_same<T, float>::value) {
@@ -421,8 +435,7 @@ size_t encodeTopK(const CodecParams& p, const EncodeArgs& a, const PayloadLayout
     loadY(typed<T>(a.input), nullptr, n, own.data());
     y = own.data();
   }
-  std::vector<uint32_t> idx;
-  selectTopK(y, n, k, idx);
+  if (!(a.residual && std::is_same<T, float>::value)) selectTopK(y, n, k, idx);
   copyBytes(payload + l.params, idx.data(), k * 4);
   std::vector<float> v(k), dec(k);
   for (size_t j = 0; j < k; ++j) v[j] = y[idx[j]];
