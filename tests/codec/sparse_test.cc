@@ -134,12 +134,12 @@ TEST(TopK, ErrorFeedbackFusedIntoTheScanKeepsEveryInvariant) {
 // one: the same candidates, the same y written, and when a block would pass
 // the cap, they stop after it with y written exactly that far.
 TEST(TopK, ScanPathsAgreeWithTheScalarScan) {
-  using Scan = size_t (*)(const float*, const float*, float*, size_t, int32_t, uint32_t*, size_t, size_t*);
+  using Scan = size_t (*)(const float*, const float*, float*, size_t, int32_t, uint32_t*, float*, size_t, size_t*);
   std::vector<std::pair<const char*, std::pair<Scan, Scan>>> paths;
-  paths.push_back({"base", {[](const float* g, const float* yi, float* yo, size_t n, int32_t t, uint32_t* c,
-                               size_t cap, size_t* f) { return cpusimd::scanAtLeastBase<true>(g, yi, yo, 0, n, t, c, cap, f); },
-                            [](const float* g, const float* yi, float* yo, size_t n, int32_t t, uint32_t* c,
-                               size_t cap, size_t* f) { return cpusimd::scanAtLeastBase<false>(g, yi, yo, 0, n, t, c, cap, f); }}});
+  paths.push_back({"base", {[](const float* g, const float* yi, float* yo, size_t n, int32_t t, uint32_t* c, float* v,
+                               size_t cap, size_t* f) { return cpusimd::scanAtLeastBase<true>(g, yi, yo, 0, n, t, c, v, cap, f); },
+                            [](const float* g, const float* yi, float* yo, size_t n, int32_t t, uint32_t* c, float* v,
+                               size_t cap, size_t* f) { return cpusimd::scanAtLeastBase<false>(g, yi, yo, 0, n, t, c, v, cap, f); }}});
 #if SQZ_CPU_SIMD
   const cpusimd::Isa have = cpusimd::detectIsa();
   if (have != cpusimd::Isa::Base)
@@ -167,9 +167,11 @@ TEST(TopK, ScanPathsAgreeWithTheScalarScan) {
         for (const bool add : {true, false}) {
           std::vector<float> e = e0;
           std::vector<uint32_t> cand(cap, 0xffffffffu);
+          std::vector<float> vals(cap, 12345.0f);
           size_t found = 0;
-          const size_t done = add ? scans.first(g.data(), e.data(), e.data(), n, t, cand.data(), cap, &found)
-                                  : scans.second(nullptr, y.data(), nullptr, n, t, cand.data(), cap, &found);
+          const size_t done =
+              add ? scans.first(g.data(), e.data(), e.data(), n, t, cand.data(), vals.data(), cap, &found)
+                  : scans.second(nullptr, y.data(), nullptr, n, t, cand.data(), vals.data(), cap, &found);
           ASSERT_LE(found, cap) << name;
           if (want.size() <= cap) {
             ASSERT_EQ(done, n) << name << " t=" << t << " cap=" << cap;
@@ -181,6 +183,8 @@ TEST(TopK, ScanPathsAgreeWithTheScalarScan) {
             ASSERT_GE(std::count_if(want.begin(), want.end(), [&](uint32_t i) { return i < done; }),
                       static_cast<std::ptrdiff_t>(found));
           }
+          for (size_t j = 0; j < found; ++j)
+            ASSERT_EQ(floatBits(vals[j]), floatBits(y[cand[j]])) << name << " candidate " << j;
           if (add) {
             for (size_t i = 0; i < n; ++i)
               ASSERT_EQ(floatBits(e[i]), floatBits(i < done ? y[i] : e0[i])) << name << " element " << i;
