@@ -803,8 +803,8 @@ void DevicePath::allReduce(const void* send, void* recv, size_t count, sqzDataTy
   info.exact = algorithm == "ring" || count == 0;
   const double dense = RingAllreduce::bytesSentPerRank(static_cast<double>(bytes), d.nranks());
   info.compressionRatio = info.wireBytes > 0 ? dense / static_cast<double>(info.wireBytes) : 1.0;
-  comm.lastCall_ = info;
-  comm.lastIsHost_ = false;  // seconds stay 0: measuring them would need a synchronization
+  comm.lastCall_ = info;  // seconds stay 0: measuring them would need a synchronization
+  comm.lastIsHost_ = false;
 }
 
 }  // namespace sqz
