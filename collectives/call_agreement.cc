@@ -73,29 +73,24 @@ const std::vector<CallHeader>& HeaderRound::exchange(Transport& transport, uint3
   received_[me] = out_.size();
   all_.assign(n, CallHeader{});
   all_[me] = mine;
+  carried_.assign(n, payloadBytes);
   if (n == 1) return all_;
   const Tag tag{seq, tags::kHeader};
-  std::vector<RequestId> reqs;
-  reqs.reserve(2 * n);
+  reqs_.clear();  // a failed call left its ids here (cancelled since)
   transport.groupStart();
   for (int r = 0; r < n; ++r)
-    if (r != me) reqs.push_back(transport.postRecvUpTo(r, tag, in_.data() + r * slotBytes_, slotBytes_, &received_[r]));
+    if (r != me) reqs_.push_back(transport.postRecvUpTo(r, tag, in_.data() + r * slotBytes_, slotBytes_, &received_[r]));
   for (int r = 0; r < n; ++r)
-    if (r != me) reqs.push_back(transport.postSend(r, tag, out_.data(), out_.size()));
+    if (r != me) reqs_.push_back(transport.postSend(r, tag, out_.data(), out_.size()));
   transport.groupEnd();
-  transport.waitAll(reqs, deadline);
+  transport.waitAll(reqs_, deadline);
   for (int r = 0; r < n; ++r) {
     SQZ_REQUIRE(received_[r] >= sizeof(CallHeader), sqzInvalidUsage,
                 "rank %d's first message of a call has %zu bytes, shorter than a call header", r, received_[r]);
     std::memcpy(&all_[r], in_.data() + r * slotBytes_, sizeof(CallHeader));
+    carried_[r] = received_[r] - sizeof(CallHeader);
   }
   return all_;
-}
-
-std::vector<size_t> HeaderRound::carriedBytes() const {
-  std::vector<size_t> bytes(received_.size());
-  for (size_t r = 0; r < received_.size(); ++r) bytes[r] = received_[r] - sizeof(CallHeader);
-  return bytes;
 }
 
 uint64_t HeaderRound::run(Transport& transport, uint32_t seq, const CallHeader& mine, const void* payload,

@@ -108,7 +108,7 @@ class HeaderRound {
   const std::vector<CallHeader>& exchange(Transport& transport, uint32_t seq, const CallHeader& mine,
                                           const void* payload, size_t payloadBytes, const Deadline& deadline);
   // The bytes of data each rank's message carried after its header.
-  std::vector<size_t> carriedBytes() const;
+  const std::vector<size_t>& carriedBytes() const { return carried_; }
   // exchange, then judgeCall: throws sqzInvalidUsage, with the same message
   // on every rank, when the ranks outside sqzJoin differ, or when some have
   // joined and the call is not a joinable allreduce. Returns the OR of their
@@ -122,8 +122,9 @@ class HeaderRound {
  private:
   size_t slotBytes_ = 0;
   std::vector<unsigned char> out_, in_;
-  std::vector<size_t> received_;
+  std::vector<size_t> received_, carried_;
   std::vector<CallHeader> all_;
+  std::vector<RequestId> reqs_;
 };
 
 // The header round without data (HeaderRound::run with no payload, on a

@@ -16,15 +16,16 @@ void DirectAllreduce::run(const AllreduceArgs& a) {
   const size_t accBytes = a.count * dataTypeSize(accType);
 
   // Every rank's contribution, this rank's straight from its send buffer.
-  std::vector<const unsigned char*> parts(n);
+  std::vector<const unsigned char*>& parts = parts_;
+  parts.resize(n);
   if (a.header) {
     round_.run(transport_, a.seq, *a.header, a.send, bytes, a.deadline);
     for (int r = 0; r < n; ++r) parts[r] = round_.payload(r);
   } else {
     gathered_.resize(n * bytes);
-    std::vector<RequestId> reqs;
-    postPeerExchange(transport_, Tag{a.seq, tags::kRound}, a.send, gathered_.data(), bytes, reqs);
-    transport_.waitAll(reqs, a.deadline);
+    reqs_.clear();  // a failed call left its ids here (cancelled since)
+    postPeerExchange(transport_, Tag{a.seq, tags::kRound}, a.send, gathered_.data(), bytes, reqs_);
+    transport_.waitAll(reqs_, a.deadline);
     for (int r = 0; r < n; ++r) parts[r] = gathered_.data() + r * bytes;
   }
   parts[me] = static_cast<const unsigned char*>(a.send);

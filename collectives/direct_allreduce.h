@@ -23,6 +23,9 @@ class DirectAllreduce {
  private:
   Transport& transport_;
   HeaderRound round_;
+  // Kept between calls, as the buffers: a small call allocates nothing.
+  std::vector<const unsigned char*> parts_;
+  std::vector<RequestId> reqs_;
   std::vector<unsigned char> gathered_;
   std::vector<unsigned char> acc_, wide_;
 };

@@ -37,10 +37,11 @@ double timeoutSecondsOrDefault() noexcept;
 // A point in time after which a wait gives up.
 class Deadline {
  public:
-  explicit Deadline(double seconds)
-      : end_(std::chrono::steady_clock::now() +
-             std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                 std::chrono::duration<double>(seconds))) {}
+  explicit Deadline(double seconds) : Deadline(std::chrono::steady_clock::now(), seconds) {}
+  // `seconds` after `start` (a time the caller already read).
+  Deadline(std::chrono::steady_clock::time_point start, double seconds)
+      : end_(start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                         std::chrono::duration<double>(seconds))) {}
   static Deadline fromTimeout() { return Deadline(timeoutSeconds()); }
   bool expired() const { return std::chrono::steady_clock::now() >= end_; }
   // Milliseconds left, clamped to [0, INT32_MAX], for poll().

@@ -15,6 +15,7 @@
 #include "kernels/codec_math.h"
 #include "kernels/cpu_half_simd.h"
 #include "kernels/cpu_quant_simd.h"
+#include "kernels/cpu_topk_scan.h"
 #include "kernels/payload_checks.h"
 
 namespace sqz {
@@ -330,39 +331,61 @@ void decodeSign(const DecodeExpect& x, const PayloadLayout& l, const uint8_t* pa
 
 // ---- top-K ---------------------------------------------------------------------
 
-// Appends, in index order, the positions of the K largest keys among
-// `cand` (positions into y, in index order; they must hold every key at or
-// above the K-th largest): keys above the K-th largest key t, then the
-// first (K - above) keys equal to t. Ties therefore go to lower indices.
-void keepLargest(const float* y, const std::vector<uint32_t>& cand, size_t k, std::vector<uint32_t>& idx) {
-  std::vector<uint32_t> keys(cand.size());
-  for (size_t j = 0; j < cand.size(); ++j) keys[j] = magnitudeKey(y[cand[j]]);
-  std::vector<uint32_t> order = keys;
+// The selected positions (increasing) and their y values.
+struct TopKPick {
+  std::vector<uint32_t> idx;
+  std::vector<float> val;
+};
+
+// Appends to `pick`, in index order, the K largest keys among the m
+// candidates (positions into y in index order, with their values; they
+// must hold every key at or above the K-th largest): keys above the K-th
+// largest key t, then the first (K - above) keys equal to t. Ties
+// therefore go to lower indices. `order`: scratch.
+void keepLargest(const uint32_t* cand, const float* candVal, size_t m, size_t k, TopKPick& pick,
+                 std::vector<uint32_t>& order) {
+  order.resize(m);
+  for (size_t j = 0; j < m; ++j) order[j] = magnitudeKey(candVal[j]);
   std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k - 1), order.end(),
                    std::greater<uint32_t>());
   const uint32_t t = order[k - 1];
   size_t above = 0;
-  for (uint32_t key : keys) above += key > t ? 1 : 0;
+  for (size_t j = 0; j < m; ++j) above += magnitudeKey(candVal[j]) > t ? 1 : 0;
   size_t ties = k - above;
-  for (size_t j = 0; j < cand.size(); ++j) {
-    if (keys[j] > t || (keys[j] == t && ties > 0)) {
-      if (keys[j] == t) --ties;
-      idx.push_back(cand[j]);
+  for (size_t j = 0; j < m; ++j) {
+    const uint32_t key = magnitudeKey(candVal[j]);
+    if (key > t || (key == t && ties > 0)) {
+      if (key == t) --ties;
+      pick.idx.push_back(cand[j]);
+      pick.val.push_back(candVal[j]);
     }
   }
 }
 
+// Scratch of the sampled selection, kept by each thread between calls: a
+// large buffer's candidates are megabytes, and fresh pages for them every
+// call cost more than the selection among them (perf/results/codec_cpu.md).
+struct TopKScratch {
+  std::vector<uint32_t> cand, order;
+  std::vector<float> candVal;
+};
+
 // A threshold from an evenly strided sample of the keys, set a little below
 // the sample's estimate of the K-th largest, then one pass that keeps the
-// positions at or above it. Exact whenever it keeps at least K and at most
-// `cap` positions (keepLargest picks the K); returns false otherwise (an
-// unlucky sample, or many equal keys), and the caller selects exactly.
-bool selectBySample(const float* y, size_t n, size_t k, std::vector<uint32_t>& idx) {
+// positions (and values) at or above it. Exact whenever it keeps at least K
+// and at most `cap` positions (keepLargest picks the K); returns false
+// otherwise (an unlucky sample, or many equal keys), and the caller
+// selects exactly. With g (error feedback), y = g + e is formed by the same
+// pass and left in e (= `y`); *added then says how far it got (all of y
+// when it succeeds).
+bool selectBySample(const float* g, float* e, const float* y, size_t n, size_t k, TopKPick& pick, size_t* added) {
+  *added = 0;
   constexpr size_t kSamples = 1 << 15;
   if (n < 16 * kSamples || k > n / 16) return false;
   std::vector<uint32_t> sample(kSamples);
   const size_t stride = n / kSamples;
-  for (size_t j = 0; j < kSamples; ++j) sample[j] = magnitudeKey(y[j * stride]);
+  for (size_t j = 0; j < kSamples; ++j)
+    sample[j] = magnitudeKey(g ? faddRn(g[j * stride], e[j * stride]) : y[j * stride]);
   // Aim for about K + K/8 + 4 sqrt(K) positions: a sample this large misses
   // K only when the data's order correlates with the stride.
   const double aim = static_cast<double>(k) * 1.125 + 4.0 * std::sqrt(static_cast<double>(k));
@@ -371,44 +394,29 @@ bool selectBySample(const float* y, size_t n, size_t k, std::vector<uint32_t>& i
                    std::greater<uint32_t>());
   const int32_t threshold = static_cast<int32_t>(sample[rank]);  // keys are 31 bits
   const size_t cap = 2 * k + 4096;
-  std::vector<uint32_t> cand(cap);
-  size_t found = 0, i = 0;
-  auto key = [y](size_t i) { return static_cast<int32_t>(magnitudeKey(y[i])); };
-  constexpr size_t kBlock = 16;
-  for (; i + kBlock <= n; i += kBlock) {
-    // Most blocks hold no candidate: test the whole block branch-free first.
-    int any = 0;
-    for (size_t j = 0; j < kBlock; ++j) any |= key(i + j) >= threshold;
-    if (!any) continue;
-    if (found + kBlock > cap) return false;
-    for (size_t j = 0; j < kBlock; ++j)
-      if (key(i + j) >= threshold) cand[found++] = static_cast<uint32_t>(i + j);
+  thread_local TopKScratch scratch;
+  if (scratch.cand.size() < cap) {
+    scratch.cand.resize(cap);
+    scratch.candVal.resize(cap);
   }
-  for (; i < n; ++i) {
-    if (key(i) < threshold) continue;
-    if (found == cap) return false;
-    cand[found++] = static_cast<uint32_t>(i);
+  uint32_t* cand = scratch.cand.data();
+  float* candVal = scratch.candVal.data();
+  size_t found = 0, done;
+  if (g) {
+    done = cpusimd::scanAtLeast<true>(g, e, e, n, threshold, cand, candVal, cap, &found);
+    *added = done;
+  } else {
+    done = cpusimd::scanAtLeast<false>(nullptr, y, nullptr, n, threshold, cand, candVal, cap, &found);
   }
-  if (found < k) return false;
-  cand.resize(found);
-  keepLargest(y, cand, k, idx);
+  if (done < n || found < k) return false;
+  keepLargest(cand, candVal, found, k, pick, scratch.order);
   return true;
 }
 
-// The K largest magnitudes, ties by lower index, as increasing indices.
-// Large buffers: selectBySample (one pass). Otherwise, or when the sample
-// misses, radix select instead of a sort: a histogram of the top 11 bits of
-// the magnitude key finds the bin holding the K-th largest, and one pass
-// collects the positions in that bin or above it. Same set as sorting all
-// keys either way.
-void selectTopK(const float* y, size_t n, size_t k, std::vector<uint32_t>& idx) {
-  idx.clear();
-  idx.reserve(k);
-  if (k >= n) {
-    for (size_t i = 0; i < n; ++i) idx.push_back(static_cast<uint32_t>(i));
-    return;
-  }
-  if (k == 0 || selectBySample(y, n, k, idx)) return;
+// Radix select: a histogram of the top 11 bits of the magnitude key finds
+// the bin holding the K-th largest, and one pass collects the positions in
+// that bin or above it; keepLargest picks the K. 0 < k < n.
+void selectByHistogram(const float* y, size_t n, size_t k, TopKPick& pick) {
   constexpr unsigned kShift = 20;                    // keys are 31 bits
   constexpr size_t kBins = size_t{1} << (31 - kShift);
   // Four interleaved histograms: equal neighbouring keys (the common case)
@@ -427,9 +435,39 @@ void selectTopK(const float* y, size_t n, size_t k, std::vector<uint32_t>& idx) 
     above += c;
   }
   std::vector<uint32_t> cand;
-  for (i = 0; i < n; ++i)
-    if ((magnitudeKey(y[i]) >> kShift) >= b) cand.push_back(static_cast<uint32_t>(i));
-  keepLargest(y, cand, k, idx);
+  std::vector<float> candVal;
+  for (i = 0; i < n; ++i) {
+    if ((magnitudeKey(y[i]) >> kShift) < b) continue;
+    cand.push_back(static_cast<uint32_t>(i));
+    candVal.push_back(y[i]);
+  }
+  std::vector<uint32_t> order;
+  keepLargest(cand.data(), candVal.data(), cand.size(), k, pick, order);
+}
+
+// The K largest magnitudes of y, ties by lower index, as increasing indices
+// with their values. Large buffers: selectBySample (one pass). Otherwise, or
+// when the sample misses, selectByHistogram. Same set as sorting all keys
+// either way. With g (error feedback): y = g + e is formed first, in e
+// (y == e), by the sampled scan's own pass where it can.
+void selectTopK(const float* g, float* e, const float* y, size_t n, size_t k, TopKPick& pick) {
+  pick.idx.clear();
+  pick.val.clear();
+  pick.idx.reserve(k);
+  pick.val.reserve(k);
+  size_t added = 0;
+  const bool sampled = k > 0 && k < n && selectBySample(g, e, y, n, k, pick, &added);
+  if (g)
+    for (size_t i = added; i < n; ++i) e[i] = faddRn(g[i], e[i]);
+  if (sampled || k == 0) return;
+  if (k >= n) {
+    for (size_t i = 0; i < n; ++i) {
+      pick.idx.push_back(static_cast<uint32_t>(i));
+      pick.val.push_back(y[i]);
+    }
+    return;
+  }
+  selectByHistogram(y, n, k, pick);
 }
 
 // Writes the K values of `sel` (already y-values) in format f; returns the
@@ -488,8 +526,12 @@ size_t encodeTopK(const CodecParams& p, const EncodeArgs& a, const PayloadLayout
   // y = g + e lives where it ends up: in the residual (e' = y except at the
   // K sent indices), or is the fp32 input itself; no n-element scratch.
   std::vector<float> own;
+  const float* g = nullptr;
   const float* y;
-  if (a.residual) {
+  if (a.residual && std::is_same<T, float>::value) {
+    g = typed<float>(a.input);  // g + e formed by the selecting pass itself
+    y = a.residual;
+  } else if (a.residual) {
     addInPlace(typed<T>(a.input), a.residual, n);
     y = a.residual;
   } else if (std::is_same<T, float>::value) {
@@ -499,14 +541,14 @@ size_t encodeTopK(const CodecParams& p, const EncodeArgs& a, const PayloadLayout
     loadY(typed<T>(a.input), nullptr, n, own.data());
     y = own.data();
   }
-  std::vector<uint32_t> idx;
-  selectTopK(y, n, k, idx);
-  copyBytes(payload + l.params, idx.data(), k * 4);
-  std::vector<float> v(k), dec(k);
-  for (size_t j = 0; j < k; ++j) v[j] = y[idx[j]];
+  TopKPick pick;
+  selectTopK(g, g ? a.residual : nullptr, y, n, k, pick);
+  copyBytes(payload + l.params, pick.idx.data(), k * 4);
+  const std::vector<float>& v = pick.val;
+  std::vector<float> dec(k);
   size_t bad = writeValues(p.values, v.data(), k, l, payload, dec.data());
   if (a.residual) {
-    for (size_t j = 0; j < k; ++j) a.residual[idx[j]] = fsubRn(v[j], dec[j]);
+    for (size_t j = 0; j < k; ++j) a.residual[pick.idx[j]] = fsubRn(v[j], dec[j]);
   }
   return bad;
 }

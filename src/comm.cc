@@ -35,7 +35,7 @@ CommConfig CommConfig::fromEnv() {
   SQZ_REQUIRE(mode == "lagged" || mode == "sync", sqzInvalidArgument, "SQZ_TUNE_MODE=%s: expected lagged or sync",
               mode.c_str());
   c.tuneSync = mode == "sync";
-  timeoutSeconds();  // a malformed SQZ_TIMEOUT fails here, not in the middle of a call
+  c.timeoutSeconds = sqz::timeoutSeconds();  // a malformed SQZ_TIMEOUT fails here, not in the middle of a call
   return c;
 }
 
@@ -61,7 +61,7 @@ CompressionPolicy CompressionPolicy::parse(const std::string& spec) {
 Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
     : rank_(rank), size_(nranks), config_(CommConfig::fromEnv()) {
   LogRankScope logRank(rank);
-  Deadline deadline = Deadline::fromTimeout();
+  Deadline deadline = callDeadline();
   // Every SQZ_* setting is checked before this rank joins the others.
   CompressionPolicy envPolicy = CompressionPolicy::parse("none");
   if (const std::string spec = envString("SQZ_COMPRESSION"); !spec.empty()) {
@@ -134,7 +134,7 @@ void Communicator::reduceStats(GradStats* stats) {
   a.type = sqzFloat64;
   a.op = sqzSum;
   a.seq = nextSeq();
-  a.deadline = Deadline::fromTimeout();
+  a.deadline = callDeadline();
   flat_->direct().run(a);
 }
 
@@ -143,7 +143,7 @@ PlanSpec Communicator::choosePlan(const void* send, size_t count, sqzDataType_t 
   if (!tuner_->ready()) {
     tuner_->prepare(
         *transport_,
-        [this](void* buf, size_t n) { Broadcast(*transport_).run(buf, buf, n, 0, nextSeq(), Deadline::fromTimeout()); },
+        [this](void* buf, size_t n) { Broadcast(*transport_).run(buf, buf, n, 0, nextSeq(), callDeadline()); },
         send, type, count, config_.chunkBytes);
   }
   // Lagged agreement: the statistics last exchanged on this buffer pick
@@ -271,12 +271,27 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   a.type = type;
   a.op = op;
   a.seq = nextSeq();
-  a.deadline = Deadline::fromTimeout();
+  a.deadline = Deadline(clock.start, config_.timeoutSeconds);
   CallDecision d = decideCall(a, spec ? CompressionPolicy::parse(spec) : policy_, state, call);
   agreeOnPlan(a, d);
   const CallCounters counters = runPlan(a, d);
-  lastCall_ = makeCallInfo(a, d, counters, clock);
-  if (timeline_) timeline_->allreduce(lastCall_, clock.startSeconds, d.tuneSeconds);
+  report(a, d, counters, clock);
+}
+
+void Communicator::report(const AllreduceArgs& a, CallDecision& d, const CallCounters& counters,
+                          const CallClock& clock) {
+  CallReport& r = lastReport_;
+  r.count = a.count;
+  r.bytes = a.count * dataTypeSize(a.type);
+  r.path = d.path;
+  r.algorithm = d.algorithm;
+  if (d.path == CallDecision::Path::kHier || d.path == CallDecision::Path::kLossy) r.plan = std::move(d.plan);
+  r.gain = d.gain;
+  r.counters = counters;
+  r.tuneSeconds = d.tuneSeconds;
+  r.totalSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - clock.start).count();
+  lastIsHost_ = true;
+  if (timeline_) timeline_->allreduce(callInfo(r), clock.startSeconds, d.tuneSeconds);
 }
 
 CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy policy, ErrorFeedbackState* state,
@@ -445,32 +460,31 @@ CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
   return counters;
 }
 
-sqzCallInfo Communicator::makeCallInfo(const AllreduceArgs& a, const CallDecision& d, const CallCounters& counters,
-                                       const CallClock& clock) const {
+sqzCallInfo Communicator::callInfo(const CallReport& r) const {
   using Path = CallDecision::Path;
   sqzCallInfo info{};
-  info.count = a.count;
-  info.bytes = a.count * dataTypeSize(a.type);
-  info.gain = d.gain;
-  const bool coded = d.path == Path::kHier || d.path == Path::kLossy;
-  const std::string codec = coded ? codecName(d.plan.codec) : "none";
-  const std::string algorithm = d.path == Path::kHier ? "hier" : d.algorithm ? d.algorithm->name : "none";
-  const std::string plan = d.path == Path::kHier    ? planName(d.plan)
-                           : d.path == Path::kLossy ? algorithm + ":" + codec
+  info.count = r.count;
+  info.bytes = r.bytes;
+  info.gain = r.gain;
+  const bool coded = r.path == Path::kHier || r.path == Path::kLossy;
+  const std::string codec = coded ? codecName(r.plan.codec) : "none";
+  const std::string algorithm = r.path == Path::kHier ? "hier" : r.algorithm ? r.algorithm->name : "none";
+  const std::string plan = r.path == Path::kHier    ? planName(r.plan)
+                           : r.path == Path::kLossy ? algorithm + ":" + codec
                                                     : algorithm;
   std::snprintf(info.algorithm, sizeof info.algorithm, "%s", algorithm.c_str());
   std::snprintf(info.codec, sizeof info.codec, "%s", codec.c_str());
   std::snprintf(info.plan, sizeof info.plan, "@%s", plan.c_str());
-  info.exact = d.path == Path::kHier
-                   ? d.plan.codec.kind == CodecKind::None && d.plan.intraCodec.kind == CodecKind::None
-                   : d.path != Path::kLossy;
-  info.wireBytes = counters.wireBytes;
+  info.exact = r.path == Path::kHier
+                   ? r.plan.codec.kind == CodecKind::None && r.plan.intraCodec.kind == CodecKind::None
+                   : r.path != Path::kLossy;
+  info.wireBytes = r.counters.wireBytes;
   const double dense = RingAllreduce::bytesSentPerRank(static_cast<double>(info.bytes), size_);
-  info.compressionRatio = counters.wireBytes > 0 ? dense / static_cast<double>(counters.wireBytes) : 1.0;
-  info.encodeSeconds = counters.encodeSeconds;
-  info.decodeSeconds = counters.decodeSeconds;
-  info.totalSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - clock.start).count();
-  info.transferSeconds = std::max(0.0, info.totalSeconds - info.encodeSeconds - info.decodeSeconds - d.tuneSeconds);
+  info.compressionRatio = r.counters.wireBytes > 0 ? dense / static_cast<double>(r.counters.wireBytes) : 1.0;
+  info.encodeSeconds = r.counters.encodeSeconds;
+  info.decodeSeconds = r.counters.decodeSeconds;
+  info.totalSeconds = r.totalSeconds;
+  info.transferSeconds = std::max(0.0, info.totalSeconds - info.encodeSeconds - info.decodeSeconds - r.tuneSeconds);
   return info;
 }
 
@@ -490,7 +504,7 @@ uint32_t Communicator::agreeOnExactCall(CollectiveKind kind, size_t count, int t
 void Communicator::broadcast(const void* send, void* recv, size_t count, sqzDataType_t type, int root) {
   LogRankScope logRank(rank_);
   drainDevice();
-  const Deadline deadline = Deadline::fromTimeout();
+  const Deadline deadline = callDeadline();
   const uint32_t seq = agreeOnExactCall(CollectiveKind::kBroadcast, count, type, root, deadline);
   if (count == 0) return;
   Broadcast(*transport_).run(send, recv, count * dataTypeSize(type), root, seq, deadline);
@@ -499,7 +513,7 @@ void Communicator::broadcast(const void* send, void* recv, size_t count, sqzData
 void Communicator::allGather(const void* send, void* recv, size_t count, sqzDataType_t type) {
   LogRankScope logRank(rank_);
   drainDevice();
-  const Deadline deadline = Deadline::fromTimeout();
+  const Deadline deadline = callDeadline();
   const uint32_t seq = agreeOnExactCall(CollectiveKind::kAllGather, count, type, -1, deadline);
   if (count == 0) return;
   AllGather(*transport_).run(send, recv, count * dataTypeSize(type), seq, deadline);
@@ -508,7 +522,7 @@ void Communicator::allGather(const void* send, void* recv, size_t count, sqzData
 void Communicator::barrier() {
   LogRankScope logRank(rank_);
   drainDevice();
-  agreeOnExactCall(CollectiveKind::kBarrier, 0, -1, -1, Deadline::fromTimeout());
+  agreeOnExactCall(CollectiveKind::kBarrier, 0, -1, -1, callDeadline());
 }
 
 void Communicator::abort() {

@@ -35,6 +35,7 @@ struct CommConfig {
   size_t minBytes;        // SQZ_MIN_BYTES: smaller buffers are never compressed
   uint32_t statsEveryMax;  // SQZ_STATS_EVERY_MAX: auto's longest statistics interval, in calls
   bool tuneSync;           // SQZ_TUNE_MODE=sync: every call reduces its statistics first
+  double timeoutSeconds;   // SQZ_TIMEOUT, read once: every call's bound (not a message shape: not agreed)
   static CommConfig fromEnv();
 };
 
@@ -78,10 +79,26 @@ struct CallDecision {
   double gain = 1.0;         // the tuner's estimate (-1: a fixed plan), 1 when exact
 };
 
-// When a call started, on both clocks it reports.
+// When a call started, on both clocks it reports (one clock read: the
+// timeline's monotonicSeconds is the same steady clock).
 struct CallClock {
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-  double startSeconds = monotonicSeconds();  // the timeline's clock
+  double startSeconds = std::chrono::duration<double>(start.time_since_epoch()).count();
+};
+
+// What a host allreduce reports, kept raw: sqzCallInfo's names are
+// formatted only when someone asks (sqzGetCallInfo, the timeline), not on
+// every call.
+struct CallReport {
+  size_t count = 0;
+  size_t bytes = 0;
+  CallDecision::Path path = CallDecision::Path::kNone;
+  const AlgorithmEntry* algorithm = nullptr;
+  PlanSpec plan;  // lossy and hierarchical paths
+  double gain = 1.0;
+  CallCounters counters;
+  double tuneSeconds = 0;
+  double totalSeconds = 0;
 };
 
 class Communicator {
@@ -109,7 +126,8 @@ class Communicator {
   void forgetState(const void* key);
   // The first asynchronous error of device calls, or sqzSuccess.
   sqzResult_t asyncError(std::string* why);
-  const sqzCallInfo& lastCall() const { return lastCall_; }
+  // The last allreduce's report (sqzGetCallInfo).
+  sqzCallInfo lastCall() const { return lastIsHost_ ? callInfo(lastReport_) : lastCall_; }
   // How many implicit calls' tuning states are kept (bounded: src/implicit_states.h).
   size_t implicitStates() const { return implicit_.size(); }
   Timeline* timeline() { return timeline_.get(); }
@@ -147,8 +165,10 @@ class Communicator {
                           uint64_t call);
   void agreeOnPlan(const AllreduceArgs& a, CallDecision& d);
   CallCounters runPlan(const AllreduceArgs& a, CallDecision& d);
-  sqzCallInfo makeCallInfo(const AllreduceArgs& a, const CallDecision& d, const CallCounters& counters,
-                           const CallClock& clock) const;
+  void report(const AllreduceArgs& a, CallDecision& d, const CallCounters& counters, const CallClock& clock);
+  sqzCallInfo callInfo(const CallReport& r) const;
+  // A wait bound starting now (SQZ_TIMEOUT as read when the communicator was made).
+  Deadline callDeadline() const { return Deadline(config_.timeoutSeconds); }
   // The algorithm a call with `codec` runs when its plan names none
   // (deterministic: identical on all ranks).
   const AlgorithmEntry& chooseAlgorithm(const CodecParams& codec, size_t count, sqzDataType_t type) const;
@@ -192,7 +212,9 @@ class Communicator {
   uint64_t seed_ = 0;  // shared by all ranks (from the unique id)
   uint32_t seq_ = 0;
   uint64_t callTag_ = 0;  // for the next call's header (sqzCommSetCallTag)
-  sqzCallInfo lastCall_{};
+  CallReport lastReport_;   // the last host allreduce
+  sqzCallInfo lastCall_{};  // the last device allreduce
+  bool lastIsHost_ = false;
   std::unique_ptr<Timeline> timeline_;  // SQZ_TIMELINE
   std::unique_ptr<DevicePath> device_;  // last: destroyed (drained) before the transport
 };

@@ -33,7 +33,7 @@ int Communicator::join() {
   for (;;) {
     AllreduceArgs a;
     a.seq = nextSeq();
-    a.deadline = Deadline::fromTimeout();
+    a.deadline = callDeadline();
     const std::vector<CallHeader>& all = round.exchange(*transport_, a.seq, mine, nullptr, 0, a.deadline);
     const CallVerdict v = judgeCall(all, round.carriedBytes());
     if (v.joined == size_) {

@@ -6,6 +6,7 @@
 #include <cstdarg>
 #include <cstring>
 #include <mutex>
+#include <new>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -14,6 +15,9 @@
 namespace sqz {
 
 struct UcxTransport::Op {
+  uint32_t slot = 0;
+  uint32_t generation = 0;  // bumped each time the slot is taken
+  bool live = false;        // taken and not yet released
   int peer = -1;
   bool isRecv = false;
   size_t expected = 0;       // exact length, or the capacity when received is set
@@ -164,13 +168,14 @@ RequestId UcxTransport::postSend(int peer, Tag tag, const void* buf, size_t byte
   SQZ_CHECK(peer >= 0 && peer < size_ && peers_[peer], "bad peer %d", peer);
   if (peers_[peer]->failed)
     failAndCancel(sqzRemoteError, "rank %d failed (%s)", peer, ucs_status_string(peers_[peer]->failure));
-  auto op = std::make_unique<Op>();
+  Op* op = nullptr;
+  const RequestId id = takeOp(&op);
   op->peer = peer;
   ucp_request_param_t p;
   std::memset(&p, 0, sizeof p);
   p.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
   p.cb.send = onSendDone;
-  p.user_data = op.get();
+  p.user_data = op;
   ucs_status_ptr_t r = ucp_tag_send_nbx(peers_[peer]->ep, buf, bytes, ucxTag(rank_, tag), &p);
   if (r == nullptr) {
     op->done = true;
@@ -180,8 +185,6 @@ RequestId UcxTransport::postSend(int peer, Tag tag, const void* buf, size_t byte
   } else {
     op->request = r;
   }
-  RequestId id = nextId_++;
-  ops_.emplace(id, std::move(op));
   return id;
 }
 
@@ -197,7 +200,8 @@ RequestId UcxTransport::postRecvUpTo(int peer, Tag tag, void* buf, size_t capaci
 RequestId UcxTransport::postReceive(int peer, Tag tag, void* buf, size_t bytes, size_t* received) {
   checkUsable();
   SQZ_CHECK(peer >= 0 && peer < size_, "bad peer %d", peer);
-  auto op = std::make_unique<Op>();
+  Op* op = nullptr;
+  const RequestId id = takeOp(&op);
   op->peer = peer;
   op->isRecv = true;
   op->expected = bytes;
@@ -208,7 +212,7 @@ RequestId UcxTransport::postReceive(int peer, Tag tag, void* buf, size_t bytes, 
   // message matched at post time, and the length check needs it.
   p.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FLAG_NO_IMM_CMPL;
   p.cb.recv = onRecvDone;
-  p.user_data = op.get();
+  p.user_data = op;
   ucs_status_ptr_t r =
       ucp_tag_recv_nbx(worker_, buf, bytes, ucxTag(peer, tag), ~uint64_t(0), &p);
   if (UCS_PTR_IS_ERR(r)) {
@@ -217,27 +221,53 @@ RequestId UcxTransport::postReceive(int peer, Tag tag, void* buf, size_t bytes, 
   } else {
     op->request = r;
   }
-  RequestId id = nextId_++;
-  ops_.emplace(id, std::move(op));
   return id;
 }
 
-UcxTransport::Op& UcxTransport::lookup(RequestId id) {
-  auto it = ops_.find(id);
-  SQZ_CHECK(it != ops_.end(), "unknown request %llu", static_cast<unsigned long long>(id));
-  return *it->second;
+RequestId UcxTransport::takeOp(Op** out) {
+  uint32_t slot;
+  if (freeSlots_.empty()) {
+    slot = static_cast<uint32_t>(slots_.size());
+    slots_.push_back(std::make_unique<Op>());
+  } else {
+    slot = freeSlots_.back();
+    freeSlots_.pop_back();
+  }
+  Op& op = *slots_[slot];
+  const uint32_t generation = op.generation + 1;
+  op.~Op();
+  new (&op) Op();
+  op.slot = slot;
+  op.generation = generation;
+  op.live = true;
+  ++liveOps_;
+  *out = &op;
+  return (static_cast<uint64_t>(generation) << 32) | slot;
 }
 
-void UcxTransport::finish(RequestId id) {
-  auto it = ops_.find(id);
-  Op& op = *it->second;
+void UcxTransport::releaseOp(Op& op) {
+  if (op.request) ucp_request_free(op.request);
+  op.request = nullptr;
+  op.live = false;
+  --liveOps_;
+  freeSlots_.push_back(op.slot);
+}
+
+UcxTransport::Op& UcxTransport::lookup(RequestId id) {
+  const uint64_t slot = id & 0xffffffffu;
+  const auto generation = static_cast<uint32_t>(id >> 32);
+  SQZ_CHECK(slot < slots_.size() && slots_[slot] && slots_[slot]->live && slots_[slot]->generation == generation,
+            "unknown request %llu", static_cast<unsigned long long>(id));
+  return *slots_[slot];
+}
+
+void UcxTransport::finish(Op& op) {
   ucs_status_t status = op.status;
   bool isRecv = op.isRecv;
   size_t length = op.length, expected = op.expected;
   size_t* received = op.received;
   int peer = op.peer;
-  if (op.request) ucp_request_free(op.request);
-  ops_.erase(it);
+  releaseOp(op);
   if (status == UCS_ERR_MESSAGE_TRUNCATED) {
     failAndCancel(sqzInvalidUsage, "message from rank %d is larger than the %zu bytes expected (ranks disagree on the call)",
                   peer, expected);
@@ -278,7 +308,7 @@ void UcxTransport::wait(RequestId id, const Deadline& deadline) {
     // rank waits for may need this very core to run.
     if (idle >= spinPolls_) sched_yield();
   }
-  finish(id);
+  finish(op);
 }
 
 bool UcxTransport::test(RequestId id) {
@@ -289,7 +319,7 @@ bool UcxTransport::test(RequestId id) {
       failAndCancel(sqzRemoteError, "rank %d failed", op.peer);
     return false;
   }
-  finish(id);
+  finish(op);
   return true;
 }
 
@@ -307,11 +337,11 @@ void UcxTransport::failAndCancel(sqzResult_t code, const char* fmt, ...) {
 }
 
 void UcxTransport::cancelAll() {
-  if (ops_.empty()) return;
+  if (liveOps_ == 0) return;
   bool anySend = false;
-  for (auto& kv : ops_) {
-    Op& op = *kv.second;
-    if (op.done) continue;
+  for (auto& slot : slots_) {
+    Op& op = *slot;
+    if (!op.live || op.done) continue;
     if (op.isRecv && op.request) ucp_request_cancel(worker_, op.request);
     else anySend = true;
   }
@@ -328,20 +358,25 @@ void UcxTransport::cancelAll() {
   Deadline deadline(0.5);
   for (;;) {
     bool all = true;
-    for (auto& kv : ops_) all = all && kv.second->done;
+    for (auto& slot : slots_) all = all && (!slot->live || slot->done);
     if (all || deadline.expired()) break;
     ucp_worker_progress(worker_);
   }
-  for (auto it = ops_.begin(); it != ops_.end();) {
-    if (it->second->done) {
-      if (it->second->request) ucp_request_free(it->second->request);
-      it = ops_.erase(it);
+  for (auto& slot : slots_) {
+    if (!slot->live) continue;
+    if (slot->done) {
+      releaseOp(*slot);
     } else {
       // Should not happen; keep the op alive (leak) rather than let UCX
-      // write through a dangling user_data pointer.
+      // write through a dangling user_data pointer. Its slot gets a new op.
       SQZ_WARN("a UCX request did not complete after cancellation");
-      it->second.release();
-      it = ops_.erase(it);
+      const uint32_t index = slot->slot, generation = slot->generation;
+      slot.release();
+      slot = std::make_unique<Op>();
+      slot->slot = index;
+      slot->generation = generation;
+      slot->live = true;
+      releaseOp(*slot);
     }
   }
 }

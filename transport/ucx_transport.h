@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "sqz.h"
@@ -50,9 +49,13 @@ class UcxTransport final : public Transport {
  private:
   uint64_t ucxTag(int sender, Tag tag) const;
   RequestId postReceive(int peer, Tag tag, void* buf, size_t bytes, size_t* received);
+  // A cleared op from the pool and its id (slot and generation).
+  RequestId takeOp(Op** op);
+  // Returns an op to the pool (its UCX request freed).
+  void releaseOp(Op& op);
   Op& lookup(RequestId id);
   // Releases a completed op; throws if it completed with an error.
-  void finish(RequestId id);
+  void finish(Op& op);
   // Marks the transport broken, cancels every outstanding request, throws.
   [[noreturn]] void failAndCancel(sqzResult_t code, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
   void closeEndpoints(bool force);
@@ -64,8 +67,13 @@ class UcxTransport final : public Transport {
   ucp_worker_h worker_ = nullptr;
   std::vector<uint8_t> address_;
   std::vector<std::unique_ptr<Peer>> peers_;
-  std::unordered_map<RequestId, std::unique_ptr<Op>> ops_;
-  RequestId nextId_ = 1;
+  // Ops are reused, not allocated per message: a small call posts one
+  // send and one receive per peer. A RequestId is the op's slot (low 32
+  // bits) and the generation it was taken in (high 32), so a stale id is
+  // caught instead of waiting on another call's op.
+  std::vector<std::unique_ptr<Op>> slots_;
+  std::vector<uint32_t> freeSlots_;
+  size_t liveOps_ = 0;
   unsigned spinPolls_ = 1;  // idle progress calls before a wait yields (connect())
   bool broken_ = false;
   std::string brokenReason_;

@@ -811,6 +811,7 @@ void DevicePath::allReduce(const void* send, void* recv, size_t count, sqzDataTy
   const double dense = RingAllreduce::bytesSentPerRank(static_cast<double>(bytes), d.nranks());
   info.compressionRatio = info.wireBytes > 0 ? dense / static_cast<double>(info.wireBytes) : 1.0;
   comm.lastCall_ = info;  // seconds stay 0: measuring them would need a synchronization
+  comm.lastIsHost_ = false;
 }
 
 }  // namespace sqz

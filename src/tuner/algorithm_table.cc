@@ -159,12 +159,21 @@ std::vector<const AlgorithmEntry*> offeredAlgorithms(TunerOffer offer, const Cod
 }
 
 const AlgorithmEntry& defaultAlgorithm(const CallShape& call) {
-  const std::vector<const AlgorithmEntry*> host =
-      carrying(call.codec, [](const AlgorithmEntry& a) { return a.run != nullptr; });
-  SQZ_CHECK(!host.empty(), "no host algorithm carries codec kind %d", static_cast<int>(call.codec.kind));
-  for (const AlgorithmEntry* a : host)
-    if (!a->prefers || a->prefers(call)) return *a;
-  return *host.back();
+  // carrying()'s order (by carries() place, table order among equals)
+  // without its vectors: every call without a named plan comes here.
+  auto place = [&](const AlgorithmEntry& a) { return a.run && a.carries ? a.carries(call.codec) : -1; };
+  int maxPlace = -1;
+  for (const AlgorithmEntry& a : kTable) maxPlace = std::max(maxPlace, place(a));
+  const AlgorithmEntry* last = nullptr;
+  for (int at = 0; at <= maxPlace; ++at) {
+    for (const AlgorithmEntry& a : kTable) {
+      if (place(a) != at) continue;
+      if (!a.prefers || a.prefers(call)) return a;
+      last = &a;
+    }
+  }
+  SQZ_CHECK(last != nullptr, "no host algorithm carries codec kind %d", static_cast<int>(call.codec.kind));
+  return *last;
 }
 
 const AlgorithmEntry& defaultDeviceAlgorithm(const CodecParams& codec) {

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "kernels/codec_math.h"
+#include "kernels/cpu_topk_scan.h"
 #include "tests/codec/codec_test_util.h"
 
 namespace sqz {
@@ -83,6 +84,113 @@ TEST(TopK, LargeBuffersStayExactWhateverTheSampleSees) {
       std::vector<uint32_t> want(largestFirst.begin(), largestFirst.begin() + static_cast<std::ptrdiff_t>(idx.size()));
       std::sort(want.begin(), want.end());
       EXPECT_EQ(idx, want) << spec << " " << name;
+    }
+  }
+}
+
+// With error feedback the sampled scan forms y = g + e itself: the indices
+// are still the exact top K of g + e, the sent values are y's, and the new
+// residual is y everywhere but at the sent indices (v - decode(v) there),
+// also when the sample misses and the exact fallback finishes y.
+TEST(TopK, ErrorFeedbackFusedIntoTheScanKeepsEveryInvariant) {
+  const size_t n = (1 << 19) + 37, stride = n / (1 << 15);
+  std::vector<std::pair<const char*, std::vector<float>>> inputs;
+  inputs.emplace_back("normal", test::normalInput(n, 11, 1e-3f));
+  std::vector<float> offSample = test::normalInput(n, 12, 1e-3f);
+  for (size_t i = 0; i < n; ++i)
+    if (i % stride != 0) offSample[i] *= 1e4f;  // the sample misses: the fallback runs
+  inputs.emplace_back("large-off-sampled-positions", offSample);
+  const std::vector<float> e0 = test::normalInput(n, 13, 1e-3f);
+  for (const auto& [name, g] : inputs) {
+    std::vector<float> y(n);
+    for (size_t i = 0; i < n; ++i) y[i] = g[i] + e0[i];
+    const std::vector<uint32_t> largestFirst = bruteForceTopK(y, n, false);
+    for (const char* spec : {"topk:0.01", "topk:0.01:bf16"}) {
+      const CodecParams p = parseCodecSpec(spec);
+      std::vector<float> e = e0;
+      EncodeArgs a;
+      a.input = g.data();
+      a.count = n;
+      a.residual = e.data();
+      const auto payload = test::encodeToVector(p, a);
+      const auto idx = payloadIndices(p, n, payload);
+      std::vector<uint32_t> want(largestFirst.begin(), largestFirst.begin() + static_cast<std::ptrdiff_t>(idx.size()));
+      std::sort(want.begin(), want.end());
+      ASSERT_EQ(idx, want) << spec << " " << name;
+      EncodeArgs d;
+      d.count = n;
+      const std::vector<float> dec = test::decodeToVector(p, d, payload);
+      std::vector<bool> sent(n, false);
+      for (uint32_t i : idx) sent[i] = true;
+      for (size_t i = 0; i < n; ++i) {
+        const float expected = sent[i] ? y[i] - dec[i] : y[i];
+        ASSERT_EQ(floatBits(e[i]), floatBits(expected)) << spec << " " << name << " element " << i;
+      }
+    }
+  }
+}
+
+// The scan kernels on every vector path this CPU has agree with the scalar
+// one: the same candidates, the same y written, and when a block would pass
+// the cap, they stop after it with y written exactly that far.
+TEST(TopK, ScanPathsAgreeWithTheScalarScan) {
+  using Scan = size_t (*)(const float*, const float*, float*, size_t, int32_t, uint32_t*, float*, size_t, size_t*);
+  std::vector<std::pair<const char*, std::pair<Scan, Scan>>> paths;
+  paths.push_back({"base", {[](const float* g, const float* yi, float* yo, size_t n, int32_t t, uint32_t* c, float* v,
+                               size_t cap, size_t* f) { return cpusimd::scanAtLeastBase<true>(g, yi, yo, 0, n, t, c, v, cap, f); },
+                            [](const float* g, const float* yi, float* yo, size_t n, int32_t t, uint32_t* c, float* v,
+                               size_t cap, size_t* f) { return cpusimd::scanAtLeastBase<false>(g, yi, yo, 0, n, t, c, v, cap, f); }}});
+#if SQZ_CPU_SIMD
+  const cpusimd::Isa have = cpusimd::detectIsa();
+  if (have != cpusimd::Isa::Base)
+    paths.push_back({"avx2", {cpusimd::scanAtLeastAvx2<true>, cpusimd::scanAtLeastAvx2<false>}});
+  if (have == cpusimd::Isa::Avx512)
+    paths.push_back({"avx512", {cpusimd::scanAtLeast512<true>, cpusimd::scanAtLeast512<false>}});
+#endif
+  ASSERT_GE(paths.size(), 1u);
+  const size_t n = 10007;
+  std::vector<float> g = test::heavyTailedInput(n, 21), e0 = test::normalInput(n, 22);
+  // Keys exactly at a threshold (kept: at or above) and zeros.
+  for (size_t i = 0; i < n; i += 97) g[i] = i % 2 ? -2.0f : 30.0f, e0[i] = 0.0f;
+  for (size_t i = 5; i < n; i += 89) g[i] = 0.0f, e0[i] = -0.0f;
+  for (const int32_t t : {0, static_cast<int32_t>(magnitudeKey(2.0f)), static_cast<int32_t>(magnitudeKey(30.0f)),
+                          0x7fffffff}) {
+    for (const size_t cap : {size_t{16}, size_t{100}, n}) {
+      // The scalar reference, one element at a time.
+      std::vector<uint32_t> want;
+      std::vector<float> y(n);
+      for (size_t i = 0; i < n; ++i) {
+        y[i] = g[i] + e0[i];
+        if (static_cast<int32_t>(magnitudeKey(y[i])) >= t) want.push_back(static_cast<uint32_t>(i));
+      }
+      for (const auto& [name, scans] : paths) {
+        for (const bool add : {true, false}) {
+          std::vector<float> e = e0;
+          std::vector<uint32_t> cand(cap, 0xffffffffu);
+          std::vector<float> vals(cap, 12345.0f);
+          size_t found = 0;
+          const size_t done =
+              add ? scans.first(g.data(), e.data(), e.data(), n, t, cand.data(), vals.data(), cap, &found)
+                  : scans.second(nullptr, y.data(), nullptr, n, t, cand.data(), vals.data(), cap, &found);
+          ASSERT_LE(found, cap) << name;
+          if (want.size() <= cap) {
+            ASSERT_EQ(done, n) << name << " t=" << t << " cap=" << cap;
+            cand.resize(found);
+            EXPECT_EQ(cand, want) << name << " add=" << add << " t=" << t;
+          } else {
+            ASSERT_LT(done, n) << name << " t=" << t << " cap=" << cap;
+            for (size_t j = 0; j < found; ++j) ASSERT_EQ(cand[j], want[j]) << name;
+            ASSERT_GE(std::count_if(want.begin(), want.end(), [&](uint32_t i) { return i < done; }),
+                      static_cast<std::ptrdiff_t>(found));
+          }
+          for (size_t j = 0; j < found; ++j)
+            ASSERT_EQ(floatBits(vals[j]), floatBits(y[cand[j]])) << name << " candidate " << j;
+          if (add) {
+            for (size_t i = 0; i < n; ++i)
+              ASSERT_EQ(floatBits(e[i]), floatBits(i < done ? y[i] : e0[i])) << name << " element " << i;
+          }
+        }
+      }
     }
   }
 }
