@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -362,14 +363,6 @@ void keepLargest(const uint32_t* cand, const float* candVal, size_t m, size_t k,
   }
 }
 
-// Scratch of the sampled selection, kept by each thread between calls: a
-// large buffer's candidates are megabytes, and fresh pages for them every
-// call cost more than the selection among them (perf/results/codec_cpu.md).
-struct TopKScratch {
-  std::vector<uint32_t> cand, order;
-  std::vector<float> candVal;
-};
-
 // A threshold from an evenly strided sample of the keys, set a little below
 // the sample's estimate of the K-th largest, then one pass that keeps the
 // positions (and values) at or above it. Exact whenever it keeps at least K
@@ -394,13 +387,16 @@ bool selectBySample(const float* g, float* e, const float* y, size_t n, size_t k
                    std::greater<uint32_t>());
   const int32_t threshold = static_cast<int32_t>(sample[rank]);  // keys are 31 bits
   const size_t cap = 2 * k + 4096;
-  thread_local TopKScratch scratch;
-  if (scratch.cand.size() < cap) {
-    scratch.cand.resize(cap);
-    scratch.candVal.resize(cap);
-  }
-  uint32_t* cand = scratch.cand.data();
-  float* candVal = scratch.candVal.data();
+  // Per call, uninitialized (no zero-fill pass): the library holds no
+  // memory between calls that grows with the largest buffer ever seen (the
+  // soak's flatness check saw a thread-local cache as a 9.6 MiB step). The
+  // allocator keeps a freed block of this size in its heap (glibc raises
+  // its mmap threshold after the first free), so repeated calls do not
+  // fault fresh pages, and malloc_trim can hand it back.
+  std::unique_ptr<uint32_t[]> candHolder(new uint32_t[cap]);
+  std::unique_ptr<float[]> candValHolder(new float[cap]);
+  uint32_t* cand = candHolder.get();
+  float* candVal = candValHolder.get();
   size_t found = 0, done;
   if (g) {
     done = cpusimd::scanAtLeast<true>(g, e, e, n, threshold, cand, candVal, cap, &found);
@@ -409,7 +405,8 @@ bool selectBySample(const float* g, float* e, const float* y, size_t n, size_t k
     done = cpusimd::scanAtLeast<false>(nullptr, y, nullptr, n, threshold, cand, candVal, cap, &found);
   }
   if (done < n || found < k) return false;
-  keepLargest(cand, candVal, found, k, pick, scratch.order);
+  std::vector<uint32_t> order;
+  keepLargest(cand, candVal, found, k, pick, order);
   return true;
 }
 
