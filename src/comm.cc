@@ -80,13 +80,16 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
   PeerInfo mine;
   mine.ucxAddress = transport_->localAddress();
   mine.nodeId = localNodeId();
+  mine.machineId = localMachineId();
   mine.rdma = rdma;
   std::vector<Blob> all = rendezvous(id, rank, nranks, packPeerInfo(mine), deadline);
   std::vector<std::vector<uint8_t>> addresses(nranks);
   nodeIds_.resize(nranks);
   std::vector<RankPlacement> placements(nranks);
+  int ranksOnThisMachine = 0;
   for (int r = 0; r < nranks; ++r) {
     PeerInfo peer = unpackPeerInfo(all[r], r);
+    ranksOnThisMachine += peer.machineId == mine.machineId;
     addresses[r] = std::move(peer.ucxAddress);
     nodeIds_[r] = peer.nodeId;
     placements[r].nodeId = peer.nodeId;  // host buffers: no GPU in the placement
@@ -94,7 +97,7 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
   }
   std::vector<bool> sameNode(nranks);
   for (int r = 0; r < nranks; ++r) sameNode[r] = nodeIds_[r] == nodeIds_[rank];
-  transport_->connect(addresses, sameNode);
+  transport_->connect(addresses, sameNode, ranksOnThisMachine);
   flat_ = std::make_unique<FlatAllreduces>(*transport_, config_.chunkBytes);
   const LinkClasses links = classifyTopology(placements, nullptr);
   SQZ_INFO("links: inside a node %s, between nodes %s (%s)", linkClassName(links.intra), linkClassName(links.inter),

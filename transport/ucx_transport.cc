@@ -95,6 +95,10 @@ constexpr uint64_t kTagMask24 = (1ull << kTagBits) - 1;
 
 }  // namespace
 
+unsigned defaultSpinPolls(int ranksOnThisMachine, int usableCores) {
+  return ranksOnThisMachine > usableCores ? kOversubscribedSpinPolls : kSpinPolls;
+}
+
 UcxTransport::UcxTransport(int rank, int size) : rank_(rank), size_(size) {
   context_ = acquireContext();
   ucp_worker_params_t wp;
@@ -114,18 +118,21 @@ UcxTransport::UcxTransport(int rank, int size) : rank_(rank), size_(size) {
   ucp_worker_release_address(worker_, addr);
 }
 
-void UcxTransport::connect(const std::vector<std::vector<uint8_t>>& addresses, const std::vector<bool>& sameNode) {
+void UcxTransport::connect(const std::vector<std::vector<uint8_t>>& addresses, const std::vector<bool>& sameNode,
+                           int ranksOnThisMachine) {
   // SQZ_UCX_ERR_MODE=peer|none overrides the per-peer choice (auto).
   const std::string mode = envString("SQZ_UCX_ERR_MODE", "auto");
   SQZ_CHECK(static_cast<int>(addresses.size()) == size_, "expected %d worker addresses, got %zu", size_,
             addresses.size());
   peers_.resize(size_);
-  // Ranks of this node beyond its usable cores: waits yield at once.
+  // More ranks on this machine than usable cores: waits yield at once. The
+  // machine, not the node: namespaces or containers on one host share cores.
   cpu_set_t cpus;
   const int cores = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
-  const auto local = std::count(sameNode.begin(), sameNode.end(), true);
-  spinPolls_ = local > cores ? kOversubscribedSpinPolls : kSpinPolls;
+  spinPolls_ = defaultSpinPolls(ranksOnThisMachine, cores);
   spinPolls_ = static_cast<unsigned>(envUnsigned("SQZ_SPIN_POLLS", spinPolls_, 0, 1u << 30));
+  SQZ_INFO("waits spin %u polls before yielding (%d ranks on this machine, %d usable cores)", spinPolls_,
+           ranksOnThisMachine, cores);
   for (int r = 0; r < size_; ++r) {
     auto peer = std::make_unique<Peer>();
     peer->owner = this;

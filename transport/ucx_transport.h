@@ -15,6 +15,10 @@
 
 namespace sqz {
 
+// Idle polls of a wait before it yields the core: spin while this machine's
+// ranks fit its usable cores, yield at once when they outnumber them.
+unsigned defaultSpinPolls(int ranksOnThisMachine, int usableCores);
+
 class UcxTransport final : public Transport {
  public:
   // Creates this rank's UCX worker. Connect with connect() once every
@@ -28,8 +32,11 @@ class UcxTransport final : public Transport {
   // sameNode[r]: rank r shares this node. UCX 1.13 offers shared memory only
   // to endpoints without peer error handling, so those endpoints go without
   // it (a dead local peer is caught by the SQZ_TIMEOUT bound instead);
-  // endpoints to other nodes keep it and fail fast.
-  void connect(const std::vector<std::vector<uint8_t>>& addresses, const std::vector<bool>& sameNode);
+  // endpoints to other nodes keep it and fail fast. ranksOnThisMachine: the
+  // ranks (this one included) sharing this machine's cores, whatever their
+  // node ids; waits yield at once when they outnumber the usable cores.
+  void connect(const std::vector<std::vector<uint8_t>>& addresses, const std::vector<bool>& sameNode,
+               int ranksOnThisMachine);
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }

@@ -162,7 +162,7 @@ int runThreads(const Options& o) {
     addresses.push_back(transports.back()->localAddress());
   }
   const std::vector<bool> sameNode(o.ranks, true);
-  for (auto& t : transports) t->connect(addresses, sameNode);
+  for (auto& t : transports) t->connect(addresses, sameNode, o.ranks);
   std::vector<LinkCurve> curves(o.ranks);
   std::vector<double> rounds(o.ranks);
   std::vector<std::string> errors(o.ranks);
@@ -243,7 +243,9 @@ int runProcesses(const Options& o, int rank, int nranks) {
     addresses.emplace_back(addrs[r].begin(), addrs[r].end());
     sameNode.push_back(nodeIds[r] == me.nodeId);
   }
-  transport.connect(addresses, sameNode);
+  const std::vector<std::string> machines = allgather(localMachineId(), nranks);
+  const int ranksOnThisMachine = static_cast<int>(std::count(machines.begin(), machines.end(), machines[rank]));
+  transport.connect(addresses, sameNode, ranksOnThisMachine);
 
   // Nodes in order of their first rank; each rank's local index.
   std::vector<std::string> order;

@@ -16,6 +16,7 @@ Blob packPeerInfo(const PeerInfo& info) {
   put(info.nodeId.data(), static_cast<uint32_t>(info.nodeId.size()));
   const uint8_t r = info.rdma ? 1 : 0;
   put(&r, 1);
+  put(info.machineId.data(), static_cast<uint32_t>(info.machineId.size()));
   return b;
 }
 
@@ -31,13 +32,15 @@ PeerInfo unpackPeerInfo(const Blob& b, int rank) {
     pos += n;
   };
   PeerInfo info;
-  std::vector<uint8_t> node, r;
+  std::vector<uint8_t> node, r, machine;
   get(&info.ucxAddress);
   get(&node);
   get(&r);
+  get(&machine);
   SQZ_REQUIRE(r.size() == 1 && pos == b.size(), sqzRemoteError, "malformed bootstrap record from rank %d", rank);
   info.nodeId.assign(node.begin(), node.end());
   info.rdma = r[0] != 0;
+  info.machineId.assign(machine.begin(), machine.end());
   return info;
 }
 

@@ -15,6 +15,7 @@ struct PeerInfo {
   std::vector<uint8_t> ucxAddress;
   std::string nodeId;
   bool rdma = false;
+  std::string machineId;  // localMachineId(): ranks sharing cores
 };
 
 Blob packPeerInfo(const PeerInfo& info);

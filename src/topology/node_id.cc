@@ -21,4 +21,13 @@ std::string localNodeId() {
   return std::string(host) + "/" + bootId + "/" + netns;
 }
 
+std::string localMachineId() {
+  std::string bootId;
+  std::ifstream("/proc/sys/kernel/random/boot_id") >> bootId;
+  if (!bootId.empty()) return bootId;
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  return host;
+}
+
 }  // namespace sqz

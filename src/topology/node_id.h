@@ -9,4 +9,10 @@ namespace sqz {
 
 std::string localNodeId();
 
+// Which ranks share this kernel, and so its cores: the kernel's boot id
+// (hostname if it cannot be read). Unlike localNodeId(), network namespaces
+// and SQZ_NODE_ID do not split it: a namespace testbed's "nodes" all run on
+// one machine's cores.
+std::string localMachineId();
+
 }  // namespace sqz

@@ -73,8 +73,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         info.ucxAddress = msg;
         info.nodeId = std::string(msg.begin(), msg.end());
         info.rdma = selector & 0x80;
+        info.machineId = std::string(msg.rbegin(), msg.rend());
         const sqz::PeerInfo back = sqz::unpackPeerInfo(sqz::packPeerInfo(info), 0);
-        if (back.ucxAddress != info.ucxAddress || back.nodeId != info.nodeId || back.rdma != info.rdma) __builtin_trap();
+        if (back.ucxAddress != info.ucxAddress || back.nodeId != info.nodeId || back.rdma != info.rdma ||
+            back.machineId != info.machineId) __builtin_trap();
         break;
       }
     }

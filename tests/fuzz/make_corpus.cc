@@ -45,7 +45,8 @@ bool bootstrapSeeds(const std::string& dir) {
   sqz::HandshakeKeys k;
   for (size_t i = 0; i < k.secret.size(); ++i) k.secret[i] = static_cast<uint8_t>(i * 7 + 1);
   for (size_t i = 0; i < 16; ++i) k.rankNonce[i] = static_cast<uint8_t>(i + 100), k.rootNonce[i] = static_cast<uint8_t>(i * 3);
-  const sqz::Blob a = sqz::packPeerInfo({{1, 2, 3, 4}, "node-a", true}), b = sqz::packPeerInfo({{9, 8}, "node-b", false});
+  const sqz::Blob a = sqz::packPeerInfo({{1, 2, 3, 4}, "node-a", true, "boot-a"}),
+                  b = sqz::packPeerInfo({{9, 8}, "node-b", false, "boot-a"});
   const std::vector<uint8_t> table = sqz::packBlobTable({&a, &b});
   const std::string error = "rank 1 was started with nranks=3 but rank 0 with nranks=2";
   return writeMessage(dir, 0, sqz::makeClientHello(k.rankNonce)) && writeMessage(dir, 1, sqz::makeRootProof(k)) &&
