@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "collectives/shm_segment.h"
 #include "collectives/tag_slots.h"
 #include "common/dtype.h"
 #include "common/error.h"
@@ -59,10 +60,21 @@ bool isJoin(const CallHeader& h) { return h.kind == static_cast<uint32_t>(Collec
 
 const std::vector<CallHeader>& HeaderRound::exchange(Transport& transport, uint32_t seq, const CallHeader& mine,
                                                      const void* payload, size_t payloadBytes,
-                                                     const Deadline& deadline) {
+                                                     const Deadline& deadline, ShmSegment* shm) {
   const int n = transport.size(), me = transport.rank();
   SQZ_CHECK(payloadBytes == 0 || headerCanCarry(payloadBytes, n), "a header cannot carry %zu bytes on %d ranks",
             payloadBytes, n);
+  shm_ = shm;
+  if (shm) {
+    shm->exchange(mine, payload, payloadBytes, deadline);
+    all_.resize(n);
+    carried_.resize(n);
+    for (int r = 0; r < n; ++r) {
+      all_[r] = shm->header(r);
+      carried_[r] = shm->carried(r);
+    }
+    return all_;
+  }
   slotBytes_ = sizeof(CallHeader) + (n <= kHeaderPayloadMaxRanks ? kHeaderPayloadMaxBytes : 0);
   in_.resize(n * slotBytes_);
   out_.resize(sizeof(CallHeader) + payloadBytes);
@@ -94,16 +106,22 @@ const std::vector<CallHeader>& HeaderRound::exchange(Transport& transport, uint3
 }
 
 uint64_t HeaderRound::run(Transport& transport, uint32_t seq, const CallHeader& mine, const void* payload,
-                          size_t payloadBytes, const Deadline& deadline) {
-  exchange(transport, seq, mine, payload, payloadBytes, deadline);
+                          size_t payloadBytes, const Deadline& deadline, ShmSegment* shm) {
+  exchange(transport, seq, mine, payload, payloadBytes, deadline, shm);
   // Every rank holds every header now: the verdict is the same everywhere.
   const CallVerdict v = judgeCall(all_, carriedBytes());
   if (!v.error.empty()) fail(sqzInvalidUsage, "%s", v.error.c_str());
   // A joined rank sends its header alone and adds zeros.
-  if (v.joined > 0)
+  if (v.joined > 0 && shm) zeros_.assign(payloadBytes, 0);
+  if (v.joined > 0 && !shm)
     for (int r = 0; r < transport.size(); ++r)
       if (isJoin(all_[r])) std::memset(in_.data() + r * slotBytes_ + sizeof(CallHeader), 0, payloadBytes);
   return v.flags;
+}
+
+const unsigned char* HeaderRound::payload(int r) const {
+  if (shm_) return isJoin(all_[r]) ? zeros_.data() : shm_->payload(r);
+  return in_.data() + r * slotBytes_ + sizeof(CallHeader);
 }
 
 CallVerdict judgeCall(const std::vector<CallHeader>& all, const std::vector<size_t>& carriedBytes) {
@@ -168,9 +186,10 @@ int lastJoinedRank(const std::vector<CallHeader>& all) {
   return last;
 }
 
-uint64_t agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine, const Deadline& deadline) {
+uint64_t agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine, const Deadline& deadline,
+                     ShmSegment* shm) {
   thread_local HeaderRound round;
-  return round.run(transport, seq, mine, nullptr, 0, deadline);
+  return round.run(transport, seq, mine, nullptr, 0, deadline, shm);
 }
 
 }  // namespace sqz

@@ -30,6 +30,8 @@
 
 namespace sqz {
 
+class ShmSegment;  // collectives/shm_segment.h
+
 enum class CollectiveKind : uint32_t { kAllReduce = 1, kBroadcast = 2, kAllGather = 3, kBarrier = 4, kJoin = 5 };
 
 // Fixed size: it travels alone, or at the start of a call's first message.
@@ -100,13 +102,17 @@ int lastJoinedRank(const std::vector<CallHeader>& all);
 
 // A call's first round: every rank sends every peer its header, followed by
 // `payload` when the call carries its data with it, and receives every
-// peer's. Keeps its buffers between calls.
+// peer's. With `shm` (a communicator whose ranks share one node), the round
+// goes through the shared segment instead of messages: every call's first
+// round on such a communicator must, so that any two calls meet.
+// Keeps its buffers between calls.
 class HeaderRound {
  public:
   // Runs the round (payloadBytes: 0, or headerCanCarry's bytes); returns
   // every rank's header (index = rank). Judge it with carriedBytes().
   const std::vector<CallHeader>& exchange(Transport& transport, uint32_t seq, const CallHeader& mine,
-                                          const void* payload, size_t payloadBytes, const Deadline& deadline);
+                                          const void* payload, size_t payloadBytes, const Deadline& deadline,
+                                          ShmSegment* shm = nullptr);
   // The bytes of data each rank's message carried after its header.
   const std::vector<size_t>& carriedBytes() const { return carried_; }
   // exchange, then judgeCall: throws sqzInvalidUsage, with the same message
@@ -115,11 +121,14 @@ class HeaderRound {
   // rankFlags, plus kFlagPeersJoined when some ranks have joined; a joined
   // peer's payload then reads as zeros.
   uint64_t run(Transport& transport, uint32_t seq, const CallHeader& mine, const void* payload, size_t payloadBytes,
-               const Deadline& deadline);
-  // Peer r's payload from the last run (payloadBytes long; r != this rank).
-  const unsigned char* payload(int r) const { return in_.data() + r * slotBytes_ + sizeof(CallHeader); }
+               const Deadline& deadline, ShmSegment* shm = nullptr);
+  // Rank r's payload from the last run (payloadBytes long; over the
+  // transport r != this rank, through a segment any r).
+  const unsigned char* payload(int r) const;
 
  private:
+  ShmSegment* shm_ = nullptr;  // the last round's segment, if it went through one
+  std::vector<unsigned char> zeros_;  // a joined rank's payload, through a segment
   size_t slotBytes_ = 0;
   std::vector<unsigned char> out_, in_;
   std::vector<size_t> received_, carried_;
@@ -129,6 +138,7 @@ class HeaderRound {
 
 // The header round without data (HeaderRound::run with no payload, on a
 // per-thread round).
-uint64_t agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine, const Deadline& deadline);
+uint64_t agreeOnCall(Transport& transport, uint32_t seq, const CallHeader& mine, const Deadline& deadline,
+                     ShmSegment* shm = nullptr);
 
 }  // namespace sqz

@@ -9,6 +9,7 @@
 
 #include "collectives/call_agreement.h"
 #include "collectives/collective_args.h"
+#include "collectives/rank_order_reduction.h"
 #include "transport/transport.h"
 
 namespace sqz {
@@ -27,7 +28,7 @@ class DirectAllreduce {
   std::vector<const unsigned char*> parts_;
   std::vector<RequestId> reqs_;
   std::vector<unsigned char> gathered_;
-  std::vector<unsigned char> acc_, wide_;
+  RankOrderReduction reduction_;
 };
 
 }  // namespace sqz

@@ -12,6 +12,7 @@
 #include "collectives/compressed_args.h"
 #include "collectives/direct_allreduce.h"
 #include "collectives/ring_allreduce.h"
+#include "collectives/shm_segment.h"
 #include "transport/transport.h"
 
 namespace sqz {
@@ -25,6 +26,10 @@ class FlatAllreduces {
   // The exact algorithms, which the exact path and other algorithms use.
   RingAllreduce& ring() { return ring_; }
   DirectAllreduce& direct() { return direct_; }
+  // The communicator's shared segment (null: its ranks span nodes, or it
+  // could not be mapped); not owned.
+  ShmSegment* segment() const { return segment_; }
+  void setSegment(ShmSegment* segment) { segment_ = segment; }
   // The one instance of algorithm A here, made from `args` on first use.
   template <typename A, typename... Args>
   A& get(Args&&... args) {
@@ -38,6 +43,7 @@ class FlatAllreduces {
   Transport& transport_;
   RingAllreduce ring_;
   DirectAllreduce direct_;
+  ShmSegment* segment_ = nullptr;
   std::vector<std::pair<std::type_index, std::shared_ptr<void>>> others_;
 };
 

@@ -8,6 +8,7 @@
 #include "collectives/allgather.h"
 #include "collectives/broadcast.h"
 #include "collectives/call_agreement.h"
+#include "collectives/shm_allreduce.h"
 #include "common/dtype.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -105,6 +106,14 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
   tuner_ = std::make_unique<AutoTuner>(rank, nodeIds_, links);
   timeline_ = Timeline::fromEnv(rank, nranks);
   multiNode_ = std::any_of(nodeIds_.begin(), nodeIds_.end(), [&](const std::string& id) { return id != nodeIds_[0]; });
+  // Node ids include the network namespace: ranks in different namespaces
+  // (the testbed's "nodes") keep talking over their links.
+  if (!multiNode_ && nranks > 1 && nranks <= kHeaderPayloadMaxRanks) {
+    const uint32_t seq = nextSeq();
+    nextSeq();
+    shm_ = ShmSegment::join(*transport_, seq, transport_->spinPolls(), deadline);
+    flat_->setSegment(shm_.get());
+  }
   hierarchy_ = groupByNode(nodeIds_, rank);
   // The codecs' RNG key (stochastic rounding, random-K indices) is the same
   // on every rank: SQZ_SEED when set (reproducible runs), else from the
@@ -119,7 +128,8 @@ Communicator::~Communicator() = default;
 
 void Communicator::setCompression(const std::string& spec) { policy_ = CompressionPolicy::parse(spec); }
 
-const AlgorithmEntry& Communicator::chooseAlgorithm(const CodecParams& codec, size_t count, sqzDataType_t type) const {
+const AlgorithmEntry& Communicator::chooseAlgorithm(const CodecParams& codec, size_t count, sqzDataType_t type,
+                                                    bool withShm) const {
   CallShape call;
   call.codec = codec;
   call.count = count;
@@ -127,6 +137,7 @@ const AlgorithmEntry& Communicator::chooseAlgorithm(const CodecParams& codec, si
   call.nranks = size_;
   call.multiNode = multiNode_;
   call.directMaxBytes = config_.directMaxBytes;
+  call.sharedMemory = withShm && shm_ != nullptr;
   return defaultAlgorithm(call);
 }
 
@@ -382,20 +393,30 @@ void Communicator::agreeOnPlan(const AllreduceArgs& a, CallDecision& d) {
   // carry the header in its first message, that message is the agreement
   // (ranks inside sqzJoin send their header alone there, and the call's
   // algorithm reads their payload as zeros: HeaderRound::run).
+  // Where shm cannot run (no segment; more bytes than a slot, g + e
+  // included), the default without it runs instead, alike on every rank.
+  const size_t wireElement = d.ef && d.ef->residualDirty ? sizeof(float) : dataTypeSize(a.type);
   auto exactAlgorithm = [&]() -> const AlgorithmEntry& {
-    return d.exactNamed.empty() || d.peersJoined ? chooseAlgorithm(CodecParams{}, a.count, a.type)
-                                                 : hostAlgorithm(d.exactNamed);
+    const size_t wireBytes = a.count * (d.peersJoined ? dataTypeSize(a.type) : wireElement);  // runPlan's
+    const AlgorithmEntry& chosen = d.exactNamed.empty() || d.peersJoined
+                                       ? chooseAlgorithm(CodecParams{}, a.count, a.type)
+                                       : hostAlgorithm(d.exactNamed);
+    if (chosen.id == AlgorithmId::kShm && (!shm_ || !ShmAllreduce::fits(wireBytes)))
+      return chooseAlgorithm(CodecParams{}, a.count, a.type, false);
+    return chosen;
   };
   const bool exactAlone = !d.mayCompress || (d.tableForced && d.tablePlan.codec.kind == CodecKind::None &&
                                              !d.tablePlan.hierarchical);
   if (exactAlone && a.count > 0) {
     d.path = CallDecision::Path::kExact;
     d.algorithm = &exactAlgorithm();
-    const size_t wireElement = d.ef && d.ef->residualDirty ? sizeof(float) : dataTypeSize(a.type);
-    d.carryHeader = d.algorithm->carriesHeader && headerCanCarry(a.count * wireElement, size_);
+    // With a segment, only shm carries the header: every first round goes
+    // through the segment, and only shm's data does.
+    d.carryHeader = d.algorithm->carriesHeader && headerCanCarry(a.count * wireElement, size_) &&
+                    (!shm_ || d.algorithm->id == AlgorithmId::kShm);
     if (d.carryHeader) return;
   }
-  const uint64_t flags = agreeOnCall(*transport_, a.seq, d.header, a.deadline);
+  const uint64_t flags = agreeOnCall(*transport_, a.seq, d.header, a.deadline, shm_.get());
   d.nonFinite = (flags & kFlagNonFinite) != 0;
   d.peersJoined = (flags & kFlagPeersJoined) != 0;
   if (d.nonFinite) SQZ_INFO("allreduce seq=%u: a rank's buffer holds NaN/Inf; sending it exactly", a.seq);
@@ -500,7 +521,7 @@ uint32_t Communicator::agreeOnExactCall(CollectiveKind kind, size_t count, int t
   h.dtype = type;
   h.root = root;
   h.tag = takeCallTag();
-  agreeOnCall(*transport_, seq, h, deadline);
+  agreeOnCall(*transport_, seq, h, deadline, shm_.get());
   return seq;
 }
 
@@ -530,6 +551,7 @@ void Communicator::barrier() {
 
 void Communicator::abort() {
   if (device_) device_->abort();
+  if (shm_) shm_->markFailed();
   transport_->abort();
 }
 

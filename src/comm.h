@@ -14,6 +14,7 @@
 #include "collectives/compressed_args.h"
 #include "collectives/flat_plan.h"
 #include "collectives/hierarchical_allreduce.h"
+#include "collectives/shm_segment.h"
 #include "collectives/tag_slots.h"
 #include "kernels/codec_params.h"
 #include "src/auto_tuner.h"
@@ -170,8 +171,10 @@ class Communicator {
   // A wait bound starting now (SQZ_TIMEOUT as read when the communicator was made).
   Deadline callDeadline() const { return Deadline(config_.timeoutSeconds); }
   // The algorithm a call with `codec` runs when its plan names none
-  // (deterministic: identical on all ranks).
-  const AlgorithmEntry& chooseAlgorithm(const CodecParams& codec, size_t count, sqzDataType_t type) const;
+  // (deterministic: identical on all ranks). withShm false: one that does
+  // not go through the shared segment.
+  const AlgorithmEntry& chooseAlgorithm(const CodecParams& codec, size_t count, sqzDataType_t type,
+                                        bool withShm = true) const;
   // The arguments of a lossy call on `ef`'s buffer (advances its step).
   CompressedArgs compressedArgs(const AllreduceArgs& a, const CodecParams& codec, ErrorFeedbackState& ef,
                                 CallCounters* counters);
@@ -202,6 +205,9 @@ class Communicator {
   std::unique_ptr<UcxTransport> transport_;
   std::vector<std::string> nodeIds_;
   std::unique_ptr<FlatAllreduces> flat_;  // the flat algorithms on the whole group
+  // Every rank on this node and the segment mapped: every call's first
+  // round goes through it (collectives/shm_segment.h).
+  std::unique_ptr<ShmSegment> shm_;
   CompressionPolicy policy_;
   std::unique_ptr<AutoTuner> tuner_;
   HierarchyGroups hierarchy_;  // empty when ranks are not spread evenly over several nodes

@@ -34,7 +34,7 @@ int Communicator::join() {
     AllreduceArgs a;
     a.seq = nextSeq();
     a.deadline = callDeadline();
-    const std::vector<CallHeader>& all = round.exchange(*transport_, a.seq, mine, nullptr, 0, a.deadline);
+    const std::vector<CallHeader>& all = round.exchange(*transport_, a.seq, mine, nullptr, 0, a.deadline, shm_.get());
     const CallVerdict v = judgeCall(all, round.carriedBytes());
     if (v.joined == size_) {
       const int last = lastJoinedRank(all);

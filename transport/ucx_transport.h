@@ -47,6 +47,9 @@ class UcxTransport final : public Transport {
   bool test(RequestId id) override;
   void cancelAll() override;
 
+  // Idle polls before a wait yields the core (SQZ_SPIN_POLLS; set by connect()).
+  unsigned spinPolls() const { return spinPolls_; }
+
   // Closes endpoints without flushing and marks the transport broken.
   void abort();
 

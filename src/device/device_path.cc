@@ -514,7 +514,7 @@ struct DevicePath::Impl {
         s,
         [=] {
           const Deadline deadline = Deadline::fromTimeout();
-          agreeOnCall(*c->transport_, seq, h, deadline);
+          agreeOnCall(*c->transport_, seq, h, deadline, c->shm_.get());
           AllreduceArgs a;
           a.send = a.recv = data.host;
           a.count = count;
@@ -601,7 +601,7 @@ struct DevicePath::Impl {
             s,
             [=] {
               const Deadline deadline = Deadline::fromTimeout();
-              agreeOnCall(*c->transport_, seq, h, deadline);
+              agreeOnCall(*c->transport_, seq, h, deadline, c->shm_.get());
               AllGather(*c->transport_).run(out.host, in.host, P, seq, deadline);
               if (sum) sumStats(static_cast<unsigned char*>(in.host) + sizeof(WireHeader), P, n, sum.get());
             },

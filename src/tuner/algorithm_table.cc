@@ -6,6 +6,7 @@
 #include "collectives/codec_ring_allreduce.h"
 #include "collectives/quantized_allreduce.h"
 #include "collectives/randk_allreduce.h"
+#include "collectives/shm_allreduce.h"
 #include "collectives/sparse_allreduce.h"
 #include "common/dtype.h"
 #include "common/error.h"
@@ -35,9 +36,10 @@ bool sparseSplitSendsLess(const CallShape& c) {
 
 // In AlgorithmId order.
 const AlgorithmEntry kTable[] = {
-    // The exact ones: direct up to SQZ_DIRECT_MAX_BYTES, else ring.
+    // The exact ones: shm within a node up to kShmPreferredMaxBytes, direct
+    // up to SQZ_DIRECT_MAX_BYTES, else ring.
     {AlgorithmId::kRing, "ring", "exact ring reduce-scatter + allgather",
-     [](const CodecParams& c) { return c.kind == CodecKind::None ? 1 : -1; }, "no codec (it is exact)", nullptr,
+     [](const CodecParams& c) { return c.kind == CodecKind::None ? 2 : -1; }, "no codec (it is exact)", nullptr,
      TunerOffer::kEachLevel,
      [](const ShapeArgs& s) { return ringCandidate(s.n, s.N, s.link, s.elementBytes); },
      [](FlatAllreduces& f, const CompressedArgs& a) {
@@ -47,7 +49,7 @@ const AlgorithmEntry kTable[] = {
      true, false},
     {AlgorithmId::kDirect, "direct",
      "exact all-to-all: every rank sends its whole buffer to every other rank (small buffers)",
-     [](const CodecParams& c) { return c.kind == CodecKind::None ? 0 : -1; }, "no codec (it is exact)",
+     [](const CodecParams& c) { return c.kind == CodecKind::None ? 1 : -1; }, "no codec (it is exact)",
      [](const CallShape& c) { return c.nranks > 1 && c.bytes <= c.directMaxBytes; }, TunerOffer::kOnce,
      [](const ShapeArgs& s) { return directCandidate(s.n, s.N, s.link, s.sharers, s.elementBytes); },
      [](FlatAllreduces& f, const CompressedArgs& a) {
@@ -101,6 +103,23 @@ const AlgorithmEntry kTable[] = {
      "bf16, fp16, a quantizer, sign or topk:R", nullptr, TunerOffer::kNever, nullptr, nullptr, true, false},
     {AlgorithmId::kHier, "hier", "intra-node reduce-scatter, inter-node allreduce per shard, intra-node allgather",
      nullptr, "hier/INTRA_CODEC/ALGORITHM[:CODEC]", nullptr, TunerOffer::kNever, nullptr, nullptr, false, false},
+    // Where it cannot run (ranks on several nodes, no segment, a buffer
+    // larger than a slot) the communicator runs the exact default without
+    // it instead (Communicator::agreeOnPlan).
+    {AlgorithmId::kShm, "shm",
+     "exact, within one node: every rank copies its buffer into a shared-memory slot, waits once, and reduces all "
+     "slots in rank order (small buffers)",
+     [](const CodecParams& c) { return c.kind == CodecKind::None ? 0 : -1; }, "no codec (it is exact)",
+     [](const CallShape& c) {
+       return c.nranks > 1 && c.sharedMemory && c.bytes <= kShmPreferredMaxBytes && ShmAllreduce::fits(c.bytes);
+     },
+     TunerOffer::kNever, nullptr,
+     [](FlatAllreduces& f, const CompressedArgs& a) {
+       SQZ_CHECK(f.segment() != nullptr, "shm allreduce without a shared segment");
+       f.get<ShmAllreduce>(f.transport(), *f.segment()).run(a.base);
+       countExact(a, bytesOf(a.base));
+     },
+     false, true},
 };
 
 constexpr size_t kEntries = sizeof kTable / sizeof kTable[0];

@@ -34,6 +34,7 @@ enum class AlgorithmId : int {
   kRandk,
   kGather,
   kHier,
+  kShm,
   kCount
 };
 
@@ -58,7 +59,13 @@ struct CallShape {
   int nranks = 1;
   bool multiNode = false;     // ranks on more than one node
   size_t directMaxBytes = 0;  // SQZ_DIRECT_MAX_BYTES
+  bool sharedMemory = false;  // every rank on this node, through a mapped segment (collectives/shm_segment.h)
 };
+
+// Exact calls up to this size go through shared memory when they can: the
+// sizes where shm was measured faster than direct and ring
+// (perf/results/latency.md, round 4). TuneTable::defaultText says the same.
+constexpr size_t kShmPreferredMaxBytes = 32 << 10;
 
 // How the tuner offers an algorithm: never, with every codec level it
 // carries (flat, and as a hierarchical plan's inter-node stage), or once
