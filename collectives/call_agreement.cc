@@ -66,7 +66,7 @@ const std::vector<CallHeader>& HeaderRound::exchange(Transport& transport, uint3
             payloadBytes, n);
   shm_ = shm;
   if (shm) {
-    shm->exchange(mine, payload, payloadBytes, deadline);
+    shm->exchange(transport, mine, payload, payloadBytes, deadline);
     all_.resize(n);
     carried_.resize(n);
     for (int r = 0; r < n; ++r) {

@@ -15,7 +15,6 @@
 
 #include "collectives/peers.h"
 #include "collectives/tag_slots.h"
-#include "common/env.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -46,7 +45,7 @@ static_assert(sizeof(ShmSegment::Layout) <= kLayoutBytes, "segment header overfl
 
 size_t segmentBytes(int n) { return kLayoutBytes + 2 * static_cast<size_t>(n) * sizeof(ShmSegment::Slot); }
 
-thread_local bool refuseNextJoin = false;
+std::atomic<int> refusedRank{-1};
 
 // A mapping of the segment, unmapped unless released.
 struct Mapping {
@@ -106,15 +105,16 @@ std::vector<T> gatherOverTransport(Transport& t, uint32_t seq, const T& mine, co
 
 }  // namespace
 
-void ShmSegment::refuseNextJoinOnThisThread() { refuseNextJoin = true; }
+void ShmSegment::refuseNextJoinOfRank(int rank) { refusedRank = rank; }
 
-std::unique_ptr<ShmSegment> ShmSegment::join(Transport& transport, uint32_t seq, unsigned spinPolls,
+std::unique_ptr<ShmSegment> ShmSegment::join(Transport& transport, uint32_t seq, bool enabled, unsigned spinPolls,
                                              const Deadline& deadline) {
   const int n = transport.size(), me = transport.rank();
   const size_t bytes = segmentBytes(n);
-  bool usable = envUnsigned("SQZ_SHM", 1, 0, 1) == 1 && !refuseNextJoin;
-  std::string why = usable ? "" : "SQZ_SHM=0";
-  refuseNextJoin = false;
+  int refuse = me;
+  const bool refused = refusedRank.compare_exchange_strong(refuse, -1);
+  bool usable = enabled && !refused;
+  std::string why = refused ? "refused for a test" : usable ? "" : "SQZ_SHM=0";
 
   // Round 1: the lowest rank creates the segment and sends its name ("" if none).
   struct Name {
@@ -165,7 +165,7 @@ ShmSegment::Slot& ShmSegment::slot(uint64_t call, int r) const {
   return slots[(call & 1) * size_ + r];
 }
 
-void ShmSegment::exchange(const CallHeader& mine, const void* payload, size_t payloadBytes,
+void ShmSegment::exchange(Transport& transport, const CallHeader& mine, const void* payload, size_t payloadBytes,
                           const Deadline& deadline) {
   SQZ_REQUIRE(!broken_, sqzRemoteError, "the communicator's shared memory failed in an earlier call");
   SQZ_CHECK(payloadBytes <= kPayloadMaxBytes, "%zu bytes do not fit a shared-memory slot", payloadBytes);
@@ -188,11 +188,25 @@ void ShmSegment::exchange(const CallHeader& mine, const void* payload, size_t pa
         markFailed();
         failWaiting(sqzTimeout, r, "did not arrive");
       }
+      // Now and then: what the transport knows of the peers (a dead one,
+      // where its endpoints have peer error handling).
+      if (idle % 1024 == 0) {
+        try {
+          transport.checkPeers();
+        } catch (...) {
+          markFailed();
+          throw;
+        }
+      }
       // As the transport's waits: spin a bounded while, then yield the
       // core, which the rank waited for may need.
       if (idle >= spinPolls_) sched_yield();
     }
   }
+  // A rank that gave up on this call (a rank arrived too late for it) fails
+  // it here too, where it can still tell.
+  if (const int32_t failed = layout->failedRank.load(std::memory_order_acquire); failed != 0)
+    failWaiting(sqzRemoteError, failed - 1, "failed (aborted, or gave up waiting)");
 }
 
 void ShmSegment::failWaiting(sqzResult_t code, int r, const char* why) {

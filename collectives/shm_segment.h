@@ -33,9 +33,10 @@ class ShmSegment {
   // creates the segment, the others map it after learning its name (two
   // rounds under `seq` and `seq + 1`), and it is unlinked as soon as every
   // rank has mapped it, so a crash leaks nothing. Null on every rank when
-  // any rank cannot map it (or has SQZ_SHM=0): the caller keeps the
-  // transport. `spinPolls`: idle polls before a wait yields the core.
-  static std::unique_ptr<ShmSegment> join(Transport& transport, uint32_t seq, unsigned spinPolls,
+  // any rank cannot map it (or is not `enabled`): the caller keeps the
+  // transport. `enabled`: false for this rank (SQZ_SHM=0) means none.
+  // `spinPolls`: idle polls before a wait yields the core.
+  static std::unique_ptr<ShmSegment> join(Transport& transport, uint32_t seq, bool enabled, unsigned spinPolls,
                                           const Deadline& deadline);
   ~ShmSegment();
   ShmSegment(const ShmSegment&) = delete;
@@ -46,8 +47,10 @@ class ShmSegment {
 
   // Publishes `mine` and `payloadBytes` (<= kPayloadMaxBytes) of `payload`
   // as this rank's next call and waits until every rank has published it.
-  // Throws sqzTimeout past `deadline`, sqzRemoteError when a rank failed.
-  void exchange(const CallHeader& mine, const void* payload, size_t payloadBytes, const Deadline& deadline);
+  // Throws sqzTimeout past `deadline`, sqzRemoteError when a rank failed
+  // (marked here, or known to `transport`: Transport::checkPeers).
+  void exchange(Transport& transport, const CallHeader& mine, const void* payload, size_t payloadBytes,
+                const Deadline& deadline);
   // Rank r's header, carried bytes and payload in the last exchange (valid
   // until this rank's next exchange).
   const CallHeader& header(int r) const;
@@ -57,8 +60,9 @@ class ShmSegment {
   // Tells the other ranks this one has failed (abort, or a wait gave up).
   void markFailed();
 
-  // Test hook: this thread's next join() reports it cannot map the segment.
-  static void refuseNextJoinOnThisThread();
+  // Test hook: the next join() as rank `rank` (of any communicator in this
+  // process) acts as if it could not map the segment.
+  static void refuseNextJoinOfRank(int rank);
 
   struct Layout;  // the shared bytes (shm_segment.cc): a header line,
   struct Slot;    // then a slot per rank and call parity

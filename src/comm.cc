@@ -36,6 +36,7 @@ CommConfig CommConfig::fromEnv() {
   SQZ_REQUIRE(mode == "lagged" || mode == "sync", sqzInvalidArgument, "SQZ_TUNE_MODE=%s: expected lagged or sync",
               mode.c_str());
   c.tuneSync = mode == "sync";
+  c.sharedMemory = envUnsigned("SQZ_SHM", 1, 0, 1) == 1;
   c.timeoutSeconds = sqz::timeoutSeconds();  // a malformed SQZ_TIMEOUT fails here, not in the middle of a call
   return c;
 }
@@ -111,7 +112,7 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
   if (!multiNode_ && nranks > 1 && nranks <= kHeaderPayloadMaxRanks) {
     const uint32_t seq = nextSeq();
     nextSeq();
-    shm_ = ShmSegment::join(*transport_, seq, transport_->spinPolls(), deadline);
+    shm_ = ShmSegment::join(*transport_, seq, config_.sharedMemory, transport_->spinPolls(), deadline);
     flat_->setSegment(shm_.get());
   }
   hierarchy_ = groupByNode(nodeIds_, rank);

@@ -36,6 +36,7 @@ struct CommConfig {
   size_t minBytes;        // SQZ_MIN_BYTES: smaller buffers are never compressed
   uint32_t statsEveryMax;  // SQZ_STATS_EVERY_MAX: auto's longest statistics interval, in calls
   bool tuneSync;           // SQZ_TUNE_MODE=sync: every call reduces its statistics first
+  bool sharedMemory;       // SQZ_SHM (0 or 1): ranks on one node may share a segment (collectives/shm_segment.h)
   double timeoutSeconds;   // SQZ_TIMEOUT, read once: every call's bound (not a message shape: not agreed)
   static CommConfig fromEnv();
 };

@@ -341,10 +341,11 @@ TEST(Auto, SmallBuffersAndNonSumsStayExact) {
       std::fill(small.begin(), small.end(), 1.0f + rank);
       ASSERT_EQ(sqzAllReduce(small.data(), small.data(), small.size(), sqzFloat32, sqzSum, comm, nullptr), sqzSuccess);
       EXPECT_EQ(small[0], 3.0f);
-      // The table's @direct for small sizes: one payload to the peer, and no
-      // statistics (nothing reads them).
+      // The table's @shm for small sizes (the ranks share a node): the
+      // payload once into this rank's slot, and no statistics (nothing
+      // reads them).
       sqzGetCallInfo(comm, &smallInfo);
-      EXPECT_STREQ(smallInfo.plan, "@direct");
+      EXPECT_STREQ(smallInfo.plan, "@shm");
       EXPECT_EQ(smallInfo.wireBytes, small.size() * sizeof(float)) << "call " << call;
     }
     std::vector<float> big(1 << 16, 2.0f);

@@ -51,6 +51,11 @@ class Transport {
   // throws as wait does on failure.
   virtual bool test(RequestId id) = 0;
 
+  // Throws sqzRemoteError when the transport knows a peer has failed
+  // (progressing it first): for waits that are not on its requests, such
+  // as the shared segment's (collectives/shm_segment.h).
+  virtual void checkPeers() {}
+
   // Cancels every outstanding request (after a failure or on abort).
   virtual void cancelAll() = 0;
 

@@ -318,6 +318,13 @@ void UcxTransport::wait(RequestId id, const Deadline& deadline) {
   finish(op);
 }
 
+void UcxTransport::checkPeers() {
+  checkUsable();
+  ucp_worker_progress(worker_);
+  for (const auto& p : peers_)
+    if (p && p->failed) failAndCancel(sqzRemoteError, "rank %d failed (%s)", p->rank, ucs_status_string(p->failure));
+}
+
 bool UcxTransport::test(RequestId id) {
   Op& op = lookup(id);
   if (!op.done) ucp_worker_progress(worker_);

@@ -45,6 +45,7 @@ class UcxTransport final : public Transport {
   RequestId postRecvUpTo(int peer, Tag tag, void* buf, size_t capacity, size_t* received) override;
   void wait(RequestId id, const Deadline& deadline) override;
   bool test(RequestId id) override;
+  void checkPeers() override;
   void cancelAll() override;
 
   // Idle polls before a wait yields the core (SQZ_SPIN_POLLS; set by connect()).

@@ -69,7 +69,7 @@ def test_auto_every_call_within_the_bound_of_what_ran(slow_comm):
         # A fresh state per call: what the call reduced is exactly its gradients.
         info = reduce_and_check(slow_comm, "auto", "auto.%d" % call, gradient(r, call, count))
         plans.append(info["plan"])
-    lossy = [p for p in plans if not p.startswith(("@ring", "@direct"))]
+    lossy = [p for p in plans if not p.startswith(("@ring", "@direct", "@shm"))]
     assert len(lossy) >= 6, "auto hardly compressed on a 20 MB/s link: %s" % plans
 
 

@@ -64,6 +64,17 @@ TEST(AlgorithmTable, DefaultAlgorithmOfACall) {
   EXPECT_EQ(defaultFor("none", 8192, 4), "direct");
   EXPECT_EQ(defaultFor("none", 8193, 4), "ring");
   EXPECT_EQ(defaultFor("none", 10, 1), "ring");
+  // Within one node through a mapped segment: shm up to kShmPreferredMaxBytes.
+  CallShape shared = call("none", kShmPreferredMaxBytes / 4, 4);
+  shared.sharedMemory = true;
+  EXPECT_STREQ(defaultAlgorithm(shared).name, "shm");
+  shared.count = kShmPreferredMaxBytes / 4 + 1;
+  shared.bytes = 4 * shared.count;
+  EXPECT_STRNE(defaultAlgorithm(shared).name, "shm");
+  shared.count = 2;
+  shared.bytes = 8;
+  shared.nranks = 1;
+  EXPECT_STREQ(defaultAlgorithm(shared).name, "ring");
   // Quantizers: all-to-all within a node of at most 16 ranks, else the ring.
   EXPECT_EQ(defaultFor("q4", 1 << 20, 16), "qa2a");
   EXPECT_EQ(defaultFor("q4", 1 << 20, 17), "qring");

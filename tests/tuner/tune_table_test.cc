@@ -1,3 +1,4 @@
+#include "src/tuner/algorithm_table.h"
 #include "src/tuner/tune_table.h"
 
 #include <gtest/gtest.h>
@@ -46,6 +47,14 @@ TEST(TuneTable, PrintsCanonicallyAndRoundTrips) {
   EXPECT_EQ(t.toString(), "allreduce:0-64k:@ring#allreduce:64k-inf:@auto");
   EXPECT_EQ(TuneTable::parse(t.toString()).toString(), t.toString());
   EXPECT_EQ(TuneTable::parse(TuneTable::defaultText()).toString(), TuneTable::defaultText());
+}
+
+// The defaults force shm exactly where the default choice prefers it.
+TEST(TuneTable, DefaultsSendSmallCallsThroughSharedMemoryUpToItsPreferredSize) {
+  const TuneTable t = TuneTable::parse(TuneTable::defaultText());
+  EXPECT_EQ(t.lookup("allreduce", MemoryType::Host, 8)->target(), "shm");
+  EXPECT_EQ(t.lookup("allreduce", MemoryType::Host, kShmPreferredMaxBytes - 1)->target(), "shm");
+  EXPECT_NE(t.lookup("allreduce", MemoryType::Host, kShmPreferredMaxBytes + 1)->target(), "shm");
 }
 
 TEST(TuneTable, RejectsMalformedStringsWithTheReason) {

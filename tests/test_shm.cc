@@ -1,0 +1,178 @@
+// The shared-memory allreduce (collectives/shm_allreduce.h) over
+// threads-as-ranks, which share a node: exact against the fp64 reference
+// on random data, odd sizes, 3 and 4 ranks, in and out of place, the same
+// bytes on every rank; a mismatched call fails on every rank before any
+// output is written; a rank that never arrives fails the others within
+// SQZ_TIMEOUT; a segment that a rank cannot map leaves every rank on the
+// transport.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "collectives/shm_segment.h"
+#include "common/dtype.h"
+#include "harness/rank_threads.h"
+#include "harness/reference.h"
+
+namespace sqz::test {
+namespace {
+
+std::string algorithmOf(sqzComm_t comm) {
+  sqzCallInfo info;
+  EXPECT_EQ(sqzGetCallInfo(comm, &info), sqzSuccess);
+  return info.algorithm;
+}
+
+class ShmAllreduceValues : public ::testing::TestWithParam<std::tuple<int, bool, bool>> {};
+
+// Forced "@shm" and the default (no plan) alike: both run shm at these sizes.
+TEST_P(ShmAllreduceValues, ExactAgainstTheFp64ReferenceAndIdenticalOnEveryRank) {
+  const auto [n, inPlace, forced] = GetParam();
+  const std::vector<size_t> counts = {1, 2, 7, 129, 1023, 4099, ShmSegment::kPayloadMaxBytes / sizeof(float)};
+  std::vector<std::vector<std::vector<unsigned char>>> results(counts.size(), std::vector<std::vector<unsigned char>>(n));
+  runRanks(n, [&](int rank, sqzComm_t& comm) {
+    for (size_t k = 0; k < counts.size(); ++k) {
+      std::vector<unsigned char> in = makeInput(sqzFloat32, sqzSum, rank, counts[k], 100 + k);
+      std::vector<unsigned char> out(in.size(), 0xee);
+      void* recv = inPlace ? in.data() : out.data();
+      ASSERT_EQ(sqzAllReduceEx(in.data(), recv, counts[k], sqzFloat32, sqzSum, forced ? "@shm" : nullptr, nullptr,
+                               comm, nullptr),
+                sqzSuccess)
+          << sqzGetLastError(comm);
+      EXPECT_EQ(algorithmOf(comm), "shm") << "count " << counts[k];
+      const auto* r = static_cast<const unsigned char*>(recv);
+      results[k][rank].assign(r, r + counts[k] * sizeof(float));
+    }
+  });
+  for (size_t k = 0; k < counts.size(); ++k) {
+    std::vector<std::vector<unsigned char>> inputs;
+    for (int r = 0; r < n; ++r) inputs.push_back(makeInput(sqzFloat32, sqzSum, r, counts[k], 100 + k));
+    ASSERT_EQ(results[k][0].size(), counts[k] * sizeof(float));
+    EXPECT_EQ(checkReduction(inputs, results[k][0].data(), sqzFloat32, sqzSum, counts[k]), "") << "count " << counts[k];
+    for (int r = 1; r < n; ++r)
+      EXPECT_TRUE(results[k][r] == results[k][0]) << "rank " << r << " differs from rank 0 at count " << counts[k];
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, ShmAllreduceValues,
+                         ::testing::Combine(::testing::Values(3, 4), ::testing::Bool(), ::testing::Bool()),
+                         [](const auto& info) {
+                           return "n" + std::to_string(std::get<0>(info.param)) +
+                                  (std::get<1>(info.param) ? "_inplace" : "_outofplace") +
+                                  (std::get<2>(info.param) ? "_forced" : "_default");
+                         });
+
+// Every type and op through the slots (16-bit floats widen to fp32).
+TEST(ShmAllreduce, EveryTypeAndOp) {
+  const int n = 3;
+  const size_t count = 333;
+  for (int t = 0; t < static_cast<int>(sqzNumTypes); ++t) {
+    for (int o = 0; o < static_cast<int>(sqzNumOps); ++o) {
+      const auto type = static_cast<sqzDataType_t>(t);
+      const auto op = static_cast<sqzRedOp_t>(o);
+      std::vector<std::vector<unsigned char>> outs(n);
+      runRanks(n, [&](int rank, sqzComm_t& comm) {
+        std::vector<unsigned char> in = makeInput(type, op, rank, count, 7);
+        outs[rank].assign(in.size(), 0);
+        ASSERT_EQ(sqzAllReduceEx(in.data(), outs[rank].data(), count, type, op, "@shm", nullptr, comm, nullptr),
+                  sqzSuccess)
+            << sqzGetLastError(comm);
+        EXPECT_EQ(algorithmOf(comm), "shm");
+      });
+      std::vector<std::vector<unsigned char>> inputs;
+      for (int r = 0; r < n; ++r) inputs.push_back(makeInput(type, op, r, count, 7));
+      EXPECT_EQ(checkReduction(inputs, outs[0].data(), type, op, count), "")
+          << dataTypeName(type) << " " << redOpName(op);
+      for (int r = 1; r < n; ++r) EXPECT_TRUE(outs[r] == outs[0]) << dataTypeName(type) << " " << redOpName(op);
+    }
+  }
+}
+
+// Ranks that disagree on the count of a call that goes through the slots
+// all fail with the same message, write no output, and keep working.
+TEST(ShmAllreduce, MismatchedCountFailsOnEveryRankBeforeAnyOutput) {
+  const int n = 4;
+  std::vector<std::string> messages(n);
+  runRanks(n, [&](int rank, sqzComm_t& comm) {
+    std::vector<float> send(100, 1.0f + rank), recv(100, -7.0f), inplace(100, 3.0f + rank);
+    const size_t count = rank == 2 ? 99 : 100;
+    EXPECT_EQ(sqzAllReduce(send.data(), recv.data(), count, sqzFloat32, sqzSum, comm, nullptr), sqzInvalidUsage);
+    messages[rank] = sqzGetLastError(comm);
+    EXPECT_NE(messages[rank].find("rank 2"), std::string::npos) << messages[rank];
+    EXPECT_EQ(sqzAllReduce(inplace.data(), inplace.data(), count, sqzFloat32, sqzSum, comm, nullptr),
+              sqzInvalidUsage);
+    for (size_t i = 0; i < 100; ++i) {
+      ASSERT_EQ(recv[i], -7.0f) << "rank " << rank << " wrote output element " << i;
+      ASSERT_EQ(inplace[i], 3.0f + rank) << "rank " << rank << " wrote in-place element " << i;
+    }
+    std::vector<float> ok(5, 1.0f + rank);
+    ASSERT_EQ(sqzAllReduce(ok.data(), ok.data(), ok.size(), sqzFloat32, sqzSum, comm, nullptr), sqzSuccess)
+        << sqzGetLastError(comm);
+    EXPECT_EQ(ok[4], 10.0f);
+    EXPECT_EQ(algorithmOf(comm), "shm");
+  });
+  for (int r = 1; r < n; ++r)
+    EXPECT_EQ(messages[r].substr(messages[r].find(':')), messages[0].substr(messages[0].find(':')));
+}
+
+// A rank that never makes the call: the others fail within SQZ_TIMEOUT
+// (the first to give up marks the segment, the rest see it), and the late
+// rank's own call then fails at once instead of waiting in turn.
+TEST(ShmAllreduce, ARankThatNeverArrivesFailsTheOthersWithinTheTimeout) {
+  ScopedEnv timeout("SQZ_TIMEOUT", "1");
+  const int n = 4;
+  std::vector<sqzResult_t> codes(n, sqzSuccess);
+  std::vector<double> seconds(n, 0);
+  std::atomic<int> done{0};
+  runRanks(n, [&](int rank, sqzComm_t& comm) {
+    std::vector<float> v(8, 1.0f);
+    if (rank == 3) {
+      while (done.load() < n - 1) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    const auto start = std::chrono::steady_clock::now();
+    codes[rank] = sqzAllReduce(v.data(), v.data(), v.size(), sqzFloat32, sqzSum, comm, nullptr);
+    seconds[rank] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (codes[rank] == sqzSuccess) ADD_FAILURE() << "rank " << rank << " succeeded";
+    EXPECT_NE(std::string(sqzGetLastError(comm)).find("shared memory"), std::string::npos) << sqzGetLastError(comm);
+    ++done;
+  });
+  for (int r = 0; r < n - 1; ++r) {
+    EXPECT_TRUE(codes[r] == sqzTimeout || codes[r] == sqzRemoteError) << "rank " << r << " " << codes[r];
+    EXPECT_LT(seconds[r], 1.0 + 5.0) << "rank " << r;
+  }
+  EXPECT_EQ(codes[3], sqzRemoteError);
+  EXPECT_LT(seconds[3], 0.5);
+}
+
+// A rank that cannot map the segment, or SQZ_SHM=0: no rank uses it; small
+// calls run direct over the transport (forced "@shm" too), mismatches are
+// still caught there.
+TEST(ShmAllreduce, WithoutTheSegmentEveryRankFallsBackToTheTransport) {
+  for (int way = 0; way < 2; ++way) {
+    ScopedEnv shm("SQZ_SHM", way == 0 ? nullptr : "0");
+    if (way == 0) ShmSegment::refuseNextJoinOfRank(1);
+    const int n = 3;
+    runRanks(n, [&](int rank, sqzComm_t& comm) {
+      for (const char* plan : {static_cast<const char*>(nullptr), "@shm"}) {
+        std::vector<float> v(100, 1.0f + rank);
+        ASSERT_EQ(sqzAllReduceEx(v.data(), v.data(), v.size(), sqzFloat32, sqzSum, plan, nullptr, comm, nullptr),
+                  sqzSuccess)
+            << sqzGetLastError(comm);
+        EXPECT_EQ(v[99], 6.0f);
+        EXPECT_EQ(algorithmOf(comm), "direct") << "way " << way << " plan " << (plan ? plan : "none");
+      }
+      std::vector<float> v(100, 1.0f);
+      EXPECT_EQ(sqzAllReduce(v.data(), v.data(), rank == 0 ? 50 : 100, sqzFloat32, sqzSum, comm, nullptr),
+                sqzInvalidUsage);
+    });
+  }
+}
+
+}  // namespace
+}  // namespace sqz::test
