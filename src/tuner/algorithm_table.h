@@ -62,10 +62,11 @@ struct CallShape {
   bool sharedMemory = false;  // every rank on this node, through a mapped segment (collectives/shm_segment.h)
 };
 
-// Exact calls up to this size go through shared memory when they can: the
-// sizes where shm was measured faster than direct and ring
-// (perf/results/latency.md, round 4). TuneTable::defaultText says the same.
-constexpr size_t kShmPreferredMaxBytes = 32 << 10;
+// Exact calls up to this size go through shared memory when they can:
+// direct's range, where shm was measured faster than direct and ring (above
+// it the ring wins: perf/results/latency.md, round 4). TuneTable::defaultText
+// says the same.
+constexpr size_t kShmPreferredMaxBytes = 12 << 10;
 
 // How the tuner offers an algorithm: never, with every codec level it
 // carries (flat, and as a hierarchical plan's inter-node stage), or once

@@ -45,9 +45,9 @@ class TuneTable {
  public:
   // Throws sqz::Error(sqzInvalidUsage) saying which entry is malformed and why.
   static TuneTable parse(const std::string& text);
-  // The built-in defaults: exact below 64 KiB (direct below 12 KiB, where
-  // its one round beats the ring's 2(N-1) steps: perf/results/latency.md),
-  // the selector above.
+  // The built-in defaults: exact below 64 KiB (below 12 KiB shm where every
+  // rank shares a node, else direct: one round beats the ring's 2(N-1)
+  // steps there, perf/results/latency.md), the selector above.
   static const char* defaultText();
   // defaultText(), then SQZ_TUNE's entries (which override by coming last).
   static TuneTable fromEnv();
