@@ -130,6 +130,12 @@ std::vector<CodecParams> autoCodecLevels();
 // number in [0, 1); 0.9 when unset. Throws sqzInvalidArgument when malformed.
 double momentumFromEnv();
 
+// SQZ_OPTIMIZER: "sgd" (default; SGD with or without momentum) or "adam"
+// (an optimizer that divides by the root of a second moment: Adam, AdamW,
+// RMSprop, Adagrad). Throws sqzInvalidArgument for another name.
+OptimizerKind optimizerFromEnv();
+OptimizerKind parseOptimizerKind(const std::string& name, const char* what);
+
 class AutoTuner {
  public:
   // nodeIds: every rank's node identity (from the rendezvous).
@@ -140,8 +146,12 @@ class AutoTuner {
   const Topology& topology() const { return topo_; }
   const TuneTable& table() const { return table_; }
   // What ranks must agree on for auto to choose alike: the SQZ_TUNE table,
-  // the codec menu (SQZ_AUTO_CODECS) and SQZ_MOMENTUM (src/call_settings.h).
+  // the codec menu (SQZ_AUTO_CODECS), SQZ_MOMENTUM and SQZ_OPTIMIZER
+  // (src/call_settings.h).
   std::string agreedSettings() const;
+  // The optimizer the gain model assumes (sqzCommSetOptimizer; momentum in
+  // [0, 1): SGD's momentum or Adam's beta1).
+  void setOptimizer(OptimizerKind kind, double momentum);
   bool ready() const { return model_ != nullptr; }
 
   // Collective: loads rank 0's profile (calibrating first when rank 0 has
@@ -190,6 +200,7 @@ class AutoTuner {
   MeasuredPlans measured_;
   std::vector<CodecParams> levels_;
   double momentum_ = 0.9;  // SQZ_MOMENTUM: the optimizer's momentum (src/tuner/progress_model.h)
+  OptimizerKind optimizer_ = OptimizerKind::Sgd;  // SQZ_OPTIMIZER
 };
 
 template <typename Broadcast>
