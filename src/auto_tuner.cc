@@ -90,7 +90,7 @@ void tunerStats(const void* input, sqzDataType_t type, const float* residual, si
 
 std::vector<CodecParams> autoCodecLevels() {
   // The standard levels that reach the target on loopback in the training
-  // matrix (src/tuner/README.md section 7; perf/results/training.md): the
+  // matrix (src/tuner/README.md section 8; perf/results/training.md): the
   // scaled sign and top-K stay out until they do.
   const std::string menu = envString("SQZ_AUTO_CODECS", "none,bf16,q8,q4,q2");
   std::vector<CodecParams> out;

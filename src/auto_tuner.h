@@ -120,7 +120,7 @@ uint32_t nextStatsEvery(uint32_t every, bool planChanged, double statsSeconds, d
                         uint32_t maxEvery);
 
 // The codecs auto ranks: none, bf16, q8, q4, q2 (the standard levels that
-// train to the target: src/tuner/README.md section 7), or the comma-separated list
+// train to the target: src/tuner/README.md section 8), or the comma-separated list
 // in SQZ_AUTO_CODECS (as given: list "none" to keep exact among them; a
 // call with NaN/Inf goes exact regardless). Throws sqzInvalidArgument for a
 // bad name.
