@@ -144,6 +144,14 @@ SQZ_API sqzResult_t sqzCommUserRank(const sqzComm_t comm, int* rank);
  * (the specs the library supports; others give sqzInvalidArgument). */
 SQZ_API sqzResult_t sqzCommSetCompression(sqzComm_t comm, const char* spec);
 
+/* What "auto" assumes of the training optimizer (overrides SQZ_OPTIMIZER
+ * and SQZ_MOMENTUM): optimizer "sgd" (SGD, with or without momentum) or
+ * "adam" (an optimizer that divides by the root of a second moment: Adam,
+ * AdamW, RMSprop, Adagrad); momentum in [0, 1): SGD's momentum or Adam's
+ * beta1. Every rank sets the same values between calls (calls check that
+ * ranks agree). Bad values give sqzInvalidArgument. */
+SQZ_API sqzResult_t sqzCommSetOptimizer(sqzComm_t comm, const char* optimizer, double momentum);
+
 /* Allreduce of count elements. sendbuff == recvbuff is in place. count == 0
  * is a successful no-op. Floating-point sums may be compressed according to
  * the communicator's policy; every rank receives bitwise-identical output.

@@ -231,6 +231,14 @@ sqzResult_t sqzCommSetCompression(sqzComm_t comm, const char* spec) {
   });
 }
 
+sqzResult_t sqzCommSetOptimizer(sqzComm_t comm, const char* optimizer, double momentum) {
+  return guarded(comm, "sqzCommSetOptimizer", [&] {
+    Communicator& c = live(comm);
+    SQZ_REQUIRE(optimizer, sqzInvalidArgument, "optimizer is NULL");
+    c.setOptimizer(optimizer, momentum);
+  });
+}
+
 sqzResult_t sqzAllReduce(const void* sendbuff, void* recvbuff, size_t count, sqzDataType_t datatype,
                          sqzRedOp_t op, sqzComm_t comm, sqzCudaStream_t stream) {
   return consumingCallTag(comm, guarded(comm, "sqzAllReduce", [&] {

@@ -90,7 +90,7 @@ void tunerStats(const void* input, sqzDataType_t type, const float* residual, si
 
 std::vector<CodecParams> autoCodecLevels() {
   // The standard levels that reach the target on loopback in the training
-  // matrix (src/tuner/README.md section 7; perf/results/training.md): the
+  // matrix (src/tuner/README.md section 8; perf/results/training.md): the
   // scaled sign and top-K stay out until they do.
   const std::string menu = envString("SQZ_AUTO_CODECS", "none,bf16,q8,q4,q2");
   std::vector<CodecParams> out;
@@ -121,12 +121,32 @@ double momentumFromEnv() {
   return m;
 }
 
+OptimizerKind parseOptimizerKind(const std::string& name, const char* what) {
+  if (name == "sgd") return OptimizerKind::Sgd;
+  if (name == "adam") return OptimizerKind::Adam;
+  fail(sqzInvalidArgument, "%s=%s: expected sgd or adam (an optimizer dividing by a second moment: Adam, AdamW, "
+       "RMSprop, Adagrad)", what, name.c_str());
+}
+
+OptimizerKind optimizerFromEnv() {
+  const std::string text = envString("SQZ_OPTIMIZER");
+  return text.empty() ? OptimizerKind::Sgd : parseOptimizerKind(text, "SQZ_OPTIMIZER");
+}
+
+void AutoTuner::setOptimizer(OptimizerKind kind, double momentum) {
+  SQZ_REQUIRE(momentum >= 0.0 && momentum < 1.0, sqzInvalidArgument,
+              "optimizer momentum %g: expected a number in [0, 1) (SGD's momentum or Adam's beta1)", momentum);
+  optimizer_ = kind;
+  momentum_ = momentum;
+}
+
 std::string AutoTuner::agreedSettings() const {
   std::string codecs;
   for (const CodecParams& c : levels_) codecs += codecName(c) + ",";
   char momentum[32];
   std::snprintf(momentum, sizeof momentum, "%.17g", momentum_);
-  return table_.toString() + ";auto_codecs=" + codecs + ";momentum=" + momentum;
+  return table_.toString() + ";auto_codecs=" + codecs + ";momentum=" + momentum +
+         ";optimizer=" + (optimizer_ == OptimizerKind::Adam ? "adam" : "sgd");
 }
 
 AutoTuner::AutoTuner(int rank, const std::vector<std::string>& nodeIds, LinkClasses links) : rank_(rank) {
@@ -145,6 +165,7 @@ AutoTuner::AutoTuner(int rank, const std::vector<std::string>& nodeIds, LinkClas
   table_ = TuneTable::fromEnv();
   levels_ = autoCodecLevels();
   momentum_ = momentumFromEnv();
+  optimizer_ = optimizerFromEnv();
   SQZ_INFO("tuner: %d node(s) x %d rank(s), table %s", topo_.nodes, topo_.ranksPerNode, table_.toString().c_str());
 }
 
@@ -296,7 +317,7 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
                                   }),
                    candidates.end());
   const NoiseScale noise = state.progress.noise(ranks);
-  const ProgressInputs inputs = state.progress.inputs(ranks, momentum_);
+  const ProgressInputs inputs = state.progress.inputs(ranks, momentum_, optimizer_);
   const ProgressTracker& progress = state.progress;
   const GainOf gainOf = [&](const Candidate& c) {
     return planGain(reduced, c.spec, ranks, inputs, progress.lagScale(c.name()));
@@ -349,6 +370,11 @@ void AutoTuner::logDecision(const TuningState& state, const GradStats& reduced, 
     cands.push_back({{"plan", c.candidate.name()},
                      {"lag", std::isfinite(lag) ? lag : -1.0},
                      {"lag_scale", state.progress.lagScale(c.candidate.name())},
+                     {"adam", inputs.optimizer == OptimizerKind::Adam
+                                  ? adamNoiseGain(reduced, updateNoiseRatio(reduced, c.candidate.spec, topo_.ranks(),
+                                                                            inputs.nu),
+                                                  topo_.ranks(), inputs.nu)
+                                  : 1.0},
                      {"gain", c.gain},
                      {"seconds", c.cost.seconds},
                      {"score", c.score}});

@@ -120,7 +120,7 @@ uint32_t nextStatsEvery(uint32_t every, bool planChanged, double statsSeconds, d
                         uint32_t maxEvery);
 
 // The codecs auto ranks: none, bf16, q8, q4, q2 (the standard levels that
-// train to the target: src/tuner/README.md section 7), or the comma-separated list
+// train to the target: src/tuner/README.md section 8), or the comma-separated list
 // in SQZ_AUTO_CODECS (as given: list "none" to keep exact among them; a
 // call with NaN/Inf goes exact regardless). Throws sqzInvalidArgument for a
 // bad name.
@@ -129,6 +129,12 @@ std::vector<CodecParams> autoCodecLevels();
 // SQZ_MOMENTUM: the optimizer's momentum (SGD's, or Adam's beta1), a decimal
 // number in [0, 1); 0.9 when unset. Throws sqzInvalidArgument when malformed.
 double momentumFromEnv();
+
+// SQZ_OPTIMIZER: "sgd" (default; SGD with or without momentum) or "adam"
+// (an optimizer that divides by the root of a second moment: Adam, AdamW,
+// RMSprop, Adagrad). Throws sqzInvalidArgument for another name.
+OptimizerKind optimizerFromEnv();
+OptimizerKind parseOptimizerKind(const std::string& name, const char* what);
 
 class AutoTuner {
  public:
@@ -140,8 +146,12 @@ class AutoTuner {
   const Topology& topology() const { return topo_; }
   const TuneTable& table() const { return table_; }
   // What ranks must agree on for auto to choose alike: the SQZ_TUNE table,
-  // the codec menu (SQZ_AUTO_CODECS) and SQZ_MOMENTUM (src/call_settings.h).
+  // the codec menu (SQZ_AUTO_CODECS), SQZ_MOMENTUM and SQZ_OPTIMIZER
+  // (src/call_settings.h).
   std::string agreedSettings() const;
+  // The optimizer the gain model assumes (sqzCommSetOptimizer; momentum in
+  // [0, 1): SGD's momentum or Adam's beta1).
+  void setOptimizer(OptimizerKind kind, double momentum);
   bool ready() const { return model_ != nullptr; }
 
   // Collective: loads rank 0's profile (calibrating first when rank 0 has
@@ -190,6 +200,7 @@ class AutoTuner {
   MeasuredPlans measured_;
   std::vector<CodecParams> levels_;
   double momentum_ = 0.9;  // SQZ_MOMENTUM: the optimizer's momentum (src/tuner/progress_model.h)
+  OptimizerKind optimizer_ = OptimizerKind::Sgd;  // SQZ_OPTIMIZER
 };
 
 template <typename Broadcast>

@@ -129,6 +129,11 @@ Communicator::~Communicator() = default;
 
 void Communicator::setCompression(const std::string& spec) { policy_ = CompressionPolicy::parse(spec); }
 
+void Communicator::setOptimizer(const std::string& kind, double momentum) {
+  tuner_->setOptimizer(parseOptimizerKind(kind, "optimizer"), momentum);
+  settingsHash_ = settingsHash(config_, tuner_->agreedSettings());
+}
+
 const AlgorithmEntry& Communicator::chooseAlgorithm(const CodecParams& codec, size_t count, sqzDataType_t type,
                                                     bool withShm) const {
   CallShape call;

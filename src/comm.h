@@ -144,6 +144,9 @@ class Communicator {
 
   void setCompression(const std::string& spec);
   const std::string& compression() const { return policy_.text; }
+  // sqzCommSetOptimizer: what auto's gain model assumes of the optimizer
+  // (src/tuner/README.md); part of the settings every call's header checks.
+  void setOptimizer(const std::string& kind, double momentum);
 
   // Stops all communication now; peers' pending operations fail.
   void abort();

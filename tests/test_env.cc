@@ -73,7 +73,8 @@ TEST(StrictEnvironment, MalformedValuesAreErrorsAtCreation) {
                  Case{"SQZ_DIRECT_MAX_BYTES", "1.5M"}, Case{"SQZ_STATS_EVERY_MAX", "-3"}, Case{"SQZ_SEED", "-1"},
                  Case{"SQZ_SEED", "12abc"}, Case{"SQZ_TUNE_MODE", "eager"}, Case{"SQZ_COMPRESSION", "zstd"},
                  Case{"SQZ_COMPRESSION", "topk:inf"}, Case{"SQZ_MOMENTUM", "1"}, Case{"SQZ_MOMENTUM", "0.9x"},
-                 Case{"SQZ_AUTO_CODECS", "q2,zstd"}, Case{"SQZ_SHM", "2"}, Case{"SQZ_SHM", "yes"}}) {
+                 Case{"SQZ_AUTO_CODECS", "q2,zstd"}, Case{"SQZ_SHM", "2"}, Case{"SQZ_SHM", "yes"},
+                 Case{"SQZ_OPTIMIZER", "lamb"}, Case{"SQZ_OPTIMIZER", "Adam"}}) {
     ScopedEnv env(c.name, c.value);
     sqzUniqueId id;
     sqzComm_t comm = nullptr;

@@ -2,6 +2,8 @@
 // rejected call leaves the communicator working.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -69,6 +71,14 @@ TEST(Errors, InvalidArgumentsAreRejectedLocally) {
     // Unsupported compression spec.
     EXPECT_EQ(sqzCommSetCompression(comm, "zstd"), sqzInvalidArgument);
     EXPECT_EQ(sqzCommSetCompression(comm, nullptr), sqzInvalidArgument);
+    // Unknown optimizer kind, momentum outside [0, 1) or NaN, NULL.
+    EXPECT_EQ(sqzCommSetOptimizer(comm, "lamb", 0.9), sqzInvalidArgument);
+    EXPECT_EQ(sqzCommSetOptimizer(comm, "adam", 1.0), sqzInvalidArgument);
+    EXPECT_EQ(sqzCommSetOptimizer(comm, "sgd", -0.1), sqzInvalidArgument);
+    EXPECT_EQ(sqzCommSetOptimizer(comm, "sgd", std::nan("")), sqzInvalidArgument);
+    EXPECT_EQ(sqzCommSetOptimizer(comm, nullptr, 0.9), sqzInvalidArgument);
+    // Every rank sets the same (valid) values: calls keep working.
+    EXPECT_EQ(sqzCommSetOptimizer(comm, "adam", 0.9), sqzSuccess);
     // count == 0 with NULL buffers is a successful no-op.
     EXPECT_EQ(sqzAllReduce(nullptr, nullptr, 0, sqzFloat32, sqzSum, comm, nullptr), sqzSuccess);
     expectStillWorks(rank, n, comm);
@@ -157,6 +167,22 @@ TEST(Errors, MismatchedCallsAreDetectedOnEveryRank) {
     expectStillWorks(rank, n, comm);
   });
   for (int r = 1; r < n; ++r) EXPECT_EQ(messages[r].substr(messages[r].find(':')), messages[0].substr(messages[0].find(':')));
+}
+
+// What auto assumes of the optimizer (sqzCommSetOptimizer) is part of the
+// settings every call's header carries: ranks that set different kinds or
+// momenta fail their calls on every rank; setting them alike again heals.
+TEST(Errors, OptimizerSettingsMustAgree) {
+  const int n = 3;
+  runRanks(n, [&](int rank, sqzComm_t& comm) {
+    std::vector<float> buf(64, 1.0f);
+    ASSERT_EQ(sqzCommSetOptimizer(comm, rank == 1 ? "sgd" : "adam", 0.9), sqzSuccess);
+    EXPECT_EQ(sqzAllReduce(buf.data(), buf.data(), buf.size(), sqzFloat32, sqzSum, comm, nullptr), sqzInvalidUsage);
+    ASSERT_EQ(sqzCommSetOptimizer(comm, "adam", rank == 2 ? 0.8 : 0.9), sqzSuccess);
+    EXPECT_EQ(sqzAllReduce(buf.data(), buf.data(), buf.size(), sqzFloat32, sqzSum, comm, nullptr), sqzInvalidUsage);
+    ASSERT_EQ(sqzCommSetOptimizer(comm, "adam", 0.9), sqzSuccess);
+    expectStillWorks(rank, n, comm);
+  });
 }
 
 // A call tag (sqzCommSetCallTag) is compared like count and type: ranks

@@ -15,7 +15,8 @@
 #   Environment: BUILD (default build; holds src/mpi_interposer/libsqz_mpi.so),
 #   OUT (default perf/results/mpi_interposer), RATE (default 100mbit),
 #   STEPS (default 300), HIDDEN (default 1024), METHODS (default "mpi auto"),
-#   HOROVOD_VENV (default /work/venvs/horovod).
+#   HOROVOD_VENV (default /work/venvs/horovod), NAME and SUBNET (the
+#   testbed's; default mpib, 10.216.0).
 # Needs root (testbed). Run each repeat under /work/tools/quiet.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,8 +32,8 @@ read -r -a methods <<<"${METHODS:-mpi auto}"
 hidden=${HIDDEN:-1024}
 mkdir -p "$out"
 testbed=$root/perf/netbench/testbed.sh
-name=mpib
-subnet=10.216.0
+name=${NAME:-mpib}
+subnet=${SUBNET:-10.216.0}
 
 case "$client" in
   mpi4py) py=/usr/bin/python3; script=$here/mpi4py_mlp.py; extra_env=() ;;

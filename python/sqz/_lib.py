@@ -82,6 +82,7 @@ _SIGNATURES = {
     "sqzCommCount": [_c_comm, ctypes.POINTER(ctypes.c_int)],
     "sqzCommUserRank": [_c_comm, ctypes.POINTER(ctypes.c_int)],
     "sqzCommSetCompression": [_c_comm, ctypes.c_char_p],
+    "sqzCommSetOptimizer": [_c_comm, ctypes.c_char_p, ctypes.c_double],
     "sqzAllReduce": [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, _c_comm,
                      ctypes.c_void_p],
     "sqzBroadcast": [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, _c_comm,

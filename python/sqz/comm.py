@@ -199,6 +199,18 @@ class Communicator:
         self._usable("set_compression")
         self._check(self._lib.sqzCommSetCompression(self._handle, spec.encode()), "sqzCommSetCompression(%s)" % spec)
 
+    def set_optimizer(self, kind, momentum):
+        """What auto's gain model assumes of the optimizer (sqzCommSetOptimizer):
+        kind "sgd" or "adam" (divides by a second moment), momentum SGD's
+        momentum or Adam's beta1. Returns False when the loaded libsqz
+        predates it."""
+        self._usable("set_optimizer")
+        if self._lib.sqzCommSetOptimizer is None:
+            return False
+        self._check(self._lib.sqzCommSetOptimizer(self._handle, kind.encode(), float(momentum)),
+                    "sqzCommSetOptimizer(%s, %g)" % (kind, momentum))
+        return True
+
     def async_error(self):
         """Raises the first error found after a device-buffer call returned
         (sqzCommGetAsyncError: such calls are enqueued on a CUDA stream and

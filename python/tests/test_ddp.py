@@ -87,3 +87,19 @@ def test_hook_q8_loss_close(gloo, monkeypatch):
     flat = torch.cat([p.detach().view(-1) for p in hooked.parameters()]).view(1, -1)
     every = hvd.allgather(flat)
     assert all(torch.equal(every[0], every[q]) for q in range(hvd.size()))
+
+
+def test_register_passes_the_optimizer(gloo, monkeypatch):
+    # A DDP hook never sees the optimizer: register(optimizer=) tells the
+    # hook's communicator its kind and momentum (auto's gain model).
+    monkeypatch.delenv("SQZ_OPTIMIZER", raising=False)
+    monkeypatch.delenv("SQZ_MOMENTUM", raising=False)
+    from sqz.comm import Communicator
+    seen = []
+    real = Communicator.set_optimizer
+    monkeypatch.setattr(Communicator, "set_optimizer", lambda self, k, m: seen.append((k, m)) or real(self, k, m))
+    hooked = torch.nn.parallel.DistributedDataParallel(make())
+    opt = torch.optim.Adam(hooked.parameters(), betas=(0.7, 0.999))
+    state = sqz_ddp.register(hooked, spec="auto", optimizer=opt)
+    state.close()
+    assert seen == [("adam", 0.7)]

@@ -98,6 +98,57 @@ double encodingSumK(const std::string& algorithm, int ranks) {
   return N;                                          // sparse_ag, sparse_split, randk, gather
 }
 
+double encodingSecondMoments(const std::string& algorithm, int ranks, double nu) {
+  const double N = std::max(1, ranks);
+  const double noise = N * std::max(0.0, nu);  // sigma^2 / ||G||^2 of one rank's g
+  const auto kappa = [&](double k) { return k * (k + noise) / (1.0 + noise); };
+  if (algorithm == "qa2a") return (N - 1) * kappa(1) + kappa(N);  // N-1 ranks' own, then the owner's sum
+  if (algorithm == "qring") {
+    double sum = 0;
+    for (int k = 1; k <= ranks; ++k) sum += kappa(k);  // the hops' partial sums, then the owner's
+    return sum;
+  }
+  return N * kappa(1);  // each rank's own
+}
+
+double updateNoiseRatio(const GradStats& s, const PlanSpec& plan, int ranks, double nu) {
+  if (plan.codec.kind != CodecKind::Quant || !(s.sumSq > 0)) return 0.0;
+  const double N = std::max(1, ranks);
+  const double perEncoding = s.quantVar[quantWidthIndex(plan.codec.bits)] / s.sumSq;
+  return 2.0 * perEncoding * encodingSecondMoments(plan.algorithm, ranks, nu) / (N * N);
+}
+
+double adamStepRatio(double u, double noise) {
+  if (!(noise > 0)) return 1.0;
+  if (!(u > 0)) return 0.0;
+  return std::sqrt(u / (u + noise));
+}
+
+double adamStepProgress(double u, double noise) {
+  const double r = adamStepRatio(u, noise);
+  return r * (2.0 - r);
+}
+
+double adamNoiseGain(const GradStats& s, double noiseRatio, int ranks, double nu) {
+  if (!(noiseRatio > 0) || !(s.sumSq > 0) || !(s.elements > 0)) return 1.0;
+  const double N = std::max(1, ranks);
+  const double averaged = (1.0 + std::max(0.0, nu)) / (1.0 + N * std::max(0.0, nu));
+  double counted = 0;
+  for (int b = 0; b < GradStats::kBins; ++b) counted += s.binCount[b];
+  if (!(counted > 0)) return 1.0;
+  // Per element of the histogram (which may have sampled fewer than `elements`).
+  const double noise = noiseRatio * s.sumSq / counted;
+  double weight = 0, kept = 0;
+  for (int b = 0; b < GradStats::kBins; ++b) {
+    if (!(s.binCount[b] > 0) || !(s.binSumSq[b] > 0)) continue;
+    const double m = s.binSumSq[b] / s.binCount[b];
+    const double w = s.binCount[b] * std::sqrt(m);
+    weight += w;
+    kept += w * adamStepProgress(averaged * m, noise);
+  }
+  return weight > 0 ? kept / weight : 1.0;
+}
+
 double predictedLag(const GradStats& s, const PlanSpec& plan, int ranks) {
   const CodecLoss l = codecLoss(s, plan.codec);
   switch (l.kind) {
@@ -122,6 +173,7 @@ double planGain(const GradStats& s, const PlanSpec& plan, int ranks, const Progr
     return a / (a + l.omega * a);
   }
   double g = progressGain(in, lagScale * predictedLag(s, plan, ranks));
+  if (in.optimizer == OptimizerKind::Adam) g *= adamNoiseGain(s, updateNoiseRatio(s, plan, ranks, in.nu), ranks, in.nu);
   if (plan.hierarchical && plan.intraCodec.kind != CodecKind::None) {
     PlanSpec intra;
     intra.algorithm = "qring";
@@ -181,10 +233,11 @@ void ProgressTracker::update(const GradStats& reduced, int ranks, uint64_t call,
   m.logScale += (std::log(measuredLag_ / predicted) - m.logScale) / m.weight;
 }
 
-ProgressInputs ProgressTracker::inputs(int ranks, double momentum) const {
+ProgressInputs ProgressTracker::inputs(int ranks, double momentum, OptimizerKind optimizer) const {
   ProgressInputs in;
   in.nu = noise(ranks).noise;
   in.momentum = momentum;
+  in.optimizer = optimizer;
   if (driftWeight_ > 0 && driftDen_ > 0) {
     in.driftKnown = true;
     in.drift = std::max(0.0, driftNum_) / driftDen_;

@@ -7,6 +7,8 @@
 //   penalty = drift * M(mu, psi) * tau^2 / (1 + nu)          error-feedback lag
 //   tau     = a / (1 - a) * sumK / N                         what is owed, in calls
 //   M       = (1 + mu)(1 - mu psi) / ((1 - mu)(1 + mu psi))  momentum
+//   gain   *= A (adaptive optimizers only)                   Adam's second moment
+//   A       = sum_b w_b r_b (2 - r_b) / sum_b w_b,  r_b = sqrt(u_b / (u_b + s^2))
 //
 //   nu     the noise of the exact average over its signal, E||gbar - G||^2 /
 //          ||G||^2 (gradient noise scale, McCandlish et al. 2018), from the
@@ -19,10 +21,14 @@
 //          along G in steady state (Stich & Karimireddy 2020's virtual
 //          sequence), summed over the encodings a coordinate passes;
 //   M      how much the optimizer's momentum mu amplifies that lag for
-//          gradients whose call-to-call correlation is psi.
+//          gradients whose call-to-call correlation is psi;
+//   A      (SQZ_OPTIMIZER=adam) how much of Adam's step survives when the
+//          codec's rounding noise s^2 per coordinate enters the second moment
+//          v: u_b the averaged gradient's second moment in magnitude bin b,
+//          w_b that bin's share of Adam's progress (README section 7).
 //
-// Everything is a function of exactly reduced statistics, the plan and
-// SQZ_MOMENTUM, so every rank computes the same numbers.
+// Everything is a function of exactly reduced statistics, the plan,
+// SQZ_MOMENTUM and SQZ_OPTIMIZER, so every rank computes the same numbers.
 #pragma once
 
 #include <limits>
@@ -47,15 +53,23 @@ struct NoiseScale {
 };
 NoiseScale noiseScale(double sketchSumSq, double sketchSq, int ranks);
 
+// The optimizer's kind (SQZ_OPTIMIZER): whether its step is linear in the
+// averaged update (SGD, with or without momentum) or divides each
+// coordinate by the root of its second moment (Adam and its kin: AdamW,
+// RMSprop, Adagrad).
+enum class OptimizerKind { Sgd, Adam };
+
 // What the gain needs besides a plan: nu, the signal's drift per call (when
 // no pair of exchanges measured it yet: the step size best for noise nu
-// moves G by 1 / sqrt(1 + nu) of itself, drift 1 / (1 + nu)), and the
-// optimizer's momentum (SGD's momentum, Adam's beta1; SQZ_MOMENTUM).
+// moves G by 1 / sqrt(1 + nu) of itself, drift 1 / (1 + nu)), the
+// optimizer's momentum (SGD's momentum, Adam's beta1; SQZ_MOMENTUM) and its
+// kind (SQZ_OPTIMIZER).
 struct ProgressInputs {
   double nu = 0;
   double drift = 0;
   bool driftKnown = false;
   double momentum = 0.9;
+  OptimizerKind optimizer = OptimizerKind::Sgd;
 };
 double driftPerCall(const ProgressInputs& in);
 
@@ -98,6 +112,34 @@ double owedCalls(double aligned);
 // encodings of 1).
 double encodingSumK(const std::string& algorithm, int ranks);
 
+// Adam's second moment (README section 7). The second moment of an
+// encoding's input that sums k ranks' g, over one rank's: with g_i = G +
+// xi_i and sigma^2 = N nu ||G||^2, (k^2 + k N nu) / (1 + N nu); summed over
+// the encodings a coordinate passes under `algorithm` (as encodingSumK:
+// qa2a N-1 of 1 and one of N; qring 1 .. N; else N of 1).
+double encodingSecondMoments(const std::string& algorithm, int ranks, double nu);
+
+// The rounding noise per coordinate of the averaged update, over one rank's
+// mean square per element (sumSq / elements), for a stochastic-rounding
+// codec: each encoding of one rank's input adds quantVar / elements per
+// element (its block step delta: delta^2 / 4), scaled by that encoding's
+// input's second moment; with error feedback the update carries e_t -
+// e_{t+1}, two uncorrelated residuals: 2 (quantVar / sumSq)
+// encodingSecondMoments / N^2. 0 for codecs other than Quant.
+double updateNoiseRatio(const GradStats& s, const PlanSpec& plan, int ranks, double nu);
+
+// How much of one coordinate's Adam step survives noise of power `noise`
+// added to a second moment u: r = sqrt(u / (u + noise)), and the progress
+// of a step scaled by r from the best one, r (2 - r).
+double adamStepRatio(double u, double noise);
+double adamStepProgress(double u, double noise);
+
+// The factor A over the magnitude histogram: bin b holds n_b values of one
+// rank's g with mean square m_b; the averaged gradient's second moment there
+// is u_b = m_b (1 + nu) / (1 + N nu), Adam's progress share w_b = n_b
+// sqrt(m_b), and the noise is noiseRatio * sumSq / elements. 1 for noise 0.
+double adamNoiseGain(const GradStats& s, double noiseRatio, int ranks, double nu);
+
 // tau of a plan: owedCalls(a) * sumK / N (0 for an exact or variance-only
 // codec, infinite for one that is not contractive).
 double predictedLag(const GradStats& s, const PlanSpec& plan, int ranks);
@@ -106,7 +148,8 @@ double predictedLag(const GradStats& s, const PlanSpec& plan, int ranks);
 // measured correction), or for a codec without error feedback (random-K
 // rescaled) the descent lemma with its added variance:
 // (1 + nu) / (1 + nu + omega (1 + nu)); 0 for a codec that is not
-// contractive (q1: its residual grows without bound).
+// contractive (q1: its residual grows without bound). For an adaptive
+// optimizer, times adamNoiseGain of the plan's rounding noise.
 double planGain(const GradStats& s, const PlanSpec& plan, int ranks, const ProgressInputs& in,
                 double lagScale = 1.0);
 
@@ -125,7 +168,7 @@ class ProgressTracker {
   // (empty: the plan changed since, or no plan yet).
   void update(const GradStats& reduced, int ranks, uint64_t call, uint64_t seed, const std::string& plan,
               const PlanSpec* spec);
-  ProgressInputs inputs(int ranks, double momentum) const;
+  ProgressInputs inputs(int ranks, double momentum, OptimizerKind optimizer = OptimizerKind::Sgd) const;
   NoiseScale noise(int ranks) const;
   // The factor measured for `plan` (1 when never measured).
   double lagScale(const std::string& plan) const;

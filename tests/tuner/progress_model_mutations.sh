@@ -25,6 +25,15 @@ mutations=(
   "qring owes like one encoding per rank|s|return N \* (N + 1) / 2;|return N;|"
   "qa2a owner re-encoding left out|s|return (N - 1) + N;|return N;|"
   "rescaled random-K variance off by one|s|l.omega = 1.0 / gain(s, p) - 1.0;|l.omega = 1.0 / gain(s, p);|"
+  "Adam: second moment of a k-rank sum = k (noise only)|s|return k \* (k + noise) / (1.0 + noise);|return k + 0.0 * noise;|"
+  "Adam: qa2a owner's re-encoding left out of the noise|s|(N - 1) \* kappa(1) + kappa(N);|N * kappa(1);|"
+  "Adam: error feedback's second residual left out|s|return 2.0 \* perEncoding|return perEncoding|"
+  "Adam: noise not averaged over N ranks|s|encodingSecondMoments(plan.algorithm, ranks, nu) / (N \* N);|encodingSecondMoments(plan.algorithm, ranks, nu) / N;|"
+  "Adam: step shrinks as u / (u + noise), not its root|s|return std::sqrt(u / (u + noise));|return u / (u + noise);|"
+  "Adam: progress r, not r (2 - r)|s|return r \* (2.0 - r);|return r;|"
+  "Adam: average's second moment taken as one rank's|s|const double averaged = (1.0 + std::max(0.0, nu)) / (1.0 + N \* std::max(0.0, nu));|const double averaged = 1.0 + 0.0 * N * nu;|"
+  "Adam: bins weighted by count, not sqrt(u)|s|const double w = s.binCount\[b\] \* std::sqrt(m);|const double w = s.binCount[b] + 0.0 * m;|"
+  "Adam: term not applied|s|if (in.optimizer == OptimizerKind::Adam) g|if (in.optimizer == OptimizerKind::Adam \&\& false) g|"
 )
 caught=0
 for m in "${mutations[@]}"; do

@@ -153,6 +153,71 @@ TEST(ProgressModel, PlanGainCombinesTheTerms) {
   EXPECT_DOUBLE_EQ(planGain(bad, plan("ring", "none"), 4, in), 0.0);
 }
 
+TEST(ProgressModel, EncodingSecondMoments) {
+  // kappa_k = k (k + N nu) / (1 + N nu). N = 4, nu = 0: kappa_k = k^2:
+  // qa2a 3 * 1 + 16 = 19, qring 1 + 4 + 9 + 16 = 30, each rank's own 4.
+  EXPECT_DOUBLE_EQ(encodingSecondMoments("qa2a", 4, 0.0), 19.0);
+  EXPECT_DOUBLE_EQ(encodingSecondMoments("qring", 4, 0.0), 30.0);
+  EXPECT_DOUBLE_EQ(encodingSecondMoments("gather", 4, 0.0), 4.0);
+  // nu = 1 (N nu = 4): kappa = 1, 12/5, 21/5, 32/5: qa2a 3 + 6.4 = 9.4,
+  // qring 1 + 2.4 + 4.2 + 6.4 = 14.
+  EXPECT_NEAR(encodingSecondMoments("qa2a", 4, 1.0), 9.4, 1e-12);
+  EXPECT_NEAR(encodingSecondMoments("qring", 4, 1.0), 14.0, 1e-12);
+}
+
+TEST(ProgressModel, UpdateNoiseOfStochasticRounding) {
+  const GradStats s = handStats();
+  // q2: quantVar / sumSq = 0.3 per encoding; error feedback sends e_t -
+  // e_{t+1}: 2 * 0.3 * 19 / 16 = 0.7125 on qa2a at nu = 0; 2 * 0.3 * 14 /
+  // 16 = 0.525 on qring at nu = 1.
+  EXPECT_NEAR(updateNoiseRatio(s, plan("qa2a", "q2"), 4, 0.0), 0.7125, 1e-12);
+  EXPECT_NEAR(updateNoiseRatio(s, plan("qring", "q2"), 4, 1.0), 0.525, 1e-12);
+  // q4's quantVar is 0 in these statistics; codecs other than Quant add none here.
+  EXPECT_DOUBLE_EQ(updateNoiseRatio(s, plan("qa2a", "q4"), 4, 0.0), 0.0);
+  EXPECT_DOUBLE_EQ(updateNoiseRatio(s, plan("sparse_ag", "topk:0.01"), 4, 0.0), 0.0);
+  EXPECT_DOUBLE_EQ(updateNoiseRatio(s, plan("ring", "none"), 4, 0.0), 0.0);
+}
+
+TEST(ProgressModel, AdamStepUnderNoise) {
+  // u = 3, noise 1: r = sqrt(3 / 4) = 0.86603; r (2 - r) = 0.98205.
+  EXPECT_NEAR(adamStepRatio(3.0, 1.0), 0.8660254038, 1e-9);
+  EXPECT_NEAR(adamStepProgress(3.0, 1.0), 0.9820508076, 1e-9);
+  EXPECT_DOUBLE_EQ(adamStepProgress(3.0, 0.0), 1.0);  // no noise: Adam's own step
+  EXPECT_DOUBLE_EQ(adamStepRatio(0.0, 1.0), 0.0);     // no signal: all noise
+}
+
+TEST(ProgressModel, AdamNoiseGainOverTheHistogram) {
+  const GradStats s = handStats();
+  // Noise ratio 0.1: 0.1 * sumSq / 1000 = 1e-4 per element. nu = 0 (the
+  // average's second moment is one rank's). Bin 200: m = 0.05, r =
+  // sqrt(0.05 / 0.0501) = 0.99900, r (2 - r) = 0.999999; bin 100: m =
+  // 0.5 / 990 = 5.0505e-4, r = sqrt(5.0505e-4 / 6.0505e-4) = 0.91363,
+  // r (2 - r) = 0.99254. Weights n sqrt(m) = sqrt(5) = 2.2361 and
+  // sqrt(495) = 22.249: A = (2.2361 * 0.999999 + 22.249 * 0.99254) /
+  // 24.485 = 0.99322.
+  EXPECT_NEAR(adamNoiseGain(s, 0.1, 4, 0.0), 0.9932218073, 1e-9);
+  // nu = 1: the average holds (1 + 1) / (1 + 4) = 0.4 of one rank's second
+  // moment; noise 0.3525 (q2 on qa2a at nu = 1: 2 * 0.3 * 9.4 / 16) *
+  // 1e-3. Bin 200: u = 0.02, r = 0.99130, 0.999924; bin 100: u = 2.0202e-4,
+  // r = sqrt(2.0202e-4 / 5.5452e-4) = 0.60359, 0.84286: A = 0.85720.
+  EXPECT_NEAR(adamNoiseGain(s, 0.3525, 4, 1.0), 0.8571998079, 1e-9);
+  EXPECT_DOUBLE_EQ(adamNoiseGain(s, 0.0, 4, 1.0), 1.0);
+}
+
+TEST(ProgressModel, PlanGainForAdam) {
+  const GradStats s = handStats();
+  ProgressInputs in = handInputs();
+  // SGD: unbiased rounding costs nothing along G (gain 1); Adam: the
+  // second-moment factor above, 0.85720 for q2 on qa2a at nu = 1.
+  EXPECT_DOUBLE_EQ(planGain(s, plan("qa2a", "q2"), 4, in), 1.0);
+  in.optimizer = OptimizerKind::Adam;
+  EXPECT_NEAR(planGain(s, plan("qa2a", "q2"), 4, in), 0.8571998079, 1e-9);
+  EXPECT_DOUBLE_EQ(planGain(s, plan("ring", "none"), 4, in), 1.0);
+  // top-K's lag term is unchanged by the optimizer kind.
+  const double m = 1.216 / 0.136;
+  EXPECT_NEAR(planGain(s, plan("sparse_ag", "topk:0.01"), 4, in), 2 / (2 + 0.2 * m), 1e-12);
+}
+
 // Four synthetic ranks: g_i = G_t + xi_i with G_t = cos(0.1 t) A + sin(0.1 t) B
 // (A, B independent, unit variance per element: ||G_t|| stays put, and
 // ||G_t - G_{t-1}||^2 / ||G||^2 = 2 (1 - cos 0.1) = 0.009992 per call).
@@ -203,6 +268,8 @@ TEST(ProgressTracker, RecoversTheNoiseScale) {
   for (int t = 0; t < 24; ++t) tracker.update(ranks.reduced(0, 0.0, t), 4, 2 * t, t, "", nullptr);
   EXPECT_NEAR(tracker.inputs(4, 0.9).nu, 1.0, 0.15);
   EXPECT_FALSE(tracker.inputs(4, 0.9).driftKnown);  // never two exchanges on consecutive calls
+  EXPECT_EQ(tracker.inputs(4, 0.9).optimizer, OptimizerKind::Sgd);
+  EXPECT_EQ(tracker.inputs(4, 0.9, OptimizerKind::Adam).optimizer, OptimizerKind::Adam);
 }
 
 TEST(ProgressTracker, RecoversDriftAndMeasuredLag) {

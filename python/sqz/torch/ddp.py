@@ -18,7 +18,7 @@ import torch.distributed as dist
 from .. import _lib
 from ..comm import Communicator
 from ..engine import Engine
-from . import mpi_ops
+from . import mpi_ops, optimizer_kind
 
 
 class SqzHookState:
@@ -100,10 +100,13 @@ def hook(state, bucket):
     return fut
 
 
-def register(model, spec="auto", process_group=None):
+def register(model, spec="auto", process_group=None, optimizer=None):
     """Forms the sqz communicator over the DDP model's process group and
     registers `hook`; returns the hook state (close() it to free the
-    communicator). spec "none" is exact; None uses SQZ_COMPRESSION."""
+    communicator). spec "none" is exact; None uses SQZ_COMPRESSION.
+    optimizer: the torch optimizer the model trains with (optional; DDP's
+    hook never sees it): auto's gain model takes its kind and momentum
+    from it (else SQZ_OPTIMIZER and SQZ_MOMENTUM)."""
     pg = process_group if process_group is not None else getattr(model, "process_group", None)
     if spec not in (None, "none"):
         lib = _lib.load()
@@ -117,5 +120,7 @@ def register(model, spec="auto", process_group=None):
     if pg is not None and dist.get_backend(pg) != "nccl":
         device = torch.device("cpu")
     state = SqzHookState.from_process_group(pg, spec=spec, device=device)
+    if optimizer is not None:
+        optimizer_kind.apply(state.comm, optimizer)
     model.register_comm_hook(state, hook)
     return state

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 import torch
 
 from .. import timeline as _timeline
-from . import agreement, mpi_ops
+from . import agreement, mpi_ops, optimizer_kind
 from .compression import Compression, library_spec, runs_in_python
 from .mpi_ops import Average, Adasum, Sum, global_process_set, size, rocm_built
 from .reduction import DTYPE_TO_SQZ, pack, reduce_buffer, unpack, wire_dtype
@@ -367,6 +367,9 @@ def DistributedOptimizer(optimizer, named_parameters=None,
         raise NotImplementedError("sqz.torch does not implement Adasum")
     if num_groups != 0 and groups is None:
         groups = num_groups
+    # auto's gain model depends on the optimizer's kind and momentum
+    # (src/tuner/README.md): tell the communicator, so users need not.
+    optimizer_kind.apply(mpi_ops._comm(), optimizer)
     cls = type(optimizer.__class__.__name__, (optimizer.__class__,),
                dict(_DistributedOptimizer.__dict__))
     return cls(optimizer.param_groups, named_parameters, compression, backward_passes_per_step, op,
