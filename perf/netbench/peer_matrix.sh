@@ -6,13 +6,16 @@
 # and with SQZ_SPIN_POLLS=1 (waits yield at once). Appends the raw tables to
 # OUT; perf/netbench/summarize_peer.py OUT... makes the medians and ratios.
 # With --specs "none topk:0.01 q4", each repeat instead runs sqz once per
-# compression spec (-Z), for the compressed-vs-dense ratios.
+# compression spec (-Z), for the compressed-vs-dense ratios, and, with
+# --base BIN --base-specs "S...", those specs once more with another build's
+# sqz_allreduce_perf (a before/after in the same session).
 #   perf/netbench/peer_matrix.sh --rate R --out OUT [--repeats N] [--first I] [--specs "S..."]
+#       [--base BIN --base-specs "S..."]
 #       [--sizes "-b 1M -e 64M -f 4"] [--iters N] [--warmup W] [--name P] [--subnet A.B.C]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-rate='' out='' repeats=3 first=1 sizes='-b 1M -e 64M -f 4' iters=3 warmup=1 name=sqzpeer subnet=10.215.0 specs=''
+rate='' out='' repeats=3 first=1 sizes='-b 1M -e 64M -f 4' iters=3 warmup=1 name=sqzpeer subnet=10.215.0 specs='' base='' basespecs=''
 while [ $# -gt 0 ]; do
   case $1 in
     --rate) rate=$2; shift 2 ;;
@@ -21,6 +24,8 @@ while [ $# -gt 0 ]; do
     --first) first=$2; shift 2 ;;
     --sizes) sizes=$2; shift 2 ;;
     --specs) specs=$2; shift 2 ;;
+    --base) base=$2; shift 2 ;;
+    --base-specs) basespecs=$2; shift 2 ;;
     --iters) iters=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
     --name) name=$2; shift 2 ;;
@@ -50,6 +55,9 @@ launch() {  # label, program, args...
 for ((r = first; r < first + repeats; ++r)); do
   if [ -n "$specs" ]; then
     for spec in $specs; do launch "sqz-Z:$spec" -- "$sqz" "${common[@]}" -Z "$spec" >> "$out"; done
+    if [ -n "$base" ]; then
+      for spec in $basespecs; do launch "base-Z:$spec" -- "$base" "${common[@]}" -Z "$spec" >> "$out"; done
+    fi
     continue
   fi
   {
