@@ -38,6 +38,23 @@ size_t mismatches(const std::vector<float>& got, const std::vector<float>& want)
   return bad;
 }
 
+// n normal values and their blocked top-1% payload.
+struct Encoded {
+  std::vector<float> x;
+  EncodeArgs a;
+  CodecParams p = blocked("topk:0.01");
+  std::vector<uint8_t> payload;
+};
+
+Encoded encodeNormal(size_t n, uint32_t seed) {
+  Encoded e;
+  e.x = test::normalInput(n, seed);
+  e.a.input = e.x.data();
+  e.a.count = n;
+  e.payload = test::encodeToVector(e.p, e.a);
+  return e;
+}
+
 struct Sizes {
   size_t n;
   const char* name;
@@ -71,12 +88,11 @@ TEST(BlockedIndices, DecodeAsThirtyTwoBitIndicesDoInFewerBytes) {
 // block, and what a decoder that forgot the block bases would write.
 TEST(BlockedIndices, TheValueCheckRejectsBrokenDecodes) {
   const size_t n = 3 * 65536 + 123;
-  const std::vector<float> x = test::normalInput(n, 22);
-  const CodecParams p = blocked("topk:0.01");
-  EncodeArgs a;
-  a.input = x.data();
-  a.count = n;
-  const auto payload = test::encodeToVector(p, a);
+  const Encoded e = encodeNormal(n, 22);
+  const std::vector<float>& x = e.x;
+  const CodecParams& p = e.p;
+  const EncodeArgs& a = e.a;
+  const std::vector<uint8_t>& payload = e.payload;
   const std::vector<float> want = expectedDense(x, selectedCount(p, n));
   const std::vector<float> good = test::decodeToVector(p, a, payload);
   ASSERT_EQ(mismatches(good, want), 0u);
@@ -125,12 +141,10 @@ void expectRejected(const DecodeExpect& x, const std::vector<uint8_t>& payload, 
 
 TEST(BlockedIndices, MalformedBlockTablesAndOffsetsAreRejected) {
   const size_t n = 3 * 65536 + 500;  // the last block holds 500 elements
-  const std::vector<float> x = test::normalInput(n, 23);
-  const CodecParams p = blocked("topk:0.01");
-  EncodeArgs a;
-  a.input = x.data();
-  a.count = n;
-  const auto good = test::encodeToVector(p, a);
+  const Encoded e = encodeNormal(n, 23);
+  const CodecParams& p = e.p;
+  const EncodeArgs& a = e.a;
+  const std::vector<uint8_t>& good = e.payload;
   const DecodeExpect xp = test::expectFor(p, a);
   const PayloadLayout l = payloadLayout(p, n, false);
   ASSERT_EQ(l.indexBlocks, 4u);

@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "collectives/sparse_allreduce.h"
 #include "kernels/wire_format.h"
 #include "src/codec/codec_spec.h"
 #include "src/tuner/allreduce_shapes.h"
@@ -208,7 +209,9 @@ TEST(AllreduceShapes, MessageSizesAndStepsMatchTheAlgorithms) {
   EXPECT_EQ(rk.stages[0].messageBytes, 4.0 * std::ceil(10486.0 / N));
   const CodecParams topk = parseCodecSpec("topk:0.01");
   Candidate sp = sparseAllgatherCandidate(n, N, LinkClass::Tcp, topk);
-  EXPECT_EQ(sp.stages[0].messageBytes, static_cast<double>(encodedBytes(topk, 1 << 20)));
+  // The host's top-K payload: blocked 16-bit indices (16 blocks of 65536).
+  EXPECT_EQ(sp.stages[0].messageBytes, static_cast<double>(encodedBytes(SparseAllreduce::wireCodec(topk), 1 << 20)));
+  EXPECT_EQ(sp.stages[0].messageBytes, static_cast<double>(alignWire(48 + alignWire(16 * 4 + 2 * 10486) + 4 * 10486)));
 
   Topology t;
   t.nodes = 2;
