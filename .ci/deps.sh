@@ -7,7 +7,7 @@ pkgs=(build-essential cmake ninja-build ccache pkg-config git
       googletest libgtest-dev libbenchmark-dev nlohmann-json3-dev
       clang libclang-rt-dev iproute2 python3
       python3-torch python3-numpy python3-pytest python3-venv python3-setuptools python3-wheel
-      dataset-fashion-mnist python3-mpi4py gfortran)
+      dataset-fashion-mnist python3-mpi4py gfortran libgloo-dev)
 pkgs+=("$@")
 missing=()
 for p in "${pkgs[@]}"; do

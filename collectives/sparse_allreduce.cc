@@ -17,12 +17,19 @@ double ringBytes(double bytes, int n) { return RingAllreduce::bytesSentPerRank(b
 
 }  // namespace
 
-bool SparseAllreduce::denseIsCheaper(const CodecParams& codec, size_t count, int n) {
-  return (n - 1) * static_cast<double>(encodedBytes(codec, count)) > ringBytes(4.0 * count, n);
+CodecParams SparseAllreduce::wireCodec(const CodecParams& codec) {
+  CodecParams w = codec;
+  w.blockedIndices = codec.kind == CodecKind::TopK;
+  return w;
 }
 
-double SparseAllreduce::bytesSentPerRank(const CodecParams& codec, size_t count, int n, Shape shape) {
+bool SparseAllreduce::denseIsCheaper(const CodecParams& c, size_t count, int n) {
+  return (n - 1) * static_cast<double>(encodedBytes(wireCodec(c), count)) > ringBytes(4.0 * count, n);
+}
+
+double SparseAllreduce::bytesSentPerRank(const CodecParams& c, size_t count, int n, Shape shape) {
   if (n <= 1) return 0;
+  const CodecParams codec = wireCodec(c);
   if (shape == Shape::kAllgather) {
     if (denseIsCheaper(codec, count, n)) return ringBytes(4.0 * count, n);
     return (n - 1) * static_cast<double>(encodedBytes(codec, count));
@@ -42,15 +49,16 @@ void SparseAllreduce::run(const CompressedArgs& a, Shape shape) {
 void SparseAllreduce::runAllgather(const CompressedArgs& a) {
   const AllreduceArgs& b = a.base;
   const int n = transport_.size(), me = transport_.rank();
-  const size_t bytes = encodedBytes(a.codec, b.count);
+  const CodecParams codec = wireCodec(a.codec);
+  const size_t bytes = encodedBytes(codec, b.count);
   CallCounters& c = a.tally();
   payloads_.resize(n * bytes);
   {
     PhaseTimer t(&c.encodeSeconds, "sqz encode");
-    encodeCpu(a.codec, chunkEncodeArgs(a, me, 0, b.count, a.step), &payloads_[me * bytes], bytes);
+    encodeCpu(codec, chunkEncodeArgs(a, me, 0, b.count, a.step), &payloads_[me * bytes], bytes);
   }
   DecodeExpect x;
-  x.params = a.codec;
+  x.params = codec;
   x.count = b.count;
   dense_.assign(b.count, 0.0f);
   if (denseIsCheaper(a.codec, b.count, n)) {
@@ -87,7 +95,8 @@ void SparseAllreduce::runSplit(const CompressedArgs& a) {
   const AllreduceArgs& b = a.base;
   const int n = transport_.size(), me = transport_.rank();
   const EvenSplit split{b.count, static_cast<size_t>(n)};
-  auto payloadBytes = [&](int j) { return encodedBytes(a.codec, split.length(j)); };
+  const CodecParams codec = wireCodec(a.codec);
+  auto payloadBytes = [&](int j) { return encodedBytes(codec, split.length(j)); };
   const size_t slot = payloadBytes(0);
   CallCounters& c = a.tally();
 
@@ -101,7 +110,7 @@ void SparseAllreduce::runSplit(const CompressedArgs& a) {
   });
   auto encodeRange = [&](int j, unsigned char* dst) {
     PhaseTimer t(&c.encodeSeconds, "sqz encode");
-    encodeCpu(a.codec, chunkEncodeArgs(a, me, split.offset(j), split.length(j), a.step), dst + j * slot, slot);
+    encodeCpu(codec, chunkEncodeArgs(a, me, split.offset(j), split.length(j), a.step), dst + j * slot, slot);
   };
   encodeRange(me, in);
   forEachPeer(me, n, [&](int j) {
@@ -112,7 +121,7 @@ void SparseAllreduce::runSplit(const CompressedArgs& a) {
   const size_t myOff = split.offset(me), myLen = split.length(me);
   std::vector<float> range(myLen, 0.0f);
   DecodeExpect x;
-  x.params = a.codec;
+  x.params = codec;
   x.count = myLen;
   x.chunkOffset = myOff;
   for (int r = 0; r < n; ++r) {

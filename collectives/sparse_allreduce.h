@@ -25,6 +25,10 @@ class SparseAllreduce {
 
   // True when the allgather of N payloads would move more bytes than the
   // dense ring on the same buffer (then the dense switch fires).
+  // The codec as its payloads go on the wire: top-K with blocked 16-bit
+  // indices where they are smaller (kernels/wire_format.h). Every rank
+  // derives it the same way, so payload sizes stay known in advance.
+  static CodecParams wireCodec(const CodecParams& codec);
   static bool denseIsCheaper(const CodecParams& codec, size_t count, int nranks);
   static double bytesSentPerRank(const CodecParams& codec, size_t count, int nranks, Shape shape);
 

@@ -26,6 +26,10 @@ struct CodecParams {
   bool rescale = false;                   // RandK: multiply values by the stratum size (unbiased)
   uint32_t blockSize = 0;                 // Quant: elements per block (multiple of 8); Sign: (multiple of 32)
   double ratio = 0.0;                     // TopK/RandK: fraction of elements kept, in (0, 1]
+  // TopK: indices as per-block counts and 16-bit offsets where that is
+  // smaller (kernels/wire_format.h); the host sparse allreduce sets it, the
+  // CUDA codec keeps 32-bit indices.
+  bool blockedIndices = false;
 };
 
 // One default block size for every width (measured with perf/codec, see

@@ -517,6 +517,56 @@ void addInPlace(const Fp16Bits* __restrict g, float* __restrict e, size_t n) {
   }
 }
 
+// The K increasing indices in the payload's layout (wire_format.h).
+void writeIndices(const uint32_t* idx, size_t k, const PayloadLayout& l, uint8_t* payload) {
+  if (l.indexBlocks == 0) {
+    copyBytes(payload + l.params, idx, k * 4);
+    return;
+  }
+  uint8_t* ends = payload + l.params;
+  uint8_t* offsets = ends + 4 * l.indexBlocks;
+  size_t j = 0;
+  for (size_t b = 0; b < l.indexBlocks; ++b) {
+    const uint64_t limit = (b + 1) * kIndexBlock;
+    for (; j < k && idx[j] < limit; ++j) {
+      const uint16_t offset = static_cast<uint16_t>(idx[j] & (kIndexBlock - 1));
+      std::memcpy(offsets + 2 * j, &offset, 2);
+    }
+    const uint32_t end = static_cast<uint32_t>(j);
+    std::memcpy(ends + 4 * b, &end, 4);
+  }
+}
+
+// The K indices of a payload, checked: each below count and above the one
+// before it (so no element is written twice); blocked indices' running
+// counts must rise to exactly K.
+void readIndices(const DecodeExpect& x, const PayloadLayout& l, const uint8_t* payload, uint32_t* idx) {
+  const size_t k = l.selected;
+  if (l.indexBlocks == 0) {
+    copyBytes(idx, payload + l.params, k * 4);
+  } else {
+    const uint8_t* ends = payload + l.params;
+    const uint8_t* offsets = ends + 4 * l.indexBlocks;
+    size_t j = 0;
+    for (size_t b = 0; b < l.indexBlocks; ++b) {
+      uint32_t end;
+      std::memcpy(&end, ends + 4 * b, 4);
+      SQZ_REQUIRE(end >= j && end <= k, sqzInvalidUsage,
+                  "payload index block %zu ends at %u, outside [%zu, %zu] (blocked top-K indices)", b, end, j, k);
+      for (; j < end; ++j) {
+        uint16_t offset;
+        std::memcpy(&offset, offsets + 2 * j, 2);
+        idx[j] = static_cast<uint32_t>(b * kIndexBlock + offset);
+      }
+    }
+    SQZ_REQUIRE(j == k, sqzInvalidUsage, "payload index blocks hold %zu indices, not K = %zu", j, k);
+  }
+  for (size_t j = 0; j < k; ++j)
+    SQZ_REQUIRE(sparseIndexOk(idx, j, x.count), sqzInvalidUsage,
+                "payload index %u at %zu out of range (count %llu) or not above the one before it", idx[j], j,
+                static_cast<unsigned long long>(x.count));
+}
+
 template <class T>
 size_t encodeTopK(const CodecParams& p, const EncodeArgs& a, const PayloadLayout& l, uint8_t* payload) {
   const size_t n = a.count, k = l.selected;
@@ -540,7 +590,7 @@ size_t encodeTopK(const CodecParams& p, const EncodeArgs& a, const PayloadLayout
   }
   TopKPick pick;
   selectTopK(g, g ? a.residual : nullptr, y, n, k, pick);
-  copyBytes(payload + l.params, pick.idx.data(), k * 4);
+  writeIndices(pick.idx.data(), k, l, payload);
   const std::vector<float>& v = pick.val;
   std::vector<float> dec(k);
   size_t bad = writeValues(p.values, v.data(), k, l, payload, dec.data());
@@ -573,11 +623,7 @@ void readValues(ValueFormat f, const PayloadLayout& l, const uint8_t* payload, f
 void decodeTopK(const DecodeExpect& x, const PayloadLayout& l, const uint8_t* payload, float* out, DecodeMode mode) {
   const size_t k = l.selected;
   std::vector<uint32_t> idx(k);
-  copyBytes(idx.data(), payload + l.params, k * 4);
-  for (size_t j = 0; j < k; ++j)
-    SQZ_REQUIRE(sparseIndexOk(idx.data(), j, x.count), sqzInvalidUsage,
-                "payload index %u at %zu out of range (count %llu) or not above the one before it", idx[j], j,
-                static_cast<unsigned long long>(x.count));
+  readIndices(x, l, payload, idx.data());
   std::vector<float> dec(k);
   readValues(x.params.values, l, payload, dec.data());
   if (mode == DecodeMode::Overwrite) std::memset(out, 0, x.count * sizeof(float));

@@ -1065,6 +1065,7 @@ void cudaStatsSketch(const void* input, sqzDataType_t dtype, size_t count, uint6
 void cudaEncode(const CodecParams& p, const EncodeArgs& a, void* devPayload, void* devWorkspace, void* stream) {
   NvtxRange r("sqz:compress");
   if (const char* why = checkCodecParams(p)) fail(sqzInvalidUsage, "codec parameters: %s", why);
+  SQZ_REQUIRE(!p.blockedIndices, sqzInvalidUsage, "the CUDA top-K codec writes 32-bit indices only");
   SQZ_REQUIRE(a.count <= kMaxChunkElements, sqzInvalidUsage, "chunk of %zu elements exceeds 2^32-1", a.count);
   SQZ_REQUIRE(devWorkspace != nullptr || cudaEncodeWorkspaceBytes(p, a.count) == 0, sqzInvalidUsage,
               "codec %d needs a workspace", static_cast<int>(p.kind));
@@ -1087,6 +1088,7 @@ void cudaDecode(const DecodeExpect& x, const void* devPayload, size_t bytes, flo
                 int* devError, void* stream) {
   NvtxRange r("sqz:decode");
   if (const char* why = checkCodecParams(x.params)) fail(sqzInvalidUsage, "codec parameters: %s", why);
+  SQZ_REQUIRE(!x.params.blockedIndices, sqzInvalidUsage, "the CUDA top-K codec reads 32-bit indices only");
   SQZ_REQUIRE(aligned16(devPayload), sqzInvalidUsage, "device payloads must be 16-byte aligned");
   cudaStream_t s = asStream(stream);
   const uint8_t* payload = static_cast<const uint8_t*>(devPayload);

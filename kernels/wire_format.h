@@ -9,6 +9,14 @@
 //                 i of byte j is element 8j+i, 1 = +scale, 0 = -scale
 //   topk          params: K uint32 indices (strictly increasing, < count);
 //                 [int8 only: fp32 scale]; values: K x {fp32|bf16|int8}
+//                 With blockedIndices (level bit 0x20), where it is smaller
+//                 (2K > 4B for B = ceil(count / 65536) blocks), params are
+//                 B uint32 running counts (block b's indices are those at
+//                 positions [end[b-1], end[b]); end[B-1] = K), then K uint16
+//                 offsets (index - 65536 b), half the bytes of 32-bit
+//                 indices at the cost of 4 bytes per 65536 elements. The
+//                 size still follows from (count, K), so messages keep a
+//                 known length.
 //   randk         [int8 only: fp32 scale]; values: K x {fp32|bf16|int8}
 //                 (indices follow from the shared seed; see randkIndex)
 // The receiver always knows what it expects (codec, level, count, offset,
@@ -30,6 +38,8 @@ inline constexpr uint16_t kWireVersion = 1;
 inline constexpr size_t kWireAlign = 16;
 // Indices on the wire are 32-bit: a chunk holds fewer than 2^32 elements.
 inline constexpr uint64_t kMaxChunkElements = 0xffffffffull;
+// Elements per block of blocked top-K indices (one uint16 offset range).
+inline constexpr uint64_t kIndexBlock = 1ull << 16;
 
 struct WireHeader {
   uint32_t magic;
@@ -52,7 +62,7 @@ SQZ_HD bool hasBlocks(const CodecParams& p) { return p.kind == CodecKind::Quant 
 SQZ_HD uint8_t wireLevel(const CodecParams& p) {
   switch (p.kind) {
     case CodecKind::Quant: return static_cast<uint8_t>(p.bits | (p.stochastic ? 0x80 : 0));
-    case CodecKind::TopK: return static_cast<uint8_t>(p.values);
+    case CodecKind::TopK: return static_cast<uint8_t>(static_cast<unsigned>(p.values) | (p.blockedIndices ? 0x20 : 0));
     case CodecKind::RandK: return static_cast<uint8_t>(static_cast<unsigned>(p.values) | (p.rescale ? 0x10 : 0));
     default: return 0;
   }
@@ -67,8 +77,11 @@ struct PayloadLayout {
   size_t body;       // codes or values
   size_t blocks;     // Quant / Sign blocks
   size_t selected;   // K
+  size_t indexBlocks;  // TopK: blocks of blocked indices (0: uint32 indices)
   size_t total;
 };
+
+SQZ_HD size_t indexBlockCount(size_t n) { return static_cast<size_t>((n + kIndexBlock - 1) / kIndexBlock); }
 
 SQZ_HD PayloadLayout payloadLayout(const CodecParams& p, size_t n, bool withStats) {
   PayloadLayout l{};
@@ -99,7 +112,12 @@ SQZ_HD PayloadLayout payloadLayout(const CodecParams& p, size_t n, bool withStat
     case CodecKind::TopK:
     case CodecKind::RandK: {
       l.selected = selectedCount(p, n);
-      if (p.kind == CodecKind::TopK) at = alignWire(at + l.selected * 4);
+      if (p.kind == CodecKind::TopK) {
+        const size_t blocks = indexBlockCount(n);
+        const bool blocked = p.blockedIndices && 2 * l.selected > 4 * blocks;
+        l.indexBlocks = blocked ? blocks : 0;
+        at = alignWire(at + (blocked ? 4 * blocks + 2 * l.selected : 4 * l.selected));
+      }
       l.scale = at;
       if (p.values == ValueFormat::Int8) at = alignWire(at + 4);
       l.body = at;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "collectives/sparse_allreduce.h"
 #include "common/error.h"
 #include "kernels/wire_format.h"
 #include "src/tuner/algorithm_table.h"
@@ -93,7 +94,7 @@ Candidate sparseAllgatherCandidate(double n, int N, LinkClass link, const CodecP
   s.link = link;
   s.steps = N > 1 ? 1 : 0;
   s.messagesPerStep = N - 1;
-  s.messageBytes = wireBytes(codec, static_cast<size_t>(std::ceil(n)));
+  s.messageBytes = wireBytes(SparseAllreduce::wireCodec(codec), static_cast<size_t>(std::ceil(n)));
   s.linkSharers = sharers;
   s.encodeElements = n;
   // Throughput is quoted per element of the whole buffer, per payload.
@@ -112,7 +113,7 @@ Candidate sparseSplitCandidate(double n, int N, LinkClass link, const CodecParam
   scatter.codec = codec;
   scatter.steps = N > 1 ? 1 : 0;
   scatter.messagesPerStep = N - 1;
-  scatter.messageBytes = wireBytes(codec, chunk);
+  scatter.messageBytes = wireBytes(SparseAllreduce::wireCodec(codec), chunk);
   scatter.linkSharers = sharers;
   scatter.encodeElements = n;
   scatter.decodeElements = static_cast<double>(N) * static_cast<double>(chunk);

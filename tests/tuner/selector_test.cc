@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "collectives/sparse_allreduce.h"
 #include "kernels/wire_format.h"
 #include "src/codec/codec_spec.h"
 #include "src/tuner/allreduce_shapes.h"
@@ -88,16 +89,18 @@ TEST(Selector, FastLinkChoosesNoCompression) {
 TEST(Selector, SlowLinkChoosesTheMostAggressiveCodec) {
   // 1 ms + 1 kB/s. ring: 2 steps x 2 MiB = 4194 s, score 1/4194 = 2.4e-4.
   // qa2a:q1: 2 x encodedBytes(q1, n/2) = 2 x 81,984 B = 164 s, gain 1/5,
-  // score 1.2e-3. sparse_ag:topk:0.001: K = 1049, one message of 8,448 B =
-  // 8.4 s, gain ~ 1/2 (the heavy bin), score 5.9e-2: it wins.
+  // score 1.2e-3. sparse_ag:topk:0.001: K = 1049, one message of 6,432 B
+  // (blocked 16-bit indices: 16 block ends + 1049 offsets + 1049 values) =
+  // 6.4 s, gain ~ 1/2 (the heavy bin), score 7.8e-2: it wins.
   Profile p = linkProfile(LinkCurve::fromLatencyBandwidth(1e-3, 1e3));
   const CodecParams topk = parseCodecSpec("topk:0.001");
   EXPECT_EQ(encodedBytes(topk, static_cast<size_t>(kN)), 8464u);
+  EXPECT_EQ(encodedBytes(SparseAllreduce::wireCodec(topk), static_cast<size_t>(kN)), 6432u);
   Plan plan = chooseOnce(p, syntheticStats(kN, 1049, 0.5));
   EXPECT_EQ(plan.name(), "sparse_ag:topk:0.001");
   EXPECT_NEAR(plan.chosen.gain, 0.5, 1e-6);
   // (log-log interpolation between the 4 kB and 16 kB points: within 1e-4.)
-  EXPECT_NEAR(plan.chosen.cost.transferSeconds, 1e-3 + 8464 / 1e3, 1e-3);
+  EXPECT_NEAR(plan.chosen.cost.transferSeconds, 1e-3 + 6432 / 1e3, 1e-3);
 }
 
 TEST(Selector, ConcentratedGradientMakesTinyTopKKeepNearlyEverything) {
@@ -208,7 +211,9 @@ TEST(AllreduceShapes, MessageSizesAndStepsMatchTheAlgorithms) {
   EXPECT_EQ(rk.stages[0].messageBytes, 4.0 * std::ceil(10486.0 / N));
   const CodecParams topk = parseCodecSpec("topk:0.01");
   Candidate sp = sparseAllgatherCandidate(n, N, LinkClass::Tcp, topk);
-  EXPECT_EQ(sp.stages[0].messageBytes, static_cast<double>(encodedBytes(topk, 1 << 20)));
+  // The host's top-K payload: blocked 16-bit indices (16 blocks of 65536).
+  EXPECT_EQ(sp.stages[0].messageBytes, static_cast<double>(encodedBytes(SparseAllreduce::wireCodec(topk), 1 << 20)));
+  EXPECT_EQ(sp.stages[0].messageBytes, static_cast<double>(alignWire(48 + alignWire(16 * 4 + 2 * 10486) + 4 * 10486)));
 
   Topology t;
   t.nodes = 2;
