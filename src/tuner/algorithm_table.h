@@ -35,6 +35,7 @@ enum class AlgorithmId : int {
   kGather,
   kHier,
   kShm,
+  kShmRs,
   kCount
 };
 
@@ -67,6 +68,10 @@ struct CallShape {
 // it the ring wins: perf/results/latency.md, round 4). TuneTable::defaultText
 // says the same.
 constexpr size_t kShmPreferredMaxBytes = 12 << 10;
+// Above that, up to this size (and a large slot, ShmSegment::largeSlotBytes),
+// shm_rs: measured faster than the ring there (perf/results/latency.md,
+// round 5). TuneTable::defaultText says the same.
+constexpr size_t kShmRsPreferredMaxBytes = size_t{4} << 20;
 
 // How the tuner offers an algorithm: never, with every codec level it
 // carries (flat, and as a hierarchical plan's inter-node stage), or once
