@@ -32,7 +32,8 @@ std::string algorithmOf(sqzComm_t comm) {
 
 class ShmAllreduceValues : public ::testing::TestWithParam<std::tuple<int, bool, bool>> {};
 
-// Forced "@shm" at every size a slot holds; the default (no plan) where it prefers shm.
+// Forced "@shm" at every size a slot holds; the default (no plan): shm where
+// it prefers shm, shm_rs above.
 TEST_P(ShmAllreduceValues, ExactAgainstTheFp64ReferenceAndIdenticalOnEveryRank) {
   const auto [n, inPlace, forced] = GetParam();
   const std::vector<size_t> counts = {1, 2, 7, 129, 1023, 4099, ShmSegment::kPayloadMaxBytes / sizeof(float)};
@@ -48,7 +49,7 @@ TEST_P(ShmAllreduceValues, ExactAgainstTheFp64ReferenceAndIdenticalOnEveryRank) 
           << sqzGetLastError(comm);
       // Unforced, shm takes the sizes where it was measured faster.
       const bool shmSize = forced || counts[k] * sizeof(float) <= kShmPreferredMaxBytes;
-      EXPECT_EQ(algorithmOf(comm), shmSize ? "shm" : "ring") << "count " << counts[k];
+      EXPECT_EQ(algorithmOf(comm), shmSize ? "shm" : "shm_rs") << "count " << counts[k];
       const auto* r = static_cast<const unsigned char*>(recv);
       results[k][rank].assign(r, r + counts[k] * sizeof(float));
     }

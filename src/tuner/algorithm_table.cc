@@ -37,8 +37,9 @@ bool sparseSplitSendsLess(const CallShape& c) {
 
 // In AlgorithmId order.
 const AlgorithmEntry kTable[] = {
-    // The exact ones: shm within a node up to kShmPreferredMaxBytes, direct
-    // up to SQZ_DIRECT_MAX_BYTES, else ring.
+    // The exact ones: shm within a node up to kShmPreferredMaxBytes, then
+    // shm_rs up to kShmRsPreferredMaxBytes, direct up to
+    // SQZ_DIRECT_MAX_BYTES, else ring.
     {AlgorithmId::kRing, "ring", "exact ring reduce-scatter + allgather",
      [](const CodecParams& c) { return c.kind == CodecKind::None ? 2 : -1; }, "no codec (it is exact)", nullptr,
      TunerOffer::kEachLevel,
