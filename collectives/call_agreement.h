@@ -71,6 +71,10 @@ constexpr uint64_t kFlagJoinable = 2;
 // Never sent: set in HeaderRound::run's (and agreeOnCall's) result when some ranks
 // are inside sqzJoin.
 constexpr uint64_t kFlagPeersJoined = 4;
+// The call's data went into the shared segment's large slots with this
+// header (shm_rs): a rank inside sqzJoin is done with it at once (its part
+// reads as zeros), as with data carried after the header.
+constexpr uint64_t kFlagDataInSegment = 8;
 
 // The most data a call's first message carries after its header, and the
 // largest group in which calls do (a receive of that size from every peer
@@ -115,6 +119,8 @@ class HeaderRound {
                                           ShmSegment* shm = nullptr);
   // The bytes of data each rank's message carried after its header.
   const std::vector<size_t>& carriedBytes() const { return carried_; }
+  // Every rank's header from the last round (index = rank).
+  const std::vector<CallHeader>& headers() const { return all_; }
   // exchange, then judgeCall: throws sqzInvalidUsage, with the same message
   // on every rank, when the ranks outside sqzJoin differ, or when some have
   // joined and the call is not a joinable allreduce. Returns the OR of their

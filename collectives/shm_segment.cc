@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -43,7 +44,10 @@ constexpr uint32_t kMagic = 0x53515a53;  // "SQZS"
 constexpr size_t kLayoutBytes = 64;
 static_assert(sizeof(ShmSegment::Layout) <= kLayoutBytes, "segment header overflows its line");
 
-size_t segmentBytes(int n) { return kLayoutBytes + 2 * static_cast<size_t>(n) * sizeof(ShmSegment::Slot); }
+size_t slotsBytes(int n) { return kLayoutBytes + 2 * static_cast<size_t>(n) * sizeof(ShmSegment::Slot); }
+size_t segmentBytes(int n) {
+  return slotsBytes(n) + (static_cast<size_t>(n) + 1) * ShmSegment::largeSlotBytes(n);
+}
 
 std::atomic<int> refusedRank{-1};
 
@@ -104,6 +108,11 @@ std::vector<T> gatherOverTransport(Transport& t, uint32_t seq, const T& mine, co
 }
 
 }  // namespace
+
+size_t ShmSegment::largeSlotBytes(int nranks) {
+  const size_t share = kLargeAreaBudgetBytes / (static_cast<size_t>(nranks) + 1);
+  return std::min(kLargeSlotCapBytes, share) / 64 * 64;
+}
 
 void ShmSegment::refuseNextJoinOfRank(int rank) { refusedRank = rank; }
 
@@ -216,6 +225,11 @@ void ShmSegment::failWaiting(sqzResult_t code, int r, const char* why) {
          timeoutSecondsOrDefault(), r, why);
   fail(code, "rank %d %s: waiting in shared memory for its call", r, why);
 }
+
+unsigned char* ShmSegment::largeSlot(int r) const {
+  return static_cast<unsigned char*>(base_) + slotsBytes(size_) + static_cast<size_t>(r) * largeSlotBytes(size_);
+}
+unsigned char* ShmSegment::resultArea() const { return largeSlot(size_); }
 
 const CallHeader& ShmSegment::header(int r) const { return slot(calls_, r).header; }
 size_t ShmSegment::carried(int r) const { return slot(calls_, r).carried; }

@@ -6,6 +6,13 @@
 // alternate by parity, so a rank may only overwrite its slot of call k + 2
 // once every rank has published call k + 1, i.e. finished reading call k.
 //
+// After the slots, a large area: one large slot per rank and one result
+// area, each largeSlotBytes(nranks) long (min(kLargeSlotCapBytes,
+// kLargeAreaBudgetBytes / (nranks + 1)): at most 32 MiB per communicator),
+// for the medium-size allreduce (collectives/shm_rs_allreduce.h). These
+// need no parity: a rank writes them only after an exchange that every rank
+// reaches after it has finished reading them.
+//
 // On a communicator with a segment, every call's first round goes through
 // it (HeaderRound with a segment): two ranks whose calls differ always meet
 // there and disagree cleanly. A wait is bounded by the call's deadline
@@ -28,6 +35,10 @@ class ShmSegment {
  public:
   // The data a call may carry with its header (as over the transport).
   static constexpr size_t kPayloadMaxBytes = kHeaderPayloadMaxBytes;
+  // The large area's bounds (see above).
+  static constexpr size_t kLargeSlotCapBytes = size_t{4} << 20;
+  static constexpr size_t kLargeAreaBudgetBytes = size_t{32} << 20;
+  static size_t largeSlotBytes(int nranks);
 
   // Collective over `transport` (every rank on this node): the lowest rank
   // creates the segment, the others map it after learning its name (two
@@ -56,6 +67,10 @@ class ShmSegment {
   const CallHeader& header(int r) const;
   size_t carried(int r) const;
   const unsigned char* payload(int r) const;
+
+  // Rank r's large slot, and the result area (largeSlotBytes(size()) each).
+  unsigned char* largeSlot(int r) const;
+  unsigned char* resultArea() const;
 
   // Tells the other ranks this one has failed (abort, or a wait gave up).
   void markFailed();

@@ -9,6 +9,7 @@
 #include "collectives/broadcast.h"
 #include "collectives/call_agreement.h"
 #include "collectives/shm_allreduce.h"
+#include "collectives/shm_rs_allreduce.h"
 #include "common/dtype.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -409,6 +410,8 @@ void Communicator::agreeOnPlan(const AllreduceArgs& a, CallDecision& d) {
                                        : hostAlgorithm(d.exactNamed);
     if (chosen.id == AlgorithmId::kShm && (!shm_ || !ShmAllreduce::fits(wireBytes)))
       return chooseAlgorithm(CodecParams{}, a.count, a.type, false);
+    if (chosen.id == AlgorithmId::kShmRs && (!shm_ || !ShmRsAllreduce::fits(wireBytes, size_)))
+      return chooseAlgorithm(CodecParams{}, a.count, a.type, false);
     return chosen;
   };
   const bool exactAlone = !d.mayCompress || (d.tableForced && d.tablePlan.codec.kind == CodecKind::None &&
@@ -418,8 +421,9 @@ void Communicator::agreeOnPlan(const AllreduceArgs& a, CallDecision& d) {
     d.algorithm = &exactAlgorithm();
     // With a segment, only shm carries the header: every first round goes
     // through the segment, and only shm's data does.
-    d.carryHeader = d.algorithm->carriesHeader && headerCanCarry(a.count * wireElement, size_) &&
-                    (!shm_ || d.algorithm->id == AlgorithmId::kShm);
+    const bool throughSegment = d.algorithm->id == AlgorithmId::kShm || d.algorithm->id == AlgorithmId::kShmRs;
+    d.carryHeader = d.algorithm->carriesHeader &&
+                    (shm_ ? throughSegment : headerCanCarry(a.count * wireElement, size_));
     if (d.carryHeader) return;
   }
   const uint64_t flags = agreeOnCall(*transport_, a.seq, d.header, a.deadline, shm_.get());

@@ -47,7 +47,7 @@ int Communicator::join() {
     if (!v.error.empty()) continue;  // the others fail this call; nothing moves
     // The others' data came with their headers (a small exact call): they
     // read this rank's missing payload as zeros, and the call is over.
-    if (v.carried > 0) continue;
+    if (v.carried > 0 || (v.flags & kFlagDataInSegment)) continue;
     const CallHeader& call = all[v.first];
     SQZ_REQUIRE(validDataType(call.dtype) && validRedOp(call.op), sqzInternalError,
                 "join: rank %d's allreduce header has type %d op %d", v.first, call.dtype, call.op);

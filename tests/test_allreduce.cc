@@ -89,7 +89,7 @@ TEST(AllreduceChunks, ManySmallChunks) {
 // (sqzCallInfo.plan of a call, forced, reproduces it); "@shm" where a slot
 // holds the buffer, else the default without it. Without a plan the size
 // decides: shm up to kShmPreferredMaxBytes (threads-as-ranks share a node),
-// else direct up to SQZ_DIRECT_MAX_BYTES (12 KiB), else ring.
+// shm_rs up to kShmRsPreferredMaxBytes, else ring.
 TEST(AllreducePlans, RingAndDirectForceTheirAlgorithm) {
   const int n = 3;
   runRanks(n, [&](int rank, sqzComm_t& comm) {
@@ -100,7 +100,8 @@ TEST(AllreducePlans, RingAndDirectForceTheirAlgorithm) {
     };
     for (Case c : {Case{"@ring", 5, "ring"}, Case{"@ring", 100003, "ring"}, Case{"@direct", 5, "direct"},
                    Case{"@direct", 100003, "direct"}, Case{"@shm", 5, "shm"}, Case{"@shm", 100003, "ring"},
-                   Case{nullptr, 5, "shm"}, Case{nullptr, 100003, "ring"}}) {
+                   Case{nullptr, 5, "shm"}, Case{nullptr, 100003, "shm_rs"}, Case{"@shm_rs", 100003, "shm_rs"},
+                   Case{nullptr, 1000003, "ring"}}) {
       std::vector<int32_t> v(c.count, rank + 1);
       ASSERT_EQ(c.spec ? sqzAllReduceEx(v.data(), v.data(), v.size(), sqzInt32, sqzSum, c.spec, nullptr, comm, nullptr)
                        : sqzAllReduce(v.data(), v.data(), v.size(), sqzInt32, sqzSum, comm, nullptr),
@@ -115,7 +116,7 @@ TEST(AllreducePlans, RingAndDirectForceTheirAlgorithm) {
       // What went out tells them apart: the whole buffer to each peer, the
       // ring's 2(N-1)/N of it, or the buffer once into this rank's slot.
       const size_t bytes = c.count * sizeof(int32_t);
-      const size_t expected = want == "direct" ? bytes * (n - 1) : want == "shm" ? bytes : 2 * bytes * (n - 1) / n;
+      const size_t expected = want == "direct" ? bytes * (n - 1) : want == "shm" || want == "shm_rs" ? bytes : 2 * bytes * (n - 1) / n;
       EXPECT_EQ(info.wireBytes, expected) << want << " count " << c.count;
     }
     // The communicator's policy forces it too, for every type and op.

@@ -32,7 +32,8 @@ std::string algorithmOf(sqzComm_t comm) {
 
 class ShmAllreduceValues : public ::testing::TestWithParam<std::tuple<int, bool, bool>> {};
 
-// Forced "@shm" at every size a slot holds; the default (no plan) where it prefers shm.
+// Forced "@shm" at every size a slot holds; the default (no plan): shm where
+// it prefers shm, shm_rs above.
 TEST_P(ShmAllreduceValues, ExactAgainstTheFp64ReferenceAndIdenticalOnEveryRank) {
   const auto [n, inPlace, forced] = GetParam();
   const std::vector<size_t> counts = {1, 2, 7, 129, 1023, 4099, ShmSegment::kPayloadMaxBytes / sizeof(float)};
@@ -48,7 +49,7 @@ TEST_P(ShmAllreduceValues, ExactAgainstTheFp64ReferenceAndIdenticalOnEveryRank) 
           << sqzGetLastError(comm);
       // Unforced, shm takes the sizes where it was measured faster.
       const bool shmSize = forced || counts[k] * sizeof(float) <= kShmPreferredMaxBytes;
-      EXPECT_EQ(algorithmOf(comm), shmSize ? "shm" : "ring") << "count " << counts[k];
+      EXPECT_EQ(algorithmOf(comm), shmSize ? "shm" : "shm_rs") << "count " << counts[k];
       const auto* r = static_cast<const unsigned char*>(recv);
       results[k][rank].assign(r, r + counts[k] * sizeof(float));
     }
@@ -175,6 +176,150 @@ TEST(ShmAllreduce, WithoutTheSegmentEveryRankFallsBackToTheTransport) {
                 sqzInvalidUsage);
     });
   }
+}
+
+// The medium-size algorithm (collectives/shm_rs_allreduce.h), forced with
+// "@shm_rs": exact against the fp64 reference, bitwise identical on every
+// rank, at odd sizes whose shares differ and up to a full large slot; one
+// element past the slot runs the default without shm instead.
+class ShmRsAllreduceValues : public ::testing::TestWithParam<std::tuple<int, bool>> {};
+
+TEST_P(ShmRsAllreduceValues, ExactAgainstTheFp64ReferenceAndIdenticalOnEveryRank) {
+  const auto [n, inPlace] = GetParam();
+  const size_t slot = ShmSegment::largeSlotBytes(n) / sizeof(float);
+  const std::vector<size_t> counts = {1, 2, 7, 129, 4099, 100003, 262147, slot, slot + 1};
+  std::vector<std::vector<std::vector<unsigned char>>> results(counts.size(), std::vector<std::vector<unsigned char>>(n));
+  runRanks(n, [&](int rank, sqzComm_t& comm) {
+    for (size_t k = 0; k < counts.size(); ++k) {
+      std::vector<unsigned char> in = makeInput(sqzFloat32, sqzSum, rank, counts[k], 200 + k);
+      std::vector<unsigned char> out(in.size(), 0xee);
+      void* recv = inPlace ? in.data() : out.data();
+      ASSERT_EQ(sqzAllReduceEx(in.data(), recv, counts[k], sqzFloat32, sqzSum, "@shm_rs", nullptr, comm, nullptr),
+                sqzSuccess)
+          << sqzGetLastError(comm);
+      EXPECT_EQ(algorithmOf(comm), counts[k] <= slot ? "shm_rs" : "ring") << "count " << counts[k];
+      const auto* r = static_cast<const unsigned char*>(recv);
+      results[k][rank].assign(r, r + counts[k] * sizeof(float));
+    }
+  });
+  for (size_t k = 0; k < counts.size(); ++k) {
+    std::vector<std::vector<unsigned char>> inputs;
+    for (int r = 0; r < n; ++r) inputs.push_back(makeInput(sqzFloat32, sqzSum, r, counts[k], 200 + k));
+    ASSERT_EQ(results[k][0].size(), counts[k] * sizeof(float));
+    EXPECT_EQ(checkReduction(inputs, results[k][0].data(), sqzFloat32, sqzSum, counts[k]), "") << "count " << counts[k];
+    for (int r = 1; r < n; ++r)
+      EXPECT_TRUE(results[k][r] == results[k][0]) << "rank " << r << " differs from rank 0 at count " << counts[k];
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, ShmRsAllreduceValues, ::testing::Combine(::testing::Values(3, 4), ::testing::Bool()),
+                         [](const auto& info) {
+                           return "n" + std::to_string(std::get<0>(info.param)) +
+                                  (std::get<1>(info.param) ? "_inplace" : "_outofplace");
+                         });
+
+// Every type and op through the large slots (16-bit floats widen to fp32).
+TEST(ShmRsAllreduce, EveryTypeAndOp) {
+  const int n = 4;
+  const size_t count = 10007;
+  for (int t = 0; t < static_cast<int>(sqzNumTypes); ++t) {
+    for (int o = 0; o < static_cast<int>(sqzNumOps); ++o) {
+      const auto type = static_cast<sqzDataType_t>(t);
+      const auto op = static_cast<sqzRedOp_t>(o);
+      std::vector<std::vector<unsigned char>> outs(n);
+      runRanks(n, [&](int rank, sqzComm_t& comm) {
+        std::vector<unsigned char> in = makeInput(type, op, rank, count, 9);
+        outs[rank].assign(in.size(), 0);
+        ASSERT_EQ(sqzAllReduceEx(in.data(), outs[rank].data(), count, type, op, "@shm_rs", nullptr, comm, nullptr),
+                  sqzSuccess)
+            << sqzGetLastError(comm);
+        EXPECT_EQ(algorithmOf(comm), "shm_rs");
+      });
+      std::vector<std::vector<unsigned char>> inputs;
+      for (int r = 0; r < n; ++r) inputs.push_back(makeInput(type, op, r, count, 9));
+      EXPECT_EQ(checkReduction(inputs, outs[0].data(), type, op, count), "")
+          << dataTypeName(type) << " " << redOpName(op);
+      for (int r = 1; r < n; ++r) EXPECT_TRUE(outs[r] == outs[0]) << dataTypeName(type) << " " << redOpName(op);
+    }
+  }
+}
+
+// A mismatched count through the large slots fails on every rank with the
+// same message, writes no output, and the next call works.
+TEST(ShmRsAllreduce, MismatchedCountFailsOnEveryRankBeforeAnyOutput) {
+  const int n = 4;
+  const size_t full = 50000;
+  std::vector<std::string> messages(n);
+  runRanks(n, [&](int rank, sqzComm_t& comm) {
+    std::vector<float> send(full, 1.0f + rank), recv(full, -7.0f), inplace(full, 3.0f + rank);
+    const size_t count = rank == 2 ? full - 1 : full;
+    EXPECT_EQ(sqzAllReduceEx(send.data(), recv.data(), count, sqzFloat32, sqzSum, "@shm_rs", nullptr, comm, nullptr),
+              sqzInvalidUsage);
+    messages[rank] = sqzGetLastError(comm);
+    EXPECT_NE(messages[rank].find("rank 2"), std::string::npos) << messages[rank];
+    EXPECT_EQ(
+        sqzAllReduceEx(inplace.data(), inplace.data(), count, sqzFloat32, sqzSum, "@shm_rs", nullptr, comm, nullptr),
+        sqzInvalidUsage);
+    for (size_t i = 0; i < full; ++i) {
+      ASSERT_EQ(recv[i], -7.0f) << "rank " << rank << " wrote output element " << i;
+      ASSERT_EQ(inplace[i], 3.0f + rank) << "rank " << rank << " wrote in-place element " << i;
+    }
+    ASSERT_EQ(sqzAllReduceEx(send.data(), send.data(), full, sqzFloat32, sqzSum, "@shm_rs", nullptr, comm, nullptr),
+              sqzSuccess)
+        << sqzGetLastError(comm);
+    EXPECT_EQ(send[full - 1], 10.0f);
+    EXPECT_EQ(algorithmOf(comm), "shm_rs");
+  });
+  for (int r = 1; r < n; ++r)
+    EXPECT_EQ(messages[r].substr(messages[r].find(':')), messages[0].substr(messages[0].find(':')));
+}
+
+// A rank that never makes the call fails the others within SQZ_TIMEOUT.
+TEST(ShmRsAllreduce, ARankThatNeverArrivesFailsTheOthersWithinTheTimeout) {
+  ScopedEnv timeout("SQZ_TIMEOUT", "1");
+  const int n = 4;
+  std::vector<sqzResult_t> codes(n, sqzSuccess);
+  std::vector<double> seconds(n, 0);
+  std::atomic<int> done{0};
+  runRanks(n, [&](int rank, sqzComm_t& comm) {
+    std::vector<float> v(50000, 1.0f);
+    if (rank == 3) {
+      while (done.load() < n - 1) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    const auto start = std::chrono::steady_clock::now();
+    codes[rank] = sqzAllReduceEx(v.data(), v.data(), v.size(), sqzFloat32, sqzSum, "@shm_rs", nullptr, comm, nullptr);
+    seconds[rank] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (codes[rank] == sqzSuccess) ADD_FAILURE() << "rank " << rank << " succeeded";
+    EXPECT_NE(std::string(sqzGetLastError(comm)).find("shared memory"), std::string::npos) << sqzGetLastError(comm);
+    ++done;
+  });
+  for (int r = 0; r < n - 1; ++r) {
+    EXPECT_TRUE(codes[r] == sqzTimeout || codes[r] == sqzRemoteError) << "rank " << r << " " << codes[r];
+    EXPECT_LT(seconds[r], 1.0 + 5.0) << "rank " << r;
+  }
+  EXPECT_EQ(codes[3], sqzRemoteError);
+  EXPECT_LT(seconds[3], 0.5);
+}
+
+// A rank inside sqzJoin: the others' shm_rs call reads its part as zeros,
+// and the joined rank is done with the call after one exchange.
+TEST(ShmRsAllreduce, ARankInsideJoinAddsZeros) {
+  const int n = 4;
+  const size_t count = 100003;
+  runRanks(n, [&](int rank, sqzComm_t& comm) {
+    int last = -1;
+    if (rank != 1) {
+      for (int call = 0; call < 3; ++call) {
+        std::vector<float> v(count, 1.0f + rank);
+        ASSERT_EQ(sqzAllReduceEx(v.data(), v.data(), count, sqzFloat32, sqzSum, "@shm_rs", nullptr, comm, nullptr),
+                  sqzSuccess)
+            << sqzGetLastError(comm);
+        EXPECT_EQ(algorithmOf(comm), "shm_rs");
+        for (size_t i = 0; i < count; i += 997) ASSERT_EQ(v[i], 1.0f + 3.0f + 4.0f) << "element " << i;
+      }
+    }
+    ASSERT_EQ(sqzJoin(comm, &last), sqzSuccess) << sqzGetLastError(comm);
+  });
 }
 
 }  // namespace

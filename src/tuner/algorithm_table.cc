@@ -7,6 +7,7 @@
 #include "collectives/quantized_allreduce.h"
 #include "collectives/randk_allreduce.h"
 #include "collectives/shm_allreduce.h"
+#include "collectives/shm_rs_allreduce.h"
 #include "collectives/sparse_allreduce.h"
 #include "common/dtype.h"
 #include "common/error.h"
@@ -36,8 +37,9 @@ bool sparseSplitSendsLess(const CallShape& c) {
 
 // In AlgorithmId order.
 const AlgorithmEntry kTable[] = {
-    // The exact ones: shm within a node up to kShmPreferredMaxBytes, direct
-    // up to SQZ_DIRECT_MAX_BYTES, else ring.
+    // The exact ones: shm within a node up to kShmPreferredMaxBytes, then
+    // shm_rs up to kShmRsPreferredMaxBytes, direct up to
+    // SQZ_DIRECT_MAX_BYTES, else ring.
     {AlgorithmId::kRing, "ring", "exact ring reduce-scatter + allgather",
      [](const CodecParams& c) { return c.kind == CodecKind::None ? 2 : -1; }, "no codec (it is exact)", nullptr,
      TunerOffer::kEachLevel,
@@ -117,6 +119,21 @@ const AlgorithmEntry kTable[] = {
      [](FlatAllreduces& f, const CompressedArgs& a) {
        SQZ_CHECK(f.segment() != nullptr, "shm allreduce without a shared segment");
        f.get<ShmAllreduce>(f.transport(), *f.segment()).run(a.base);
+       countExact(a, bytesOf(a.base));
+     },
+     false, true},
+    {AlgorithmId::kShmRs, "shm_rs",
+     "exact, within one node: every rank copies its buffer into a large shared-memory slot, reduces its 1/N of "
+     "the elements across all slots in rank order, and copies the whole result out (medium buffers)",
+     [](const CodecParams& c) { return c.kind == CodecKind::None ? 0 : -1; }, "no codec (it is exact)",
+     [](const CallShape& c) {
+       return c.nranks > 1 && c.sharedMemory && c.bytes > kShmPreferredMaxBytes && c.bytes <= kShmRsPreferredMaxBytes &&
+              ShmRsAllreduce::fits(c.bytes, c.nranks);
+     },
+     TunerOffer::kNever, nullptr,
+     [](FlatAllreduces& f, const CompressedArgs& a) {
+       SQZ_CHECK(f.segment() != nullptr, "shm_rs allreduce without a shared segment");
+       f.get<ShmRsAllreduce>(f.transport(), *f.segment()).run(a.base);
        countExact(a, bytesOf(a.base));
      },
      false, true},

@@ -35,6 +35,7 @@ enum class AlgorithmId : int {
   kGather,
   kHier,
   kShm,
+  kShmRs,
   kCount
 };
 
@@ -67,6 +68,12 @@ struct CallShape {
 // it the ring wins: perf/results/latency.md, round 4). TuneTable::defaultText
 // says the same.
 constexpr size_t kShmPreferredMaxBytes = 12 << 10;
+// Above that, up to this size (where it fits a large slot,
+// ShmSegment::largeSlotBytes), shm_rs: measured faster than the ring up to
+// 2 MiB, the largest measured size a 4-rank slot holds (perf/results/latency.md,
+// round 5). TuneTable::defaultText sends 12-64 KiB there; above, @auto's
+// exact choice does.
+constexpr size_t kShmRsPreferredMaxBytes = size_t{2} << 20;
 
 // How the tuner offers an algorithm: never, with every codec level it
 // carries (flat, and as a hierarchical plan's inter-node stage), or once

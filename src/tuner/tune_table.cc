@@ -96,7 +96,7 @@ TuneTable TuneTable::parse(const std::string& text) {
   return t;
 }
 
-const char* TuneTable::defaultText() { return "allreduce:0-12k:@shm#allreduce:12k-64k:@ring#allreduce:64k-inf:@auto"; }
+const char* TuneTable::defaultText() { return "allreduce:0-12k:@shm#allreduce:12k-64k:@shm_rs#allreduce:64k-inf:@auto"; }
 
 TuneTable TuneTable::fromEnv() {
   TuneTable t = parse(defaultText());

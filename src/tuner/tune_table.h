@@ -47,7 +47,8 @@ class TuneTable {
   static TuneTable parse(const std::string& text);
   // The built-in defaults: exact below 64 KiB (below 12 KiB shm where every
   // rank shares a node, else direct: one round beats the ring's 2(N-1)
-  // steps there, perf/results/latency.md), the selector above.
+  // steps there; above it shm_rs on a shared node, else the ring;
+  // perf/results/latency.md rounds 4 and 5), the selector above.
   static const char* defaultText();
   // defaultText(), then SQZ_TUNE's entries (which override by coming last).
   static TuneTable fromEnv();

@@ -70,7 +70,14 @@ TEST(AlgorithmTable, DefaultAlgorithmOfACall) {
   EXPECT_STREQ(defaultAlgorithm(shared).name, "shm");
   shared.count = kShmPreferredMaxBytes / 4 + 1;
   shared.bytes = 4 * shared.count;
-  EXPECT_STRNE(defaultAlgorithm(shared).name, "shm");
+  EXPECT_STREQ(defaultAlgorithm(shared).name, "shm_rs");
+  // Then shm_rs up to kShmRsPreferredMaxBytes, the ring above.
+  shared.count = kShmRsPreferredMaxBytes / 4;
+  shared.bytes = 4 * shared.count;
+  EXPECT_STREQ(defaultAlgorithm(shared).name, "shm_rs");
+  shared.count += 1;
+  shared.bytes = 4 * shared.count;
+  EXPECT_STREQ(defaultAlgorithm(shared).name, "ring");
   shared.count = 2;
   shared.bytes = 8;
   shared.nranks = 1;

@@ -54,7 +54,7 @@ TEST(TuneTable, DefaultsSendSmallCallsThroughSharedMemoryUpToItsPreferredSize) {
   const TuneTable t = TuneTable::parse(TuneTable::defaultText());
   EXPECT_EQ(t.lookup("allreduce", MemoryType::Host, 8)->target(), "shm");
   EXPECT_EQ(t.lookup("allreduce", MemoryType::Host, kShmPreferredMaxBytes - 1)->target(), "shm");
-  EXPECT_NE(t.lookup("allreduce", MemoryType::Host, kShmPreferredMaxBytes + 1)->target(), "shm");
+  EXPECT_EQ(t.lookup("allreduce", MemoryType::Host, kShmPreferredMaxBytes + 1)->target(), "shm_rs");
 }
 
 TEST(TuneTable, RejectsMalformedStringsWithTheReason) {
