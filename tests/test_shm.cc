@@ -72,31 +72,32 @@ INSTANTIATE_TEST_SUITE_P(Ranks, ShmAllreduceValues,
                                   (std::get<2>(info.param) ? "_forced" : "_default");
                          });
 
-// Every type and op through the slots (16-bit floats widen to fp32).
-TEST(ShmAllreduce, EveryTypeAndOp) {
-  const int n = 3;
-  const size_t count = 333;
+// Every type and op through one forced algorithm (16-bit floats widen to
+// fp32): exact against the reference, the same bytes on every rank.
+void expectEveryTypeAndOp(int n, size_t count, const char* plan, const std::string& algorithm, uint64_t seed) {
   for (int t = 0; t < static_cast<int>(sqzNumTypes); ++t) {
     for (int o = 0; o < static_cast<int>(sqzNumOps); ++o) {
       const auto type = static_cast<sqzDataType_t>(t);
       const auto op = static_cast<sqzRedOp_t>(o);
       std::vector<std::vector<unsigned char>> outs(n);
       runRanks(n, [&](int rank, sqzComm_t& comm) {
-        std::vector<unsigned char> in = makeInput(type, op, rank, count, 7);
+        std::vector<unsigned char> in = makeInput(type, op, rank, count, seed);
         outs[rank].assign(in.size(), 0);
-        ASSERT_EQ(sqzAllReduceEx(in.data(), outs[rank].data(), count, type, op, "@shm", nullptr, comm, nullptr),
+        ASSERT_EQ(sqzAllReduceEx(in.data(), outs[rank].data(), count, type, op, plan, nullptr, comm, nullptr),
                   sqzSuccess)
             << sqzGetLastError(comm);
-        EXPECT_EQ(algorithmOf(comm), "shm");
+        EXPECT_EQ(algorithmOf(comm), algorithm);
       });
       std::vector<std::vector<unsigned char>> inputs;
-      for (int r = 0; r < n; ++r) inputs.push_back(makeInput(type, op, r, count, 7));
+      for (int r = 0; r < n; ++r) inputs.push_back(makeInput(type, op, r, count, seed));
       EXPECT_EQ(checkReduction(inputs, outs[0].data(), type, op, count), "")
           << dataTypeName(type) << " " << redOpName(op);
       for (int r = 1; r < n; ++r) EXPECT_TRUE(outs[r] == outs[0]) << dataTypeName(type) << " " << redOpName(op);
     }
   }
 }
+
+TEST(ShmAllreduce, EveryTypeAndOp) { expectEveryTypeAndOp(3, 333, "@shm", "shm", 7); }
 
 // Ranks that disagree on the count of a call that goes through the slots
 // all fail with the same message, write no output, and keep working.
@@ -218,31 +219,7 @@ INSTANTIATE_TEST_SUITE_P(Ranks, ShmRsAllreduceValues, ::testing::Combine(::testi
                                   (std::get<1>(info.param) ? "_inplace" : "_outofplace");
                          });
 
-// Every type and op through the large slots (16-bit floats widen to fp32).
-TEST(ShmRsAllreduce, EveryTypeAndOp) {
-  const int n = 4;
-  const size_t count = 10007;
-  for (int t = 0; t < static_cast<int>(sqzNumTypes); ++t) {
-    for (int o = 0; o < static_cast<int>(sqzNumOps); ++o) {
-      const auto type = static_cast<sqzDataType_t>(t);
-      const auto op = static_cast<sqzRedOp_t>(o);
-      std::vector<std::vector<unsigned char>> outs(n);
-      runRanks(n, [&](int rank, sqzComm_t& comm) {
-        std::vector<unsigned char> in = makeInput(type, op, rank, count, 9);
-        outs[rank].assign(in.size(), 0);
-        ASSERT_EQ(sqzAllReduceEx(in.data(), outs[rank].data(), count, type, op, "@shm_rs", nullptr, comm, nullptr),
-                  sqzSuccess)
-            << sqzGetLastError(comm);
-        EXPECT_EQ(algorithmOf(comm), "shm_rs");
-      });
-      std::vector<std::vector<unsigned char>> inputs;
-      for (int r = 0; r < n; ++r) inputs.push_back(makeInput(type, op, r, count, 9));
-      EXPECT_EQ(checkReduction(inputs, outs[0].data(), type, op, count), "")
-          << dataTypeName(type) << " " << redOpName(op);
-      for (int r = 1; r < n; ++r) EXPECT_TRUE(outs[r] == outs[0]) << dataTypeName(type) << " " << redOpName(op);
-    }
-  }
-}
+TEST(ShmRsAllreduce, EveryTypeAndOp) { expectEveryTypeAndOp(4, 10007, "@shm_rs", "shm_rs", 9); }
 
 // A mismatched count through the large slots fails on every rank with the
 // same message, writes no output, and the next call works.
