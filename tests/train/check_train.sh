@@ -95,7 +95,7 @@ def check(rows):
         ms, gain, plans = rows[spec]
         if not ms > 0:
             fails.append(f"{spec}: median {ms} ms")
-        if spec == "none" and not (gain == 1.0 and re.fullmatch(r"@(ring|direct)\(4\)", plans)):
+        if spec == "none" and not (gain == 1.0 and re.fullmatch(r"@(ring|direct|shm|shm_rs)\(4\)", plans)):
             fails.append(f"none: gain {gain}, plans {plans} (exact, 4 calls)")
         if spec == "q4" and not (0.0 < gain < 1.0 and re.fullmatch(r"@\w+:q4\(4\)", plans)):
             fails.append(f"q4: gain {gain}, plans {plans} (a q4 plan on all 4 calls, 0 < gain < 1)")
