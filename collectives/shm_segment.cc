@@ -21,14 +21,22 @@
 
 namespace sqz {
 
-static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<int32_t>::is_always_lock_free,
+static_assert(std::atomic<uint64_t>::is_always_lock_free,
               "shared-memory counters must be lock-free to work across processes");
 
 struct ShmSegment::Layout {
   uint32_t magic;
   uint32_t nranks;
-  std::atomic<int32_t> failedRank;  // 0: none; else the first rank that failed, plus one
+  // 0: none; else the first rank that failed, plus one, shifted by
+  // kFailureRankShift, over the exchanges it had completed: a rank that
+  // completed an exchange and then aborted does not fail it for the others.
+  std::atomic<uint64_t> failure;
 };
+
+namespace {
+constexpr int kFailureRankShift = 40;
+constexpr uint64_t kFailureCallMask = (uint64_t{1} << kFailureRankShift) - 1;
+}  // namespace
 
 // A rank's slot for one parity: its header line, then its payload.
 struct ShmSegment::Slot {
@@ -184,14 +192,12 @@ void ShmSegment::exchange(Transport& transport, const CallHeader& mine, const vo
   own.carried = payloadBytes;
   if (payloadBytes > 0) std::memcpy(own.payload, payload, payloadBytes);
   own.published.store(call, std::memory_order_release);
-  const auto* layout = static_cast<const Layout*>(base_);
   unsigned idle = 0;
   for (int r = 0; r < size_; ++r) {
     if (r == rank_) continue;
     const std::atomic<uint64_t>& published = slot(call, r).published;
     while (published.load(std::memory_order_acquire) != call) {
-      if (const int32_t failed = layout->failedRank.load(std::memory_order_acquire); failed != 0)
-        failWaiting(sqzRemoteError, failed - 1, "failed (aborted, or gave up waiting)");
+      failIfAFailedRankMissed(call);
       ++idle;
       if (idle % 64 == 0 && deadline.expired()) {
         markFailed();
@@ -214,8 +220,15 @@ void ShmSegment::exchange(Transport& transport, const CallHeader& mine, const vo
   }
   // A rank that gave up on this call (a rank arrived too late for it) fails
   // it here too, where it can still tell.
-  if (const int32_t failed = layout->failedRank.load(std::memory_order_acquire); failed != 0)
-    failWaiting(sqzRemoteError, failed - 1, "failed (aborted, or gave up waiting)");
+  failIfAFailedRankMissed(call);
+  completed_ = call;
+}
+
+void ShmSegment::failIfAFailedRankMissed(uint64_t call) {
+  const uint64_t failure = static_cast<const Layout*>(base_)->failure.load(std::memory_order_acquire);
+  if (failure != 0 && (failure & kFailureCallMask) < (call & kFailureCallMask))
+    failWaiting(sqzRemoteError, static_cast<int>(failure >> kFailureRankShift) - 1,
+                "failed (aborted, or gave up waiting)");
 }
 
 void ShmSegment::failWaiting(sqzResult_t code, int r, const char* why) {
@@ -237,8 +250,9 @@ const unsigned char* ShmSegment::payload(int r) const { return slot(calls_, r).p
 
 void ShmSegment::markFailed() {
   broken_ = true;
-  int32_t none = 0;
-  static_cast<Layout*>(base_)->failedRank.compare_exchange_strong(none, rank_ + 1, std::memory_order_acq_rel);
+  uint64_t none = 0;
+  const uint64_t failure = (static_cast<uint64_t>(rank_ + 1) << kFailureRankShift) | (completed_ & kFailureCallMask);
+  static_cast<Layout*>(base_)->failure.compare_exchange_strong(none, failure, std::memory_order_acq_rel);
 }
 
 }  // namespace sqz

@@ -86,12 +86,16 @@ class ShmSegment {
   ShmSegment(int rank, int size, void* base, size_t bytes, unsigned spinPolls);
   Slot& slot(uint64_t call, int r) const;
   [[noreturn]] void failWaiting(sqzResult_t code, int r, const char* why);
+  // Fails this exchange (`call`) when a rank marked the segment failed
+  // before it had completed `call`: that rank will not take part in it.
+  void failIfAFailedRankMissed(uint64_t call);
 
   int rank_, size_;
   void* base_;
   size_t bytes_;
   unsigned spinPolls_;
-  uint64_t calls_ = 0;  // exchanges so far: identical on every rank
+  uint64_t calls_ = 0;      // exchanges so far: identical on every rank
+  uint64_t completed_ = 0;  // exchanges this rank completed (all ranks had published)
   bool broken_ = false;
 };
 

@@ -61,19 +61,29 @@ struct Conn {
   Blob blob;
   Clock::time_point since = Clock::now();
 };
+// Read on the caller's thread: the root's own thread must not call getenv
+// while the program may be changing its environment (setenv is not
+// thread-safe against getenv). A malformed SQZ_TIMEOUT fails every rank at
+// creation, so the root then waits for nobody.
+double rootTimeoutSeconds() {
+  try {
+    return timeoutSeconds();
+  } catch (const Error&) {
+    return 0;
+  }
+}
 
 class Root {
  public:
   Root(Socket listener, const Secret& secret, int expectedNranks)
       : listener_(std::move(listener)), secret_(secret), nranks_(expectedNranks > 0 ? expectedNranks : -1),
-        maxPending_(pendingCap()) {
+        maxPending_(pendingCap()), overall_(rootTimeoutSeconds()) {
     // acceptSome() takes connections until the backlog is empty.
     ::fcntl(listener_.fd(), F_SETFL, ::fcntl(listener_.fd(), F_GETFL) | O_NONBLOCK);
   }
 
   void run() {
-    const Deadline overall = Deadline::fromTimeout();
-    while (!overall.expired()) {
+    while (!overall_.expired()) {
       pollOnce();
       dropSlowStrangers();
       if (!error_.empty() && !failed_) {
@@ -354,6 +364,7 @@ class Root {
   Secret secret_;
   int nranks_;          // the group's size, once known (-1 before)
   size_t maxPending_;
+  Deadline overall_;  // the root gives up on the group after SQZ_TIMEOUT
   // Not yet authenticated, oldest first: no valid first hello yet, and
   // challenged (the root's proof sent, the rank's hello awaited).
   std::list<std::unique_ptr<Conn>> fresh_, challenged_;
