@@ -11,6 +11,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -35,13 +37,56 @@ long residentKiB() {
   return -1;
 }
 
-int openDescriptors() {
-  int n = 0;
+// The socket inodes among this process's open descriptors; *others counts
+// the rest (less the directory iterator's own).
+std::vector<unsigned long> openSockets(int* others = nullptr) {
+  std::vector<unsigned long> sockets;
+  int rest = -1;
   for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
-    (void)e;
-    ++n;
+    std::error_code ec;
+    const std::string target = std::filesystem::read_symlink(e.path(), ec).string();
+    unsigned long inode = 0;
+    if (!ec && std::sscanf(target.c_str(), "socket:[%lu]", &inode) == 1)
+      sockets.push_back(inode);
+    else
+      ++rest;
   }
-  return n - 1;  // the iterator's own
+  if (others) *others = rest;
+  return sockets;
+}
+
+// Local TCP port of each socket inode, from /proc/net/tcp and tcp6.
+std::map<unsigned long, unsigned> tcpLocalPorts() {
+  std::map<unsigned long, unsigned> ports;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream f(table);
+    std::string line;
+    std::getline(f, line);  // the column names
+    while (std::getline(f, line)) {
+      char local[64];
+      unsigned long inode = 0;
+      // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+      if (std::sscanf(line.c_str(), " %*s %63s %*s %*s %*s %*s %*s %*s %*s %lu", local, &inode) != 2) continue;
+      const char* colon = std::strrchr(local, ':');
+      if (colon) ports[inode] = static_cast<unsigned>(std::strtoul(colon + 1, nullptr, 16));
+    }
+  }
+  return ports;
+}
+
+// Open descriptors, less the sockets on local TCP port skipPort (0: none).
+// The descriptors are listed before the port table is read: a connection
+// accepted in between is then in the table (the rendezvous closes none
+// while rank 0, one of its members, is here).
+int openDescriptors(unsigned skipPort = 0) {
+  int n = 0;
+  const std::vector<unsigned long> sockets = openSockets(&n);
+  const std::map<unsigned long, unsigned> ports = skipPort != 0 ? tcpLocalPorts() : std::map<unsigned long, unsigned>{};
+  for (unsigned long inode : sockets) {
+    const auto p = ports.find(inode);
+    if (p == ports.end() || p->second != skipPort) ++n;
+  }
+  return n;
 }
 
 class RankSoak {
@@ -260,8 +305,15 @@ class RankSoak {
   int reform() {
     sqzUniqueId id;
     std::memset(&id, 0, sizeof id);
-    if (rank_ == 0)
+    if (rank_ == 0) {
+      const std::vector<unsigned long> listed = openSockets();
+      const std::set<unsigned long> before(listed.begin(), listed.end());
       if (int rc = call("sqzGetUniqueId", [&] { return sqzGetUniqueId(&id); })) return rc;
+      rendezvousPort_ = 0;
+      const auto ports = tcpLocalPorts();
+      for (unsigned long inode : openSockets())
+        if (!before.count(inode) && ports.count(inode)) rendezvousPort_ = ports.at(inode);
+    }
     if (int rc = call("sqzBroadcast(id)",
                       [&] { return sqzBroadcast(&id, &id, sizeof id, sqzUint8, 0, comm_, nullptr); }))
       return rc;
@@ -288,7 +340,11 @@ class RankSoak {
     }
     malloc_trim(0);
     lastSample_ = Clock::now();
-    samples_.push_back({secondsSince(start_), residentKiB(), openDescriptors()});
+    // Rank 0's sample leaves out the next communicator's rendezvous: its
+    // listener and however many ranks have already connected to it (0 to
+    // n-1 by timing, not a leak; it closes them once all have joined).
+    samples_.push_back({secondsSince(start_), residentKiB(), openDescriptors(rendezvousPort_)});
+    rendezvousPort_ = 0;
   }
 
   // Flat after the warm-up (the first third of the run): descriptors within
@@ -348,6 +404,7 @@ class RankSoak {
   double timeoutSeconds_ = 0, samplePeriod_ = 1;
   sqzComm_t comm_ = nullptr;
   int rank_ = -1, n_ = 0;
+  unsigned rendezvousPort_ = 0;  // rank 0: the TCP port of the pending re-formation's rendezvous
   Clock::time_point start_, lastSample_;
   std::string policy_;
   std::vector<Sample> samples_;
