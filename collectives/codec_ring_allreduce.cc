@@ -1,95 +1,215 @@
 #include "collectives/codec_ring_allreduce.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "collectives/codec_buffers.h"
 #include "collectives/reduce_ops.h"
 #include "collectives/ring_schedule.h"
+#include "collectives/tag_slots.h"
 #include "kernels/cpu_codec.h"
 
 namespace sqz {
 
-void CodecRingAllreduce::run(const CompressedArgs& a) {
-  const AllreduceArgs& b = a.base;
-  const int n = transport_.size(), me = transport_.rank();
-  const RingSchedule ring(n, me, b.count);
-  auto payloadBytes = [&](size_t s) { return encodedBytes(a.codec, ring.segmentLength(s)); };
-  const size_t slot = payloadBytes(0);
-  CallCounters& c = a.tally();
-  auto tag = [&](size_t step) { return Tag{b.seq, ring.slot(step, 0)}; };
+// One call: the ring, where each chunk's payload lies, and the sends in
+// flight. Chunk c of any segment starts c full chunks into its segment's
+// payload area (every chunk but a segment's last is full).
+class CodecRingAllreduce::Call {
+ public:
+  Call(CodecRingAllreduce& self, const CompressedArgs& a);
 
+  // Every allgather receive, into the final payload areas (which nothing
+  // else writes), so that arrivals never wait for a posted buffer.
+  void postAllgatherRecvs();
+  // N-1 steps: receive a chunk, decode-add it, re-encode it, forward it. The
+  // last step's chunks are the owned segment: encoded once more as final
+  // payloads and sent as the allgather's first step.
+  void reduceScatter();
+  // Forward each arriving final chunk, then decode it (overwrite).
+  void allgather();
+  // Waits for the sends, divides for avg, writes the output.
+  void finish();
+
+ private:
+  enum Area : size_t { kSendEven = 0, kRecvEven = 2, kFinal = 4 };
+  unsigned char* at(size_t area, size_t c) { return self_.payloads_.data() + area * area_ + c * fullChunk_; }
+  unsigned char* finalChunk(size_t seg, size_t c) { return at(kFinal + seg, c); }
+  size_t bytes(size_t seg, size_t c) const { return encodedBytes(a_.codec, ring_.chunkLength(seg, c)); }
+  Tag tag(size_t step, size_t c) const { return Tag{b_.seq, ring_.slot(step, c)}; }
+  RequestId send(size_t step, size_t seg, size_t c, const unsigned char* payload);
+  RequestId recv(size_t step, size_t seg, size_t c, unsigned char* payload) {
+    return t_.postRecv(ring_.left(), tag(step, c), payload, bytes(seg, c));
+  }
+  void encode(size_t seg, size_t c, unsigned char* payload);
+  void decode(size_t seg, size_t c, const unsigned char* payload, DecodeMode mode);
+  // The owned segment's chunk c, fully summed: its final payload, sent on
+  // (N > 1) and decoded here as every other rank will.
+  void finishOwned(size_t c);
+
+  CodecRingAllreduce& self_;
+  const CompressedArgs& a_;
+  const AllreduceArgs& b_;
+  Transport& t_;
+  CallCounters& counters_;
+  const int me_;
+  const RingSchedule ring_;
+  const size_t fullChunk_, area_;
+  float* residual_;
+  std::vector<std::vector<RequestId>> gathered_;  // per allgather step, per chunk
+  std::vector<RequestId> sends_;
+};
+
+CodecRingAllreduce::CodecRingAllreduce(Transport& transport, size_t chunkBytes)
+    : transport_(transport), chunkBytes_(std::max<size_t>(chunkBytes, 4096)) {}
+
+size_t CodecRingAllreduce::chunkElements(const CodecParams& codec, size_t chunkBytes, size_t count, int nranks) {
+  constexpr size_t kMaxChunks = size_t(1) << tags::kRingChunkBits;
+  const size_t longest = EvenSplit{count, static_cast<size_t>(std::max(nranks, 1))}.length(0);
+  const size_t chunk = std::max({size_t{1}, chunkBytes / sizeof(float), (longest + kMaxChunks - 1) / kMaxChunks});
+  const size_t block = hasBlocks(codec) ? std::max<size_t>(codec.blockSize, 1) : 1;
+  return (chunk + block - 1) / block * block;
+}
+
+CodecRingAllreduce::Call::Call(CodecRingAllreduce& self, const CompressedArgs& a)
+    : self_(self),
+      a_(a),
+      b_(a.base),
+      t_(self.transport_),
+      counters_(a.tally()),
+      me_(t_.rank()),
+      ring_(t_.size(), me_, b_.count, chunkElements(a.codec, self.chunkBytes_, b_.count, t_.size())),
+      fullChunk_(bytes(0, 0)),
+      area_(ring_.chunks(0) * fullChunk_) {
   // acc = g + e for the whole buffer; the residual restarts from zero and
   // collects what each of this rank's encodings drops.
-  acc_.resize(b.count);
-  loadFloats(b.send, b.type, 0, b.count, acc_.data());
-  if (a.residual) {
-    for (size_t i = 0; i < b.count; ++i) acc_[i] += a.residual[i];
-    std::memset(a.residual, 0, b.count * sizeof(float));
+  self.acc_.resize(b_.count);
+  loadFloats(b_.send, b_.type, 0, b_.count, self.acc_.data());
+  residual_ = a.residual;
+  if (residual_) {
+    for (size_t i = 0; i < b_.count; ++i) self.acc_[i] += residual_[i];
+    std::memset(residual_, 0, b_.count * sizeof(float));
+  } else {  // without error feedback the encoder still needs somewhere to put e'
+    self.ownResidual_.assign(b_.count, 0.0f);
+    residual_ = self.ownResidual_.data();
   }
-  // Without error feedback the encoder still needs somewhere to put e'.
-  float* residual = a.residual;
-  if (!residual) {
-    ownResidual_.assign(b.count, 0.0f);
-    residual = ownResidual_.data();
-  }
-  auto encodeSegment = [&](size_t s, unsigned char* dst) {
-    const size_t off = ring.segmentOffset(s);
-    PhaseTimer t(&c.encodeSeconds, "sqz encode");
-    encodeCpu(a.codec, encodeArgs(a, acc_.data() + off, sqzFloat32, residual + off, off, ring.segmentLength(s), me, a.step),
-              dst, slot);
-  };
-  auto expect = [&](size_t s) {
-    DecodeExpect x;
-    x.params = a.codec;
-    x.count = ring.segmentLength(s);
-    x.chunkOffset = ring.segmentOffset(s);
-    return x;
-  };
+  self.payloads_.resize((kFinal + t_.size()) * area_);
+}
 
-  // payloads_: [0] what this rank sends, [1] what it receives in the
-  // reduce-scatter, [2 + r] segment r's final payload.
-  payloads_.resize((2 + n) * slot);
-  unsigned char* out = &payloads_[0];
-  unsigned char* in = &payloads_[slot];
-  auto finalPayload = [&](size_t s) { return &payloads_[(2 + s) * slot]; };
-  std::vector<RequestId> sends;
-  for (size_t s = 0; s < ring.steps(); ++s) {
-    const size_t t = ring.reduceScatterSend(s), r = ring.reduceScatterRecv(s);
-    RequestId recv = transport_.postRecv(ring.left(), tag(s), in, payloadBytes(r));
-    transport_.waitAll(sends, b.deadline);  // `out` is free again once the last step's send is done
-    encodeSegment(t, out);
-    sends.push_back(transport_.postSend(ring.right(), tag(s), out, payloadBytes(t)));
-    c.wireBytes += payloadBytes(t);
-    transport_.wait(recv, b.deadline);
-    PhaseTimer timer(&c.decodeSeconds, "sqz decode");
-    decodeCpu(expect(r), in, payloadBytes(r), acc_.data() + ring.segmentOffset(r), DecodeMode::Accumulate);
-  }
-  transport_.waitAll(sends, b.deadline);
+RequestId CodecRingAllreduce::Call::send(size_t step, size_t seg, size_t c, const unsigned char* payload) {
+  counters_.wireBytes += bytes(seg, c);
+  return t_.postSend(ring_.right(), tag(step, c), payload, bytes(seg, c));
+}
 
-  // Allgather of the final encoded segments, forwarded as bytes.
-  const size_t own = ring.owned();
-  encodeSegment(own, finalPayload(own));
-  std::vector<RequestId> recvs(ring.steps());
-  for (size_t s = 0; s < ring.steps(); ++s) {
-    const size_t r = ring.allgatherRecv(s);
-    recvs[s] = transport_.postRecv(ring.left(), tag(ring.allgatherStep(s)), finalPayload(r), payloadBytes(r));
+void CodecRingAllreduce::Call::encode(size_t seg, size_t c, unsigned char* payload) {
+  const size_t off = ring_.chunkOffset(seg, c);
+  PhaseTimer timer(&counters_.encodeSeconds, "sqz encode");
+  encodeCpu(a_.codec,
+            encodeArgs(a_, self_.acc_.data() + off, sqzFloat32, residual_ + off, off, ring_.chunkLength(seg, c), me_,
+                       a_.step),
+            payload, bytes(seg, c));
+}
+
+void CodecRingAllreduce::Call::decode(size_t seg, size_t c, const unsigned char* payload, DecodeMode mode) {
+  DecodeExpect x;
+  x.params = a_.codec;
+  x.count = ring_.chunkLength(seg, c);
+  x.chunkOffset = ring_.chunkOffset(seg, c);
+  PhaseTimer timer(&counters_.decodeSeconds, "sqz decode");
+  decodeCpu(x, payload, bytes(seg, c), self_.acc_.data() + x.chunkOffset, mode);
+}
+
+void CodecRingAllreduce::Call::finishOwned(size_t c) {
+  const size_t own = ring_.owned();
+  encode(own, c, finalChunk(own, c));
+  if (ring_.steps() > 0) sends_.push_back(send(ring_.allgatherStep(0), own, c, finalChunk(own, c)));
+  decode(own, c, finalChunk(own, c), DecodeMode::Overwrite);
+}
+
+void CodecRingAllreduce::Call::postAllgatherRecvs() {
+  gathered_.assign(ring_.steps(), {});
+  for (size_t s = 0; s < ring_.steps(); ++s) {
+    const size_t seg = ring_.allgatherRecv(s);
+    for (size_t c = 0; c < ring_.chunks(seg); ++c)
+      gathered_[s].push_back(recv(ring_.allgatherStep(s), seg, c, finalChunk(seg, c)));
   }
-  for (size_t s = 0; s < ring.steps(); ++s) {
-    const size_t t = ring.allgatherSend(s);
-    if (s > 0) transport_.wait(recvs[s - 1], b.deadline);  // forward what the last step brought
-    sends.push_back(transport_.postSend(ring.right(), tag(ring.allgatherStep(s)), finalPayload(t), payloadBytes(t)));
-    c.wireBytes += payloadBytes(t);
+}
+
+void CodecRingAllreduce::Call::reduceScatter() {
+  if (ring_.steps() == 0) {  // one rank: its encoding is the result
+    for (size_t c = 0; c < ring_.chunks(ring_.owned()); ++c) finishOwned(c);
+    return;
   }
-  if (ring.steps() > 0) transport_.wait(recvs.back(), b.deadline);
-  // Decode every segment from the same bytes on every rank.
-  float* sum = acc_.data();
-  for (int r = 0; r < n; ++r) {
-    PhaseTimer timer(&c.decodeSeconds, "sqz decode");
-    decodeCpu(expect(r), finalPayload(r), payloadBytes(r), sum + ring.segmentOffset(r), DecodeMode::Overwrite);
+  // Step s sends from area kSendEven + s % 2 and receives into
+  // kRecvEven + s % 2; chunk c of an area is rewritten only once the send
+  // two steps before, from the same place, has completed.
+  auto postRecvs = [&](size_t s) {
+    std::vector<RequestId> ids;
+    const size_t seg = ring_.reduceScatterRecv(s);
+    for (size_t c = 0; c < ring_.chunks(seg); ++c) ids.push_back(recv(s, seg, c, at(kRecvEven + s % 2, c)));
+    return ids;
+  };
+  std::vector<RequestId> sending[2], recvs = postRecvs(0);
+  const size_t first = ring_.reduceScatterSend(0);
+  for (size_t c = 0; c < ring_.chunks(first); ++c) {
+    encode(first, c, at(kSendEven, c));
+    sending[0].push_back(send(0, first, c, at(kSendEven, c)));
   }
-  transport_.waitAll(sends, b.deadline);
-  if (b.op == sqzAvg) divideInPlace(sum, sqzFloat32, b.count, n);
-  storeFloats(sum, b.type, 0, b.count, b.recv);
+  for (size_t s = 0; s < ring_.steps(); ++s) {
+    const bool last = s + 1 == ring_.steps();
+    const size_t seg = ring_.reduceScatterRecv(s), next = (s + 1) % 2;
+    std::vector<RequestId> forwardRecvs, previous;
+    if (!last) {
+      forwardRecvs = postRecvs(s + 1);
+      previous.swap(sending[next]);
+    }
+    for (size_t c = 0; c < ring_.chunks(seg); ++c) {
+      t_.wait(recvs[c], b_.deadline);
+      decode(seg, c, at(kRecvEven + s % 2, c), DecodeMode::Accumulate);
+      if (last) {
+        finishOwned(c);
+        continue;
+      }
+      if (c < previous.size()) t_.wait(previous[c], b_.deadline);
+      encode(seg, c, at(kSendEven + next, c));
+      sending[next].push_back(send(s + 1, seg, c, at(kSendEven + next, c)));
+    }
+    for (size_t c = ring_.chunks(seg); c < previous.size(); ++c) t_.wait(previous[c], b_.deadline);
+    recvs.swap(forwardRecvs);
+  }
+  for (auto& ids : sending) sends_.insert(sends_.end(), ids.begin(), ids.end());
+}
+
+void CodecRingAllreduce::Call::allgather() {
+  for (size_t s = 0; s < ring_.steps(); ++s) {
+    const size_t seg = ring_.allgatherRecv(s);
+    for (size_t c = 0; c < ring_.chunks(seg); ++c) {
+      t_.wait(gathered_[s][c], b_.deadline);
+      if (s + 1 < ring_.steps()) sends_.push_back(send(ring_.allgatherStep(s + 1), seg, c, finalChunk(seg, c)));
+      decode(seg, c, finalChunk(seg, c), DecodeMode::Overwrite);
+    }
+  }
+}
+
+void CodecRingAllreduce::Call::finish() {
+  t_.waitAll(sends_, b_.deadline);
+  float* sum = self_.acc_.data();
+  if (b_.op == sqzAvg) divideInPlace(sum, sqzFloat32, b_.count, t_.size());
+  storeFloats(sum, b_.type, 0, b_.count, b_.recv);
+}
+
+void CodecRingAllreduce::run(const CompressedArgs& a) {
+  Call call(*this, a);
+  try {
+    call.postAllgatherRecvs();
+    call.reduceScatter();
+    call.allgather();
+    call.finish();
+  } catch (...) {
+    // A malformed payload throws from a decode while later receives are
+    // posted into payloads_: none may land there after the call.
+    transport_.cancelAll();
+    throw;
+  }
 }
 
 }  // namespace sqz

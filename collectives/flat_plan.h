@@ -20,9 +20,11 @@ namespace sqz {
 class FlatAllreduces {
  public:
   FlatAllreduces(Transport& transport, size_t chunkBytes)
-      : transport_(transport), ring_(transport, chunkBytes), direct_(transport) {}
+      : transport_(transport), chunkBytes_(chunkBytes), ring_(transport, chunkBytes), direct_(transport) {}
 
   Transport& transport() const { return transport_; }
+  // The rings' pipelining granularity (SQZ_CHUNK_BYTES).
+  size_t chunkBytes() const { return chunkBytes_; }
   // The exact algorithms, which the exact path and other algorithms use.
   RingAllreduce& ring() { return ring_; }
   DirectAllreduce& direct() { return direct_; }
@@ -41,6 +43,7 @@ class FlatAllreduces {
 
  private:
   Transport& transport_;
+  size_t chunkBytes_;
   RingAllreduce ring_;
   DirectAllreduce direct_;
   ShmSegment* segment_ = nullptr;

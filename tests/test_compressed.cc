@@ -1,9 +1,11 @@
 // Compressed allreduce over threads-as-ranks: every algorithm x codec x rank
 // count x size against the fp64 sum with bounds the codec implies, bitwise
 // identity across ranks, error feedback (running mean converges to the
-// exact mean), the sparse dense switch, spec mismatch, NaN, exact fallbacks.
+// exact mean), the sparse dense switch, spec mismatch, NaN, exact fallbacks,
+// and the codec ring's chunked pipeline against one chunk per segment.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -11,11 +13,14 @@
 #include <tuple>
 #include <vector>
 
+#include "collectives/collective_args.h"
 #include "harness/compressed_call.h"
 #include "harness/lossy_check.h"
 #include "harness/rank_threads.h"
 #include "harness/reference.h"
 #include "kernels/half.h"
+#include "kernels/wire_format.h"
+#include "src/tuner/plan_name.h"
 
 namespace sqz::test {
 namespace {
@@ -308,6 +313,116 @@ TEST(CompressedPolicy, HalfPrecisionInputs) {
       EXPECT_EQ(checkLossy(inputs, out, call), "") << spec << " " << infos[0].plan;
       for (Breakage b : allBreakages())
         EXPECT_NE(checkLossy(inputs, breakOutput(out, b, 3), call), "") << spec << " " << breakageName(b);
+    }
+  }
+}
+
+// The ring of encoded chunks (qring) pipelines every segment in chunks of
+// SQZ_CHUNK_BYTES of fp32, in whole codec blocks. At 4 KiB (1024 elements)
+// a 100003-element buffer travels as 20-50 chunks per segment; at the
+// default (512 KiB) as one. Both runs feed the same gradient twice through
+// one error-feedback state on each rank, under one seed.
+struct FedTwice {
+  std::vector<std::vector<float>> first, second;  // per rank
+  std::vector<sqzCallInfo> infos;                 // per rank, of the second call
+};
+
+FedTwice feedTwice(int n, const std::string& plan, size_t count) {
+  ScopedEnv minBytes("SQZ_MIN_BYTES", "0"), seed("SQZ_SEED", "12345");  // the same random numbers in both runs
+  FedTwice o{std::vector<std::vector<float>>(n), std::vector<std::vector<float>>(n), std::vector<sqzCallInfo>(n)};
+  runRanks(n, [&](int rank, sqzComm_t& comm) {
+    std::vector<float> g = rankGradient(rank, count, 11), out(count);
+    sqzState_t state = nullptr;
+    EXPECT_EQ(sqzStateCreate(comm, count, sqzFloat32, &state), sqzSuccess);
+    for (auto* calls : {&o.first, &o.second}) {
+      EXPECT_EQ(sqzAllReduceEx(g.data(), out.data(), count, sqzFloat32, sqzSum, plan.c_str(), state, comm, nullptr),
+                sqzSuccess)
+          << plan << ": " << sqzGetLastError(comm);
+      (*calls)[rank] = out;
+    }
+    sqzGetCallInfo(comm, &o.infos[rank]);
+    sqzStateDestroy(state);
+  });
+  return o;
+}
+
+// Bytes rank 0 sends when every segment travels in chunks of `chunk`
+// elements: reduce-scatter segments 0, -1, .., 2-n, allgather 1, 0, .., 3-n
+// (mod n), each chunk a payload with its own header.
+size_t ringWireBytes(const CodecParams& codec, size_t count, int n, size_t chunk) {
+  const EvenSplit split{count, static_cast<size_t>(n)};
+  auto segmentBytes = [&](long s) {
+    const size_t len = split.length(static_cast<size_t>(((s % n) + n) % n));
+    size_t bytes = 0;
+    for (size_t c = 0; c == 0 || c * chunk < len; ++c)
+      bytes += encodedBytes(codec, std::min(len, (c + 1) * chunk) - std::min(len, c * chunk));
+    return bytes;
+  };
+  size_t total = 0;
+  for (long s = 0; s + 1 < n; ++s) total += segmentBytes(-s) + segmentBytes(1 - s);
+  return total;
+}
+
+class CodecRingChunks : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
+
+// Chunking changes nothing but the headers on the wire: the outputs of both
+// calls (the second shows what the first left in each residual) are bitwise
+// those of one chunk per segment, identical on all ranks.
+TEST_P(CodecRingChunks, ResultAndResidualAreThoseOfOneChunkPerSegment) {
+  auto [plan, n] = GetParam();
+  const size_t count = 100003;
+  FedTwice whole = feedTwice(n, plan, count), chunked;
+  {
+    ScopedEnv chunkBytes("SQZ_CHUNK_BYTES", "4096");
+    chunked = feedTwice(n, plan, count);
+  }
+  const std::string ran = whole.infos[0].plan;
+  const CodecParams codec = parsePlanName(ran[0] == '@' ? ran.substr(1) : ran).codec;
+  EXPECT_EQ(whole.infos[0].wireBytes, ringWireBytes(codec, count, n, count)) << plan;
+  EXPECT_EQ(chunked.infos[0].wireBytes, ringWireBytes(codec, count, n, 1024)) << plan;
+  EXPECT_GT(chunked.infos[0].wireBytes, whole.infos[0].wireBytes) << plan;
+  for (int r = 0; r < n; ++r) {
+    EXPECT_EQ(std::memcmp(chunked.first[r].data(), whole.first[0].data(), count * 4), 0) << plan << " rank " << r;
+    EXPECT_EQ(std::memcmp(chunked.second[r].data(), whole.second[0].data(), count * 4), 0) << plan << " rank " << r;
+    EXPECT_EQ(whole.first[r], whole.first[0]) << plan << " rank " << r;
+  }
+  EXPECT_NE(whole.first[0], whole.second[0]) << plan << ": the second call should carry the first one's residual";
+}
+
+INSTANTIATE_TEST_SUITE_P(Codecs, CodecRingChunks,
+                         ::testing::Combine(::testing::Values("@qring:q4", "@qring:q2:block=64", "@qring:q8:block=1024",
+                                                              "@qring:q4:rn", "@qring:bf16", "@qring:fp16",
+                                                              "@qring:sign"),
+                                            ::testing::Values(2, 3, 5)),
+                         [](const auto& info) {
+                           std::string s = std::get<0>(info.param) + "_n" + std::to_string(std::get<1>(info.param));
+                           for (char& c : s)
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return s;
+                         });
+
+// Pipelined in 1024-element chunks, the value check holds, and rejects the
+// output with one chunk zeroed (as a lost or skipped chunk would leave it):
+// a chunk in the middle of a segment, and a segment's last (short) chunk.
+TEST(CodecRingChunked, ZeroedChunkFailsTheValueCheck) {
+  ScopedEnv chunkBytes("SQZ_CHUNK_BYTES", "4096");
+  const size_t count = 100003;
+  for (const char* plan : {"@qring:q4", "@qring:q8", "@qring:bf16"}) {
+    for (int n : {3, 4}) {
+      CompressedCall o = runCompressedCall(n, plan, count);
+      const LossyCall call = o.call();
+      for (int r = 1; r < n; ++r) EXPECT_EQ(o.outputs[r], o.outputs[0]) << plan;
+      EXPECT_EQ(checkLossy(o.inputs, o.outputs[0], call), "") << plan;
+      const EvenSplit split{count, static_cast<size_t>(n)};
+      const size_t mid = split.offset(1) + 5 * 1024, lastOfSegment = split.offset(1) + split.length(1) / 1024 * 1024;
+      for (size_t begin : {mid, lastOfSegment}) {
+        std::vector<float> broken = o.outputs[0];
+        const size_t end = std::min(begin + 1024, split.offset(2));
+        std::fill(broken.begin() + begin, broken.begin() + end, 0.0f);
+        EXPECT_NE(checkLossy(o.inputs, broken, call), "") << plan << " n=" << n << ": chunk at " << begin << " zeroed";
+      }
+      for (Breakage b : allBreakages())
+        EXPECT_NE(checkLossy(o.inputs, breakOutput(o.outputs[0], b, n), call), "") << plan << " " << breakageName(b);
     }
   }
 }

@@ -75,7 +75,10 @@ const AlgorithmEntry kTable[] = {
      [](const CodecParams& c) { return blockCodec(c) ? 1 : lossyDense(c) ? 0 : -1; },
      "bf16, fp16, a quantizer (q1, q2, q4, q8) or sign", nullptr, TunerOffer::kEachLevel,
      [](const ShapeArgs& s) { return codecRingCandidate(s.n, s.N, s.link, s.codec); },
-     [](FlatAllreduces& f, const CompressedArgs& a) { f.get<CodecRingAllreduce>(f.transport()).run(a); }, false, false},
+     [](FlatAllreduces& f, const CompressedArgs& a) {
+       f.get<CodecRingAllreduce>(f.transport(), f.chunkBytes()).run(a);
+     },
+     false, false},
     {AlgorithmId::kSparseAg, "sparse_ag", "top-K (index, value) pairs allgathered and scatter-added", topk,
      "topk:R", [](const CallShape& c) { return !sparseSplitSendsLess(c); }, TunerOffer::kEachLevel,
      [](const ShapeArgs& s) { return sparseAllgatherCandidate(s.n, s.N, s.link, s.codec, s.sharers); },
