@@ -23,14 +23,13 @@ namespace sqz {
 
 class CodecRingAllreduce {
  public:
-  // chunkBytes: the pipelining granularity in fp32 input (SQZ_CHUNK_BYTES,
-  // as the exact ring), raised to whole codec blocks.
+  // chunkBytes: the exact ring's pipelining granularity (SQZ_CHUNK_BYTES).
   CodecRingAllreduce(Transport& transport, size_t chunkBytes);
   void run(const CompressedArgs& args);
 
   // Elements per chunk of a segment, for `codec` on `count` elements over
-  // `nranks`: chunkBytes / 4 rounded up to whole blocks, and to at most the
-  // chunks a ring step's tag slots hold.
+  // `nranks`: a quarter of chunkBytes of fp32 input, rounded up to whole
+  // blocks and to at most the chunks a ring step's tag slots hold.
   static size_t chunkElements(const CodecParams& codec, size_t chunkBytes, size_t count, int nranks);
 
  private:

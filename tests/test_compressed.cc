@@ -318,9 +318,9 @@ TEST(CompressedPolicy, HalfPrecisionInputs) {
 }
 
 // The ring of encoded chunks (qring) pipelines every segment in chunks of
-// SQZ_CHUNK_BYTES of fp32, in whole codec blocks. At 4 KiB (1024 elements)
-// a 100003-element buffer travels as 20-50 chunks per segment; at the
-// default (512 KiB) as one. Both runs feed the same gradient twice through
+// a quarter of SQZ_CHUNK_BYTES of fp32, in whole codec blocks. At 16 KiB
+// (1024 elements) a 100003-element buffer travels as 20-50 chunks per
+// segment; at 64 MiB as one. Both runs feed the same gradient twice through
 // one error-feedback state on each rank, under one seed.
 struct FedTwice {
   std::vector<std::vector<float>> first, second;  // per rank
@@ -371,9 +371,13 @@ class CodecRingChunks : public ::testing::TestWithParam<std::tuple<std::string, 
 TEST_P(CodecRingChunks, ResultAndResidualAreThoseOfOneChunkPerSegment) {
   auto [plan, n] = GetParam();
   const size_t count = 100003;
-  FedTwice whole = feedTwice(n, plan, count), chunked;
+  FedTwice whole, chunked;
   {
-    ScopedEnv chunkBytes("SQZ_CHUNK_BYTES", "4096");
+    ScopedEnv chunkBytes("SQZ_CHUNK_BYTES", "67108864");
+    whole = feedTwice(n, plan, count);
+  }
+  {
+    ScopedEnv chunkBytes("SQZ_CHUNK_BYTES", "16384");
     chunked = feedTwice(n, plan, count);
   }
   const std::string ran = whole.infos[0].plan;
@@ -405,7 +409,7 @@ INSTANTIATE_TEST_SUITE_P(Codecs, CodecRingChunks,
 // output with one chunk zeroed (as a lost or skipped chunk would leave it):
 // a chunk in the middle of a segment, and a segment's last (short) chunk.
 TEST(CodecRingChunked, ZeroedChunkFailsTheValueCheck) {
-  ScopedEnv chunkBytes("SQZ_CHUNK_BYTES", "4096");
+  ScopedEnv chunkBytes("SQZ_CHUNK_BYTES", "16384");
   const size_t count = 100003;
   for (const char* plan : {"@qring:q4", "@qring:q8", "@qring:bf16"}) {
     for (int n : {3, 4}) {
