@@ -67,7 +67,7 @@ size_t CodecRingAllreduce::chunkElements(const CodecParams& codec, size_t chunkB
   const size_t longest = EvenSplit{count, static_cast<size_t>(std::max(nranks, 1))}.length(0);
   // A quarter of the exact ring's chunk in input elements: these payloads
   // are 2-32x smaller on the wire, and finer chunks kept the link busier
-  // (perf/results/gloo_testbed.md, "q4 pipelined").
+  // (perf/results/gloo_testbed.md, "q4 with the codec ring pipelined").
   constexpr size_t kShare = 4;
   const size_t chunk =
       std::max({size_t{1}, chunkBytes / kShare / sizeof(float), (longest + kMaxChunks - 1) / kMaxChunks});
