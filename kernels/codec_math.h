@@ -112,18 +112,18 @@ SQZ_HD float dequantizeElement(uint32_t code, float lo, float delta) {
 // ---- scaled sign: one bit per element, one scale per block -------------------
 // Decoded value: +s where y >= 0 (and -0), -s elsewhere (NaN too). The
 // scale keeps the update's projection on y: s = sum y^2 / sum |y| gives
-// <decoded, y> = s sum |y| = ||y||^2, so the error is orthogonal to y and
-// error feedback owes nothing along y (what slows training with momentum
-// most: src/tuner/README.md). It is capped at kSignScaleCap * sum |y| / len
-// (len times the least-squares scale sum |y| / len), where the codec still
-// keeps half of what the least-squares scale keeps: with s = c sum |y| / len
-// the error is ||y||^2 (1 - delta c (2 - c)), delta = (sum |y|)^2 / (len
-// ||y||^2) >= 1/len, and c (2 - c) = 1/2 at c = 1 + 1/sqrt(2). So the codec
-// is contractive, ||y - decoded||^2 <= (1 - delta / 2) ||y||^2 (error
-// feedback keeps the residual bounded; EF-SignSGD, Karimireddy et al. 2019),
-// and signBlockErrorSq() gives the error of a block exactly. Non-quantizable
-// values (NaN, Inf, |y| > 2^126) stay out of the sums and in the residual,
-// as for qB.
+// <decoded, y> = s sum |y| = ||y||^2, so the error is orthogonal to y in
+// every block and error feedback owes nothing along y (what slows training
+// with momentum most: src/tuner/README.md section 6). Its squared error is
+// exactly ||y||^2 (1 / delta - 1), delta = (sum |y|)^2 / (len ||y||^2), and
+// every decoded magnitude is at most the block's largest |y| (s is the mean
+// of |y| weighted by |y|), so each residual element after the encoding is
+// at most max |y| too. Not capped: a cap at c sum |y| / len (contractive, as
+// EF-SignSGD's least-squares scale c = 1 is) leaves c delta - 1 of ||y||^2
+// owed along y, and training measured worse the more it owed
+// (perf/results/training.md, issue 14's sign section). signBlockErrorSq()
+// gives the error of a block exactly. Non-quantizable values (NaN, Inf,
+// |y| > 2^126) stay out of the sums and in the residual, as for qB.
 //
 // The sums are taken in double in one fixed order on CPU and GPU, so that
 // both store the same scale bits: 32 lanes, lane l adding elements l, l+32,
@@ -131,7 +131,6 @@ SQZ_HD float dequantizeElement(uint32_t code, float lo, float delta) {
 // 16, 8, 4, 2, 1: every lane adds lane l^o's partial sum), which is what a
 // warp's __shfl_xor_sync reduction computes and signLaneSum() replays.
 inline constexpr uint32_t kSignLanes = 32;
-inline constexpr double kSignScaleCap = 1.7071067811865476;  // 1 + 1/sqrt(2)
 
 SQZ_HD double dmulRn(double a, double b) {
 #if defined(__CUDA_ARCH__)
@@ -159,9 +158,7 @@ inline double signLaneSum(double* acc) {
 
 SQZ_HD float signBlockScale(double sumAbs, double sumSq, uint32_t len) {
   if (!(sumAbs > 0.0) || len == 0) return 0.0f;
-  const double projection = ddivRn(sumSq, sumAbs);
-  const double cap = dmulRn(kSignScaleCap, ddivRn(sumAbs, static_cast<double>(len)));
-  return static_cast<float>(projection < cap ? projection : cap);
+  return static_cast<float>(ddivRn(sumSq, sumAbs));
 }
 SQZ_HD uint32_t signBit(float y) { return y >= 0.0f ? 1u : 0u; }
 SQZ_HD float signValue(uint32_t bit, float scale) { return bit ? scale : -scale; }
@@ -173,8 +170,10 @@ SQZ_HD double signBlockErrorSq(double sumSq, double sumAbs, double len, double s
 }
 
 // What the statistics predict for one block with the codec's scale (in
-// exact arithmetic): the kept part of ||y||^2 (1 - error) and the error's
-// component along y, <y - decoded, y> = ||y||^2 - s sum |y| (0 unless capped).
+// exact arithmetic): the kept part of ||y||^2, ||y||^2 - error =
+// ||y||^2 (2 - 1 / delta) (negative where the error exceeds ||y||^2, delta <
+// 1/2), and the error's component along y, ||y||^2 - s sum |y| = 0 (all of
+// ||y||^2 where the block has no quantizable magnitude).
 SQZ_HD void signBlockShares(double sumSq, double sumAbs, double len, double* kept, double* aligned) {
   if (!(sumAbs > 0.0) || !(sumSq > 0.0) || !(len > 0.0)) {
     *kept = 0.0;
@@ -182,9 +181,8 @@ SQZ_HD void signBlockShares(double sumSq, double sumAbs, double len, double* kep
     return;
   }
   const double delta = sumAbs * sumAbs / (len * sumSq);
-  const double c = 1.0 / delta < kSignScaleCap ? 1.0 / delta : kSignScaleCap;
-  *kept = sumSq * delta * c * (2.0 - c);
-  *aligned = sumSq * (1.0 - c * delta);
+  *kept = sumSq * (2.0 - 1.0 / delta);
+  *aligned = 0.0;
 }
 
 // ---- 8-bit values of top-K / random-K --------------------------------------

@@ -36,7 +36,7 @@ struct Bound {
         return delta * (p.stochastic ? 1.0 : 0.5) * (1.0 + 1e-5) + mag * 1e-6;
       }
       case CodecKind::Sign: {
-        // dec = +-s with s the block's mean |x| (<= its largest |x|): the
+        // dec = +-s with s = sum x^2 / sum |x| (<= its largest |x|): the
         // exact block error is checked by sign_test.cc.
         const size_t b0 = i / p.blockSize * p.blockSize, b1 = std::min(x.size(), b0 + p.blockSize);
         double m = 0;
