@@ -26,7 +26,7 @@ spec=(src/tuner/plan_name.cc src/tuner/tune_table.cc src/tuner/algorithm_table.c
       collectives/call_agreement.cc collectives/codec_buffers.cc collectives/codec_ring_allreduce.cc
       collectives/direct_allreduce.cc collectives/rank_order_reduction.cc collectives/shm_allreduce.cc
       collectives/shm_rs_allreduce.cc collectives/shm_segment.cc
-      collectives/quantized_allreduce.cc collectives/randk_allreduce.cc collectives/reduce_ops.cc
+      collectives/quantized_allreduce.cc collectives/gather_allreduce.cc collectives/allgather.cc collectives/randk_allreduce.cc collectives/reduce_ops.cc
       collectives/ring_allreduce.cc collectives/ring_schedule.cc collectives/sparse_allreduce.cc)
 profile=(src/tuner/profile.cc src/tuner/link_curve.cc src/tuner/link_class.cc src/tuner/codec_throughput.cc
          src/tuner/wire_cost_model.cc)

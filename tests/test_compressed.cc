@@ -18,8 +18,10 @@
 #include "harness/lossy_check.h"
 #include "harness/rank_threads.h"
 #include "harness/reference.h"
+#include "kernels/cpu_codec.h"
 #include "kernels/half.h"
 #include "kernels/wire_format.h"
+#include "src/codec/codec_spec.h"
 #include "src/tuner/plan_name.h"
 
 namespace sqz::test {
@@ -82,7 +84,8 @@ INSTANTIATE_TEST_SUITE_P(
                                          "@sparse_ag:topk:0.02:int8", "@sparse_split:topk:0.1:bf16",
                                          "@randk:randk:0.05:rescale", "@randk:randk:0.1:bf16",
                                          "@randk:randk:0.05:int8:rescale", "@qa2a:q4:rn", "@qring:q8:block=64",
-                                         "@qa2a:q2:block=1024", "@qring:q4:block=64:rn", "@qa2a:q8:block=8"),
+                                         "@qa2a:q2:block=1024", "@qring:q4:block=64:rn", "@qa2a:q8:block=8",
+                                         "@gather:q4", "@gather:q2"),
                        ::testing::Values(2, 3, 5), ::testing::Values(size_t{1023}, size_t{100003})),
     planName);
 
@@ -148,12 +151,44 @@ TEST(CompressedLarge, MillionElements) {
 
 // Feeding the same gradient T times, the running mean of the outputs
 // converges to the exact sum (error ~ residual / T).
+// @gather on host buffers: each rank's whole buffer encoded once, every
+// payload decoded in rank order and summed, bitwise on every rank; for the
+// scaled sign (deterministic) that is exactly the sum of each rank's own
+// encode-decode, and qa2a (whose owner re-encodes the sum) gives another
+// output.
+TEST(CompressedGather, SignIsOneEncodingPerRankSummedInRankOrder) {
+  const int n = 4;
+  const size_t count = 10007;
+  const CompressedCall o = runCompressedCall(n, "@gather:sign", count);
+  const CodecParams p = parseCodecSpec("sign");
+  std::vector<float> want(count);
+  for (int r = 0; r < n; ++r) {
+    EncodeArgs a;
+    a.input = o.inputs[r].data();
+    a.count = count;
+    std::vector<uint8_t> payload(encodedBytes(p, count));
+    encodeCpu(p, a, payload.data(), payload.size());
+    DecodeExpect x;
+    x.params = p;
+    x.count = count;
+    decodeCpu(x, payload.data(), payload.size(), want.data(), r == 0 ? DecodeMode::Overwrite : DecodeMode::Accumulate);
+  }
+  for (int r = 0; r < n; ++r) {
+    EXPECT_STREQ(o.infos[r].algorithm, "gather");
+    EXPECT_EQ(std::memcmp(o.outputs[r].data(), want.data(), count * 4), 0) << "rank " << r;
+  }
+  // Each rank sent its payload to the 3 others.
+  EXPECT_EQ(o.infos[0].wireBytes, 3 * encodedBytes(p, count));
+  const CompressedCall q = runCompressedCall(n, "@qa2a:sign", count);
+  EXPECT_NE(std::memcmp(q.outputs[0].data(), want.data(), count * 4), 0);
+}
+
 TEST(CompressedErrorFeedback, RunningMeanConvergesToExactMean) {
   ScopedEnv minBytes("SQZ_MIN_BYTES", "0");
   const int n = 3;
   const size_t count = 5003;
   for (const char* plan : {"@qa2a:q2", "@qring:q2", "@sparse_ag:topk:0.1", "@sparse_split:topk:0.1",
-                           "@randk:randk:0.1"}) {
+                           "@randk:randk:0.1", "@gather:sign"}) {
     std::vector<std::vector<double>> relErr(n);
     runRanks(n, [&](int rank, sqzComm_t& comm) {
       std::vector<float> g = rankGradient(rank, count, 3), out(count);

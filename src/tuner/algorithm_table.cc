@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "collectives/codec_ring_allreduce.h"
+#include "collectives/gather_allreduce.h"
 #include "collectives/quantized_allreduce.h"
 #include "collectives/randk_allreduce.h"
 #include "collectives/shm_allreduce.h"
@@ -101,11 +102,15 @@ const AlgorithmEntry kTable[] = {
        f.get<RandkAllreduce>(f.ring(), f.transport().size()).run(a);
      },
      true, false},
+    // On host buffers only when a plan names it (never a host default, never
+    // offered by auto, no cost shape): one encoding per element, but (N - 1)
+    // payloads sent per rank.
     {AlgorithmId::kGather, "gather",
-     "device buffers: each rank encodes its whole buffer once, the payloads are allgathered, every rank decodes all "
-     "of them in rank order",
+     "each rank encodes its whole buffer once, the payloads are allgathered, every rank decodes all of them in "
+     "rank order (device buffers' default; on host buffers when a plan names it)",
      [](const CodecParams& c) { return lossyDense(c) || c.kind == CodecKind::TopK ? 0 : -1; },
-     "bf16, fp16, a quantizer, sign or topk:R", nullptr, TunerOffer::kNever, nullptr, nullptr, true, false},
+     "bf16, fp16, a quantizer, sign or topk:R", [](const CallShape&) { return false; }, TunerOffer::kNever, nullptr,
+     [](FlatAllreduces& f, const CompressedArgs& a) { f.get<GatherAllreduce>(f.transport()).run(a); }, true, false},
     {AlgorithmId::kHier, "hier", "intra-node reduce-scatter, inter-node allreduce per shard, intra-node allgather",
      nullptr, "hier/INTRA_CODEC/ALGORITHM[:CODEC]", nullptr, TunerOffer::kNever, nullptr, nullptr, false, false},
     // Where it cannot run (ranks on several nodes, no segment, a buffer
