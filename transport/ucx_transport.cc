@@ -169,20 +169,28 @@ UcxTransport::UcxTransport(int rank, int size, bool offerNetworkWorker) : rank_(
   worker_ = createWorker(context_);
   try {
     appendAddress(worker_, &address_);
-    if (offerNetworkWorker && envString("UCX_RNDV_THRESH").empty()) {
-      networkContext_ = acquireContext(true);
-      networkWorker_ = createWorker(networkContext_);
-      appendAddress(networkWorker_, &address_);
-    } else {
-      const uint32_t none = 0;
-      address_.insert(address_.end(), reinterpret_cast<const uint8_t*>(&none),
-                      reinterpret_cast<const uint8_t*>(&none) + sizeof none);
-    }
   } catch (...) {
-    if (networkWorker_) ucp_worker_destroy(networkWorker_);
     ucp_worker_destroy(worker_);
     throw;
   }
+  const size_t standardEnd = address_.size();
+  if (offerNetworkWorker && envString("UCX_RNDV_THRESH").empty()) {
+    // Optional: without it the communicator runs on the usual worker.
+    try {
+      networkContext_ = acquireContext(true);
+      networkWorker_ = createWorker(networkContext_);
+      appendAddress(networkWorker_, &address_);
+      return;
+    } catch (const Error& e) {
+      SQZ_WARN("no eager network worker (%s); UCX's thresholds apply", e.what());
+      if (networkWorker_) ucp_worker_destroy(networkWorker_);
+      networkWorker_ = nullptr;
+      networkContext_.reset();
+      address_.resize(standardEnd);
+    }
+  }
+  const uint32_t none = 0;
+  address_.insert(address_.end(), reinterpret_cast<const uint8_t*>(&none), reinterpret_cast<const uint8_t*>(&none) + sizeof none);
 }
 
 void UcxTransport::connect(const std::vector<std::vector<uint8_t>>& addresses, const std::vector<bool>& sameNode,
