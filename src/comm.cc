@@ -75,11 +75,12 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
     }
   }
   if (!envString("SQZ_SEED").empty()) envUnsigned("SQZ_SEED", 0, 0, UINT64_MAX);
-  transport_ = std::make_unique<UcxTransport>(rank, nranks);
   // Whether UCX can use RDMA from this node: the link class between nodes
-  // (ib or tcp) that the tuner prices plans with.
+  // (ib or tcp) that the tuner prices plans with. Without it, the network
+  // is TCP, whose rendezvous round trips the eager network worker saves.
   std::string rdmaWhy;
   const bool rdma = ucxUsesRdma(probeNetworkEvidence(), &rdmaWhy);
+  transport_ = std::make_unique<UcxTransport>(rank, nranks, !rdma);
   PeerInfo mine;
   mine.ucxAddress = transport_->localAddress();
   mine.nodeId = localNodeId();
@@ -100,7 +101,10 @@ Communicator::Communicator(const BootstrapId& id, int nranks, int rank)
   }
   std::vector<bool> sameNode(nranks);
   for (int r = 0; r < nranks; ++r) sameNode[r] = nodeIds_[r] == nodeIds_[rank];
-  transport_->connect(addresses, sameNode, ranksOnThisMachine);
+  std::vector<std::string> nodes = nodeIds_;
+  std::sort(nodes.begin(), nodes.end());
+  const bool nodesUnshared = std::adjacent_find(nodes.begin(), nodes.end()) == nodes.end();
+  transport_->connect(addresses, sameNode, ranksOnThisMachine, nodesUnshared);
   flat_ = std::make_unique<FlatAllreduces>(*transport_, config_.chunkBytes);
   const LinkClasses links = classifyTopology(placements, nullptr);
   SQZ_INFO("links: inside a node %s, between nodes %s (%s)", linkClassName(links.intra), linkClassName(links.inter),

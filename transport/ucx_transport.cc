@@ -7,6 +7,7 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <string>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -39,16 +40,32 @@ struct UcxTransport::Peer {
 
 namespace {
 
-// One ucp_context per process, shared by every communicator (each has its
-// own worker), created on first use and released with the last transport.
-std::shared_ptr<void> acquireContext() {
+// Messages below this size go eagerly on the network workers: a
+// rendezvous (RTS, then the receiver's RTR, then the data) waits twice per
+// message behind the bulk data the shaped TCP links queue, and the ring's
+// chunks (SQZ_CHUNK_BYTES, 512 KiB) paid it on every step
+// (perf/results/gloo_testbed.md). Bounded, so that an early message's
+// unexpected-buffer copy stays small.
+constexpr size_t kNetworkEagerBytes = 1 << 20;
+
+// One ucp_context per process and kind (UCX's defaults, or the network
+// workers' eager threshold), shared by every communicator (each has its own
+// worker), created on first use and released with the last transport.
+std::shared_ptr<void> acquireContext(bool network) {
   static std::mutex mu;
-  static std::weak_ptr<void> shared;
+  static std::weak_ptr<void> shared[2];
   std::lock_guard<std::mutex> lock(mu);
-  if (auto ctx = shared.lock()) return ctx;
+  if (auto ctx = shared[network].lock()) return ctx;
   ucp_config_t* config = nullptr;
   ucs_status_t st = ucp_config_read(nullptr, nullptr, &config);
   SQZ_REQUIRE(st == UCS_OK, sqzSystemError, "ucp_config_read: %s", ucs_status_string(st));
+  if (network) {
+    st = ucp_config_modify(config, "RNDV_THRESH", std::to_string(kNetworkEagerBytes).c_str());
+    if (st != UCS_OK) {
+      ucp_config_release(config);
+      fail(sqzSystemError, "ucp_config_modify RNDV_THRESH: %s", ucs_status_string(st));
+    }
+  }
   ucp_params_t params;
   std::memset(&params, 0, sizeof params);
   params.field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_MT_WORKERS_SHARED;
@@ -59,8 +76,56 @@ std::shared_ptr<void> acquireContext() {
   ucp_config_release(config);
   SQZ_REQUIRE(st == UCS_OK, sqzSystemError, "ucp_init: %s", ucs_status_string(st));
   std::shared_ptr<void> ctx(context, [](void* c) { ucp_cleanup(static_cast<ucp_context_h>(c)); });
-  shared = ctx;
+  shared[network] = ctx;
   return ctx;
+}
+
+ucp_worker_h createWorker(const std::shared_ptr<void>& context) {
+  ucp_worker_params_t wp;
+  std::memset(&wp, 0, sizeof wp);
+  wp.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
+  wp.thread_mode = UCS_THREAD_MODE_SERIALIZED;
+  ucp_worker_h worker = nullptr;
+  ucs_status_t st = ucp_worker_create(static_cast<ucp_context_h>(context.get()), &wp, &worker);
+  SQZ_REQUIRE(st == UCS_OK, sqzSystemError, "ucp_worker_create: %s", ucs_status_string(st));
+  return worker;
+}
+
+// A worker's address, appended to `out` after its 4-byte length.
+void appendAddress(ucp_worker_h worker, std::vector<uint8_t>* out) {
+  ucp_address_t* addr = nullptr;
+  size_t len = 0;
+  ucs_status_t st = ucp_worker_get_address(worker, &addr, &len);
+  SQZ_REQUIRE(st == UCS_OK, sqzSystemError, "ucp_worker_get_address: %s", ucs_status_string(st));
+  const auto n = static_cast<uint32_t>(len);
+  const auto* p = reinterpret_cast<const uint8_t*>(&n);
+  out->insert(out->end(), p, p + sizeof n);
+  out->insert(out->end(), reinterpret_cast<uint8_t*>(addr), reinterpret_cast<uint8_t*>(addr) + len);
+  ucp_worker_release_address(worker, addr);
+}
+
+// localAddress()'s parts: the default worker's address, then the network
+// worker's (empty when not offered).
+struct WorkerAddresses {
+  std::vector<uint8_t> standard, network;
+};
+
+WorkerAddresses parseAddresses(const std::vector<uint8_t>& blob, int rank) {
+  WorkerAddresses a;
+  size_t pos = 0;
+  auto take = [&](std::vector<uint8_t>* part) {
+    uint32_t n = 0;
+    SQZ_REQUIRE(blob.size() - pos >= sizeof n, sqzRemoteError, "malformed UCX address from rank %d", rank);
+    std::memcpy(&n, blob.data() + pos, sizeof n);
+    pos += sizeof n;
+    SQZ_REQUIRE(blob.size() - pos >= n, sqzRemoteError, "malformed UCX address from rank %d", rank);
+    part->assign(blob.begin() + static_cast<std::ptrdiff_t>(pos), blob.begin() + static_cast<std::ptrdiff_t>(pos + n));
+    pos += n;
+  };
+  take(&a.standard);
+  take(&a.network);
+  SQZ_REQUIRE(pos == blob.size() && !a.standard.empty(), sqzRemoteError, "malformed UCX address from rank %d", rank);
+  return a;
 }
 
 void onSendDone(void* /*request*/, ucs_status_t status, void* user) {
@@ -99,31 +164,58 @@ unsigned defaultSpinPolls(int ranksOnThisMachine, int usableCores) {
   return ranksOnThisMachine > usableCores ? kOversubscribedSpinPolls : kSpinPolls;
 }
 
-UcxTransport::UcxTransport(int rank, int size) : rank_(rank), size_(size) {
-  context_ = acquireContext();
-  ucp_worker_params_t wp;
-  std::memset(&wp, 0, sizeof wp);
-  wp.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
-  wp.thread_mode = UCS_THREAD_MODE_SERIALIZED;
-  ucs_status_t st = ucp_worker_create(static_cast<ucp_context_h>(context_.get()), &wp, &worker_);
-  SQZ_REQUIRE(st == UCS_OK, sqzSystemError, "ucp_worker_create: %s", ucs_status_string(st));
-  ucp_address_t* addr = nullptr;
-  size_t len = 0;
-  st = ucp_worker_get_address(worker_, &addr, &len);
-  if (st != UCS_OK) {
+UcxTransport::UcxTransport(int rank, int size, bool offerNetworkWorker) : rank_(rank), size_(size) {
+  context_ = acquireContext(false);
+  worker_ = createWorker(context_);
+  try {
+    appendAddress(worker_, &address_);
+  } catch (...) {
     ucp_worker_destroy(worker_);
-    fail(sqzSystemError, "ucp_worker_get_address: %s", ucs_status_string(st));
+    throw;
   }
-  address_.assign(reinterpret_cast<uint8_t*>(addr), reinterpret_cast<uint8_t*>(addr) + len);
-  ucp_worker_release_address(worker_, addr);
+  const size_t standardEnd = address_.size();
+  if (offerNetworkWorker && envString("UCX_RNDV_THRESH").empty()) {
+    // Optional: without it the communicator runs on the usual worker.
+    try {
+      networkContext_ = acquireContext(true);
+      networkWorker_ = createWorker(networkContext_);
+      appendAddress(networkWorker_, &address_);
+      return;
+    } catch (const Error& e) {
+      SQZ_WARN("no eager network worker (%s); UCX's thresholds apply", e.what());
+      if (networkWorker_) ucp_worker_destroy(networkWorker_);
+      networkWorker_ = nullptr;
+      networkContext_.reset();
+      address_.resize(standardEnd);
+    }
+  }
+  const uint32_t none = 0;
+  address_.insert(address_.end(), reinterpret_cast<const uint8_t*>(&none), reinterpret_cast<const uint8_t*>(&none) + sizeof none);
 }
 
 void UcxTransport::connect(const std::vector<std::vector<uint8_t>>& addresses, const std::vector<bool>& sameNode,
-                           int ranksOnThisMachine) {
+                           int ranksOnThisMachine, bool nodesUnshared) {
   // SQZ_UCX_ERR_MODE=peer|none overrides the per-peer choice (auto).
   const std::string mode = envString("SQZ_UCX_ERR_MODE", "auto");
   SQZ_CHECK(static_cast<int>(addresses.size()) == size_, "expected %d worker addresses, got %zu", size_,
             addresses.size());
+  std::vector<WorkerAddresses> parts;
+  for (int r = 0; r < size_; ++r) parts.push_back(parseAddresses(addresses[r], r));
+  // Every rank decides alike from the same addresses: the network workers
+  // carry the communicator only if all offered one and no node holds two
+  // ranks (a shared-memory link keeps UCX's own thresholds).
+  onNetworkWorker_ = nodesUnshared && std::all_of(parts.begin(), parts.end(), [](const WorkerAddresses& a) {
+                       return !a.network.empty();
+                     });
+  if (onNetworkWorker_) {
+    ucp_worker_destroy(worker_);
+    worker_ = networkWorker_;
+    context_ = std::move(networkContext_);
+  } else if (networkWorker_) {
+    ucp_worker_destroy(networkWorker_);
+  }
+  networkWorker_ = nullptr;
+  networkContext_.reset();
   peers_.resize(size_);
   // More ranks on this machine than usable cores: waits yield at once. The
   // machine, not the node: namespaces or containers on one host share cores.
@@ -131,8 +223,9 @@ void UcxTransport::connect(const std::vector<std::vector<uint8_t>>& addresses, c
   const int cores = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
   spinPolls_ = defaultSpinPolls(ranksOnThisMachine, cores);
   spinPolls_ = static_cast<unsigned>(envUnsigned("SQZ_SPIN_POLLS", spinPolls_, 0, 1u << 30));
-  SQZ_INFO("waits spin %u polls before yielding (%d ranks on this machine, %d usable cores)", spinPolls_,
-           ranksOnThisMachine, cores);
+  SQZ_INFO("waits spin %u polls before yielding (%d ranks on this machine, %d usable cores); %s", spinPolls_,
+           ranksOnThisMachine, cores,
+           onNetworkWorker_ ? "network workers: eager below RNDV_THRESH" : "UCX's eager/rendezvous thresholds");
   for (int r = 0; r < size_; ++r) {
     auto peer = std::make_unique<Peer>();
     peer->owner = this;
@@ -141,7 +234,8 @@ void UcxTransport::connect(const std::vector<std::vector<uint8_t>>& addresses, c
     std::memset(&ep, 0, sizeof ep);
     ep.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
                     UCP_EP_PARAM_FIELD_ERR_HANDLER;
-    ep.address = reinterpret_cast<const ucp_address_t*>(addresses[r].data());
+    const std::vector<uint8_t>& address = onNetworkWorker_ ? parts[r].network : parts[r].standard;
+    ep.address = reinterpret_cast<const ucp_address_t*>(address.data());
     bool peerMode = mode == "peer" || (mode != "none" && !sameNode[r]);
     peer->errorHandling = peerMode;
     ep.err_mode = peerMode ? UCP_ERR_HANDLING_MODE_PEER : UCP_ERR_HANDLING_MODE_NONE;
@@ -157,6 +251,7 @@ void UcxTransport::connect(const std::vector<std::vector<uint8_t>>& addresses, c
 UcxTransport::~UcxTransport() {
   cancelAll();
   closeEndpoints(broken_);
+  if (networkWorker_) ucp_worker_destroy(networkWorker_);
   if (worker_) ucp_worker_destroy(worker_);
 }
 

@@ -22,12 +22,16 @@ unsigned defaultSpinPolls(int ranksOnThisMachine, int usableCores);
 class UcxTransport final : public Transport {
  public:
   // Creates this rank's UCX worker. Connect with connect() once every
-  // rank's address (localAddress()) is known.
-  UcxTransport(int rank, int size);
+  // rank's address (localAddress()) is known. offerNetworkWorker: also
+  // create a worker whose messages below kNetworkEagerBytes go eagerly
+  // (connect() keeps it where every link is TCP between nodes); ignored
+  // when UCX_RNDV_THRESH is set.
+  UcxTransport(int rank, int size, bool offerNetworkWorker = false);
   ~UcxTransport() override;
   UcxTransport(const UcxTransport&) = delete;
   UcxTransport& operator=(const UcxTransport&) = delete;
 
+  // Opaque: this rank's worker address(es) for every peer's connect().
   const std::vector<uint8_t>& localAddress() const { return address_; }
   // sameNode[r]: rank r shares this node. UCX 1.13 offers shared memory only
   // to endpoints without peer error handling, so those endpoints go without
@@ -35,8 +39,14 @@ class UcxTransport final : public Transport {
   // endpoints to other nodes keep it and fail fast. ranksOnThisMachine: the
   // ranks (this one included) sharing this machine's cores, whatever their
   // node ids; waits yield at once when they outnumber the usable cores.
+  // nodesUnshared: no two ranks of the communicator share a node (the same
+  // on every rank); then, if every rank offered one, the network workers
+  // carry the communicator.
   void connect(const std::vector<std::vector<uint8_t>>& addresses, const std::vector<bool>& sameNode,
-               int ranksOnThisMachine);
+               int ranksOnThisMachine, bool nodesUnshared = false);
+
+  // Whether the communicator runs on the eager network workers (connect()).
+  bool onNetworkWorker() const { return onNetworkWorker_; }
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -76,6 +86,9 @@ class UcxTransport final : public Transport {
   int size_;
   std::shared_ptr<void> context_;  // process-wide ucp_context, refcounted
   ucp_worker_h worker_ = nullptr;
+  std::shared_ptr<void> networkContext_;  // offerNetworkWorker's context and worker, until connect()
+  ucp_worker_h networkWorker_ = nullptr;
+  bool onNetworkWorker_ = false;
   std::vector<uint8_t> address_;
   std::vector<std::unique_ptr<Peer>> peers_;
   // Ops are reused, not allocated per message: a small call posts one
