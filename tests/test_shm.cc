@@ -134,19 +134,19 @@ TEST(ShmAllreduce, MismatchedCountFailsOnEveryRankBeforeAnyOutput) {
 // A rank that never makes the call: the others fail within SQZ_TIMEOUT
 // (the first to give up marks the segment, the rest see it), and the late
 // rank's own call then fails at once instead of waiting in turn.
-TEST(ShmAllreduce, ARankThatNeverArrivesFailsTheOthersWithinTheTimeout) {
+void expectARankThatNeverArrivesFailsTheOthers(size_t count, const char* plan) {
   ScopedEnv timeout("SQZ_TIMEOUT", "1");
   const int n = 4;
   std::vector<sqzResult_t> codes(n, sqzSuccess);
   std::vector<double> seconds(n, 0);
   std::atomic<int> done{0};
   runRanks(n, [&](int rank, sqzComm_t& comm) {
-    std::vector<float> v(8, 1.0f);
+    std::vector<float> v(count, 1.0f);
     if (rank == 3) {
       while (done.load() < n - 1) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     const auto start = std::chrono::steady_clock::now();
-    codes[rank] = sqzAllReduce(v.data(), v.data(), v.size(), sqzFloat32, sqzSum, comm, nullptr);
+    codes[rank] = sqzAllReduceEx(v.data(), v.data(), v.size(), sqzFloat32, sqzSum, plan, nullptr, comm, nullptr);
     seconds[rank] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (codes[rank] == sqzSuccess) ADD_FAILURE() << "rank " << rank << " succeeded";
     EXPECT_NE(std::string(sqzGetLastError(comm)).find("shared memory"), std::string::npos) << sqzGetLastError(comm);
@@ -158,6 +158,10 @@ TEST(ShmAllreduce, ARankThatNeverArrivesFailsTheOthersWithinTheTimeout) {
   }
   EXPECT_EQ(codes[3], sqzRemoteError);
   EXPECT_LT(seconds[3], 0.5);
+}
+
+TEST(ShmAllreduce, ARankThatNeverArrivesFailsTheOthersWithinTheTimeout) {
+  expectARankThatNeverArrivesFailsTheOthers(8, nullptr);
 }
 
 // A rank that cannot map the segment, or SQZ_SHM=0: no rank uses it; small
@@ -231,31 +235,9 @@ TEST(ShmRsAllreduce, MismatchedCountFailsOnEveryRankBeforeAnyOutput) {
   expectMismatchedCountFailsOnEveryRank(50000, "@shm_rs", "shm_rs");
 }
 
-// A rank that never makes the call fails the others within SQZ_TIMEOUT.
+// The same through the large slots.
 TEST(ShmRsAllreduce, ARankThatNeverArrivesFailsTheOthersWithinTheTimeout) {
-  ScopedEnv timeout("SQZ_TIMEOUT", "1");
-  const int n = 4;
-  std::vector<sqzResult_t> codes(n, sqzSuccess);
-  std::vector<double> seconds(n, 0);
-  std::atomic<int> done{0};
-  runRanks(n, [&](int rank, sqzComm_t& comm) {
-    std::vector<float> v(50000, 1.0f);
-    if (rank == 3) {
-      while (done.load() < n - 1) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    const auto start = std::chrono::steady_clock::now();
-    codes[rank] = sqzAllReduceEx(v.data(), v.data(), v.size(), sqzFloat32, sqzSum, "@shm_rs", nullptr, comm, nullptr);
-    seconds[rank] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (codes[rank] == sqzSuccess) ADD_FAILURE() << "rank " << rank << " succeeded";
-    EXPECT_NE(std::string(sqzGetLastError(comm)).find("shared memory"), std::string::npos) << sqzGetLastError(comm);
-    ++done;
-  });
-  for (int r = 0; r < n - 1; ++r) {
-    EXPECT_TRUE(codes[r] == sqzTimeout || codes[r] == sqzRemoteError) << "rank " << r << " " << codes[r];
-    EXPECT_LT(seconds[r], 1.0 + 5.0) << "rank " << r;
-  }
-  EXPECT_EQ(codes[3], sqzRemoteError);
-  EXPECT_LT(seconds[3], 0.5);
+  expectARankThatNeverArrivesFailsTheOthers(50000, "@shm_rs");
 }
 
 // A rank inside sqzJoin: the others' shm_rs calls read its part as zeros,
