@@ -508,8 +508,11 @@ void UcxTransport::closeEndpoints(bool force) {
   for (auto r : pending) {
     while (ucp_request_check_status(r) == UCS_INPROGRESS && !deadline.expired())
       ucp_worker_progress(worker_);
+    // A close that did not finish is cancelled and still handed back: UCX
+    // releases a request in any state, and one left unfreed leaks until the
+    // worker is destroyed under it.
     if (ucp_request_check_status(r) == UCS_INPROGRESS) ucp_request_cancel(worker_, r);
-    else ucp_request_free(r);
+    ucp_request_free(r);
   }
 }
 
