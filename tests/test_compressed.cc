@@ -151,7 +151,7 @@ TEST(CompressedLarge, MillionElements) {
 
 // Feeding the same gradient T times, the running mean of the outputs
 // converges to the exact sum (error ~ residual / T).
-// @gather on host buffers: each rank's whole buffer encoded once, every
+// @gather on host buffers (the scaled sign's default): each rank's whole buffer encoded once, every
 // payload decoded in rank order and summed, bitwise on every rank; for the
 // scaled sign (deterministic) that is exactly the sum of each rank's own
 // encode-decode, and qa2a (whose owner re-encodes the sum) gives another
@@ -179,6 +179,13 @@ TEST(CompressedGather, SignIsOneEncodingPerRankSummedInRankOrder) {
   }
   // Each rank sent its payload to the 3 others.
   EXPECT_EQ(o.infos[0].wireBytes, 3 * encodedBytes(p, count));
+  // A plain "sign" runs the same on host buffers (its default below about
+  // 57 ranks: src/tuner/algorithm_table.cc), with the same output.
+  const CompressedCall d = runCompressedCall(n, "sign", count);
+  for (int r = 0; r < n; ++r) {
+    EXPECT_STREQ(d.infos[r].algorithm, "gather");
+    EXPECT_EQ(std::memcmp(d.outputs[r].data(), want.data(), count * 4), 0) << "rank " << r;
+  }
   const CompressedCall q = runCompressedCall(n, "@qa2a:sign", count);
   EXPECT_NE(std::memcmp(q.outputs[0].data(), want.data(), count * 4), 0);
 }

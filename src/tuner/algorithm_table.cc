@@ -7,11 +7,13 @@
 #include "collectives/gather_allreduce.h"
 #include "collectives/quantized_allreduce.h"
 #include "collectives/randk_allreduce.h"
+#include "collectives/ring_allreduce.h"
 #include "collectives/shm_allreduce.h"
 #include "collectives/shm_rs_allreduce.h"
 #include "collectives/sparse_allreduce.h"
 #include "common/dtype.h"
 #include "common/error.h"
+#include "kernels/wire_format.h"
 #include "src/tuner/allreduce_shapes.h"
 
 namespace sqz {
@@ -30,6 +32,20 @@ int topk(const CodecParams& c) { return c.kind == CodecKind::TopK ? 0 : -1; }
 // ones count theirs.
 void countExact(const CompressedArgs& a, double bytesSent) { a.tally().wireBytes += static_cast<size_t>(bytesSent); }
 double bytesOf(const AllreduceArgs& b) { return static_cast<double>(b.count * dataTypeSize(b.type)); }
+
+// The scaled sign's default on host buffers: gather (one encoding per
+// element) while its (N - 1) payloads per rank are fewer bytes than the exact
+// ring sends, i.e. below about 57 ranks for fp32 at block 256 (P = n / 8 +
+// 4 n / 256 bytes against 8 n (N - 1) / N). A second encoding of a sum
+// (qa2a's owner, qring's hops) is what costs the sign accuracy, since its
+// error is relative to the sum of the ranks' gradients and is not averaged
+// over them (perf/results/training.md, issue 14's sign sections). Beyond that
+// count qa2a or qring, as for the quantizers.
+bool signGatherPays(const CallShape& c) {
+  return c.codec.kind == CodecKind::Sign && c.nranks > 1 &&
+         GatherAllreduce::bytesSentPerRank(static_cast<double>(encodedBytes(c.codec, c.count)), c.nranks) <
+             RingAllreduce::bytesSentPerRank(static_cast<double>(c.bytes), c.nranks);
+}
 
 bool sparseSplitSendsLess(const CallShape& c) {
   return SparseAllreduce::bytesSentPerRank(c.codec, c.count, c.nranks, SparseAllreduce::Shape::kSplit) <
@@ -67,7 +83,7 @@ const AlgorithmEntry kTable[] = {
      "all-to-all reduce-scatter of encoded chunks, owner re-encodes its sum, all-to-all allgather",
      [](const CodecParams& c) { return blockCodec(c) ? 0 : lossyDense(c) ? 1 : -1; },
      "bf16, fp16, a quantizer (q1, q2, q4, q8) or sign",
-     [](const CallShape& c) { return blockCodec(c.codec) && c.nranks <= 16 && !c.multiNode; },
+     [](const CallShape& c) { return blockCodec(c.codec) && c.nranks <= 16 && !c.multiNode && !signGatherPays(c); },
      TunerOffer::kEachLevel,
      [](const ShapeArgs& s) { return quantizedA2aCandidate(s.n, s.N, s.link, s.codec, s.sharers); },
      [](FlatAllreduces& f, const CompressedArgs& a) { f.get<QuantizedAllreduce>(f.transport()).run(a); }, false, false},
@@ -102,14 +118,15 @@ const AlgorithmEntry kTable[] = {
        f.get<RandkAllreduce>(f.ring(), f.transport().size()).run(a);
      },
      true, false},
-    // On host buffers only when a plan names it (never a host default, never
+    // On host buffers the scaled sign's default while it sends less than the
+    // exact ring (signGatherPays), else only when a plan names it (never
     // offered by auto, no cost shape): one encoding per element, but (N - 1)
     // payloads sent per rank.
     {AlgorithmId::kGather, "gather",
      "each rank encodes its whole buffer once, the payloads are allgathered, every rank decodes all of them in "
-     "rank order (device buffers' default; on host buffers when a plan names it)",
+     "rank order (device buffers' default; on host buffers the scaled sign's, or when a plan names it)",
      [](const CodecParams& c) { return lossyDense(c) || c.kind == CodecKind::TopK ? 0 : -1; },
-     "bf16, fp16, a quantizer, sign or topk:R", [](const CallShape&) { return false; }, TunerOffer::kNever, nullptr,
+     "bf16, fp16, a quantizer, sign or topk:R", signGatherPays, TunerOffer::kNever, nullptr,
      [](FlatAllreduces& f, const CompressedArgs& a) { f.get<GatherAllreduce>(f.transport()).run(a); }, true, false},
     {AlgorithmId::kHier, "hier", "intra-node reduce-scatter, inter-node allreduce per shard, intra-node allgather",
      nullptr, "hier/INTRA_CODEC/ALGORITHM[:CODEC]", nullptr, TunerOffer::kNever, nullptr, nullptr, false, false},

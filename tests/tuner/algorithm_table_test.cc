@@ -88,6 +88,24 @@ TEST(AlgorithmTable, DefaultAlgorithmOfACall) {
   EXPECT_EQ(defaultFor("q4", 1 << 20, 4, true), "qring");
   EXPECT_EQ(defaultFor("bf16", 1 << 20, 4), "qring");
   EXPECT_EQ(defaultFor("randk:0.01", 1 << 20, 4), "randk");
+  // The scaled sign: one encoding per element (gather) while its (N - 1)
+  // payloads per rank send less than the exact ring. At block 256 a payload
+  // of n = 2^20 is n / 8 + 4 n / 256 = 147456 bytes plus its header, against
+  // the ring's 8 n (N - 1) / N: fp32 pays while N < 8 n / P = 56.9, fp16
+  // (half the ring's bytes) while N < 28.4.
+  EXPECT_EQ(defaultFor("sign", 1 << 20, 4), "gather");
+  EXPECT_EQ(defaultFor("sign", 1 << 20, 4, true), "gather");
+  EXPECT_EQ(defaultFor("sign", 1 << 20, 56), "gather");
+  EXPECT_EQ(defaultFor("sign", 1 << 20, 57), "qring");
+  EXPECT_EQ(defaultFor("sign:block=32", 1 << 20, 4), "gather");
+  CallShape half = call("sign", 1 << 20, 28);
+  half.bytes = 2 * half.count;
+  EXPECT_STREQ(defaultAlgorithm(half).name, "gather");
+  half.nranks = 29;
+  EXPECT_STREQ(defaultAlgorithm(half).name, "qring");
+  // A buffer so small that the payload's header outweighs the ring: qa2a.
+  EXPECT_EQ(defaultFor("sign", 16, 4), "qa2a");
+  EXPECT_EQ(defaultFor("q4", 1 << 20, 4), "qa2a");  // the quantizers keep qa2a
   // Top-K: the shape that sends fewer bytes.
   for (const char* spec : {"topk:0.001", "topk:0.3"}) {
     const CallShape c = call(spec, 1 << 20, 8);
