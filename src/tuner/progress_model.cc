@@ -165,6 +165,13 @@ double predictedLag(const GradStats& s, const PlanSpec& plan, int ranks) {
   return owed * encodingSumK(plan.algorithm, ranks) / std::max(1, ranks);
 }
 
+double commonErrorLag(const GradStats& s, const PlanSpec& plan, int ranks) {
+  if (plan.codec.kind != CodecKind::Sign || !(s.sumSq > 0)) return 0.0;
+  const double aligned = std::clamp(s.signAligned / s.sumSq, 0.0, 1.0);
+  const double across = std::max(0.0, (s.sumSq - s.signKept) / s.sumSq - aligned * aligned);
+  return std::sqrt(across) * encodingSumK(plan.algorithm, ranks) / std::max(1, ranks);
+}
+
 double planGain(const GradStats& s, const PlanSpec& plan, int ranks, const ProgressInputs& in, double lagScale) {
   if (s.nonFinite > 0) return 0.0;
   const CodecLoss l = codecLoss(s, plan.codec);
@@ -172,7 +179,8 @@ double planGain(const GradStats& s, const PlanSpec& plan, int ranks, const Progr
     const double a = 1.0 + std::max(0.0, in.nu);
     return a / (a + l.omega * a);
   }
-  double g = progressGain(in, lagScale * predictedLag(s, plan, ranks));
+  const double tau = lagScale * predictedLag(s, plan, ranks), common = commonErrorLag(s, plan, ranks);
+  double g = progressGain(in, common > 0 ? std::sqrt(tau * tau + common * common) : tau);
   if (in.optimizer == OptimizerKind::Adam) g *= adamNoiseGain(s, updateNoiseRatio(s, plan, ranks, in.nu), ranks, in.nu);
   if (plan.hierarchical && plan.intraCodec.kind != CodecKind::None) {
     PlanSpec intra;

@@ -6,6 +6,7 @@
 //   gain    = (1 + nu) / (1 + nu + penalty)                  descent lemma
 //   penalty = drift * M(mu, psi) * tau^2 / (1 + nu)          error-feedback lag
 //   tau     = a / (1 - a) * sumK / N                         what is owed, in calls
+//   tau^2  += e * (sumK / N)^2       (the scaled sign)       its error common to all ranks
 //   M       = (1 + mu)(1 - mu psi) / ((1 - mu)(1 + mu psi))  momentum
 //   gain   *= A (adaptive optimizers only)                   Adam's second moment
 //   A       = sum_b w_b r_b (2 - r_b) / sum_b w_b,  r_b = sqrt(u_b / (u_b + s^2))
@@ -20,6 +21,9 @@
 //          with error feedback the update owes a / (1 - a) calls of signal
 //          along G in steady state (Stich & Karimireddy 2020's virtual
 //          sequence), summed over the encodings a coordinate passes;
+//   e      the scaled sign's squared error across its input over ||x||^2:
+//          deterministic, so on the shared signal every rank makes the same
+//          error and it does not average out over ranks;
 //   M      how much the optimizer's momentum mu amplifies that lag for
 //          gradients whose call-to-call correlation is psi;
 //   A      (SQZ_OPTIMIZER=adam) how much of Adam's step survives when the
@@ -144,8 +148,21 @@ double adamNoiseGain(const GradStats& s, double noiseRatio, int ranks, double nu
 // codec, infinite for one that is not contractive).
 double predictedLag(const GradStats& s, const PlanSpec& plan, int ranks);
 
+// The part of the scaled sign's lag that every rank makes alike, in calls
+// of signal (README section 6): its error is a deterministic function of
+// its input, so on the signal part of the input (k G in an encoding of k
+// ranks' sum) every rank errs the same way, k (C(G) - G), and those errors
+// add up over the encodings instead of averaging out as independent
+// rounding errors do. With e = the error across the input, of squared norm
+// (sumSq - signKept - signAligned^2 / sumSq) over sumSq of one rank's g, and
+// its signal share taken as the input's (||G||^2 of (1 + N nu) ||G||^2):
+//   tauCommon = sqrt(e) * encodingSumK / N.
+// 0 for every other codec (stochastic rounding errs independently on each
+// rank; top-K's and random-K's loss is the unsent part, priced by tau).
+double commonErrorLag(const GradStats& s, const PlanSpec& plan, int ranks);
+
 // The progress gain of a plan: progressGain of its tau (times lagScale, a
-// measured correction), or for a codec without error feedback (random-K
+// measured correction) together with commonErrorLag, sqrt(tau^2 + tauCommon^2), or for a codec without error feedback (random-K
 // rescaled) the descent lemma with its added variance:
 // (1 + nu) / (1 + nu + omega (1 + nu)); 0 for a codec that is not
 // contractive (q1: its residual grows without bound). For an adaptive

@@ -5,6 +5,7 @@
 # tests and expects at least one ProgressModel/ProgressTracker test to fail;
 # restores the file after each. Not part of CI (a rebuild per mutation).
 #   tests/tuner/progress_model_mutations.sh [BUILD_DIR]   (default build)
+# ONLY=TEXT runs only the mutations whose name contains TEXT.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
@@ -34,10 +35,17 @@ mutations=(
   "Adam: average's second moment taken as one rank's|s|const double averaged = (1.0 + std::max(0.0, nu)) / (1.0 + N \* std::max(0.0, nu));|const double averaged = 1.0 + 0.0 * N * nu;|"
   "Adam: bins weighted by count, not sqrt(u)|s|const double w = s.binCount\[b\] \* std::sqrt(m);|const double w = s.binCount[b] + 0.0 * m;|"
   "Adam: term not applied|s|if (in.optimizer == OptimizerKind::Adam) g|if (in.optimizer == OptimizerKind::Adam \&\& false) g|"
+  "sign: common error averaged over N ranks|s|return std::sqrt(across) \* encodingSumK|return std::sqrt(across / ranks) * encodingSumK|"
+  "sign: common error summed as powers, not amplitudes|s|return std::sqrt(across) \* encodingSumK(plan.algorithm, ranks) / std::max(1, ranks);|return std::sqrt(across * encodingSumK(plan.algorithm, ranks)) / std::max(1, ranks);|"
+  "sign: error along x counted in the common part|s| - aligned \* aligned);| - 0.0 * aligned);|"
+  "sign: common error left out of the gain|s|progressGain(in, common > 0 ?|progressGain(in, false ?|"
 )
 caught=0
+tried=0
 for m in "${mutations[@]}"; do
   name=${m%%|*}
+  case $name in *"${ONLY:-}"*) ;; *) continue;; esac
+  tried=$((tried + 1))
   expr=${m#*|}
   cp "$backup" "$src"
   sed -i "$expr" "$src"
@@ -56,5 +64,5 @@ for m in "${mutations[@]}"; do
 done
 cp "$backup" "$src"
 cmake --build "$build" --target sqz_tuner_tests > /dev/null 2>&1
-echo "$caught of ${#mutations[@]} mutations caught"
-[ "$caught" -eq "${#mutations[@]}" ]
+echo "$caught of $tried mutations caught"
+[ "$caught" -eq "$tried" ]

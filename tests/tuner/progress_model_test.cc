@@ -153,6 +153,39 @@ TEST(ProgressModel, PlanGainCombinesTheTerms) {
   EXPECT_DOUBLE_EQ(planGain(bad, plan("ring", "none"), 4, in), 0.0);
 }
 
+TEST(ProgressModel, SignErrorCommonToAllRanks) {
+  const GradStats s = handStats();
+  // Squared error 1 - 0.6 = 0.4 of sumSq, 0.2^2 = 0.04 of it along x:
+  // 0.36 across, sqrt 0.6 per encoding of one rank's share of the signal;
+  // summed over the encodings a coordinate passes (encodingSumK) over N = 4:
+  // gather 0.6 * 4 / 4 = 0.6, qa2a 0.6 * 7 / 4 = 1.05, qring 0.6 * 10 / 4 = 1.5.
+  EXPECT_NEAR(commonErrorLag(s, plan("gather", "sign"), 4), 0.6, 1e-12);
+  EXPECT_NEAR(commonErrorLag(s, plan("qa2a", "sign"), 4), 1.05, 1e-12);
+  EXPECT_NEAR(commonErrorLag(s, plan("qring", "sign"), 4), 1.5, 1e-12);
+  // It does not shrink with more ranks: gather on 16 ranks is still 0.6
+  // (stochastic rounding's error would average down over them).
+  EXPECT_NEAR(commonErrorLag(s, plan("gather", "sign"), 16), 0.6, 1e-12);
+  // Other codecs err independently on each rank, or lose the unsent part (tau).
+  EXPECT_DOUBLE_EQ(commonErrorLag(s, plan("qa2a", "q2"), 4), 0.0);
+  EXPECT_DOUBLE_EQ(commonErrorLag(s, plan("sparse_ag", "topk:0.01"), 4), 0.0);
+  EXPECT_DOUBLE_EQ(commonErrorLag(s, plan("ring", "none"), 4), 0.0);
+  // A block the sign sends exactly (kept = sumSq): nothing in common.
+  GradStats exact = s;
+  exact.signKept = 1.0;
+  exact.signAligned = 0.0;
+  EXPECT_DOUBLE_EQ(commonErrorLag(exact, plan("gather", "sign"), 4), 0.0);
+  // In the gain, with the lag along G (tau = 0.4375 on qa2a, section 3):
+  // tau^2 + 1.05^2 = 0.19140625 + 1.1025 = 1.29390625; penalty 0.4 * M *
+  // 1.29390625 / 2 with M = 1.216 / 0.136; gain 2 / (2 + penalty).
+  const ProgressInputs in = handInputs();
+  const double m = 1.216 / 0.136;
+  EXPECT_NEAR(planGain(s, plan("qa2a", "sign"), 4, in), 2 / (2 + 0.2 * m * 1.29390625), 1e-12);
+  // gather: tau = 0.25 * 4 / 4 = 0.25, 0.0625 + 0.36 = 0.4225.
+  EXPECT_NEAR(planGain(s, plan("gather", "sign"), 4, in), 2 / (2 + 0.2 * m * 0.4225), 1e-12);
+  // A measured correction scales tau only: 2 * 0.4375 = 0.875, 0.765625 + 1.1025.
+  EXPECT_NEAR(planGain(s, plan("qa2a", "sign"), 4, in, 2.0), 2 / (2 + 0.2 * m * 1.868125), 1e-12);
+}
+
 TEST(ProgressModel, EncodingSecondMoments) {
   // kappa_k = k (k + N nu) / (1 + N nu). N = 4, nu = 0: kappa_k = k^2:
   // qa2a 3 * 1 + 16 = 19, qring 1 + 4 + 9 + 16 = 30, each rank's own 4.
