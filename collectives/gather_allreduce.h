@@ -7,7 +7,9 @@
 // of decoded chunks. Each rank sends its payload to N - 1 peers, (N - 1) P
 // bytes, against qa2a's 2 (N - 1) / N P: twice as many at 4 ranks. For the
 // scaled sign the second encoding is what loses accuracy
-// (perf/results/training.md, issue 14's sign section).
+// (perf/results/training.md, issue 14's sign section), so this is the
+// sign's default on host buffers while it sends less than the exact ring
+// (src/tuner/algorithm_table.cc).
 #pragma once
 
 #include <vector>
