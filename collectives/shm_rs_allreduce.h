@@ -7,6 +7,11 @@
 // rank copies the whole result out. Each element is reduced once, in the
 // same order, so every rank's output is bitwise identical. Two waits per
 // call and no message, where the ring needs 2(N-1) transport steps.
+//
+// A buffer larger than a slot goes through in slot-sized pieces, two waits
+// each, in place or not alike: the call is then agreed before (its header
+// cannot ride with the data), and a rank inside sqzJoin takes part with
+// zeros.
 #pragma once
 
 #include <vector>
@@ -22,11 +27,15 @@ namespace sqz {
 class ShmRsAllreduce {
  public:
   ShmRsAllreduce(Transport& transport, ShmSegment& segment) : transport_(transport), segment_(segment) {}
-  // Whether a call of `bytes` fits a large slot on `nranks` ranks.
+  // Whether a call of `bytes` fits a large slot on `nranks` ranks: one
+  // piece, whose first exchange may carry the call's header (args.header).
+  // Larger calls run in pieces and need args.header null.
   static bool fits(size_t bytes, int nranks) { return bytes <= ShmSegment::largeSlotBytes(nranks); }
   void run(const AllreduceArgs& args);
 
  private:
+  void runInPieces(const AllreduceArgs& args);
+
   Transport& transport_;
   ShmSegment& segment_;
   HeaderRound round_;

@@ -404,8 +404,9 @@ void Communicator::agreeOnPlan(const AllreduceArgs& a, CallDecision& d) {
   // carry the header in its first message, that message is the agreement
   // (ranks inside sqzJoin send their header alone there, and the call's
   // algorithm reads their payload as zeros: HeaderRound::run).
-  // Where shm cannot run (no segment; more bytes than a slot, g + e
-  // included), the default without it runs instead, alike on every rank.
+  // Where shm cannot run (no segment; more bytes than its slot, g + e
+  // included) or shm_rs (no segment), the default without it runs instead,
+  // alike on every rank.
   const size_t wireElement = d.ef && d.ef->residualDirty ? sizeof(float) : dataTypeSize(a.type);
   auto exactAlgorithm = [&]() -> const AlgorithmEntry& {
     const size_t wireBytes = a.count * (d.peersJoined ? dataTypeSize(a.type) : wireElement);  // runPlan's
@@ -414,8 +415,7 @@ void Communicator::agreeOnPlan(const AllreduceArgs& a, CallDecision& d) {
                                        : hostAlgorithm(d.exactNamed);
     if (chosen.id == AlgorithmId::kShm && (!shm_ || !ShmAllreduce::fits(wireBytes)))
       return chooseAlgorithm(CodecParams{}, a.count, a.type, false);
-    if (chosen.id == AlgorithmId::kShmRs && (!shm_ || !ShmRsAllreduce::fits(wireBytes, size_)))
-      return chooseAlgorithm(CodecParams{}, a.count, a.type, false);
+    if (chosen.id == AlgorithmId::kShmRs && !shm_) return chooseAlgorithm(CodecParams{}, a.count, a.type, false);
     return chosen;
   };
   const bool exactAlone = !d.mayCompress || (d.tableForced && d.tablePlan.codec.kind == CodecKind::None &&
@@ -424,8 +424,12 @@ void Communicator::agreeOnPlan(const AllreduceArgs& a, CallDecision& d) {
     d.path = CallDecision::Path::kExact;
     d.algorithm = &exactAlgorithm();
     // With a segment, only shm carries the header: every first round goes
-    // through the segment, and only shm's data does.
-    const bool throughSegment = d.algorithm->id == AlgorithmId::kShm || d.algorithm->id == AlgorithmId::kShmRs;
+    // through the segment, and only shm's data does (shm_rs's in one piece;
+    // a larger call is agreed first, and then ranks inside sqzJoin run it
+    // too, with zeros).
+    const bool throughSegment =
+        d.algorithm->id == AlgorithmId::kShm ||
+        (d.algorithm->id == AlgorithmId::kShmRs && ShmRsAllreduce::fits(a.count * wireElement, size_));
     d.carryHeader = d.algorithm->carriesHeader &&
                     (shm_ ? throughSegment : headerCanCarry(a.count * wireElement, size_));
     if (d.carryHeader) return;

@@ -89,7 +89,7 @@ TEST(AllreduceChunks, ManySmallChunks) {
 // (sqzCallInfo.plan of a call, forced, reproduces it); "@shm" where a slot
 // holds the buffer, else the default without it. Without a plan the size
 // decides: shm up to kShmPreferredMaxBytes (threads-as-ranks share a node),
-// shm_rs up to kShmRsPreferredMaxBytes, else ring.
+// shm_rs above (in pieces past a large slot).
 TEST(AllreducePlans, RingAndDirectForceTheirAlgorithm) {
   const int n = 3;
   runRanks(n, [&](int rank, sqzComm_t& comm) {
@@ -101,7 +101,7 @@ TEST(AllreducePlans, RingAndDirectForceTheirAlgorithm) {
     for (Case c : {Case{"@ring", 5, "ring"}, Case{"@ring", 100003, "ring"}, Case{"@direct", 5, "direct"},
                    Case{"@direct", 100003, "direct"}, Case{"@shm", 5, "shm"}, Case{"@shm", 100003, "ring"},
                    Case{nullptr, 5, "shm"}, Case{nullptr, 100003, "shm_rs"}, Case{"@shm_rs", 100003, "shm_rs"},
-                   Case{nullptr, 1000003, "ring"}}) {
+                   Case{nullptr, 2200003, "shm_rs"}}) {
       std::vector<int32_t> v(c.count, rank + 1);
       ASSERT_EQ(c.spec ? sqzAllReduceEx(v.data(), v.data(), v.size(), sqzInt32, sqzSum, c.spec, nullptr, comm, nullptr)
                        : sqzAllReduce(v.data(), v.data(), v.size(), sqzInt32, sqzSum, comm, nullptr),

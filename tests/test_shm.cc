@@ -190,24 +190,24 @@ TEST(ShmAllreduce, WithoutTheSegmentEveryRankFallsBackToTheTransport) {
 
 // The medium-size algorithm (collectives/shm_rs_allreduce.h), forced with
 // "@shm_rs": exact against the fp64 reference, bitwise identical on every
-// rank, at odd sizes whose shares differ and up to a full large slot; one
-// element past the slot runs the default without shm instead.
+// rank, at odd sizes whose shares differ, up to a full large slot, and past
+// it in slot-sized pieces (the last one short).
 class ShmRsAllreduceValues : public ::testing::TestWithParam<std::tuple<int, bool>> {};
 
 TEST_P(ShmRsAllreduceValues, ExactAgainstTheFp64ReferenceAndIdenticalOnEveryRank) {
   const auto [n, inPlace] = GetParam();
   const size_t slot = ShmSegment::largeSlotBytes(n) / sizeof(float);
-  const std::vector<size_t> counts = {1, 2, 7, 129, 4099, 100003, 262147, slot, slot + 1};
+  const std::vector<size_t> counts = {1, 2, 7, 129, 4099, 100003, 262147, slot, slot + 1, 2 * slot + 4099};
   std::vector<std::vector<std::vector<unsigned char>>> results(counts.size(), std::vector<std::vector<unsigned char>>(n));
   runRanks(n, [&](int rank, sqzComm_t& comm) {
     for (size_t k = 0; k < counts.size(); ++k) {
       std::vector<unsigned char> in = makeInput(sqzFloat32, sqzSum, rank, counts[k], 200 + k);
       std::vector<unsigned char> out(in.size(), 0xee);
       void* recv = inPlace ? in.data() : out.data();
-      ASSERT_EQ(sqzAllReduceEx(in.data(), recv, counts[k], sqzFloat32, sqzSum, "@shm_rs", nullptr, comm, nullptr),
+      EXPECT_EQ(sqzAllReduceEx(in.data(), recv, counts[k], sqzFloat32, sqzSum, "@shm_rs", nullptr, comm, nullptr),
                 sqzSuccess)
           << sqzGetLastError(comm);
-      EXPECT_EQ(algorithmOf(comm), counts[k] <= slot ? "shm_rs" : "ring") << "count " << counts[k];
+      EXPECT_EQ(algorithmOf(comm), "shm_rs") << "count " << counts[k];
       const auto* r = static_cast<const unsigned char*>(recv);
       results[k][rank].assign(r, r + counts[k] * sizeof(float));
     }
@@ -230,9 +230,11 @@ INSTANTIATE_TEST_SUITE_P(Ranks, ShmRsAllreduceValues, ::testing::Combine(::testi
 
 TEST(ShmRsAllreduce, EveryTypeAndOp) { expectEveryTypeAndOp(4, 10007, "@shm_rs", "shm_rs", 9); }
 
-// The same through the large slots.
+// The same through the large slots, in one piece and in several (where the
+// call is agreed before its first piece moves).
 TEST(ShmRsAllreduce, MismatchedCountFailsOnEveryRankBeforeAnyOutput) {
   expectMismatchedCountFailsOnEveryRank(50000, "@shm_rs", "shm_rs");
+  expectMismatchedCountFailsOnEveryRank(ShmSegment::largeSlotBytes(4) / sizeof(float) + 5, "@shm_rs", "shm_rs");
 }
 
 // The same through the large slots.
@@ -245,9 +247,8 @@ TEST(ShmRsAllreduce, ARankThatNeverArrivesFailsTheOthersWithinTheTimeout) {
 // path that reused the stale slot would add 2 to every sum), and the joined
 // rank is done after its one exchange. EXPECT only: a rank thread that
 // returned early would leave the others waiting.
-TEST(ShmRsAllreduce, ARankInsideJoinAddsZerosNotItsStaleSlot) {
+void expectARankInsideJoinAddsZeros(size_t count) {
   const int n = 4;
-  const size_t count = 100003;
   std::vector<std::vector<size_t>> wrong(n, std::vector<size_t>(4, 0));
   runRanks(n, [&](int rank, sqzComm_t& comm) {
     std::vector<float> v(count, 1.0f + rank);
@@ -271,6 +272,15 @@ TEST(ShmRsAllreduce, ARankInsideJoinAddsZerosNotItsStaleSlot) {
   for (int r = 0; r < n; ++r)
     for (int call = 0; call <= 3; ++call)
       EXPECT_EQ(wrong[r][call], 0u) << "rank " << r << " call " << call << ": elements off the expected sum";
+}
+
+TEST(ShmRsAllreduce, ARankInsideJoinAddsZerosNotItsStaleSlot) { expectARankInsideJoinAddsZeros(100003); }
+
+// Past a slot, the joined rank runs the pieces too, writing zeros into its
+// slot (the default at every size above kShmPreferredMaxBytes is shm_rs,
+// which it runs without a plan).
+TEST(ShmRsAllreduce, ARankInsideJoinTakesPartInEveryPieceWithZeros) {
+  expectARankInsideJoinAddsZeros(ShmSegment::largeSlotBytes(4) / sizeof(float) + 4099);
 }
 
 }  // namespace

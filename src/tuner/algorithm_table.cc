@@ -54,9 +54,8 @@ bool sparseSplitSendsLess(const CallShape& c) {
 
 // In AlgorithmId order.
 const AlgorithmEntry kTable[] = {
-    // The exact ones: shm within a node up to kShmPreferredMaxBytes, then
-    // shm_rs up to kShmRsPreferredMaxBytes, direct up to
-    // SQZ_DIRECT_MAX_BYTES, else ring.
+    // The exact ones: within a node shm up to kShmPreferredMaxBytes, then
+    // shm_rs; across nodes direct up to SQZ_DIRECT_MAX_BYTES, else ring.
     {AlgorithmId::kRing, "ring", "exact ring reduce-scatter + allgather",
      [](const CodecParams& c) { return c.kind == CodecKind::None ? 2 : -1; }, "no codec (it is exact)", nullptr,
      TunerOffer::kEachLevel,
@@ -152,8 +151,7 @@ const AlgorithmEntry kTable[] = {
      "the elements across all slots in rank order, and copies the whole result out (medium buffers)",
      [](const CodecParams& c) { return c.kind == CodecKind::None ? 0 : -1; }, "no codec (it is exact)",
      [](const CallShape& c) {
-       return c.nranks > 1 && c.sharedMemory && c.bytes > kShmPreferredMaxBytes && c.bytes <= kShmRsPreferredMaxBytes &&
-              ShmRsAllreduce::fits(c.bytes, c.nranks);
+       return c.nranks > 1 && c.sharedMemory && c.bytes > kShmPreferredMaxBytes;
      },
      TunerOffer::kNever, nullptr,
      [](FlatAllreduces& f, const CompressedArgs& a) {

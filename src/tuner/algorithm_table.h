@@ -68,12 +68,11 @@ struct CallShape {
 // it the ring wins: perf/results/latency.md, round 4). TuneTable::defaultText
 // says the same.
 constexpr size_t kShmPreferredMaxBytes = 12 << 10;
-// Above that, up to this size (where it fits a large slot,
-// ShmSegment::largeSlotBytes), shm_rs: measured faster than the ring up to
-// 2 MiB, the largest measured size a 4-rank slot holds (perf/results/latency.md,
-// round 5). TuneTable::defaultText sends 12-64 KiB there; above, @auto's
-// exact choice does.
-constexpr size_t kShmRsPreferredMaxBytes = size_t{2} << 20;
+// Above that, shm_rs at every size (in slot-sized pieces past a large slot,
+// ShmSegment::largeSlotBytes): measured faster than the ring from 12 KiB to
+// 64 MiB on 4 ranks, in place and out of place (perf/results/latency.md,
+// rounds 5 and 7). TuneTable::defaultText sends 12-64 KiB there; above,
+// @auto's exact choice does.
 
 // How the tuner offers an algorithm: never, with every codec level it
 // carries (flat, and as a hierarchical plan's inter-node stage), or once

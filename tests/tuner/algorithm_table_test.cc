@@ -71,12 +71,12 @@ TEST(AlgorithmTable, DefaultAlgorithmOfACall) {
   shared.count = kShmPreferredMaxBytes / 4 + 1;
   shared.bytes = 4 * shared.count;
   EXPECT_STREQ(defaultAlgorithm(shared).name, "shm_rs");
-  // Then shm_rs up to kShmRsPreferredMaxBytes, the ring above.
-  shared.count = kShmRsPreferredMaxBytes / 4;
+  // Then shm_rs at every size (in pieces past a large slot); the ring
+  // without a segment.
+  shared.count = size_t{1} << 28;
   shared.bytes = 4 * shared.count;
   EXPECT_STREQ(defaultAlgorithm(shared).name, "shm_rs");
-  shared.count += 1;
-  shared.bytes = 4 * shared.count;
+  shared.sharedMemory = false;
   EXPECT_STREQ(defaultAlgorithm(shared).name, "ring");
   shared.count = 2;
   shared.bytes = 8;
