@@ -7,6 +7,20 @@
 #include "common/error.h"
 
 namespace sqz {
+namespace {
+
+// The call's header where the caller agreed on it before (or a rank inside
+// sqzJoin runs it): what it is, no more.
+CallHeader headerOf(const AllreduceArgs& a) {
+  CallHeader h;
+  h.kind = static_cast<uint32_t>(CollectiveKind::kAllReduce);
+  h.count = a.count;
+  h.dtype = a.type;
+  h.op = a.op;
+  return h;
+}
+
+}  // namespace
 
 void ShmRsAllreduce::run(const AllreduceArgs& a) {
   const int n = segment_.size(), me = segment_.rank();
@@ -17,12 +31,7 @@ void ShmRsAllreduce::run(const AllreduceArgs& a) {
     runInPieces(a);
     return;
   }
-  CallHeader agreed;
-  agreed.kind = static_cast<uint32_t>(CollectiveKind::kAllReduce);
-  agreed.count = a.count;
-  agreed.dtype = a.type;
-  agreed.op = a.op;
-  CallHeader mine = a.header ? *a.header : agreed;
+  CallHeader mine = a.header ? *a.header : headerOf(a);
   mine.rankFlags |= kFlagDataInSegment;
   // The slot is not output: a mismatched call fails below before any is written.
   std::memcpy(segment_.largeSlot(me), a.send, bytes);
@@ -39,17 +48,22 @@ void ShmRsAllreduce::run(const AllreduceArgs& a) {
     reduction_.run(parts_, a);
     return;
   }
-  const EvenSplit split{a.count, static_cast<size_t>(n)};
-  const size_t offset = split.offset(me) * element;
-  AllreduceArgs share = a;
-  share.count = split.length(me);
-  share.recv = segment_.resultArea() + offset;
-  if (share.count > 0) {
-    for (int r = 0; r < n; ++r) parts_[r] = segment_.largeSlot(r) + offset;
-    reduction_.run(parts_, share);
-  }
+  reduceShare(a, a.count);
   segment_.exchange(transport_, mine, nullptr, 0, a.deadline);
   std::memcpy(a.recv, segment_.resultArea(), bytes);
+}
+
+void ShmRsAllreduce::reduceShare(const AllreduceArgs& a, size_t count) {
+  const int n = segment_.size();
+  const EvenSplit split{count, static_cast<size_t>(n)};
+  const size_t offset = split.offset(segment_.rank()) * dataTypeSize(a.type);
+  AllreduceArgs share = a;
+  share.count = split.length(segment_.rank());
+  share.recv = segment_.resultArea() + offset;
+  if (share.count == 0) return;
+  parts_.resize(n);
+  for (int r = 0; r < n; ++r) parts_[r] = segment_.largeSlot(r) + offset;
+  reduction_.run(parts_, share);
 }
 
 void ShmRsAllreduce::runInPieces(const AllreduceArgs& a) {
@@ -60,12 +74,7 @@ void ShmRsAllreduce::runInPieces(const AllreduceArgs& a) {
   // The call was agreed before (Communicator::agreeOnPlan), so the headers
   // of these exchanges are not compared; a rank inside sqzJoin runs this
   // too, with zeros, so every rank makes the same exchanges.
-  CallHeader piece;
-  piece.kind = static_cast<uint32_t>(CollectiveKind::kAllReduce);
-  piece.count = a.count;
-  piece.dtype = a.type;
-  piece.op = a.op;
-  parts_.resize(n);
+  const CallHeader piece = headerOf(a);
   const auto* send = static_cast<const unsigned char*>(a.send);
   auto* recv = static_cast<unsigned char*>(a.recv);
   for (size_t first = 0; first < a.count; first += pieceCount) {
@@ -74,15 +83,7 @@ void ShmRsAllreduce::runInPieces(const AllreduceArgs& a) {
     // published the exchange after its reduction.
     std::memcpy(segment_.largeSlot(me), send + first * element, count * element);
     segment_.exchange(transport_, piece, nullptr, 0, a.deadline);
-    const EvenSplit split{count, static_cast<size_t>(n)};
-    const size_t offset = split.offset(me) * element;
-    AllreduceArgs share = a;
-    share.count = split.length(me);
-    share.recv = segment_.resultArea() + offset;
-    if (share.count > 0) {
-      for (int r = 0; r < n; ++r) parts_[r] = segment_.largeSlot(r) + offset;
-      reduction_.run(parts_, share);
-    }
+    reduceShare(a, count);
     // The next piece's shares overwrite the result area only after the next
     // exchange, which every rank reaches after copying this piece out.
     segment_.exchange(transport_, piece, nullptr, 0, a.deadline);

@@ -35,6 +35,9 @@ class ShmRsAllreduce {
 
  private:
   void runInPieces(const AllreduceArgs& args);
+  // Reduces this rank's 1/N of the first `count` elements of every slot, in
+  // rank order, into the same place in the result area.
+  void reduceShare(const AllreduceArgs& args, size_t count);
 
   Transport& transport_;
   ShmSegment& segment_;
