@@ -325,7 +325,10 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
   Plan plan = state.selector.choose(candidates, reduced, gainOf, *model_, label, progress.otherSeconds());
   if (plan.changed) state.callsOnPlan = 0;
   // The margin is measured between the calls whose statistics chose.
-  const double marginCalls = state.margin.update(plan, state.selector.hysteresis(), state.statsCall);
+  const double marginCalls =
+      state.margin.update(plan, state.selector.hysteresis(), state.statsCall,
+                          model_->profile().costModel.usesTime() ? statsSeconds / std::max<uint32_t>(1, state.statsEvery)
+                                                                 : 0.0);
   const uint32_t every = nextStatsEvery(state.statsEvery, plan.changed, statsSeconds, plan.chosen.cost.seconds,
                                         state.maxStatsEvery, marginCalls);
   if (every != state.statsEvery)

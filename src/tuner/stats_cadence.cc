@@ -6,14 +6,21 @@
 
 namespace sqz {
 
-double DecisionMargin::update(const Plan& plan, double hysteresis, uint64_t call) {
+double DecisionMargin::update(const Plan& plan, double hysteresis, uint64_t call, double commonSeconds) {
   constexpr double kInf = std::numeric_limits<double>::infinity();
   const std::string chosen = plan.name();
-  const double best = plan.chosen.score;
-  const bool usable = !plan.exactForced && std::isfinite(best) && best > 0;
+  const ScoredCandidate& p = plan.chosen;
+  const bool usable = !plan.exactForced && std::isfinite(p.score) && p.score > 0 && p.gain > 0;
   // A new plan (or none that scores) starts the gaps over: no rate yet.
   const bool sameDecision = usable && !plan.changed && chosen == plan_;
   const double calls = static_cast<double>(call > call_ ? call - call_ : 1);
+  const double ownP = p.cost.cost - commonSeconds;
+  // How fast a quantity moved since the previous exchange, per call.
+  auto moved = [&](double now, double before) {
+    if (std::isinf(now) && std::isinf(before)) return 0.0;
+    const double d = std::fabs(now - before);
+    return std::isfinite(d) ? d / calls : kInf;
+  };
   std::map<std::string, Gap> gaps;
   double margin = sameDecision ? kInf : 0.0;
   if (usable) {
@@ -22,16 +29,24 @@ double DecisionMargin::update(const Plan& plan, double hysteresis, uint64_t call
       if (name == chosen) continue;
       Gap g;
       // A candidate that scores nothing cannot take over until it does.
-      g.gap = c.score > 0 ? std::max(0.0, std::log((1.0 + hysteresis) * best / c.score)) : kInf;
+      const bool scores = c.score > 0 && c.gain > 0;
+      g.full = scores ? std::log((1.0 + hysteresis) * p.score / c.score) : kInf;
+      g.gains = scores ? std::log(p.gain / c.gain) : kInf;
+      const double ownC = c.cost.cost - commonSeconds;
+      g.worst = scores && ownP > 0 && ownC > 0
+                    ? std::log(1.0 + hysteresis) + g.gains + std::min(0.0, std::log(ownC / ownP))
+                    : -kInf;
       const auto prev = gaps_.find(name);
       if (sameDecision && prev != gaps_.end()) {
-        const Gap& p = prev->second;
-        if (std::isinf(g.gap) && std::isinf(p.gap)) g.rate = 0;
-        else if (std::isinf(g.gap) || std::isinf(p.gap) || !std::isfinite(g.gap - p.gap)) g.rate = kInf;
-        else g.rate = std::fabs(g.gap - p.gap) / calls;
+        const Gap& q = prev->second;
+        // Where the shared time cannot close the gap (now and before), only
+        // the gains can: their movement against w_c.
+        const bool gainsOnly = g.worst > 0 && q.worst > 0;
+        g.rate = gainsOnly ? moved(g.gains, q.gains) : moved(g.full, q.full);
         g.haveRate = true;
-        const double rate = p.haveRate ? std::max(g.rate, p.rate) : g.rate;
-        const double covered = rate > 0 ? g.gap / rate : kInf;
+        const double rate = q.haveRate ? std::max(g.rate, q.rate) : g.rate;
+        const double gap = std::max(0.0, gainsOnly ? g.worst : g.full);
+        const double covered = rate > 0 ? gap / rate : kInf;
         margin = std::min(margin, std::isnan(covered) ? 0.0 : covered);
       } else {
         margin = 0;  // nothing to compare with

@@ -34,27 +34,40 @@ inline constexpr uint32_t kStatsEveryBound = 256;
 
 // The decision's margin, tracked over the exchanges of one buffer.
 //
-// For the chosen plan P and every other candidate c, the gap
+// The selector keeps the chosen plan P until a candidate c scores more than
+// (1 + h) times it (h: its hysteresis). With score = gain / (t + C), t the
+// candidate's own time and C the time every candidate shares (the rest of
+// the step and the statistics' share of a call), c is that far from taking
+// over:
 //   gap_c = ln((1 + h) score_P / score_c)
-// is how far c's score is from taking over (h: the selector's hysteresis;
-// the choice changes when some gap_c < 0). Between two exchanges d calls
-// apart it moved at rate |gap_c - gap_c'| / d; taking the faster of the
-// last two rates, c cannot take over within gap_c / rate calls if the scores
-// keep moving no faster. The margin is the least of these over c.
+//         = ln((1 + h) gain_P / gain_c) + ln((t_c + C) / (t_P + C)).
+// The second term lies between ln(t_c / t_P) (C = 0) and 0 (C large), so
+//   w_c = ln((1 + h) gain_P / gain_c) + min(0, ln(t_c / t_P))
+// is the gap whatever C does. Where w_c > 0, only a change of the gains'
+// ratio (the statistics) can let c take over: the margin is w_c against
+// how fast ln(gain_P / gain_c) moved. Otherwise the gap itself and how fast
+// it moved. Moved: between two exchanges d calls apart, |change| / d, the
+// faster of the last two (one is across a pair's single call, the other
+// across the interval). c cannot take over within gap / rate calls if it
+// keeps moving no faster; the margin is the least of these over c.
 class DecisionMargin {
  public:
   // After the selector's choice from statistics taken at the buffer's call
-  // `call`: the calls the margin covers (0 when unknown: the plan changed,
-  // a candidate is new, or a score is not a positive finite number;
-  // +infinity when no score moves).
-  double update(const Plan& plan, double hysteresis, uint64_t call);
+  // `call`; commonSeconds: the statistics' share of a call included in
+  // every candidate's time (0 when the cost is not time). Returns the calls
+  // the margin covers (0 when unknown: the plan changed, a candidate is new,
+  // or a score is not a positive finite number; +infinity when nothing
+  // that could change the choice moves).
+  double update(const Plan& plan, double hysteresis, uint64_t call, double commonSeconds = 0);
   // The value the last update returned.
   double calls() const { return calls_; }
 
  private:
   struct Gap {
-    double gap = 0;
-    double rate = 0;
+    double full = 0;       // gap_c at this exchange
+    double worst = 0;      // w_c
+    double gains = 0;      // ln(gain_P / gain_c)
+    double rate = 0;       // how fast what bounds it moved, per call
     bool haveRate = false;
   };
   std::string plan_;  // the plan the gaps are measured from (empty: none)

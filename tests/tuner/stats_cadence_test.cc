@@ -19,8 +19,28 @@ namespace {
 constexpr double kH = 0.05;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
+// A candidate as the selector scores it: gain / (own time + shared time).
+ScoredCandidate scored(const std::string& name, double gain, double own, double shared) {
+  ScoredCandidate c;
+  c.candidate.spec = parsePlanName(name);
+  c.gain = gain;
+  c.cost.cost = c.cost.seconds = own;
+  c.score = gain / (own + shared);
+  return c;
+}
+
+Plan timed(const ScoredCandidate& chosen, const std::vector<ScoredCandidate>& others, bool changed = false) {
+  Plan p;
+  p.chosen = chosen;
+  p.ranked.push_back(chosen);
+  for (const ScoredCandidate& c : others) p.ranked.push_back(c);
+  p.changed = changed;
+  return p;
+}
+
 // A ranking as the selector leaves it: `chosen` first, then the others with
-// their scores (the margin reads only names and scores).
+// their scores (no times: only the gaps themselves count, as where the
+// shared time could close them).
 Plan ranking(const std::string& chosen, double score, const std::vector<std::pair<std::string, double>>& others,
              bool changed = false) {
   Plan p;
@@ -112,6 +132,45 @@ TEST(StatsCadence, ChangedGradientBringsTheIntervalBack) {
   // The runner-up takes over: the selector reports a change.
   EXPECT_EQ(m.update(ranking("qring:q2", 105.5, {{"qa2a:q2", 100}}, true), kH, 156), 0.0);
   EXPECT_EQ(nextStatsEvery(16, true, 0.010, 0.001, 256, m.calls()), 1u);
+}
+
+// qa2a:q2 (gain 1, 1 ms) against qring:q2 (gain 1, 1.1 ms): with equal gains
+// and a longer time, no shared time lets qring:q2 take over
+// (w = ln 1.05 + min(0, ln 1.1) = 0.0487902 > 0), so the rest of the step
+// jumping from 1 ms to 5 ms moves nothing that counts. (Counted as a gap,
+// that jump would be ln(1.05 * 2.1 / 2) -> ln(1.05 * 6.1 / 6), 0.0323 in
+// one call: 2 calls covered.)
+// Then qa2a:q2's gain drops to 0.98 over 16 calls (its score is now 0.4%
+// under qring:q2's, inside the hysteresis: it stays):
+//   w = ln 1.05 + ln 0.98 = 0.0285875, ln(gain ratio) moved 0.0202027 in 16
+//   calls: margin 0.0285875 / (0.0202027 / 16) = 22.6405 calls.
+TEST(StatsCadence, SharedTimeCannotMoveAChoiceThatDominates) {
+  DecisionMargin m;
+  m.update(timed(scored("qa2a:q2", 1, 1e-3, 1e-3), {scored("qring:q2", 1, 1.1e-3, 1e-3)}, true), kH, 10);
+  EXPECT_EQ(m.update(timed(scored("qa2a:q2", 1, 1e-3, 5e-3), {scored("qring:q2", 1, 1.1e-3, 5e-3)}), kH, 11), kInf);
+  EXPECT_NEAR(m.update(timed(scored("qa2a:q2", 0.98, 1e-3, 5e-3), {scored("qring:q2", 1, 1.1e-3, 5e-3)}), kH, 27),
+              22.6405, 1e-3);
+  // The statistics' share of a call is shared time too: taking 1 ms of it
+  // out of every candidate's time changes nothing here.
+  DecisionMargin withShare;
+  withShare.update(timed(scored("qa2a:q2", 1, 2e-3, 0), {scored("qring:q2", 1, 2.1e-3, 0)}, true), kH, 10, 1e-3);
+  EXPECT_EQ(withShare.update(timed(scored("qa2a:q2", 1, 1.5e-3, 0), {scored("qring:q2", 1, 1.6e-3, 0)}), kH, 11,
+                             0.5e-3),
+            kInf);
+}
+
+// qa2a:q2 (gain 1, 2 ms) against a faster candidate with less gain (0.97,
+// 1 ms): w = ln 1.05 + ln(1 / 0.97) + ln 0.5 < 0, so a shorter rest of the
+// step could let it take over, and the gap itself counts. Rest of the step
+// 20 ms -> 18 ms in one call:
+//   gap = ln(1.05 * (1 / 0.022) / (0.97 / 0.021)) = 0.0327294
+//      -> ln(1.05 * (1 / 0.020) / (0.97 / 0.019)) = 0.0279561
+//   margin 0.0279561 / 0.0047733 = 5.8568 calls.
+TEST(StatsCadence, SharedTimeCountsWhereItCouldChangeTheChoice) {
+  DecisionMargin m;
+  m.update(timed(scored("qa2a:q2", 1, 2e-3, 20e-3), {scored("qa2a:q8", 0.97, 1e-3, 20e-3)}, true), kH, 10);
+  EXPECT_NEAR(m.update(timed(scored("qa2a:q2", 1, 2e-3, 18e-3), {scored("qa2a:q8", 0.97, 1e-3, 18e-3)}), kH, 11),
+              5.8568, 1e-3);
 }
 
 // What the margin cannot know is 0 (the share rule alone); a candidate that
