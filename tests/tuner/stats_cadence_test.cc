@@ -188,7 +188,7 @@ TEST(StatsCadence, UnknownMarginIsNone) {
   EXPECT_EQ(m.update(ranking("qa2a:q2", 100, {{"qring:q2", 0}}), kH, 15), kInf);
   EXPECT_EQ(m.update(ranking("qa2a:q2", 100, {{"qring:q2", 90}}), kH, 16), 0.0) << "it starts to score";
   // Only one candidate: nothing can take over.
-  m.update(ranking("qa2a:q2", 100, {}, true), kH, 17);
+  EXPECT_EQ(m.update(ranking("qa2a:q2", 100, {}, true), kH, 17), 0.0) << "a new plan";
   EXPECT_EQ(m.update(ranking("qa2a:q2", 100, {}), kH, 18), kInf);
 }
 
