@@ -5,13 +5,10 @@
 # StatsCadence test to fail; restores the file after each. Not part of CI
 # (a rebuild per mutation).
 #   tests/tuner/stats_cadence_mutations.sh [BUILD_DIR]   (default build)
+# ONLY=TEXT runs only the mutations whose name contains TEXT.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
-src=src/tuner/stats_cadence.cc
-backup=$(mktemp)
-cp "$src" "$backup"
-trap 'cp "$backup" "$src"; rm -f "$backup"' EXIT
 
 # name | sed expression (each must change the file)
 mutations=(
@@ -24,26 +21,6 @@ mutations=(
   "margin lifts the share rule too|s|std::min(share, held)|held + 0.0 * share|"
   "a new plan keeps the old gaps|s|usable \&\& !plan.changed \&\& chosen == plan_;|usable;|"
 )
-caught=0
-for m in "${mutations[@]}"; do
-  name=${m%%|*}
-  expr=${m#*|}
-  cp "$backup" "$src"
-  sed -i "$expr" "$src"
-  if cmp -s "$backup" "$src"; then echo "MUTATION DID NOT APPLY: $name"; exit 2; fi
-  if ! cmake --build "$build" --target sqz_tuner_tests > /tmp/stats_cadence_mutation_build.log 2>&1; then
-    echo "BUILD FAILED: $name (see /tmp/stats_cadence_mutation_build.log)"; exit 2
-  fi
-  failed=$("$build/tests/tuner/sqz_tuner_tests" --gtest_filter='StatsCadence.*' 2>&1 |
-           sed -n 's/^\[  FAILED  \] \([A-Za-z.]*\) (.*/\1/p' | tr '\n' ' ')
-  if [ -n "$failed" ]; then
-    echo "caught: $name -> $failed"
-    caught=$((caught + 1))
-  else
-    echo "NOT CAUGHT: $name"
-  fi
-done
-cp "$backup" "$src"
-cmake --build "$build" --target sqz_tuner_tests > /dev/null 2>&1
-echo "$caught of ${#mutations[@]} mutations caught"
-[ "$caught" -eq "${#mutations[@]}" ]
+# shellcheck source=tests/tuner/run_mutations.sh
+source tests/tuner/run_mutations.sh
+run_mutations src/tuner/stats_cadence.cc "$build" 'StatsCadence.*'
