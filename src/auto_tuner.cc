@@ -324,11 +324,17 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
   };
   Plan plan = state.selector.choose(candidates, reduced, gainOf, *model_, label, progress.otherSeconds());
   if (plan.changed) state.callsOnPlan = 0;
+  // The margin is measured between the calls whose statistics chose.
+  const double marginCalls =
+      state.margin.update(plan, state.selector.hysteresis(), state.statsCall,
+                          model_->profile().costModel.usesTime() ? statsSeconds / std::max<uint32_t>(1, state.statsEvery)
+                                                                 : 0.0);
   const uint32_t every = nextStatsEvery(state.statsEvery, plan.changed, statsSeconds, plan.chosen.cost.seconds,
-                                        state.maxStatsEvery);
+                                        state.maxStatsEvery, marginCalls);
   if (every != state.statsEvery)
-    SQZ_TRACE("tuner: %s: statistics (%.3f ms) every %u call(s) of %s (%.3f ms)", label.c_str(), statsSeconds * 1e3,
-              every, plan.name().c_str(), plan.chosen.cost.seconds * 1e3);
+    SQZ_TRACE("tuner: %s: statistics (%.3f ms) every %u call(s) of %s (%.3f ms; margin covers %.3g calls)",
+              label.c_str(), statsSeconds * 1e3, every, plan.name().c_str(), plan.chosen.cost.seconds * 1e3,
+              marginCalls);
   state.statsEvery = every;
   if (rank_ == 0) logDecision(state, reduced, count, label, noise, inputs, plan);
   return plan;
@@ -364,6 +370,8 @@ void AutoTuner::logDecision(const TuningState& state, const GradStats& reduced, 
   j["measured_lag"] = std::isfinite(state.progress.measuredLag()) ? state.progress.measuredLag() : -1e300;
   j["other_s"] = state.progress.otherSeconds();
   j["chosen"] = plan.name();
+  j["stats_every"] = state.statsEvery;
+  j["margin_calls"] = std::isfinite(state.margin.calls()) ? state.margin.calls() : 1e300;
   nlohmann::json cands = nlohmann::json::array();
   for (const ScoredCandidate& c : plan.ranked) {
     const double lag = predictedLag(reduced, c.candidate.spec, topo_.ranks());
@@ -401,17 +409,6 @@ void AutoTuner::logDecision(const TuningState& state, const GradStats& reduced, 
   std::lock_guard<std::mutex> lock(mutex);
   std::fwrite(line.data(), 1, line.size(), file);
   std::fflush(file);
-}
-
-uint32_t nextStatsEvery(uint32_t every, bool planChanged, double statsSeconds, double planSeconds,
-                        uint32_t maxEvery) {
-  if (planChanged || maxEvery <= 1) return 1;
-  // Enough calls per exchange that the statistics are at most kStatsShare
-  // of the plan's time; reached by doubling, so a drifting gradient that
-  // changes the plan is followed call by call again at once.
-  double needed = planSeconds > 0 ? std::ceil(statsSeconds / (kStatsShare * planSeconds)) : 1.0;
-  const uint32_t cap = static_cast<uint32_t>(std::clamp(needed, 1.0, static_cast<double>(maxEvery)));
-  return std::min(std::max<uint32_t>(1, every) * 2, cap);
 }
 
 bool AutoTuner::forcedPlan(uint64_t bytes, PlanSpec* out) const {

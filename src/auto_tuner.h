@@ -17,6 +17,7 @@
 #include "src/tuner/profile.h"
 #include "src/tuner/progress_model.h"
 #include "src/tuner/selector.h"
+#include "src/tuner/stats_cadence.h"
 #include "src/tuner/tune_table.h"
 
 namespace sqz {
@@ -67,9 +68,11 @@ void tunerStats(const void* input, sqzDataType_t type, const float* residual, si
 // share of a top-K call (perf/results/descent_testbed.md, "Statistics
 // cadence"). While the choice holds, the exchange backs off (every 2, 4,
 // ... calls, up to the interval that makes it at most kStatsShare of the
-// chosen plan's time, and at most maxStatsEvery); a change of plan brings it
-// back to every call. All of it is a function of agreed numbers (reduced
-// statistics, rank 0's profile), so every rank exchanges on the same calls.
+// chosen plan's time, past kStatsEveryUnproven only as far as the decision's
+// margin covers, and at most maxStatsEvery: src/tuner/stats_cadence.h); a
+// change of plan brings it back to every call. All of it is a function of
+// agreed numbers (reduced statistics, rank 0's profile), so every rank
+// exchanges on the same calls.
 struct TuningState {
   Selector selector;
   GradStats reduced{};       // last exchanged statistics, summed over ranks
@@ -90,6 +93,7 @@ struct TuningState {
   uint32_t callsOnPlan = 0;      // calls run with `plan` since it was chosen
   double lastCallEnd = 0;        // monotonicSeconds() at the end of the last tuned call (0: none)
   ProgressTracker progress;      // noise scale and measured lags (src/tuner/progress_model.h)
+  DecisionMargin margin;         // how many calls the choice's margin covers (src/tuner/stats_cadence.h)
 
   // Whether this call reads and exchanges statistics (decided before the
   // call's header agreement, from agreed state only).
@@ -108,16 +112,6 @@ struct TuningState {
   }
 
 };
-
-// The largest share of a call that the statistics may take before their
-// exchange backs off.
-inline constexpr double kStatsShare = 0.02;
-
-// The statistics interval after a choice: 1 when the plan changed (or
-// maxEvery <= 1), else twice `every`, capped at the interval where
-// statsSeconds is kStatsShare of planSeconds and at maxEvery.
-uint32_t nextStatsEvery(uint32_t every, bool planChanged, double statsSeconds, double planSeconds,
-                        uint32_t maxEvery);
 
 // The codecs auto ranks: none, bf16, q8, q4, q2 (the standard levels that
 // train to the target: src/tuner/README.md section 8), or the comma-separated list

@@ -24,6 +24,7 @@
 #include "src/topology/link_topology.h"
 #include "src/topology/node_id.h"
 #include "src/tuner/algorithm_table.h"
+#include "src/tuner/stats_cadence.h"
 
 namespace sqz {
 
@@ -32,7 +33,7 @@ CommConfig CommConfig::fromEnv() {
   c.chunkBytes = envBytes("SQZ_CHUNK_BYTES", 512 << 10, 1);
   c.directMaxBytes = envBytes("SQZ_DIRECT_MAX_BYTES", 12 << 10);
   c.minBytes = envBytes("SQZ_MIN_BYTES", 64 << 10);
-  c.statsEveryMax = static_cast<uint32_t>(envUnsigned("SQZ_STATS_EVERY_MAX", 16, 1, 1u << 20));
+  c.statsEveryMax = static_cast<uint32_t>(envUnsigned("SQZ_STATS_EVERY_MAX", kStatsEveryBound, 1, 1u << 20));
   const std::string mode = envString("SQZ_TUNE_MODE", "lagged");
   SQZ_REQUIRE(mode == "lagged" || mode == "sync", sqzInvalidArgument, "SQZ_TUNE_MODE=%s: expected lagged or sync",
               mode.c_str());

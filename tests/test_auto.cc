@@ -261,6 +261,46 @@ TEST(Auto, StatisticsBackOffWhileThePlanHolds) {
 // Auto whose plan is exact skips the NaN/Inf scan (lagged agreement knows
 // the plan before the call): a NaN on a call with and on one without
 // statistics still comes out as the exact sum does, on every rank alike.
+// Where the statistics cost more than 16 calls' worth of 2% of the plan (a
+// 16 KB buffer on a 1 kB/s link: the 3 KiB exchange against a q2 payload of
+// about 1 KiB), the interval goes past 16 calls once the decision's margin
+// covers it (src/tuner/stats_cadence.h), and every rank still exchanges on
+// the same calls and ends bitwise equal. SQZ_STATS_EVERY_MAX=16 keeps the
+// interval at 16, as before the margin rule.
+TEST(Auto, StableDecisionSendsStatisticsMoreRarely) {
+  std::string path = writeLinkProfile(1e-6, 1e3);
+  ScopedEnv profile("SQZ_PROFILE", path.c_str());
+  ScopedEnv calibrate("SQZ_CALIBRATE", "off");
+  ScopedEnv tune("SQZ_TUNE", "allreduce:0-inf:@auto");
+  ScopedEnv menu("SQZ_AUTO_CODECS", "q2");
+  const int n = 3, calls = 120;
+  const size_t count = 4096;
+  const AutoStream stationary{false, -1};
+  AutoRun margin = runAuto(n, count, calls, stationary);
+  int capped;
+  {
+    ScopedEnv every("SQZ_STATS_EVERY_MAX", "16");
+    capped = callsWithStatistics(runAuto(n, count, calls, stationary), n);
+  }
+  const int with = callsWithStatistics(margin, n);
+  std::printf("calls with statistics: %d of %d (interval at most 16: %d)\n", with, calls - 1, capped);
+  // At most 16: pairs 2, 4, 8, 16 calls apart, then every 16 (17 calls in
+  // all); with the margin, pairs 16, 32, 64 calls apart (7 calls: 2, 3, 4,
+  // 12, 13, 45, 46; both candidates score alike, so the gap is the
+  // hysteresis band and does not move).
+  EXPECT_LT(with, capped);
+  EXPECT_LE(with, 9);
+  for (int r = 1; r < n; ++r) {
+    EXPECT_EQ(margin.plans[r], margin.plans[0]);
+    EXPECT_EQ(margin.wire[r], margin.wire[0]);
+    ASSERT_EQ(margin.allOutputs[r].size(), margin.allOutputs[0].size());
+    EXPECT_EQ(std::memcmp(margin.allOutputs[r].data(), margin.allOutputs[0].data(),
+                          margin.allOutputs[0].size() * sizeof(float)),
+              0);
+  }
+  std::remove(path.c_str());
+}
+
 TEST(Auto, ExactPlanSumsANaNAsTheExactSpecDoes) {
   std::string path = writeLinkProfile(1e-4, 20e6);
   ScopedEnv profile("SQZ_PROFILE", path.c_str());

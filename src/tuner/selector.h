@@ -53,6 +53,9 @@ class Selector {
   Plan choose(const std::vector<Candidate>& candidates, const GradStats& stats, const GainOf& gainOf,
               const CostModel& model, const std::string& label = "", double otherSeconds = 0);
   const std::string& previous() const { return previous_; }
+  // The previous choice stays unless a candidate scores more than
+  // (1 + hysteresis) times it.
+  double hysteresis() const { return hysteresis_; }
   void reset() { previous_.clear(); }
 
  private:

@@ -9,10 +9,6 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
-src=src/tuner/progress_model.cc
-backup=$(mktemp)
-cp "$src" "$backup"
-trap 'cp "$backup" "$src"; rm -f "$backup"' EXIT
 
 # name | sed expression (each must change the file)
 mutations=(
@@ -40,29 +36,6 @@ mutations=(
   "sign: error along x counted in the common part|s| - aligned \* aligned);| - 0.0 * aligned);|"
   "sign: common error left out of the gain|s|progressGain(in, common > 0 ?|progressGain(in, false ?|"
 )
-caught=0
-tried=0
-for m in "${mutations[@]}"; do
-  name=${m%%|*}
-  case $name in *"${ONLY:-}"*) ;; *) continue;; esac
-  tried=$((tried + 1))
-  expr=${m#*|}
-  cp "$backup" "$src"
-  sed -i "$expr" "$src"
-  if cmp -s "$backup" "$src"; then echo "MUTATION DID NOT APPLY: $name"; exit 2; fi
-  if ! cmake --build "$build" --target sqz_tuner_tests > /tmp/progress_mutation_build.log 2>&1; then
-    echo "BUILD FAILED: $name (see /tmp/progress_mutation_build.log)"; exit 2
-  fi
-  failed=$("$build/tests/tuner/sqz_tuner_tests" --gtest_filter='ProgressModel.*:ProgressTracker.*' 2>&1 |
-           sed -n 's/^\[  FAILED  \] \([A-Za-z.]*\) (.*/\1/p' | tr '\n' ' ')
-  if [ -n "$failed" ]; then
-    echo "caught: $name -> $failed"
-    caught=$((caught + 1))
-  else
-    echo "NOT CAUGHT: $name"
-  fi
-done
-cp "$backup" "$src"
-cmake --build "$build" --target sqz_tuner_tests > /dev/null 2>&1
-echo "$caught of $tried mutations caught"
-[ "$caught" -eq "$tried" ]
+# shellcheck source=tests/tuner/run_mutations.sh
+source tests/tuner/run_mutations.sh
+run_mutations src/tuner/progress_model.cc "$build" 'ProgressModel.*:ProgressTracker.*'
