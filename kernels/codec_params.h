@@ -24,6 +24,7 @@ struct CodecParams {
   bool stochastic = true;                 // Quant: unbiased stochastic rounding, else round-to-nearest
   ValueFormat values = ValueFormat::Fp32; // TopK/RandK value storage
   bool rescale = false;                   // RandK: multiply values by the stratum size (unbiased)
+  bool rotate = false;                    // Sign: randomized Hadamard rotation per block (kernels/cpu_sign_rotation.h)
   uint32_t blockSize = 0;                 // Quant: elements per block (multiple of 8); Sign: (multiple of 32)
   double ratio = 0.0;                     // TopK/RandK: fraction of elements kept, in (0, 1]
   // TopK: indices as per-block counts and 16-bit offsets where that is

@@ -16,6 +16,7 @@
 #include "kernels/codec_math.h"
 #include "kernels/cpu_half_simd.h"
 #include "kernels/cpu_quant_simd.h"
+#include "kernels/cpu_sign_rotation.h"
 #include "kernels/cpu_topk_scan.h"
 #include "kernels/payload_checks.h"
 
@@ -276,29 +277,48 @@ size_t signBlockSums(const float* __restrict y, size_t n, double* sumAbs, double
   return bad;
 }
 
+// sign:rot: the block is rotated before its sums and bits, the decoded block
+// is rotated back before it is written, and the residual is taken against
+// the rotated-back block, i.e. in the gradient's own domain. A value that is
+// not quantizable spreads over its whole rotated block, which then sends
+// nothing (scale 0) and stays in the residual whole.
 template <class T>
 size_t encodeSign(const CodecParams& p, const EncodeArgs& a, const PayloadLayout& l, uint8_t* payload) {
   const size_t B = p.blockSize;
   const T* g = typed<T>(a.input);
   float* scales = reinterpret_cast<float*>(payload + l.params);
   uint8_t* bits = payload + l.body;
-  std::vector<float> y(B);
+  const uint64_t key = p.rotate ? signRotationKey(a.seed, a.step, a.rank) : 0;
+  if (p.rotate) std::memcpy(payload + l.rotationKey, &key, 8);
+  std::vector<float> y(B), z(p.rotate ? B : 0);
   size_t bad = 0;
   for (size_t blk = 0; blk < l.blocks; ++blk) {
     const size_t s = blk * B, n = std::min(B, a.count - s);
     float* e = a.residual ? a.residual + s : nullptr;
     loadY(g + s, e, n, y.data());
+    const uint64_t blockKey = p.rotate ? signRotationBlockKey(key, a.chunkOffset + s) : 0;
+    const float* q = y.data();
+    if (p.rotate) {
+      std::copy(y.begin(), y.begin() + static_cast<std::ptrdiff_t>(n), z.begin());
+      rotateSignBlock(z.data(), n, blockKey);
+      q = z.data();
+    }
     double sumAbs, sumSq;
-    bad += signBlockSums(y.data(), n, &sumAbs, &sumSq);
+    bad += signBlockSums(q, n, &sumAbs, &sumSq);
     const float scale = signBlockScale(sumAbs, sumSq, static_cast<uint32_t>(n));
     scales[blk] = scale;
     uint8_t* out = bits + s / 8;  // B is a multiple of 32: every block starts on a byte
     for (size_t k = 0; k < (n + 7) / 8; ++k) {
       unsigned b = 0;
-      for (unsigned i = 0; i < 8 && 8 * k + i < n; ++i) b |= signBit(y[8 * k + i]) << i;
+      for (unsigned i = 0; i < 8 && 8 * k + i < n; ++i) b |= signBit(q[8 * k + i]) << i;
       out[k] = static_cast<uint8_t>(b);
     }
-    if (e) {
+    if (!e) continue;
+    if (p.rotate) {
+      for (size_t i = 0; i < n; ++i) z[i] = signValue(signBit(z[i]), scale);
+      unrotateSignBlock(z.data(), n, blockKey);
+      for (size_t i = 0; i < n; ++i) e[i] = fsubRn(y[i], z[i]);
+    } else {
       for (size_t i = 0; i < n; ++i) e[i] = fsubRn(y[i], signValue(signBit(y[i]), scale));
     }
   }
@@ -315,6 +335,10 @@ void decodeSign(const DecodeExpect& x, const PayloadLayout& l, const uint8_t* pa
     SQZ_REQUIRE(signScaleOk(scale), sqzInvalidUsage,
                 "payload block %zu has a non-finite or negative sign scale", blk);
   }
+  const bool rotated = x.params.rotate;
+  uint64_t key = 0;
+  if (rotated) std::memcpy(&key, payload + l.rotationKey, 8);  // every key is valid
+  std::vector<float> d(rotated ? B : 0);
   const uint8_t* bits = payload + l.body;
   for (size_t blk = 0; blk < l.blocks; ++blk) {
     const size_t s = blk * B, n = std::min(B, static_cast<size_t>(x.count) - s);
@@ -322,7 +346,15 @@ void decodeSign(const DecodeExpect& x, const PayloadLayout& l, const uint8_t* pa
     std::memcpy(&scale, scales + blk, 4);
     float* o = out + s;
     const uint8_t* in = bits + s / 8;
-    if (mode == DecodeMode::Accumulate) {
+    if (rotated) {
+      for (size_t i = 0; i < n; ++i) d[i] = signValue((in[i >> 3] >> (i & 7)) & 1u, scale);
+      unrotateSignBlock(d.data(), n, signRotationBlockKey(key, x.chunkOffset + s));
+      if (mode == DecodeMode::Accumulate) {
+        for (size_t i = 0; i < n; ++i) o[i] = faddRn(o[i], d[i]);
+      } else {
+        std::copy(d.begin(), d.begin() + static_cast<std::ptrdiff_t>(n), o);
+      }
+    } else if (mode == DecodeMode::Accumulate) {
       for (size_t i = 0; i < n; ++i) o[i] = faddRn(o[i], signValue((in[i >> 3] >> (i & 7)) & 1u, scale));
     } else {
       for (size_t i = 0; i < n; ++i) o[i] = signValue((in[i >> 3] >> (i & 7)) & 1u, scale);

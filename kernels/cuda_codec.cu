@@ -43,6 +43,13 @@ unsigned gridFor(size_t work, unsigned perBlock, unsigned cap = 65535u * 4) {
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
+// sign:rot's rotation has no device kernels yet: a clear error, never a
+// payload that the host would decode as rotated.
+void rejectRotatedSign(const CodecParams& p) {
+  SQZ_REQUIRE(!(p.kind == CodecKind::Sign && p.rotate), sqzInvalidUsage,
+              "sign:rot is not implemented for device buffers (use sign, or host buffers)");
+}
+
 // ---- loads of 8 consecutive elements -------------------------------------------
 
 template <class T>
@@ -1065,6 +1072,7 @@ void cudaStatsSketch(const void* input, sqzDataType_t dtype, size_t count, uint6
 void cudaEncode(const CodecParams& p, const EncodeArgs& a, void* devPayload, void* devWorkspace, void* stream) {
   NvtxRange r("sqz:compress");
   if (const char* why = checkCodecParams(p)) fail(sqzInvalidUsage, "codec parameters: %s", why);
+  rejectRotatedSign(p);
   SQZ_REQUIRE(!p.blockedIndices, sqzInvalidUsage, "the CUDA top-K codec writes 32-bit indices only");
   SQZ_REQUIRE(a.count <= kMaxChunkElements, sqzInvalidUsage, "chunk of %zu elements exceeds 2^32-1", a.count);
   SQZ_REQUIRE(devWorkspace != nullptr || cudaEncodeWorkspaceBytes(p, a.count) == 0, sqzInvalidUsage,
@@ -1088,6 +1096,7 @@ void cudaDecode(const DecodeExpect& x, const void* devPayload, size_t bytes, flo
                 int* devError, void* stream) {
   NvtxRange r("sqz:decode");
   if (const char* why = checkCodecParams(x.params)) fail(sqzInvalidUsage, "codec parameters: %s", why);
+  rejectRotatedSign(x.params);
   SQZ_REQUIRE(!x.params.blockedIndices, sqzInvalidUsage, "the CUDA top-K codec reads 32-bit indices only");
   SQZ_REQUIRE(aligned16(devPayload), sqzInvalidUsage, "device payloads must be 16-byte aligned");
   cudaStream_t s = asStream(stream);

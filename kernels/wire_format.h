@@ -5,8 +5,11 @@
 //   bf16, fp16    body: count uint16
 //   qB            params: per block {fp32 lo, fp32 delta};  codes: count*B bits,
 //                 little-endian within each byte, every block byte-aligned
-//   sign          params: per block fp32 scale (>= 0);  bits: count bits, bit
-//                 i of byte j is element 8j+i, 1 = +scale, 0 = -scale
+//   sign          params: per block fp32 scale (>= 0), [rotated (level 0x40):
+//                 then, 8-byte aligned, the uint64 rotation key of the
+//                 encode call];  bits: count bits, bit i of byte j is element
+//                 8j+i, 1 = +scale, 0 = -scale (of the rotated block when
+//                 rotated; kernels/cpu_sign_rotation.h)
 //   topk          params: K uint32 indices (strictly increasing, < count);
 //                 [int8 only: fp32 scale]; values: K x {fp32|bf16|int8}
 //                 With blockedIndices (level bit 0x20), where it is smaller
@@ -64,6 +67,7 @@ SQZ_HD uint8_t wireLevel(const CodecParams& p) {
     case CodecKind::Quant: return static_cast<uint8_t>(p.bits | (p.stochastic ? 0x80 : 0));
     case CodecKind::TopK: return static_cast<uint8_t>(static_cast<unsigned>(p.values) | (p.blockedIndices ? 0x20 : 0));
     case CodecKind::RandK: return static_cast<uint8_t>(static_cast<unsigned>(p.values) | (p.rescale ? 0x10 : 0));
+    case CodecKind::Sign: return static_cast<uint8_t>(p.rotate ? 0x40 : 0);
     default: return 0;
   }
 }
@@ -78,6 +82,7 @@ struct PayloadLayout {
   size_t blocks;     // Quant / Sign blocks
   size_t selected;   // K
   size_t indexBlocks;  // TopK: blocks of blocked indices (0: uint32 indices)
+  size_t rotationKey;  // Sign with rotate: the encode call's uint64 rotation key
   size_t total;
 };
 
@@ -104,7 +109,12 @@ SQZ_HD PayloadLayout payloadLayout(const CodecParams& p, size_t n, bool withStat
     case CodecKind::Sign: {
       size_t bs = p.blockSize ? p.blockSize : 1;
       l.blocks = (n + bs - 1) / bs;
-      at = alignWire(at + l.blocks * 4);
+      at += l.blocks * 4;
+      if (p.rotate) {
+        l.rotationKey = (at + 7) & ~size_t{7};
+        at = l.rotationKey + 8;
+      }
+      at = alignWire(at);
       l.body = at;
       at += (n + 7) / 8;
       break;
@@ -182,6 +192,7 @@ SQZ_HD const char* checkWireHeader(const WireHeader& h, const DecodeExpect& e, s
 
 // The sender's own check of its parameters (same rules on CPU and GPU).
 SQZ_HD const char* checkCodecParams(const CodecParams& p) {
+  if (p.rotate && p.kind != CodecKind::Sign) return "rotation is an option of the sign codec only";
   switch (p.kind) {
     case CodecKind::None:
     case CodecKind::Bf16:

@@ -190,12 +190,50 @@ TEST(CompressedGather, SignIsOneEncodingPerRankSummedInRankOrder) {
   EXPECT_NE(std::memcmp(q.outputs[0].data(), want.data(), count * 4), 0);
 }
 
+// sign:rot through the plans that carry it on host buffers: gather (its
+// default) and qa2a decode each payload (rotating it back) before they sum,
+// so the output is bitwise the same on every rank and within the rotated
+// sign's bound (harness/lossy_check.h), which rejects this very output
+// zeroed, halved, negated, offset or with a chunk dropped (test_lossy_check
+// shows more; one skipped block per chunk is below a 1-bit codec's floor).
+TEST(CompressedRotatedSign, WithinItsBoundAndIdenticalOnAllRanks) {
+  for (const char* plan : {"@gather:sign:rot", "@qa2a:sign:rot", "sign:rot"}) {
+    for (int n : {2, 4, 5}) {
+      for (size_t count : {size_t{1023}, size_t{100003}}) {
+        const Outcome o = runOnce(n, plan, count);
+        for (int r = 1; r < n; ++r)
+          EXPECT_EQ(std::memcmp(o.outputs[r].data(), o.outputs[0].data(), count * 4), 0) << plan << " rank " << r;
+        EXPECT_STREQ(o.infos[0].codec, "sign:rot");
+        if (std::string(plan) == "sign:rot") {
+          EXPECT_STREQ(o.infos[0].algorithm, "gather");
+        }
+        const LossyCall call = o.call();
+        EXPECT_EQ(checkLossy(o.inputs, o.outputs[0], call), "") << plan << " n=" << n << " count=" << count;
+        if (count < 100000) continue;
+        for (Breakage b : {Breakage::Zeroed, Breakage::Halved, Breakage::Negated, Breakage::Offset,
+                           Breakage::DroppedChunk})
+          EXPECT_NE(checkLossy(o.inputs, breakOutput(o.outputs[0], b, n), call), "")
+              << plan << " n=" << n << ": " << breakageName(b) << " passed";
+      }
+    }
+  }
+  // The plain sign on the same inputs gives another output.
+  const Outcome plain = runOnce(4, "@gather:sign", 100003), rot = runOnce(4, "@gather:sign:rot", 100003);
+  EXPECT_NE(plain.outputs[0], rot.outputs[0]);
+  // qring re-encodes partial sums, each decoded (rotated back) before it is
+  // added: identical on every rank (its bound is covered by error feedback's
+  // convergence below).
+  const Outcome ring = runOnce(4, "@qring:sign:rot", 100003);
+  for (int r = 1; r < 4; ++r) EXPECT_EQ(ring.outputs[r], ring.outputs[0]);
+}
+
 TEST(CompressedErrorFeedback, RunningMeanConvergesToExactMean) {
   ScopedEnv minBytes("SQZ_MIN_BYTES", "0");
   const int n = 3;
   const size_t count = 5003;
   for (const char* plan : {"@qa2a:q2", "@qring:q2", "@sparse_ag:topk:0.1", "@sparse_split:topk:0.1",
-                           "@randk:randk:0.1", "@gather:sign"}) {
+                           "@randk:randk:0.1", "@gather:sign", "@gather:sign:rot", "@qa2a:sign:rot",
+                           "@qring:sign:rot"}) {
     std::vector<std::vector<double>> relErr(n);
     runRanks(n, [&](int rank, sqzComm_t& comm) {
       std::vector<float> g = rankGradient(rank, count, 3), out(count);

@@ -20,7 +20,8 @@ namespace {
 // 1-bit codecs need 2^20 elements for a dropped chunk at 8 ranks to stand
 // out of their noise (the statistic is ~5 sigma at 100k elements).
 size_t countFor(const std::string& plan) {
-  return plan.find("q1") != std::string::npos ? (size_t{1} << 20) + 3 : 100003;
+  return plan.find("q1") != std::string::npos || plan.find("sign") != std::string::npos ? (size_t{1} << 20) + 3
+                                                                                         : 100003;
 }
 
 class LossyCheckRejects : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
@@ -49,9 +50,19 @@ INSTANTIATE_TEST_SUITE_P(
                                          "@qa2a:q4:rn", "@qa2a:q8:block=1024", "@qring:q2:block=64", "@qring:bf16",
                                          "@qa2a:fp16", "@sparse_ag:topk:0.05", "@sparse_split:topk:0.05",
                                          "@sparse_ag:topk:0.01:bf16", "@sparse_split:topk:0.02:int8",
-                                         "@randk:randk:0.05", "@randk:randk:0.1:rescale", "@randk:randk:0.05:bf16"),
+                                         "@randk:randk:0.05", "@randk:randk:0.1:rescale", "@randk:randk:0.05:bf16",
+                                         "@gather:sign:rot", "@qa2a:sign:rot"),
                        ::testing::Values(2, 3, 8)),
     name);
+
+// sign:rot's check also rejects every sign flipped.
+TEST(LossyCheck, RotatedSignRejectsANegatedOutput) {
+  for (const char* plan : {"@gather:sign:rot", "@qa2a:sign:rot"}) {
+    CompressedCall run = runCompressedCall(4, plan, 100003);
+    ASSERT_EQ(checkLossy(run.inputs, run.outputs[0], run.call()), "") << plan;
+    EXPECT_NE(checkLossy(run.inputs, breakOutput(run.outputs[0], Breakage::Negated, 4), run.call()), "") << plan;
+  }
+}
 
 std::string planAndRanks(const ::testing::TestParamInfo<std::tuple<std::string, int>>& info) {
   std::string s = std::get<0>(info.param) + "_n" + std::to_string(std::get<1>(info.param));
@@ -94,7 +105,7 @@ INSTANTIATE_TEST_SUITE_P(
 // the range of a re-encoded sum is bounded by the worst case of the noise
 // already in it, ~3x looser.)
 TEST(LossyCheck, ExcessNoiseFailsTheVarianceBound) {
-  for (const char* plan : {"@qa2a:q4", "@qring:q8", "@qa2a:q8", "@qring:q4"}) {
+  for (const char* plan : {"@qa2a:q4", "@qring:q8", "@qa2a:q8", "@qring:q4", "@gather:sign:rot"}) {
     CompressedCall run = runCompressedCall(4, plan, 100003);
     ASSERT_EQ(checkLossy(run.inputs, run.outputs[0], run.call()), "") << plan;
     std::vector<float> noisy = run.outputs[0];

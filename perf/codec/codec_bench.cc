@@ -99,7 +99,8 @@ void statsBench(benchmark::State& st, bool ef) {
 
 void registerAll() {
   const std::vector<std::string> specs = {"none", "bf16", "fp16", "q8", "q4", "q2", "q1", "q8:rn", "q4:rn",
-                                          "q4:block=64", "q4:block=1024", "topk:0.01", "randk:0.01"};
+                                          "q4:block=64", "q4:block=1024", "sign", "sign:rot", "topk:0.01",
+                                          "randk:0.01"};
   benchmark::RegisterBenchmark("memcpy", memcpyBench)->Unit(benchmark::kMillisecond)->UseRealTime();
   benchmark::RegisterBenchmark("stats", statsBench, false)->Unit(benchmark::kMillisecond)->UseRealTime();
   benchmark::RegisterBenchmark("stats+residual", statsBench, true)->Unit(benchmark::kMillisecond)->UseRealTime();

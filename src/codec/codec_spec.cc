@@ -92,6 +92,8 @@ CodecParams parseCodecSpec(const std::string& spec) {
       SQZ_REQUIRE(opt.size() > 6 && *end == '\0' && b > 0 && b % kSignBlockMultiple == 0 && b <= kMaxBlockSize,
                   sqzInvalidUsage, "codec '%s': sign block size must be a multiple of 32 in [32, 65536]", spec.c_str());
       p.blockSize = static_cast<uint32_t>(b);
+    } else if (p.kind == CodecKind::Sign && opt == "rot") {
+      p.rotate = true;
     } else if (p.kind == CodecKind::Quant && (opt == "sr" || opt == "rn")) {
       p.stochastic = opt == "sr";
     } else if ((p.kind == CodecKind::TopK || p.kind == CodecKind::RandK) && parseValueFormat(opt, &p.values)) {
@@ -116,8 +118,11 @@ std::string codecName(const CodecParams& p) {
       if (!p.stochastic) s += ":rn";
       return s;
     }
-    case CodecKind::Sign:
-      return p.blockSize == kDefaultSignBlockSize ? "sign" : "sign:block=" + std::to_string(p.blockSize);
+    case CodecKind::Sign: {
+      std::string s = p.blockSize == kDefaultSignBlockSize ? "sign" : "sign:block=" + std::to_string(p.blockSize);
+      if (p.rotate) s += ":rot";
+      return s;
+    }
     case CodecKind::TopK:
     case CodecKind::RandK: {
       std::string s = (p.kind == CodecKind::TopK ? "topk:" : "randk:") + formatRatio(p.ratio);

@@ -39,8 +39,12 @@ struct Bound {
         // dec = +-s with s = sum x^2 / sum |x| (<= its largest |x|): the
         // exact block error is checked by sign_test.cc.
         const size_t b0 = i / p.blockSize * p.blockSize, b1 = std::min(x.size(), b0 + p.blockSize);
-        double m = 0;
-        for (size_t j = b0; j < b1; ++j) m = std::max(m, std::fabs(static_cast<double>(x[j])));
+        double m = 0, sq = 0;
+        for (size_t j = b0; j < b1; ++j) m = std::max(m, std::fabs(static_cast<double>(x[j]))), sq += double(x[j]) * x[j];
+        // Rotated (sign:rot): the decoded block's norm is ||x|| / sqrt(delta)
+        // <= ||x|| sqrt(len), which bounds each of its elements
+        // (sign_rotation_test.cc checks the exact error).
+        if (p.rotate) return v + std::sqrt(sq * static_cast<double>(b1 - b0)) * (1.0 + 1e-5);
         return v + m * (1.0 + 1e-6);
       }
       case CodecKind::TopK:

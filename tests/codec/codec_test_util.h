@@ -55,7 +55,7 @@ inline std::vector<InputCase> standardInputs() {
 
 inline std::vector<std::string> allCodecSpecs() {
   return {"none", "bf16", "fp16", "q8", "q4", "q2", "q1", "q8:rn", "q4:rn", "q2:rn", "q1:rn", "q4:block=64",
-          "q8:block=1024:rn", "sign", "sign:block=32", "sign:block=1024", "topk:0.01", "topk:0.1:bf16", "topk:0.3:int8", "topk:1", "randk:0.1",
+          "q8:block=1024:rn", "sign", "sign:block=32", "sign:block=1024", "sign:rot", "sign:block=96:rot", "topk:0.01", "topk:0.1:bf16", "topk:0.3:int8", "topk:1", "randk:0.1",
           "randk:0.25:bf16", "randk:0.05:int8:rescale", "randk:0.5:rescale"};
 }
 

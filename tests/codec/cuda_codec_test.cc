@@ -57,6 +57,23 @@ class CudaVsCpu : public ::testing::TestWithParam<std::string> {};
 TEST_P(CudaVsCpu, SamePayloadResidualAndDecode) {
   SKIP_WITHOUT_GPU();
   const CodecParams p = parseCodecSpec(GetParam());
+  if (p.kind == CodecKind::Sign && p.rotate) {  // no device kernels yet: a clear error, nothing written
+    std::vector<float> x(1000, 1.0f);
+    DeviceBuffer<float> dx(x);
+    EncodeArgs a;
+    a.input = dx.ptr;
+    a.count = x.size();
+    DeviceBuffer<uint8_t> dp(encodedBytes(p, x.size()));
+    EXPECT_THROW(cudaEncode(p, a, dp.ptr, nullptr, nullptr), Error);
+    DecodeExpect e;
+    e.params = p;
+    e.count = x.size();
+    DeviceBuffer<float> dout(x);
+    DeviceBuffer<int> err(std::vector<int>{0});
+    EXPECT_THROW(cudaDecode(e, dp.ptr, encodedBytes(p, x.size()), dout.ptr, DecodeMode::Overwrite, err.ptr, nullptr),
+                 Error);
+    return;
+  }
   for (const auto& in : gpuInputs()) {
     for (bool ef : {false, true}) {
       for (uint64_t offset : {uint64_t{0}, uint64_t{4098}}) {

@@ -208,6 +208,72 @@ std::string checkQuant(const Stage& st, const std::vector<float>& out, size_t sh
   return why;
 }
 
+// sign:rot (gather, qa2a). Each encoding's error in a block is orthogonal
+// to its input y with squared norm ||y||^2 (1 / delta - 1), delta measured
+// after the rotation, where a block's values are close to Gaussian (delta
+// near 2/pi, error near 0.57 ||y||^2). The checks: the squared error within
+// ||y||^2 per full block and encoding (delta >= 1/2, which a rotated block
+// of 32 or more values misses only with negligible probability) and (len -
+// 1) ||y||^2 in a buffer's last, partial block (delta >= 1/len always); and,
+// since the random rotation makes each error a random direction, the error
+// uncorrelated with the exact sum and with mean zero (as stochastic
+// rounding's): a zeroed, halved, negated, offset or partly dropped result is
+// not. The plain sign's error is deterministic and shared by every rank
+// (src/tuner/README.md section 6): no statistical check holds for it, and
+// tests compare it bitwise with each rank's own encoding instead.
+std::string checkRotatedSign(const Stage& st, const std::vector<float>& out, size_t shards) {
+  const bool gather = st.algorithm == "gather", a2a = st.algorithm == "qa2a";
+  if (!gather && !a2a) return "no rotated-sign bound for algorithm '" + st.algorithm + "'";
+  const Contributions& c = *st.c;
+  const size_t B = st.codec.blockSize, m = st.m;
+  double mse = 0, budget = 0, detSq = 0, corr = 0, corrNorm = 0, corrTol = 0, mean = 0, meanTol = 0;
+  for (const QuantSegment& seg : quantSegments(st, shards)) {
+    for (size_t b0 = seg.offset; b0 < seg.offset + seg.length; b0 += B) {
+      const size_t b1 = std::min(b0 + B, seg.offset + seg.length), len = b1 - b0;
+      const double k = len == B ? 1.0 : static_cast<double>(len - 1);
+      double first = 0, sumSq = 0;
+      for (size_t r = 0; r < m; ++r) {
+        if (a2a && r == seg.first) continue;  // the owner adds its own share exactly
+        for (size_t i = b0; i < b1; ++i) first += static_cast<double>(c[r][i]) * c[r][i];
+      }
+      for (size_t i = b0; i < b1; ++i) sumSq += st.sum(i) * st.sum(i);
+      first *= k;
+      double v = first;
+      if (a2a) {  // the owner encodes the sum plus the first stage's error
+        const double in = std::sqrt(sumSq) + std::sqrt(first);
+        v += k * in * in;
+      }
+      budget += st.scale * st.scale * v;
+      for (size_t i = b0; i < b1; ++i) {
+        const double S = st.sum(i), ref = st.scale * S;
+        const double det = st.after(i, ref) + st.scale * 64 * kU32 * std::sqrt(v / static_cast<double>(len));
+        const double e = out[i] - ref;
+        mse += e * e;
+        detSq += det * det;
+        corr += e * S;
+        corrNorm += e * e * S * S;
+        corrTol += det * std::fabs(S);
+        mean += e;
+        meanTol += det;
+      }
+    }
+  }
+  std::ostringstream s;
+  s.precision(4);
+  const double bound = (std::sqrt(budget) + std::sqrt(detSq)) * (std::sqrt(budget) + std::sqrt(detSq));
+  if (!(mse <= bound))
+    s << "squared error " << mse << " over the rotated sign's bound " << bound << " (" << st.plan << "); ";
+  if (!(std::fabs(corr) <= kZ * std::sqrt(corrNorm) + corrTol))
+    s << "the error correlates with the exact sum: sum e*S = " << corr << ", t = " << corr / std::sqrt(corrNorm)
+      << " (|t| <= " << kZ << ", " << st.plan << "); ";
+  if (!(std::fabs(mean) <= kZ * std::sqrt(mse) + meanTol))
+    s << "the error has a nonzero mean: sum e = " << mean << ", t = " << mean / std::sqrt(mse) << " (|t| <= " << kZ
+      << ", " << st.plan << "); ";
+  std::string why = s.str();
+  if (!why.empty()) why.resize(why.size() - 2);
+  return why;
+}
+
 // Tolerance of one stored top-K / random-K value of contributor r (after
 // any rescale by `c`): bf16 rounds it, int8 moves it by half a step of its
 // payload's scale (max |value| / 127).
@@ -424,6 +490,9 @@ std::string checkLossy(const Contributions& y, const std::vector<float>& out, co
     case CodecKind::Quant: return checkQuant(st, out, segments);
     case CodecKind::TopK: return checkTopK(st, out);
     case CodecKind::RandK: return checkRandK(st, out, segments);
+    case CodecKind::Sign:
+      if (plan.codec.rotate) return checkRotatedSign(st, out, segments);
+      return "no statistical check for the plain sign (deterministic error; compare it with each rank's encoding)";
     default: return "unknown codec in '" + call.plan + "'";
   }
 }
@@ -438,6 +507,7 @@ const char* breakageName(Breakage b) {
   switch (b) {
     case Breakage::Zeroed: return "zeroed";
     case Breakage::Halved: return "halved";
+    case Breakage::Negated: return "negated";
     case Breakage::Shifted: return "shifted by one element";
     case Breakage::Offset: return "offset by its rms";
     case Breakage::DroppedChunk: return "one rank's chunk dropped";
@@ -453,6 +523,9 @@ std::vector<float> breakOutput(const std::vector<float>& out, Breakage b, int nr
     case Breakage::Zeroed: std::fill(x.begin(), x.end(), 0.0f); break;
     case Breakage::Halved:
       for (float& v : x) v *= 0.5f;
+      break;
+    case Breakage::Negated:
+      for (float& v : x) v = -v;
       break;
     case Breakage::Shifted:
       if (n > 1) std::rotate(x.begin(), x.end() - 1, x.end());

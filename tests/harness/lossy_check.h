@@ -50,12 +50,13 @@ using Contributions = std::vector<std::vector<float>>;
 std::string checkLossy(const Contributions& y, const std::vector<float>& out, const LossyCall& call);
 
 // Deliberately broken results, for showing that a check rejects them.
-enum class Breakage { Zeroed, Halved, Shifted, Offset, DroppedChunk, SkippedLastBlock };
-// All but SkippedLastBlock, which touches 0.5-2% of the elements: below the
+enum class Breakage { Zeroed, Halved, Shifted, Offset, DroppedChunk, SkippedLastBlock, Negated };
+// All but SkippedLastBlock and Negated (every sign flipped), kept for the
+// checks that name them; SkippedLastBlock touches 0.5-2% of the elements: below the
 // statistical floor of 1- and 2-bit codecs (test_lossy_check.cc).
 const std::vector<Breakage>& allBreakages();
 const char* breakageName(Breakage b);
-// Zeroed; every value halved; shifted by one element (rotated); every value
+// Zeroed; every value halved (negated); shifted by one element (rotated); every value
 // plus the output's RMS; the elements of one rank's share (chunk nranks/2 of
 // an even split) zeroed; the last 256 elements (a quantizer's default block)
 // of every rank's chunk zeroed, as a decoder that skips its last block.
