@@ -18,7 +18,7 @@ mkdir -p "$out/artifacts" "$out/obj"
 for t in decode bootstrap spec profile; do mkdir -p "$out/corpus/$t"; done
 
 common=(common/error.cc common/log.cc common/env.cc common/strict_number.cc)
-codec=(kernels/cpu_codec.cc kernels/grad_stats.cc src/codec/codec_spec.cc)
+codec=(kernels/cpu_codec.cc kernels/cpu_sign_rotation.cc kernels/grad_stats.cc src/codec/codec_spec.cc)
 bootstrap=(src/bootstrap/handshake.cc src/bootstrap/hmac.cc src/bootstrap/peer_info.cc)
 # Plan names are checked against the algorithm table, whose entries hold
 # each algorithm's run and cost shape: the parsers link those too.
