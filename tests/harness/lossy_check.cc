@@ -89,6 +89,32 @@ std::string checkCast(const Stage& st, const std::vector<float>& out) {
   return "";
 }
 
+// The sums behind the checks of an unbiased error (stochastic rounding, the
+// rotated sign): its energy, its correlation with the exact sum S and its
+// mean, each with the tolerance of the fp32 arithmetic (det per element).
+struct ErrorSums {
+  double mse = 0, detSq = 0, corr = 0, corrNorm = 0, corrTol = 0, mean = 0, meanTol = 0;
+  void add(double e, double S, double det) {
+    mse += e * e;
+    detSq += det * det;
+    corr += e * S;
+    corrNorm += e * e * S * S;
+    corrTol += det * std::fabs(S);
+    mean += e;
+    meanTol += det;
+  }
+  // A scaled (zeroed, halved, negated) or misplaced result correlates with
+  // S; an offset one does not have mean zero.
+  void reportBias(std::ostringstream& s, const std::string& plan) const {
+    if (!(std::fabs(corr) <= kZ * std::sqrt(corrNorm) + corrTol))
+      s << "the error correlates with the exact sum: sum e*S = " << corr << ", t = " << corr / std::sqrt(corrNorm)
+        << " (|t| <= " << kZ << ", " << plan << "); ";
+    if (!(std::fabs(mean) <= kZ * std::sqrt(mse) + meanTol))
+      s << "the error has a nonzero mean: sum e = " << mean << ", t = " << mean / std::sqrt(mse) << " (|t| <= " << kZ
+        << ", " << plan << "); ";
+  }
+};
+
 // Blockwise b-bit quantization. Each encoding of a block of range R moves
 // an element by less than delta = R / (2^b - 1) (stochastic; delta/2 when
 // rounding to nearest), with variance at most delta^2/4. The blocks are the
@@ -126,7 +152,8 @@ std::string checkQuant(const Stage& st, const std::vector<float>& out, size_t sh
   // of r + 1 contributors along the ring (qring); [m] the whole sum.
   std::vector<double> lo(m + 1), hi(m + 1);
   std::string worst;  // the first element outside its worst case
-  double mse = 0, varSum = 0, spread = 0, detSq = 0, corr = 0, corrNorm = 0, corrTol = 0, mean = 0, meanTol = 0;
+  double varSum = 0, spread = 0;
+  ErrorSums es;
   for (const QuantSegment& seg : quantSegments(st, shards)) {
     for (size_t b0 = seg.offset; b0 < seg.offset + seg.length; b0 += B) {
       const size_t b1 = std::min(b0 + B, seg.offset + seg.length);
@@ -171,15 +198,9 @@ std::string checkQuant(const Stage& st, const std::vector<float>& out, size_t sh
         const double e = out[i] - ref, bound = st.scale * w + det;
         if (!(std::fabs(e) <= bound) && worst.empty())
           worst = describe("quantizer worst case", i, out[i], ref, bound, st.plan);
-        mse += e * e;
+        es.add(e, S, det);
         varSum += st.scale * st.scale * v;
         spread += st.scale * st.scale * w * w * st.scale * st.scale * v;
-        detSq += det * det;
-        corr += e * S;
-        corrNorm += e * e * S * S;
-        corrTol += det * std::fabs(S);
-        mean += e;
-        meanTol += det;
       }
     }
   }
@@ -190,19 +211,13 @@ std::string checkQuant(const Stage& st, const std::vector<float>& out, size_t sh
   if (!worst.empty()) s << worst << "; ";
   // E[sum e^2] <= sum v, and its spread is at most sqrt(sum w^2 v) (e^2 <= w^2).
   const double noise = std::sqrt(varSum + kZ * std::sqrt(spread));
-  const double mseBound = (noise + std::sqrt(detSq)) * (noise + std::sqrt(detSq));
-  if (!(mse <= mseBound))
-    s << "squared error " << mse << " over the bound " << mseBound << " from the codec's variance (rms "
-      << std::sqrt(mse / n) << " vs " << std::sqrt(mseBound / n) << ", " << st.plan << "); ";
+  const double mseBound = (noise + std::sqrt(es.detSq)) * (noise + std::sqrt(es.detSq));
+  if (!(es.mse <= mseBound))
+    s << "squared error " << es.mse << " over the bound " << mseBound << " from the codec's variance (rms "
+      << std::sqrt(es.mse / n) << " vs " << std::sqrt(mseBound / n) << ", " << st.plan << "); ";
   // Unbiased encodings: the error is uncorrelated with the exact sum and has
-  // mean zero. A scaled (zeroed, halved) or misplaced result correlates; an
-  // offset one does not have mean zero. (Rounding to nearest is biased.)
-  if (sr && !(std::fabs(corr) <= kZ * std::sqrt(corrNorm) + corrTol))
-    s << "the error correlates with the exact sum: sum e*S = " << corr << ", t = " << corr / std::sqrt(corrNorm)
-      << " (|t| <= " << kZ << ", " << st.plan << "); ";
-  if (sr && !(std::fabs(mean) <= kZ * std::sqrt(mse) + meanTol))
-    s << "the error has a nonzero mean: sum e = " << mean << ", t = " << mean / std::sqrt(mse) << " (|t| <= " << kZ
-      << ", " << st.plan << "); ";
+  // mean zero. (Rounding to nearest is biased.)
+  if (sr) es.reportBias(s, st.plan);
   std::string why = s.str();
   if (!why.empty()) why.resize(why.size() - 2);
   return why;
@@ -226,7 +241,8 @@ std::string checkRotatedSign(const Stage& st, const std::vector<float>& out, siz
   if (!gather && !a2a) return "no rotated-sign bound for algorithm '" + st.algorithm + "'";
   const Contributions& c = *st.c;
   const size_t B = st.codec.blockSize, m = st.m;
-  double mse = 0, budget = 0, detSq = 0, corr = 0, corrNorm = 0, corrTol = 0, mean = 0, meanTol = 0;
+  double budget = 0;
+  ErrorSums es;
   for (const QuantSegment& seg : quantSegments(st, shards)) {
     for (size_t b0 = seg.offset; b0 < seg.offset + seg.length; b0 += B) {
       const size_t b1 = std::min(b0 + B, seg.offset + seg.length), len = b1 - b0;
@@ -247,28 +263,16 @@ std::string checkRotatedSign(const Stage& st, const std::vector<float>& out, siz
       for (size_t i = b0; i < b1; ++i) {
         const double S = st.sum(i), ref = st.scale * S;
         const double det = st.after(i, ref) + st.scale * 64 * kU32 * std::sqrt(v / static_cast<double>(len));
-        const double e = out[i] - ref;
-        mse += e * e;
-        detSq += det * det;
-        corr += e * S;
-        corrNorm += e * e * S * S;
-        corrTol += det * std::fabs(S);
-        mean += e;
-        meanTol += det;
+        es.add(out[i] - ref, S, det);
       }
     }
   }
   std::ostringstream s;
   s.precision(4);
-  const double bound = (std::sqrt(budget) + std::sqrt(detSq)) * (std::sqrt(budget) + std::sqrt(detSq));
-  if (!(mse <= bound))
-    s << "squared error " << mse << " over the rotated sign's bound " << bound << " (" << st.plan << "); ";
-  if (!(std::fabs(corr) <= kZ * std::sqrt(corrNorm) + corrTol))
-    s << "the error correlates with the exact sum: sum e*S = " << corr << ", t = " << corr / std::sqrt(corrNorm)
-      << " (|t| <= " << kZ << ", " << st.plan << "); ";
-  if (!(std::fabs(mean) <= kZ * std::sqrt(mse) + meanTol))
-    s << "the error has a nonzero mean: sum e = " << mean << ", t = " << mean / std::sqrt(mse) << " (|t| <= " << kZ
-      << ", " << st.plan << "); ";
+  const double bound = (std::sqrt(budget) + std::sqrt(es.detSq)) * (std::sqrt(budget) + std::sqrt(es.detSq));
+  if (!(es.mse <= bound))
+    s << "squared error " << es.mse << " over the rotated sign's bound " << bound << " (" << st.plan << "); ";
+  es.reportBias(s, st.plan);
   std::string why = s.str();
   if (!why.empty()) why.resize(why.size() - 2);
   return why;
