@@ -2,6 +2,7 @@
 // and decoded values. Compiled in every build; skipped where no device runs.
 #include <gtest/gtest.h>
 
+#include "common/error.h"
 #include "kernels/cuda_codec.h"
 #include "tests/codec/codec_test_util.h"
 
