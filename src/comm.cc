@@ -153,6 +153,17 @@ const AlgorithmEntry& Communicator::chooseAlgorithm(const CodecParams& codec, si
   return defaultAlgorithm(call);
 }
 
+const AlgorithmEntry& Communicator::exactDefault(size_t count, sqzDataType_t type, bool withShm) {
+  // Without a codec the choice depends only on the call's size and this
+  // communicator's fixed settings, and a small call mostly repeats the last
+  // call's size: the table's walk costs it more than its reduction.
+  ExactChoice& last = lastExactChoice_;
+  if (last.entry && last.count == count && last.type == type && last.withShm == withShm) return *last.entry;
+  const AlgorithmEntry& chosen = chooseAlgorithm(CodecParams{}, count, type, withShm);
+  last = ExactChoice{count, type, withShm, &chosen};
+  return chosen;
+}
+
 void Communicator::reduceStats(GradStats* stats) {
   AllreduceArgs a;
   a.send = a.recv = stats;
@@ -358,6 +369,8 @@ CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy 
   d.header.rankFlags |= kFlagJoinable;
   if (d.tuned) {
     PhaseTimer tune(&d.tuneSeconds, "sqz tune");
+    d.local = &tunedStats_;
+    *d.local = GradStats{};
     ErrorFeedbackState& ef = *d.ef;
     ef.ensure(EvenSplit{a.count, static_cast<size_t>(size_)}.length(0));
     ef.tuning.maxStatsEvery = config_.tuneSync ? 1 : config_.statsEveryMax;
@@ -384,8 +397,8 @@ CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy 
       extras.otherSeconds = ef.tuning.lastCallEnd > 0 ? monotonicSeconds() - ef.tuning.lastCallEnd : 0.0;
       extras.mayBeLossy = !exactPlan;
       extras.residualOwed = ef.residualDirty;
-      tunerStats(a.send, a.type, ef.residualOrNull(), a.count, &d.local, extras);
-      if (d.local.nonFinite > 0) d.header.rankFlags |= kFlagNonFinite;
+      tunerStats(a.send, a.type, ef.residualOrNull(), a.count, d.local, extras);
+      if (d.local->nonFinite > 0) d.header.rankFlags |= kFlagNonFinite;
     } else if (!exactPlan && hasNonFinite(a.send, a.type, a.count)) {
       // As a fixed spec's call: g only. The residual holds what finite g + e
       // left after encoding (a call with NaN/Inf goes exact and clears it),
@@ -412,11 +425,11 @@ void Communicator::agreeOnPlan(const AllreduceArgs& a, CallDecision& d) {
   auto exactAlgorithm = [&]() -> const AlgorithmEntry& {
     const size_t wireBytes = a.count * (d.peersJoined ? dataTypeSize(a.type) : wireElement);  // runPlan's
     const AlgorithmEntry& chosen = d.exactNamed.empty() || d.peersJoined
-                                       ? chooseAlgorithm(CodecParams{}, a.count, a.type)
+                                       ? exactDefault(a.count, a.type, true)
                                        : hostAlgorithm(d.exactNamed);
     if (chosen.id == AlgorithmId::kShm && (!shm_ || !ShmAllreduce::fits(wireBytes)))
-      return chooseAlgorithm(CodecParams{}, a.count, a.type, false);
-    if (chosen.id == AlgorithmId::kShmRs && !shm_) return chooseAlgorithm(CodecParams{}, a.count, a.type, false);
+      return exactDefault(a.count, a.type, false);
+    if (chosen.id == AlgorithmId::kShmRs && !shm_) return exactDefault(a.count, a.type, false);
     return chosen;
   };
   const bool exactAlone = !d.mayCompress || (d.tableForced && d.tablePlan.codec.kind == CodecKind::None &&
@@ -443,7 +456,7 @@ void Communicator::agreeOnPlan(const AllreduceArgs& a, CallDecision& d) {
     PhaseTimer tune(&d.tuneSeconds, "sqz tune");
     d.gain = -1;
     d.plan = d.tableForced  ? d.tablePlan
-             : d.tuned      ? choosePlan(a.send, a.count, a.type, *d.ef, d.local, d.withStats, &d.gain)
+             : d.tuned      ? choosePlan(a.send, a.count, a.type, *d.ef, *d.local, d.withStats, &d.gain)
                             : d.policy.plan;
   }
   if (d.plan.hierarchical) {
@@ -469,7 +482,7 @@ CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
   // Lagged statistics: this call's travel with it and pick the next plan.
   SumExchange stats;
   if (d.tuned && !d.goesExact() && !d.ef->tuning.current) {
-    stats.start(*transport_, a.seq, tags::kStats, reinterpret_cast<const double*>(&d.local), GradStats::kDoubles);
+    stats.start(*transport_, a.seq, tags::kStats, reinterpret_cast<const double*>(d.local), GradStats::kDoubles);
     counters.wireBytes += static_cast<size_t>(size_ - 1) * SumExchange::wireBytes(GradStats::kDoubles);
   }
   switch (d.path) {

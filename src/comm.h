@@ -64,7 +64,10 @@ struct CallDecision {
   bool withStats = false;    // tuned, and this call's statistics go to every rank
   std::string exactNamed;    // the exact algorithm the policy or table names ("" if none)
   ErrorFeedbackState* ef = nullptr;
-  GradStats local{};         // this rank's statistics (withStats)
+  // This rank's statistics (tuned calls: the communicator's tunedStats_,
+  // cleared per tuned call; null otherwise: an exact call does not clear
+  // their 6 KiB on every call).
+  GradStats* local = nullptr;
   CallHeader header;         // what the ranks agree on
   double tuneSeconds = 0;
 
@@ -179,6 +182,9 @@ class Communicator {
   // not go through the shared segment.
   const AlgorithmEntry& chooseAlgorithm(const CodecParams& codec, size_t count, sqzDataType_t type,
                                         bool withShm = true) const;
+  // chooseAlgorithm without a codec, for the host calls' agreement (the last
+  // shape's choice kept: lastExactChoice_).
+  const AlgorithmEntry& exactDefault(size_t count, sqzDataType_t type, bool withShm);
   // The arguments of a lossy call on `ef`'s buffer (advances its step).
   CompressedArgs compressedArgs(const AllreduceArgs& a, const CodecParams& codec, ErrorFeedbackState& ef,
                                 CallCounters* counters);
@@ -222,6 +228,15 @@ class Communicator {
   uint64_t seed_ = 0;  // shared by all ranks (from the unique id)
   uint32_t seq_ = 0;
   uint64_t callTag_ = 0;  // for the next call's header (sqzCommSetCallTag)
+  GradStats tunedStats_{};  // a tuned call's statistics (CallDecision::local)
+  // The last host call's exactDefault, by its shape.
+  struct ExactChoice {
+    size_t count = 0;
+    sqzDataType_t type = sqzFloat32;
+    bool withShm = false;
+    const AlgorithmEntry* entry = nullptr;
+  };
+  ExactChoice lastExactChoice_;
   CallReport lastReport_;   // the last host allreduce
   sqzCallInfo lastCall_{};  // the last device allreduce
   bool lastIsHost_ = false;
