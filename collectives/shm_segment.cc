@@ -16,6 +16,7 @@
 
 #include "collectives/peers.h"
 #include "collectives/tag_slots.h"
+#include "common/env.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -41,6 +42,9 @@ constexpr uint64_t kFailureCallMask = (uint64_t{1} << kFailureRankShift) - 1;
 // A rank's slot for one parity: its header line, then its payload.
 struct ShmSegment::Slot {
   std::atomic<uint64_t> published;  // the last call this slot holds
+  // The CPU the rank ran on when it published (a waiter's hint: a rank
+  // last seen on the waiter's own CPU cannot publish while the waiter spins).
+  std::atomic<int32_t> cpu;
   uint64_t carried;
   CallHeader header;
   alignas(64) unsigned char payload[kPayloadMaxBytes];
@@ -58,6 +62,7 @@ size_t segmentBytes(int n) {
 }
 
 std::atomic<int> refusedRank{-1};
+std::atomic<uint64_t> spunPastSpinPolls{0};
 
 // A mapping of the segment, unmapped unless released.
 struct Mapping {
@@ -124,6 +129,8 @@ size_t ShmSegment::largeSlotBytes(int nranks) {
 
 void ShmSegment::refuseNextJoinOfRank(int rank) { refusedRank = rank; }
 
+uint64_t ShmSegment::pollsSpunPastSpinPolls() { return spunPastSpinPolls.load(); }
+
 std::unique_ptr<ShmSegment> ShmSegment::join(Transport& transport, uint32_t seq, bool enabled, unsigned spinPolls,
                                              const Deadline& deadline) {
   const int n = transport.size(), me = transport.rank();
@@ -173,7 +180,13 @@ std::unique_ptr<ShmSegment> ShmSegment::join(Transport& transport, uint32_t seq,
 }
 
 ShmSegment::ShmSegment(int rank, int size, void* base, size_t bytes, unsigned spinPolls)
-    : rank_(rank), size_(size), base_(base), bytes_(bytes), spinPolls_(spinPolls) {}
+    : rank_(rank),
+      size_(size),
+      base_(base),
+      bytes_(bytes),
+      spinPolls_(spinPolls),
+      remoteSpinPolls_(std::max(spinPolls, static_cast<unsigned>(envUnsigned("SQZ_SHM_REMOTE_SPIN_POLLS",
+                                                                              kRemoteSpinPolls, 0, 1u << 30)))) {}
 
 ShmSegment::~ShmSegment() { munmap(base_, bytes_); }
 
@@ -191,6 +204,8 @@ void ShmSegment::exchange(Transport& transport, const CallHeader& mine, const vo
   own.header = mine;
   own.carried = payloadBytes;
   if (payloadBytes > 0) std::memcpy(own.payload, payload, payloadBytes);
+  int cpu = sched_getcpu();
+  own.cpu.store(cpu, std::memory_order_relaxed);
   own.published.store(call, std::memory_order_release);
   unsigned idle = 0;
   for (int r = 0; r < size_; ++r) {
@@ -214,14 +229,33 @@ void ShmSegment::exchange(Transport& transport, const CallHeader& mine, const vo
         }
       }
       // As the transport's waits: spin a bounded while, then yield the
-      // core, which the rank waited for may need.
-      if (idle >= spinPolls_) sched_yield();
+      // core, which a rank waited for may need. Past spinPolls_ (1 when
+      // ranks outnumber cores) a wait still spins up to remoteSpinPolls_
+      // while every missing rank last ran on another CPU: it may publish
+      // any moment there, and a yield would hand this CPU to a rank that
+      // waits for the same ones (perf/results/latency.md, round 8).
+      if (idle >= spinPolls_ && (idle >= remoteSpinPolls_ || aMissingRankRanOn(call, cpu, r))) {
+        sched_yield();
+        cpu = sched_getcpu();
+      } else if (idle >= spinPolls_) {
+        spunPastSpinPolls.fetch_add(1, std::memory_order_relaxed);
+      }
     }
   }
   // A rank that gave up on this call (a rank arrived too late for it) fails
   // it here too, where it can still tell.
   failIfAFailedRankMissed(call);
   completed_ = call;
+}
+
+bool ShmSegment::aMissingRankRanOn(uint64_t call, int cpu, int from) const {
+  for (int r = from; r < size_; ++r) {
+    if (r == rank_ || slot(call, r).published.load(std::memory_order_acquire) == call) continue;
+    // Its latest publication: call - 1 (every rank published it before this
+    // rank's exchange of `call` began).
+    if (slot(call - 1, r).cpu.load(std::memory_order_relaxed) == cpu) return true;
+  }
+  return false;
 }
 
 void ShmSegment::failIfAFailedRankMissed(uint64_t call) {

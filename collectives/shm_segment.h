@@ -38,6 +38,8 @@ class ShmSegment {
   // The large area's bounds (see above).
   static constexpr size_t kLargeSlotCapBytes = size_t{4} << 20;
   static constexpr size_t kLargeAreaBudgetBytes = size_t{32} << 20;
+  // A wait's default remoteSpinPolls_ (perf/results/latency.md, round 8).
+  static constexpr unsigned kRemoteSpinPolls = 256;
   static size_t largeSlotBytes(int nranks);
 
   // Collective over `transport` (every rank on this node): the lowest rank
@@ -78,6 +80,9 @@ class ShmSegment {
   // Test hook: the next join() as rank `rank` (of any communicator in this
   // process) acts as if it could not map the segment.
   static void refuseNextJoinOfRank(int rank);
+  // Test hook: polls that waits in this process spun past their
+  // spinPolls (while every missing rank last ran on another CPU).
+  static uint64_t pollsSpunPastSpinPolls();
 
   struct Layout;  // the shared bytes (shm_segment.cc): a header line,
   struct Slot;    // then a slot per rank and call parity
@@ -86,6 +91,8 @@ class ShmSegment {
   ShmSegment(int rank, int size, void* base, size_t bytes, unsigned spinPolls);
   Slot& slot(uint64_t call, int r) const;
   [[noreturn]] void failWaiting(sqzResult_t code, int r, const char* why);
+  // Whether a rank from `from` on has not published `call` and last ran on `cpu`.
+  bool aMissingRankRanOn(uint64_t call, int cpu, int from) const;
   // Fails this exchange (`call`) when a rank marked the segment failed
   // before it had completed `call`: that rank will not take part in it.
   void failIfAFailedRankMissed(uint64_t call);
@@ -94,6 +101,9 @@ class ShmSegment {
   void* base_;
   size_t bytes_;
   unsigned spinPolls_;
+  // Polls a wait spins while every missing rank last ran on another CPU
+  // (SQZ_SHM_REMOTE_SPIN_POLLS; never fewer than spinPolls_).
+  unsigned remoteSpinPolls_;
   uint64_t calls_ = 0;      // exchanges so far: identical on every rank
   uint64_t completed_ = 0;  // exchanges this rank completed (all ranks had published)
   bool broken_ = false;

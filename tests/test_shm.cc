@@ -6,6 +6,8 @@
 // SQZ_TIMEOUT; a segment that a rank cannot map leaves every rank on the
 // transport.
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <sched.h>
 
 #include <atomic>
 #include <chrono>
@@ -98,6 +100,99 @@ void expectEveryTypeAndOp(int n, size_t count, const char* plan, const std::stri
 }
 
 TEST(ShmAllreduce, EveryTypeAndOp) { expectEveryTypeAndOp(3, 333, "@shm", "shm", 7); }
+
+// The CPUs this process may run on.
+std::vector<int> allowedCpus() {
+  cpu_set_t set;
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  return cpus;
+}
+
+void pinThisThread(int cpu) {
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  EXPECT_EQ(pthread_setaffinity_np(pthread_self(), sizeof one, &one), 0);
+}
+
+// Two ranks on `cpus[rank]`, SQZ_SPIN_POLLS=1 (as with more ranks than
+// cores) and an unbounded remote spin: the polls their waits spun past
+// SQZ_SPIN_POLLS over `calls` 8-byte calls, each of rank 1's `delay` late.
+uint64_t pollsSpunByTwoPinnedRanks(const std::vector<int>& cpus, int calls, std::chrono::microseconds delay) {
+  ScopedEnv spin("SQZ_SPIN_POLLS", "1");
+  ScopedEnv remote("SQZ_SHM_REMOTE_SPIN_POLLS", "1073741824");
+  std::atomic<uint64_t> before{0};
+  runRanks(2, [&](int rank, sqzComm_t& comm) {
+    pinThisThread(cpus[rank]);
+    float v[2] = {1.0f, 2.0f};
+    // The first call records each rank's CPU in its slot; after the
+    // barrier no wait of it is left.
+    EXPECT_EQ(sqzAllReduce(v, v, 2, sqzFloat32, sqzSum, comm, nullptr), sqzSuccess) << sqzGetLastError(comm);
+    EXPECT_EQ(sqzBarrier(comm), sqzSuccess) << sqzGetLastError(comm);
+    if (rank == 0) before = ShmSegment::pollsSpunPastSpinPolls();
+    EXPECT_EQ(sqzBarrier(comm), sqzSuccess) << sqzGetLastError(comm);
+    for (int i = 0; i < calls; ++i) {
+      if (rank == 1) std::this_thread::sleep_for(delay);
+      float w[2] = {1.0f + rank, 2.0f};
+      EXPECT_EQ(sqzAllReduce(w, w, 2, sqzFloat32, sqzSum, comm, nullptr), sqzSuccess) << sqzGetLastError(comm);
+      EXPECT_EQ(w[0], 3.0f);
+    }
+  });
+  return ShmSegment::pollsSpunPastSpinPolls() - before;
+}
+
+// With ranks outnumbering cores, a wait may spin on for ranks that last ran
+// on another CPU, never for one that last ran on its own (it would keep
+// that rank off the CPU): two ranks pinned to one CPU spin not one poll past
+// SQZ_SPIN_POLLS, however long the remote spin may last.
+TEST(ShmSegment, AWaitNeverSpinsForARankOnItsOwnCpu) {
+  const std::vector<int> cpus = allowedCpus();
+  ASSERT_FALSE(cpus.empty());
+  EXPECT_EQ(pollsSpunByTwoPinnedRanks({cpus[0], cpus[0]}, 200, std::chrono::microseconds(0)), 0u);
+}
+
+// ... and for ranks on another CPU it does spin (here: rank 1 comes 1 ms
+// late to each call, and rank 0 spins for it instead of yielding).
+TEST(ShmSegment, AWaitSpinsForRanksOnAnotherCpu) {
+  const std::vector<int> cpus = allowedCpus();
+  if (cpus.size() < 2) GTEST_SKIP() << "needs two CPUs";
+  EXPECT_GT(pollsSpunByTwoPinnedRanks({cpus[0], cpus[1]}, 20, std::chrono::milliseconds(1)), 0u);
+}
+
+// The default algorithm follows each call's size, type and whether shm can
+// take it, whatever the call before ran (the communicator keeps the last
+// exact call's choice): 8 B shm, 64 KiB shm_rs, 12000 B of float32 shm but
+// of float64 shm_rs; "@shm" past its slot runs the default without the
+// segment (ring), and the same size without a plan shm_rs again.
+TEST(ShmAllreduce, TheDefaultFollowsEachCallsShape) {
+  const int n = 4;
+  struct Call {
+    size_t count;
+    sqzDataType_t type;
+    const char* plan;
+    const char* algorithm;
+  };
+  const std::vector<Call> calls = {
+      {2, sqzFloat32, nullptr, "shm"},          {16384, sqzFloat32, nullptr, "shm_rs"},
+      {2, sqzFloat32, nullptr, "shm"},          {3000, sqzFloat32, nullptr, "shm"},
+      {3000, sqzFloat64, nullptr, "shm_rs"},    {3000, sqzFloat32, nullptr, "shm"},
+      {9000, sqzFloat32, nullptr, "shm_rs"},    {9000, sqzFloat32, "@shm", "ring"},
+      {9000, sqzFloat32, nullptr, "shm_rs"},    {2, sqzFloat32, nullptr, "shm"}};
+  runRanks(n, [&](int rank, sqzComm_t& comm) {
+    for (const Call& c : calls) {
+      std::vector<double> v(c.count, 1.0 + rank);
+      std::vector<float> f(c.count, 1.0f + rank);
+      void* buf = c.type == sqzFloat64 ? static_cast<void*>(v.data()) : static_cast<void*>(f.data());
+      EXPECT_EQ(sqzAllReduceEx(buf, buf, c.count, c.type, sqzSum, c.plan, nullptr, comm, nullptr), sqzSuccess)
+          << sqzGetLastError(comm);
+      EXPECT_EQ(algorithmOf(comm), c.algorithm) << c.count << " elements of type " << c.type;
+      EXPECT_EQ(c.type == sqzFloat64 ? v[c.count - 1] : f[c.count - 1], 10.0) << c.count;
+    }
+  });
+}
 
 // Ranks that disagree on the count of a call that goes through the slots
 // all fail with the same message, write no output, and keep working: the
