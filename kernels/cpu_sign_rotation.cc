@@ -2,28 +2,28 @@
 
 #include <cstring>
 
-#include "common/splitmix.h"
-
 namespace sqz {
 namespace {
 
-// D's signs: one hash per 64 elements, bit j of word w flips element 64 w + j.
+// D's signs (signFlipWord, signFlipMask), 64 elements per hash; the bits
+// are flipped in place, which vectorizes.
 void flipSigns(float* __restrict x, size_t n, uint64_t blockKey) {
   for (size_t w = 0; 64 * w < n; ++w) {
-    const uint64_t bits = splitmix64(blockKey + w);
+    const uint64_t bits = signFlipWord(blockKey, w);
     float* v = x + 64 * w;
     const size_t m = n - 64 * w < 64 ? n - 64 * w : 64;
     for (size_t j = 0; j < m; ++j) {
       uint32_t u;
       std::memcpy(&u, v + j, 4);
-      u ^= static_cast<uint32_t>((bits >> j) & 1u) << 31;
+      u ^= signFlipMask(bits, static_cast<unsigned>(j));
       std::memcpy(v + j, &u, 4);
     }
   }
 }
 
-// The first three butterfly stages within each group of 8, written out so
-// the compiler keeps the group in registers.
+// The first three stages (h = 1, 2, 4) within each group of 8, written out
+// so the compiler keeps the group in registers (and vectorizes across
+// groups): hadamardButterfly's sums and differences, in its stage order.
 void hadamard8(float* __restrict v, size_t n) {
   for (size_t i = 0; i < n; i += 8) {
     float* a = v + i;
@@ -48,42 +48,22 @@ void hadamard(float* v, size_t n) {
     for (size_t i = 0; i < n; i += 2 * h) {
       float* __restrict lo = v + i;
       float* __restrict hi = v + i + h;
-      for (size_t j = 0; j < h; ++j) {
-        const float a = lo[j], b = hi[j];
-        lo[j] = a + b;
-        hi[j] = a - b;
-      }
+      for (size_t j = 0; j < h; ++j) hadamardButterfly(&lo[j], &hi[j]);
     }
 }
 
-// 1 / sqrt(2^k), exact for even k.
-float hadamardNorm(size_t n) {
-  unsigned k = 0;
-  while ((size_t{1} << k) < n) ++k;
-  float c = (k & 1u) ? 0.70710678118654752f : 1.0f;
-  for (unsigned i = 0; i < k / 2; ++i) c *= 0.5f;
-  return c;
-}
-
 void hadamardPieces(float* x, size_t n) {
-  size_t at = 0;
-  for (size_t piece = size_t{1} << 31; piece > 0; piece >>= 1) {
-    if (!(n - at >= piece)) continue;
+  for (size_t at = 0; at < n;) {
+    const size_t piece = signRotationPiece(n - at);
     float* v = x + at;
     hadamard(v, piece);
     const float c = hadamardNorm(piece);
-    for (size_t j = 0; j < piece; ++j) v[j] *= c;
+    for (size_t j = 0; j < piece; ++j) v[j] = fmulRn(v[j], c);
     at += piece;
   }
 }
 
 }  // namespace
-
-uint64_t signRotationKey(uint64_t seed, uint64_t step, uint32_t rank) {
-  return splitmix64(splitmix64(splitmix64(seed) ^ step) ^ rank);
-}
-
-uint64_t signRotationBlockKey(uint64_t callKey, uint64_t position) { return splitmix64(callKey ^ splitmix64(position)); }
 
 void rotateSignBlock(float* x, size_t n, uint64_t blockKey) {
   flipSigns(x, n, blockKey);

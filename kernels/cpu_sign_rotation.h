@@ -12,16 +12,17 @@
 // Keys: one per encode call from (seed, step, encoder rank), stored in the
 // payload, so any rank decodes any rank's payload; each block's D from
 // (call key, position of the block's first element in the whole buffer), so
-// any chunking of a buffer rotates each block the same way.
+// any chunking of a buffer rotates each block the same way. The per-element
+// math (keys, flips, pieces, butterflies) is kernels/sign_rotation_math.h,
+// which the CUDA kernels share.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
-namespace sqz {
+#include "kernels/sign_rotation_math.h"
 
-uint64_t signRotationKey(uint64_t seed, uint64_t step, uint32_t rank);
-uint64_t signRotationBlockKey(uint64_t callKey, uint64_t position);
+namespace sqz {
 
 // In place on x[0 .. n): forward x <- H D x / sqrt(len), inverse x <- D H x /
 // sqrt(len) (H is symmetric and H H = len I). A block whose length is not a

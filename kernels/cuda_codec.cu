@@ -18,6 +18,7 @@
 #include "kernels/codec_math.h"
 #include "kernels/cuda_codec.h"
 #include "kernels/payload_checks.h"
+#include "kernels/sign_rotation_math.h"
 
 namespace sqz {
 namespace {
@@ -42,13 +43,6 @@ unsigned gridFor(size_t work, unsigned perBlock, unsigned cap = 65535u * 4) {
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
-
-// sign:rot's rotation has no device kernels yet: a clear error, never a
-// payload that the host would decode as rotated.
-void rejectRotatedSign(const CodecParams& p) {
-  SQZ_REQUIRE(!(p.kind == CodecKind::Sign && p.rotate), sqzInvalidUsage,
-              "sign:rot is not implemented for device buffers (use sign, or host buffers)");
-}
 
 // ---- loads of 8 consecutive elements -------------------------------------------
 
@@ -245,9 +239,12 @@ struct PadList {
   int count;
 };
 
-__global__ void headerKernel(WireHeader h, uint8_t* payload, PadList pads) {
+// The header, the pads, and sign:rot's rotation key (at keyAt, 0 for none;
+// written here so that an empty chunk carries it too, as on the CPU).
+__global__ void headerKernel(WireHeader h, uint8_t* payload, PadList pads, uint64_t key, size_t keyAt) {
   const uint8_t* src = reinterpret_cast<const uint8_t*>(&h);
   for (int b = threadIdx.x; b < static_cast<int>(sizeof h); b += blockDim.x) payload[b] = src[b];
+  if (keyAt && threadIdx.x == 0) *reinterpret_cast<uint64_t*>(payload + keyAt) = key;
   for (int r = 0; r < pads.count; ++r)
     for (uint64_t b = pads.begin[r] + threadIdx.x; b < pads.end[r]; b += blockDim.x) payload[b] = 0;
 }
@@ -538,6 +535,121 @@ __global__ void __launch_bounds__(kThreads) signDecodeKernel(const uint8_t* payl
       const float d = signValue((bits[i >> 3] >> (i & 7)) & 1u, scale);
       out[i] = mode == DecodeMode::Accumulate ? faddRn(out[i], d) : d;
     }
+  }
+}
+
+// ---- rotated sign (sign:rot) ---------------------------------------------------------------
+// A thread block per sign block, which it holds whole while it rotates it:
+// in shared memory up to kRotationSharedElements, beyond that in a global
+// scratch of the buffer's size (the block at its own offset). The
+// transform runs the CPU's stages in the CPU's order with the shared
+// butterfly (sign_rotation_math.h), a __syncthreads between stages, so the
+// rotated block, and with it the scale, the bits and the residual, have the
+// CPU's bits.
+constexpr uint32_t kRotationSharedElements = 8192;  // 32 KiB, under the default dynamic limit
+
+bool rotationInShared(uint32_t blockSize) { return blockSize <= kRotationSharedElements; }
+unsigned rotationThreads(uint32_t blockSize) { return blockSize < kThreads ? blockSize : kThreads; }
+
+// Normalized transform of each power-of-two piece of z[0 .. n), in place;
+// every thread of the block calls it, and it ends synchronized.
+__device__ void rotationPieces(float* z, size_t n) {
+  for (size_t at = 0; at < n;) {
+    const size_t m = signRotationPiece(n - at);
+    float* v = z + at;
+    for (size_t h = 1; h < m; h *= 2) {
+      for (size_t t = threadIdx.x; t < m / 2; t += blockDim.x) {
+        const size_t i = (t & ~(h - 1)) * 2 + (t & (h - 1));
+        hadamardButterfly(&v[i], &v[i + h]);
+      }
+      __syncthreads();
+    }
+    const float c = hadamardNorm(m);
+    for (size_t j = threadIdx.x; j < m; j += blockDim.x) v[j] = fmulRn(v[j], c);
+    at += m;
+  }
+  __syncthreads();
+}
+
+// D of the block at z[0 .. n) (signs of block key k), by every thread.
+__device__ void rotationFlips(float* z, size_t n, uint64_t k) {
+  for (size_t i = threadIdx.x; i < n; i += blockDim.x) z[i] = signFlip(z[i], signFlipWord(k, i / 64), i % 64);
+}
+
+template <class T>
+__global__ void __launch_bounds__(kThreads) rotatedSignEncodeKernel(const T* g, float* e, size_t n, uint32_t B,
+                                                                    uint64_t key, uint64_t chunkOffset, float* scratch,
+                                                                    float* scales, uint8_t* bits) {
+  extern __shared__ float rotationBlock[];
+  __shared__ float blockScale;
+  const unsigned lane = threadIdx.x & 31, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  const size_t blocks = (n + B - 1) / B;
+  for (size_t blk = blockIdx.x; blk < blocks; blk += gridDim.x) {
+    const size_t s = blk * size_t{B}, len = min(size_t{B}, n - s);
+    float* z = scratch ? scratch + s : rotationBlock;
+    const uint64_t k = signRotationBlockKey(key, chunkOffset + s);
+    for (size_t i = threadIdx.x; i < len; i += blockDim.x) z[i] = loadY1(g, e, s + i, n);
+    rotationFlips(z, len, k);
+    __syncthreads();
+    rotationPieces(z, len);
+    if (warp == 0) {
+      double acc = 0.0, sq = 0.0;
+      for (size_t j = lane; j < len; j += kSignLanes) {
+        acc = daddRn(acc, signMagnitude(z[j]));
+        sq = daddRn(sq, signSquare(z[j]));
+      }
+      const float scale = signBlockScale(warpSum(acc), warpSum(sq), static_cast<uint32_t>(len));
+      if (lane == 0) scales[blk] = blockScale = scale;
+    }
+    for (size_t w = warp; w * kSignLanes < len; w += warps) {
+      const size_t j = w * kSignLanes + lane;
+      const uint32_t word = __ballot_sync(0xffffffffu, j < len && signBit(z[j]) != 0u);
+      if (lane == 0) {
+        uint8_t* out = bits + (s + w * kSignLanes) / 8;  // 4-byte aligned: B is a multiple of 32
+        const size_t m = min(size_t{kSignLanes}, len - w * kSignLanes);
+        if (m == kSignLanes) {
+          *reinterpret_cast<uint32_t*>(out) = word;
+        } else {
+          for (size_t b = 0; b < (m + 7) / 8; ++b) out[b] = static_cast<uint8_t>(word >> (8 * b));
+        }
+      }
+    }
+    __syncthreads();
+    if (e) {
+      // The residual against the decoding rotated back: y - R^T decode(R y).
+      const float scale = blockScale;
+      for (size_t i = threadIdx.x; i < len; i += blockDim.x) z[i] = signValue(signBit(z[i]), scale);
+      __syncthreads();
+      rotationPieces(z, len);
+      rotationFlips(z, len, k);
+      for (size_t i = threadIdx.x; i < len; i += blockDim.x) e[s + i] = fsubRn(loadY1(g, e, s + i, n), z[i]);
+    }
+    __syncthreads();  // z and blockScale are the next block's
+  }
+}
+
+__global__ void __launch_bounds__(kThreads) rotatedSignDecodeKernel(const uint8_t* payload, DecodeExpect x,
+                                                                    size_t bytes, PayloadLayout l, float* scratch,
+                                                                    float* out, DecodeMode mode, int* err) {
+  extern __shared__ float rotationBlock[];
+  if (!mayWriteForBlock(payload, x, bytes, err)) return;
+  const size_t n = x.count, B = x.params.blockSize;
+  const float* scales = reinterpret_cast<const float*>(payload + l.params);
+  const uint8_t* bits = payload + l.body;
+  const uint64_t key = *reinterpret_cast<const uint64_t*>(payload + l.rotationKey);  // every key is valid
+  for (size_t blk = blockIdx.x; blk < l.blocks; blk += gridDim.x) {
+    const float scale = scales[blk];
+    if (!signScaleOk(scale)) continue;  // validateKernel raised it; never reached
+    const size_t s = blk * B, len = min(B, n - s);
+    float* z = scratch ? scratch + s : rotationBlock;
+    for (size_t i = threadIdx.x; i < len; i += blockDim.x)
+      z[i] = signValue((bits[(s + i) >> 3] >> ((s + i) & 7)) & 1u, scale);
+    __syncthreads();
+    rotationPieces(z, len);
+    rotationFlips(z, len, signRotationBlockKey(key, x.chunkOffset + s));
+    for (size_t i = threadIdx.x; i < len; i += blockDim.x)
+      out[s + i] = mode == DecodeMode::Accumulate ? faddRn(out[s + i], z[i]) : z[i];
+    __syncthreads();
   }
 }
 
@@ -981,8 +1093,17 @@ void encodeTyped(const CodecParams& p, const EncodeArgs& a, const PayloadLayout&
       }
       break;
     case CodecKind::Sign:
-      signEncodeKernel<T><<<gridFor(l.blocks, kWarps, 132 * 32), kThreads, 0, s>>>(
-          g, a.residual, a.count, p.blockSize, reinterpret_cast<float*>(payload + l.params), payload + l.body);
+      if (p.rotate) {
+        const bool shared = rotationInShared(p.blockSize);
+        rotatedSignEncodeKernel<T><<<gridFor(l.blocks, 1, 132 * 16), rotationThreads(p.blockSize),
+                                     shared ? p.blockSize * sizeof(float) : 0, s>>>(
+            g, a.residual, a.count, p.blockSize, signRotationKey(a.seed, a.step, a.rank), a.chunkOffset,
+            shared ? nullptr : static_cast<float*>(ws), reinterpret_cast<float*>(payload + l.params),
+            payload + l.body);
+      } else {
+        signEncodeKernel<T><<<gridFor(l.blocks, kWarps, 132 * 32), kThreads, 0, s>>>(
+            g, a.residual, a.count, p.blockSize, reinterpret_cast<float*>(payload + l.params), payload + l.body);
+      }
       break;
     case CodecKind::TopK: encodeTopK<T>(p, a, l, payload, ws, s); break;
     case CodecKind::RandK: encodeRandK<T>(p, a, l, payload, ws, s, nullptr); break;
@@ -1005,7 +1126,12 @@ PadList padsOf(const CodecParams& p, const PayloadLayout& l, size_t n) {
       break;
     case CodecKind::Sign:
       addPad(pads, afterStats, l.params);
-      addPad(pads, l.params + l.blocks * 4, l.body);
+      if (p.rotate) {  // the key (8 bytes, written by the encoder) between the scales and the bits
+        addPad(pads, l.params + l.blocks * 4, l.rotationKey);
+        addPad(pads, l.rotationKey + 8, l.body);
+      } else {
+        addPad(pads, l.params + l.blocks * 4, l.body);
+      }
       addPad(pads, l.body + (n + 7) / 8, l.total);
       break;
     case CodecKind::TopK:
@@ -1032,6 +1158,23 @@ void byDtype(sqzDataType_t t, F&& f) {
   }
 }
 
+// Blocks beyond shared memory rotate in a scratch of the buffer's size,
+// allocated on the stream (cudaDecode has no workspace argument; such
+// blocks are rare: the default is 256).
+void decodeRotatedSign(const DecodeExpect& x, const uint8_t* payload, size_t bytes, const PayloadLayout& l,
+                       float* out, DecodeMode mode, int* err, cudaStream_t s) {
+  if (l.blocks == 0) return;
+  const uint32_t B = x.params.blockSize;
+  const bool shared = rotationInShared(B);
+  float* scratch = nullptr;
+  if (!shared) SQZ_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&scratch), x.count * sizeof(float), s));
+  rotatedSignDecodeKernel<<<gridFor(l.blocks, 1, 132 * 16), rotationThreads(B), shared ? B * sizeof(float) : 0, s>>>(
+      payload, x, bytes, l, scratch, out, mode, err);
+  const cudaError_t launched = cudaGetLastError();
+  if (scratch) SQZ_CUDA_CHECK(cudaFreeAsync(scratch, s));
+  SQZ_CUDA_CHECK(launched);
+}
+
 }  // namespace
 
 bool cudaCodecAvailable() {
@@ -1040,6 +1183,8 @@ bool cudaCodecAvailable() {
 }
 
 size_t cudaEncodeWorkspaceBytes(const CodecParams& p, size_t count) {
+  if (p.kind == CodecKind::Sign && p.rotate)
+    return rotationInShared(p.blockSize) ? 0 : (count * sizeof(float) + 255) & ~size_t{255};
   if (p.kind != CodecKind::TopK && p.kind != CodecKind::RandK) return 0;
   return carveTopK(nullptr, count, selectedCount(p, count)).bytes;
 }
@@ -1072,7 +1217,6 @@ void cudaStatsSketch(const void* input, sqzDataType_t dtype, size_t count, uint6
 void cudaEncode(const CodecParams& p, const EncodeArgs& a, void* devPayload, void* devWorkspace, void* stream) {
   NvtxRange r("sqz:compress");
   if (const char* why = checkCodecParams(p)) fail(sqzInvalidUsage, "codec parameters: %s", why);
-  rejectRotatedSign(p);
   SQZ_REQUIRE(!p.blockedIndices, sqzInvalidUsage, "the CUDA top-K codec writes 32-bit indices only");
   SQZ_REQUIRE(a.count <= kMaxChunkElements, sqzInvalidUsage, "chunk of %zu elements exceeds 2^32-1", a.count);
   SQZ_REQUIRE(devWorkspace != nullptr || cudaEncodeWorkspaceBytes(p, a.count) == 0, sqzInvalidUsage,
@@ -1081,7 +1225,9 @@ void cudaEncode(const CodecParams& p, const EncodeArgs& a, void* devPayload, voi
   cudaStream_t s = asStream(stream);
   const PayloadLayout l = payloadLayout(p, a.count, a.stats != nullptr);
   uint8_t* payload = static_cast<uint8_t*>(devPayload);
-  headerKernel<<<1, 256, 0, s>>>(makeWireHeader(p, a.count, a.chunkOffset, l), payload, padsOf(p, l, a.count));
+  const bool rotated = p.kind == CodecKind::Sign && p.rotate;
+  headerKernel<<<1, 256, 0, s>>>(makeWireHeader(p, a.count, a.chunkOffset, l), payload, padsOf(p, l, a.count),
+                                 rotated ? signRotationKey(a.seed, a.step, a.rank) : 0, rotated ? l.rotationKey : 0);
   SQZ_CUDA_LAUNCHED();
   if (a.stats)
     SQZ_CUDA_CHECK(cudaMemcpyAsync(payload + l.stats, a.stats, sizeof(GradStats), cudaMemcpyDeviceToDevice, s));
@@ -1096,7 +1242,6 @@ void cudaDecode(const DecodeExpect& x, const void* devPayload, size_t bytes, flo
                 int* devError, void* stream) {
   NvtxRange r("sqz:decode");
   if (const char* why = checkCodecParams(x.params)) fail(sqzInvalidUsage, "codec parameters: %s", why);
-  rejectRotatedSign(x.params);
   SQZ_REQUIRE(!x.params.blockedIndices, sqzInvalidUsage, "the CUDA top-K codec reads 32-bit indices only");
   SQZ_REQUIRE(aligned16(devPayload), sqzInvalidUsage, "device payloads must be 16-byte aligned");
   cudaStream_t s = asStream(stream);
@@ -1121,8 +1266,12 @@ void cudaDecode(const DecodeExpect& x, const void* devPayload, size_t bytes, flo
     }
     case CodecKind::Sign:
       validateKernel<<<gridFor(l.blocks, 256, 4096), 256, 0, s>>>(payload, x, bytes, l, devError);
-      signDecodeKernel<<<gridFor(l.blocks, kWarps, 132 * 32), kThreads, 0, s>>>(payload, x, bytes, l, devOut, mode,
-                                                                              devError);
+      if (x.params.rotate) {
+        decodeRotatedSign(x, payload, bytes, l, devOut, mode, devError, s);
+      } else {
+        signDecodeKernel<<<gridFor(l.blocks, kWarps, 132 * 32), kThreads, 0, s>>>(payload, x, bytes, l, devOut, mode,
+                                                                                devError);
+      }
       break;
     case CodecKind::TopK:
     case CodecKind::RandK:
@@ -1184,6 +1333,7 @@ void addTypedKernels(std::vector<const void*>& k) {
       reinterpret_cast<const void*>(&randkGatherKernel<T>),
       reinterpret_cast<const void*>(&residualAddKernel<T>),
       reinterpret_cast<const void*>(&signEncodeKernel<T>),
+      reinterpret_cast<const void*>(&rotatedSignEncodeKernel<T>),
       reinterpret_cast<const void*>(&sketchKernel<T>),
   };
   k.insert(k.end(), std::begin(entries), std::end(entries));
@@ -1211,6 +1361,7 @@ std::vector<const void*> cudaCodecKernelEntries() {
       reinterpret_cast<const void*>(&randkValuesKernel),
       reinterpret_cast<const void*>(&randkScatterKernel),
       reinterpret_cast<const void*>(&signDecodeKernel),
+      reinterpret_cast<const void*>(&rotatedSignDecodeKernel),
       reinterpret_cast<const void*>(&sketchNormKernel),
   };
   addTypedKernels<float>(k);

@@ -2,7 +2,6 @@
 // and decoded values. Compiled in every build; skipped where no device runs.
 #include <gtest/gtest.h>
 
-#include "common/error.h"
 #include "kernels/cuda_codec.h"
 #include "tests/codec/codec_test_util.h"
 
@@ -58,23 +57,6 @@ class CudaVsCpu : public ::testing::TestWithParam<std::string> {};
 TEST_P(CudaVsCpu, SamePayloadResidualAndDecode) {
   SKIP_WITHOUT_GPU();
   const CodecParams p = parseCodecSpec(GetParam());
-  if (p.kind == CodecKind::Sign && p.rotate) {  // no device kernels yet: a clear error, nothing written
-    std::vector<float> x(1000, 1.0f);
-    DeviceBuffer<float> dx(x);
-    EncodeArgs a;
-    a.input = dx.ptr;
-    a.count = x.size();
-    DeviceBuffer<uint8_t> dp(encodedBytes(p, x.size()));
-    EXPECT_THROW(cudaEncode(p, a, dp.ptr, nullptr, nullptr), Error);
-    DecodeExpect e;
-    e.params = p;
-    e.count = x.size();
-    DeviceBuffer<float> dout(x);
-    DeviceBuffer<int> err(std::vector<int>{0});
-    EXPECT_THROW(cudaDecode(e, dp.ptr, encodedBytes(p, x.size()), dout.ptr, DecodeMode::Overwrite, err.ptr, nullptr),
-                 Error);
-    return;
-  }
   for (const auto& in : gpuInputs()) {
     for (bool ef : {false, true}) {
       for (uint64_t offset : {uint64_t{0}, uint64_t{4098}}) {
@@ -123,7 +105,15 @@ TEST_P(CudaVsCpu, SamePayloadResidualAndDecode) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllCodecs, CudaVsCpu, ::testing::ValuesIn(test::allCodecSpecs()), [](const auto& info) {
+// Every codec of the CPU tests, and sign:rot with a block too large for the
+// rotation in shared memory (the kernels then rotate in a global scratch).
+std::vector<std::string> cudaCodecSpecs() {
+  std::vector<std::string> specs = test::allCodecSpecs();
+  specs.push_back("sign:block=16384:rot");
+  return specs;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllCodecs, CudaVsCpu, ::testing::ValuesIn(cudaCodecSpecs()), [](const auto& info) {
   std::string s = info.param;
   for (char& c : s) {
     if (!isalnum(static_cast<unsigned char>(c))) c = '_';
@@ -137,7 +127,7 @@ TEST(CudaCodec, HalfInputsMatchCpu) {
   for (sqzDataType_t t : {sqzFloat16, sqzBfloat16}) {
     std::vector<uint16_t> h(x.size());
     for (size_t i = 0; i < x.size(); ++i) h[i] = t == sqzFloat16 ? floatToFp16(x[i]) : floatToBf16(x[i]);
-    for (const char* spec : {"q4", "q8:rn", "bf16", "topk:0.01"}) {
+    for (const char* spec : {"q4", "q8:rn", "bf16", "topk:0.01", "sign", "sign:rot"}) {
       const CodecParams p = parseCodecSpec(spec);
       std::vector<float> e(x.size(), 0.001f), eg = e;
       EncodeArgs a;
@@ -236,6 +226,35 @@ TEST(CudaCodec, MalformedPayloadSetsTheErrorAndWritesNothing) {
   auto [e4, o4] = run(qpayload, test::expectFor(q, a), qpayload.size());
   EXPECT_EQ(e4, 2);  // kBadBlockScale
   EXPECT_EQ(o4, std::vector<float>(x.size(), -7.0f));
+  // And for sign:rot (its blocks are rotated back whole: none may start).
+  for (const char* spec : {"sign:rot", "sign:block=16384:rot"}) {
+    const CodecParams r = parseCodecSpec(spec);
+    auto rpayload = test::encodeToVector(r, a);
+    const PayloadLayout rl = payloadLayout(r, x.size(), false);
+    const float negative = -1.0f;
+    std::memcpy(rpayload.data() + rl.params + 4 * (rl.blocks - 1), &negative, 4);
+    auto [e5, o5] = run(rpayload, test::expectFor(r, a), rpayload.size());
+    EXPECT_EQ(e5, 2) << spec;  // kBadBlockScale
+    EXPECT_EQ(o5, std::vector<float>(x.size(), -7.0f)) << spec;
+  }
+}
+
+// An empty chunk's sign:rot payload still carries its call's key, as the
+// CPU's does (the header kernel writes it).
+TEST(CudaCodec, RotatedSignEmptyChunkMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const CodecParams p = parseCodecSpec("sign:rot");
+  EncodeArgs a;
+  a.input = nullptr;
+  a.count = 0;
+  a.seed = 9;
+  a.step = 4;
+  a.rank = 1;
+  auto cpu = test::encodeToVector(p, a);
+  DeviceBuffer<uint8_t> dp(std::vector<uint8_t>(cpu.size(), 0xab));
+  cudaEncode(p, a, dp.ptr, nullptr, nullptr);
+  CUDA_OK(cudaDeviceSynchronize());
+  EXPECT_EQ(dp.get(), cpu);
 }
 
 TEST(CudaCodec, RandKGatherScatterMatchCpu) {
