@@ -260,17 +260,31 @@ def main():
             g = statistics.median(gaps)
             check("auto final accuracy within 0.5 pp of exact, %s %s" % (model, link), g >= -0.005,
                   "median %+.2f pp (seeds %s)" % (100 * g, ", ".join("%+.2f" % (100 * x) for x in sorted(gaps))))
-    # The scaled sign trains logreg and the MLP to within 1 pp of exact on loopback.
-    for model in ["logreg", "mlp"]:
-        cell = by.get((model, "loopback"), {})
-        gaps = [float(r["final_acc"]) - exact_final[(model, sd)] for (spec, sd), r in cell.items()
-                if spec == "sign" and (model, sd) in exact_final]
-        if not gaps:
-            checks.append(("sign within 1 pp of exact on loopback, %s" % model, "not measured", ""))
-            continue
-        g = statistics.median(gaps)
-        check("sign within 1 pp of exact on loopback, %s" % model, min(gaps) >= -0.01,
-              "median %+.2f pp, worst %+.2f pp over %d seeds" % (100 * g, 100 * min(gaps), len(gaps)))
+    # The scaled sign trains logreg and the MLP to within 1 pp of exact on
+    # loopback. Each variant of the 1-bit codec is scored on its own rows
+    # (the plain sign, and sign:rot, the sign of each block after a random
+    # rotation), so one variant's miss is never hidden by the other's pass;
+    # the item is met by whichever variants meet it in both models.
+    sign_variants = ["sign", "sign:rot"]
+    sign_models = ["logreg", "mlp"]
+    meets = defaultdict(list)
+    for variant in sign_variants:
+        for model in sign_models:
+            cell = by.get((model, "loopback"), {})
+            gaps = [float(r["final_acc"]) - exact_final[(model, sd)] for (spec, sd), r in cell.items()
+                    if spec == variant and (model, sd) in exact_final]
+            name = "%s within 1 pp of exact on loopback, %s" % (variant, model)
+            if not gaps:
+                checks.append((name, "not measured", ""))
+                continue
+            g = statistics.median(gaps)
+            ok = min(gaps) >= -0.01
+            check(name, ok, "median %+.2f pp, worst %+.2f pp over %d seeds" % (100 * g, 100 * min(gaps), len(gaps)))
+            if ok:
+                meets[variant].append(model)
+    full = [v for v in sign_variants if len(meets[v]) == len(sign_models)]
+    check("scaled-sign 1-bit codec within 1 pp of exact on loopback, logreg and mlp", bool(full),
+          ("met by %s" % " and ".join("`%s`" % v for v in full)) if full else "no variant meets it in both models")
     # Spearman: predicted vs measured speed of the fixed specs, per cell.
     print("## Predicted (gain model) against measured speed of the fixed specs\n")
     for cellkey in cells:
