@@ -173,6 +173,54 @@ TEST(SignRotation, AnyDecoderInvertsAnyRanksPayloadAndChunksAgree) {
   EXPECT_THROW(decodeCpu(plain, pw.data(), pw.size(), out.data(), DecodeMode::Overwrite), Error);
 }
 
+// The part of sign:rot's error that every rank makes alike (the gain
+// model's commonErrorLag, src/tuner/README.md section 6) is its error on a
+// given input averaged over the rotation's keys (ranks and calls). Where
+// the rotated block is near Gaussian (a normal input) that mean is 0 (the
+// error is orthogonal to y for every key, and Bussgang's theorem puts its
+// mean along y): the mean error of K keys has about 1/K of one encoding's
+// squared error. Where one value dominates its block (heavy tails) it is
+// not: every key's signs follow the spike, and the rest of the block is
+// lost alike, so the rotation does not remove the common part there and
+// the model cannot take it as 0 for sign:rot. The plain sign's mean error
+// is its one deterministic error, whatever K.
+TEST(SignRotation, ErrorAveragesOutOverKeys) {
+  for (const char* shape : {"normal", "heavy"}) {
+    const size_t n = 4096;
+    const std::vector<float> y =
+        std::string(shape) == "normal" ? test::normalInput(n, 31) : test::heavyTailedInput(n, 32);
+    for (const char* spec : {"sign:rot", "sign"}) {
+      const CodecParams p = parseCodecSpec(spec);
+      const int K = 64;
+      std::vector<double> mean(n, 0.0);
+      double single = 0.0;  // mean over keys of one encoding's squared error
+      for (int k = 0; k < K; ++k) {
+        EncodeArgs a;
+        a.input = y.data();
+        a.count = n;
+        a.seed = 77;
+        a.step = static_cast<uint64_t>(k);
+        a.rank = static_cast<uint32_t>(k % 4);
+        const std::vector<float> d = test::decodeToVector(p, a, test::encodeToVector(p, a));
+        for (size_t i = 0; i < n; ++i) {
+          const double e = static_cast<double>(d[i]) - y[i];
+          mean[i] += e / K;
+          single += e * e / K;
+        }
+      }
+      double meanSq = 0.0;
+      for (double m : mean) meanSq += m * m;
+      if (p.rotate && std::string(shape) == "normal") {
+        EXPECT_LT(meanSq, 2.0 * single / K) << shape << ": the rotated sign's error has a common part";
+      } else if (p.rotate) {
+        EXPECT_GT(meanSq, 10.0 * single / K) << shape << ": the common part vanished (revisit commonErrorLag)";
+      } else {
+        EXPECT_NEAR(meanSq, single, 1e-9 * single) << shape << ": the plain sign's error is one vector";
+      }
+    }
+  }
+}
+
 TEST(SignRotation, SpecAndWire) {
   EXPECT_TRUE(parseCodecSpec("sign:rot").rotate);
   EXPECT_FALSE(parseCodecSpec("sign").rotate);
