@@ -16,7 +16,9 @@ bool parseDevice(const std::string& name, Device* out) {
 std::string codecFamily(const CodecParams& p) {
   switch (p.kind) {
     case CodecKind::Quant: return "q" + std::to_string(p.bits);
-    case CodecKind::Sign: return "sign";
+    // The rotation is a transform each way on top of the sign's passes: its
+    // own rates, never the plain sign's.
+    case CodecKind::Sign: return p.rotate ? "sign:rot" : "sign";
     case CodecKind::TopK: return "topk";
     case CodecKind::RandK: return "randk";
     default: return codecName(p);
@@ -71,6 +73,10 @@ CodecThroughput makeDefaults() {
   // buffer is high (perf/results/codec_cpu.md, at ratio 0.01).
   t.set(Device::Cpu, "topk", {0.35 * G, 177 * G, st});
   t.set(Device::Cpu, "randk", {2.82 * G, 4.64 * G, st});
+  // The rotated sign: its own rates (a transform each way on top of the
+  // sign's passes), measured later than the rows above, on the 2-vCPU Xeon
+  // (perf/results/codec_cpu.md, section "sign:rot").
+  t.set(Device::Cpu, "sign:rot", {0.32 * G, 0.59 * G, st});
   // GPU estimates (HBM3 3.35 TB/s): encode+EF reads input and residual and
   // writes residual and payload (~12-13 bytes per 4-byte input: ~1 TB/s);
   // decode+acc reads payload and accumulator and writes the accumulator
@@ -80,6 +86,10 @@ CodecThroughput makeDefaults() {
   for (const char* k : {"none", "bf16", "fp16", "q8", "q4", "q2", "q1", "randk"})
     t.set(Device::Gpu, k, {1.0e12, 1.5e12, gst});
   t.set(Device::Gpu, "topk", {0.4e12, 10e12, gst});
+  // sign:rot reads input and residual twice (before the rotation and for
+  // the residual after the inverse one), ~20 bytes per element: ~0.67 TB/s;
+  // decode as the others'.
+  t.set(Device::Gpu, "sign:rot", {0.67e12, 1.5e12, gst});
   return t;
 }
 

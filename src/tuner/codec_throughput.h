@@ -43,7 +43,8 @@ class CodecThroughput {
 };
 
 // The family key of a codec: "q4" for "q4:block=512:rn", "topk" for any
-// top-K, "randk" for any random-K, else its name.
+// top-K, "randk" for any random-K, "sign" for any plain sign and "sign:rot"
+// for any rotated one (whatever its block), else its name.
 std::string codecFamily(const CodecParams& p);
 
 // Documented defaults. CPU: measured by perf/codec/sqz_codec_bench on this

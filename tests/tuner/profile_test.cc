@@ -158,6 +158,28 @@ TEST_F(ProfileTest, MissingFileWithCalibrationOffUsesDocumentedDefaults) {
   EXPECT_TRUE(loadProfileFrom(dir_ + "/absent.json", "v1-x").shouldCalibrate);
 }
 
+// sign:rot costs a transform each way more than the plain sign: it never
+// borrows the sign's rates (a profile's "sign" entry), at any block size.
+TEST(CodecThroughputTable, RotatedSignHasItsOwnRates) {
+  EXPECT_EQ(codecFamily(parseCodecSpec("sign")), "sign");
+  EXPECT_EQ(codecFamily(parseCodecSpec("sign:block=64")), "sign");
+  EXPECT_EQ(codecFamily(parseCodecSpec("sign:rot")), "sign:rot");
+  EXPECT_EQ(codecFamily(parseCodecSpec("sign:block=64:rot")), "sign:rot");
+  CodecThroughput t;
+  t.set(Device::Cpu, "sign", {5e9, 6e9, 7e9});
+  EXPECT_DOUBLE_EQ(t.lookup(Device::Cpu, parseCodecSpec("sign:block=64")).encode, 5e9);
+  for (Device d : {Device::Cpu, Device::Gpu}) {
+    const CodecRates rot = t.lookup(d, parseCodecSpec("sign:block=64:rot"));
+    const CodecRates def = defaultThroughput().lookup(d, parseCodecSpec("sign:rot"));
+    EXPECT_DOUBLE_EQ(rot.encode, def.encode) << deviceName(d);
+    EXPECT_DOUBLE_EQ(rot.decode, def.decode) << deviceName(d);
+    EXPECT_NE(def.encode, 1e9) << deviceName(d) << ": no entry of its own";
+  }
+  // A calibrated "sign:rot" entry wins over the default.
+  t.set(Device::Cpu, "sign:rot", {1e8, 2e8, 7e9});
+  EXPECT_DOUBLE_EQ(t.lookup(Device::Cpu, parseCodecSpec("sign:rot")).encode, 1e8);
+}
+
 TEST(TopologyFingerprint, DependsOnLayoutNotRankOrder) {
   const std::string a = topologyFingerprint({"hostA", "hostA", "hostB", "hostB"}, false);
   EXPECT_EQ(a, topologyFingerprint({"hostB", "hostA", "hostB", "hostA"}, false));
