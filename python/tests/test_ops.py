@@ -317,7 +317,7 @@ def test_compression_casts(compression):
 
 
 @pytest.mark.parametrize("compression", [hvd.Compression.q8, hvd.Compression.q4, hvd.Compression.topk(0.1),
-                                         hvd.Compression.randk(0.5), hvd.Compression.auto])
+                                         hvd.Compression.randk(0.5), hvd.Compression.sign_rot, hvd.Compression.auto])
 def test_compression_lossy(compression):
     """Inside the library: output identical on every rank; the first call
     (a fresh error-feedback state) within the bound of the codec that ran
@@ -343,6 +343,42 @@ def test_compression_lossy(compression):
     ran = "none" if info["exact"] else info["codec"]
     limit = {"none": 1e-6, "q8": 0.05, "q4": 0.5}.get(ran, 1.0)
     assert err < limit, (compression.spec, ran, err)
+
+
+def test_compression_sign_sends_each_ranks_scaled_signs():
+    """The plain sign's error is deterministic (the C++ checker has no
+    statistical bound for it): a fresh state's output is the sum over ranks
+    of each block's signs times sum(y^2) / sum(|y|), the sign library's
+    scale (kernels/codec_math.h), here in float64, so within fp32 rounding."""
+    n, r = hvd.size(), hvd.rank()
+    count, block = (1 << 16) + 77, 256
+    t = torch.randn(count, generator=torch.Generator().manual_seed(50 + r))
+    out = hvd.allreduce(t, op=hvd.Sum, compression=hvd.Compression.sign, name="sign.fresh")
+    info = hvd.last_call_info()
+    if n == 1 or info["exact"]:
+        pytest.skip("the call ran exact (%s)" % info["plan"])
+    assert info["codec"] == "sign", info
+    every = hvd.allgather(out.view(1, -1))
+    assert all(torch.equal(every[0], every[q]) for q in range(n)), "ranks disagree"
+    ref = torch.zeros(count, dtype=torch.float64)
+    for q in range(n):
+        y = torch.randn(count, generator=torch.Generator().manual_seed(50 + q)).double()
+        pad = (-count) % block
+        blocks = torch.cat([y, y.new_zeros(pad)]).view(-1, block)
+        scale = (blocks * blocks).sum(1) / blocks.abs().sum(1)
+        signs = torch.where(blocks >= 0, 1.0, -1.0).double()
+        ref += (signs * scale[:, None]).reshape(-1)[:count]
+    assert torch.allclose(out.double(), ref, rtol=1e-5, atol=1e-6), (out - ref).abs().max()
+    # The tolerance rejects a scale 20% off.
+    assert not torch.allclose(out.double() * 0.8, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_compression_sign_specs():
+    assert hvd.Compression.from_spec("sign") is hvd.Compression.sign
+    assert hvd.Compression.from_spec("SIGN:rot") is hvd.Compression.sign_rot
+    assert hvd.Compression.sign.spec == "sign" and hvd.Compression.sign_rot.spec == "sign:rot"
+    with pytest.raises(ValueError, match="sign:rot"):
+        hvd.Compression.from_spec("sign:rotated")
 
 
 def test_unknown_spec_is_an_error_not_a_downgrade():

@@ -108,6 +108,10 @@ class Compression:
     q4 = _codec("Q4Compressor", "q4", "Blockwise 4-bit stochastic quantization with error feedback.")
     q2 = _codec("Q2Compressor", "q2", "Blockwise 2-bit stochastic quantization with error feedback.")
     q1 = _codec("Q1Compressor", "q1", "Blockwise 1-bit stochastic quantization with error feedback.")
+    sign = _codec("SignCompressor", "sign",
+                  "Scaled sign: one bit per element, one scale per block of 256, with error feedback.")
+    sign_rot = _codec("RotatedSignCompressor", "sign:rot",
+                      "Scaled sign of each block after a random Hadamard rotation (libsqz's sign:rot).")
     auto = _codec("AutoCompressor", "auto", "Level chosen per call by libsqz's tuner.")
 
     @staticmethod
@@ -133,10 +137,11 @@ class Compression:
         if s == "none":
             return _codec("ExactCompressor", "none", "Exact (no compression), whatever SQZ_COMPRESSION says.")
         table = {"fp16": Compression.fp16, "bf16": Compression.bf16, "q8": Compression.q8, "q4": Compression.q4,
-                 "q2": Compression.q2, "q1": Compression.q1, "auto": Compression.auto}
+                 "q2": Compression.q2, "q1": Compression.q1, "sign": Compression.sign,
+                 "sign:rot": Compression.sign_rot, "auto": Compression.auto}
         if s not in table:
-            raise ValueError("unknown compression spec %r (none, fp16, bf16, q8, q4, q2, q1, topk:R, randk:R, auto)"
-                             % spec)
+            raise ValueError("unknown compression spec %r (none, fp16, bf16, q8, q4, q2, q1, sign, sign:rot, topk:R, "
+                             "randk:R, auto)" % spec)
         return table[s]
 
 
