@@ -1158,21 +1158,23 @@ void byDtype(sqzDataType_t t, F&& f) {
   }
 }
 
-// Blocks beyond shared memory rotate in a scratch of the buffer's size,
-// allocated on the stream (cudaDecode has no workspace argument; such
-// blocks are rare: the default is 256).
+// Blocks beyond shared memory rotate in `scratch`, the caller's workspace
+// (cudaDecodeWorkspaceBytes), each block at its own offset.
 void decodeRotatedSign(const DecodeExpect& x, const uint8_t* payload, size_t bytes, const PayloadLayout& l,
-                       float* out, DecodeMode mode, int* err, cudaStream_t s) {
+                       float* out, DecodeMode mode, int* err, float* scratch, cudaStream_t s) {
   if (l.blocks == 0) return;
   const uint32_t B = x.params.blockSize;
   const bool shared = rotationInShared(B);
-  float* scratch = nullptr;
-  if (!shared) SQZ_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&scratch), x.count * sizeof(float), s));
   rotatedSignDecodeKernel<<<gridFor(l.blocks, 1, 132 * 16), rotationThreads(B), shared ? B * sizeof(float) : 0, s>>>(
-      payload, x, bytes, l, scratch, out, mode, err);
-  const cudaError_t launched = cudaGetLastError();
-  if (scratch) SQZ_CUDA_CHECK(cudaFreeAsync(scratch, s));
-  SQZ_CUDA_CHECK(launched);
+      payload, x, bytes, l, shared ? nullptr : scratch, out, mode, err);
+  SQZ_CUDA_LAUNCHED();
+}
+
+// The whole buffer as rotation scratch, when its blocks do not fit in
+// shared memory; encode and decode both rotate there.
+size_t rotationScratchBytes(const CodecParams& p, size_t count) {
+  if (p.kind != CodecKind::Sign || !p.rotate || rotationInShared(p.blockSize)) return 0;
+  return align256(count * sizeof(float));
 }
 
 }  // namespace
@@ -1183,11 +1185,12 @@ bool cudaCodecAvailable() {
 }
 
 size_t cudaEncodeWorkspaceBytes(const CodecParams& p, size_t count) {
-  if (p.kind == CodecKind::Sign && p.rotate)
-    return rotationInShared(p.blockSize) ? 0 : (count * sizeof(float) + 255) & ~size_t{255};
+  if (p.kind == CodecKind::Sign && p.rotate) return rotationScratchBytes(p, count);
   if (p.kind != CodecKind::TopK && p.kind != CodecKind::RandK) return 0;
   return carveTopK(nullptr, count, selectedCount(p, count)).bytes;
 }
+
+size_t cudaDecodeWorkspaceBytes(const CodecParams& p, size_t count) { return rotationScratchBytes(p, count); }
 
 void cudaGradStats(const void* input, sqzDataType_t dtype, const float* residual, size_t count, GradStats* devStats,
                    void* stream) {
@@ -1239,10 +1242,13 @@ void cudaEncode(const CodecParams& p, const EncodeArgs& a, void* devPayload, voi
 }
 
 void cudaDecode(const DecodeExpect& x, const void* devPayload, size_t bytes, float* devOut, DecodeMode mode,
-                int* devError, void* stream) {
+                int* devError, void* devWorkspace, void* stream) {
   NvtxRange r("sqz:decode");
   if (const char* why = checkCodecParams(x.params)) fail(sqzInvalidUsage, "codec parameters: %s", why);
   SQZ_REQUIRE(!x.params.blockedIndices, sqzInvalidUsage, "the CUDA top-K codec reads 32-bit indices only");
+  SQZ_REQUIRE(devWorkspace != nullptr || cudaDecodeWorkspaceBytes(x.params, x.count) == 0, sqzInvalidUsage,
+              "decoding sign:rot with blocks of %u elements needs a workspace of %zu bytes",
+              static_cast<unsigned>(x.params.blockSize), cudaDecodeWorkspaceBytes(x.params, x.count));
   SQZ_REQUIRE(aligned16(devPayload), sqzInvalidUsage, "device payloads must be 16-byte aligned");
   cudaStream_t s = asStream(stream);
   const uint8_t* payload = static_cast<const uint8_t*>(devPayload);
@@ -1267,7 +1273,7 @@ void cudaDecode(const DecodeExpect& x, const void* devPayload, size_t bytes, flo
     case CodecKind::Sign:
       validateKernel<<<gridFor(l.blocks, 256, 4096), 256, 0, s>>>(payload, x, bytes, l, devError);
       if (x.params.rotate) {
-        decodeRotatedSign(x, payload, bytes, l, devOut, mode, devError, s);
+        decodeRotatedSign(x, payload, bytes, l, devOut, mode, devError, static_cast<float*>(devWorkspace), s);
       } else {
         signDecodeKernel<<<gridFor(l.blocks, kWarps, 132 * 32), kThreads, 0, s>>>(payload, x, bytes, l, devOut, mode,
                                                                                 devError);

@@ -21,8 +21,15 @@ namespace sqz {
 bool cudaCodecAvailable();
 
 // Scratch device memory cudaEncode needs for this codec and count (0 for all
-// but top-K); 256-byte aligned.
+// but top-K, random-K and sign:rot with blocks beyond shared memory);
+// 256-byte aligned.
 size_t cudaEncodeWorkspaceBytes(const CodecParams& p, size_t count);
+
+// Scratch device memory cudaDecode needs (0 for all but sign:rot with blocks
+// beyond shared memory, which rotate back in it); 256-byte aligned. One
+// workspace of the larger of the two serves an encode and then a decode on
+// the same stream.
+size_t cudaDecodeWorkspaceBytes(const CodecParams& p, size_t count);
 
 // Statistics of g + e, added into *devStats (device memory, zeroed by the
 // caller once). One read pass; a.stats is ignored.
@@ -48,8 +55,11 @@ void cudaEncode(const CodecParams& p, const EncodeArgs& a, void* devPayload, voi
 // *devError to a nonzero code (see cudaDecodeErrorString) and leaves devOut
 // untouched. *devError is only ever set, never cleared, and a decode into
 // which it comes set (an earlier decode's error) writes nothing either.
+// devWorkspace: cudaDecodeWorkspaceBytes(expect.params, expect.count) bytes,
+// or null when that is 0 (a missing one is sqzInvalidUsage, not an
+// allocation on the hot path).
 void cudaDecode(const DecodeExpect& expect, const void* devPayload, size_t bytes, float* devOut, DecodeMode mode,
-                int* devError, void* stream);
+                int* devError, void* devWorkspace, void* stream);
 const char* cudaDecodeErrorString(int code);
 
 // Random-K without a payload (see randkGatherCpu / randkScatterCpu).

@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
     const size_t bytes = sqz::encodedBytes(p, n);
     void *payload, *ws = nullptr;
     CHECK(cudaMalloc(&payload, bytes));
-    const size_t wsBytes = sqz::cudaEncodeWorkspaceBytes(p, n);
+    const size_t wsBytes = std::max(sqz::cudaEncodeWorkspaceBytes(p, n), sqz::cudaDecodeWorkspaceBytes(p, n));
     if (wsBytes) CHECK(cudaMalloc(&ws, wsBytes));
     sqz::EncodeArgs a;
     a.input = x;
@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
     ex.count = n;
     ex.seed = 7;
     row("decode+accumulate", spec,
-        timeMs([&] { sqz::cudaDecode(ex, payload, bytes, acc, sqz::DecodeMode::Accumulate, err, nullptr); }));
+        timeMs([&] { sqz::cudaDecode(ex, payload, bytes, acc, sqz::DecodeMode::Accumulate, err, ws, nullptr); }));
     int h = 0;
     CHECK(cudaMemcpy(&h, err, sizeof h, cudaMemcpyDeviceToHost));
     if (h) std::printf("decode error for %s: %s\n", spec, sqz::cudaDecodeErrorString(h));

@@ -177,7 +177,7 @@ void measureCodecs(StreamTimer& timer, bool quick, GpuCalibration* g) {
   for (const char* name : {"none", "bf16", "q8", "q4", "q2", "q1", "topk:0.01", "randk:0.01"}) {
     const CodecParams p = parseCodecSpec(name);
     try {
-      DeviceMem payload(encodedBytes(p, n)), workspace(cudaEncodeWorkspaceBytes(p, n));
+      DeviceMem payload(encodedBytes(p, n)), workspace(std::max(cudaEncodeWorkspaceBytes(p, n), cudaDecodeWorkspaceBytes(p, n)));
       uint64_t step = 0;
       EncodeArgs a;
       a.input = in.p;
@@ -195,7 +195,7 @@ void measureCodecs(StreamTimer& timer, bool quick, GpuCalibration* g) {
       e.step = step - 1;  // the last payload encoded (random-K's indices depend on it)
       const double dec = timer.median(repeats, [&](cudaStream_t st) {
         cudaDecode(e, payload.p, encodedBytes(p, n), static_cast<float*>(acc.p), DecodeMode::Accumulate,
-                   static_cast<int*>(err.p), st);
+                   static_cast<int*>(err.p), workspace.p, st);
       });
       int code = 0;
       SQZ_CUDA(cudaMemcpy(&code, err.p, sizeof code, cudaMemcpyDeviceToHost));

@@ -574,7 +574,8 @@ struct DevicePath::Impl {
     unsigned char* payload = scratch.get<unsigned char>(P);
     unsigned char* gathered = scratch.get<unsigned char>(P * n);
     float* acc = scratch.get<float>(count * sizeof(float));
-    const size_t wsBytes = cudaEncodeWorkspaceBytes(codec, count);
+    // One workspace for this rank's encode, then the N decodes after it.
+    const size_t wsBytes = std::max(cudaEncodeWorkspaceBytes(codec, count), cudaDecodeWorkspaceBytes(codec, count));
     void* ws = wsBytes ? scratch.get(wsBytes) : nullptr;
     GradStats* devStats = statsOfG(send, type, count, st.tuning.sketchSeed(), scratch, s);
     {
@@ -625,7 +626,7 @@ struct DevicePath::Impl {
       x.step = step;
       for (int r2 = 0; r2 < n; ++r2)
         cudaDecode(x, gathered + r2 * P, P, acc, r2 == 0 ? DecodeMode::Overwrite : DecodeMode::Accumulate,
-                   decodeErrorDevice, s);
+                   decodeErrorDevice, ws, s);
       cudaStoreFloats(acc, count, op == sqzAvg ? n : 1, type, recv, s);
       cudaNonFiniteGuard(gathered + sizeof(WireHeader) + offsetof(GradStats, nonFinite), P, n, false, recv, type,
                          count, st.residual, s);

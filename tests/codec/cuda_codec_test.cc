@@ -2,6 +2,7 @@
 // and decoded values. Compiled in every build; skipped where no device runs.
 #include <gtest/gtest.h>
 
+#include "common/error.h"
 #include "kernels/cuda_codec.h"
 #include "tests/codec/codec_test_util.h"
 
@@ -94,8 +95,9 @@ TEST_P(CudaVsCpu, SamePayloadResidualAndDecode) {
         decodeCpu(x, cpu.data(), cpu.size(), accRef.data(), DecodeMode::Accumulate);
         DeviceBuffer<float> dout(std::vector<float>(n, 99.0f)), dacc(acc);
         DeviceBuffer<int> err(std::vector<int>{0});
-        cudaDecode(x, dp.ptr, cpu.size(), dout.ptr, DecodeMode::Overwrite, err.ptr, nullptr);
-        cudaDecode(x, dp.ptr, cpu.size(), dacc.ptr, DecodeMode::Accumulate, err.ptr, nullptr);
+        DeviceBuffer<uint8_t> dws(std::max<size_t>(cudaDecodeWorkspaceBytes(p, n), 1));
+        cudaDecode(x, dp.ptr, cpu.size(), dout.ptr, DecodeMode::Overwrite, err.ptr, dws.ptr, nullptr);
+        cudaDecode(x, dp.ptr, cpu.size(), dacc.ptr, DecodeMode::Accumulate, err.ptr, dws.ptr, nullptr);
         CUDA_OK(cudaDeviceSynchronize());
         ASSERT_EQ(err.get()[0], 0) << cudaDecodeErrorString(err.get()[0]);
         ASSERT_EQ(dout.get(), ref) << GetParam() << " " << in.name;
@@ -192,7 +194,8 @@ TEST(CudaCodec, MalformedPayloadSetsTheErrorAndWritesNothing) {
     DeviceBuffer<uint8_t> dp(bytes);
     DeviceBuffer<float> out(std::vector<float>(x.size(), -7.0f));
     DeviceBuffer<int> err(std::vector<int>{0});
-    cudaDecode(xx, dp.ptr, size, out.ptr, DecodeMode::Accumulate, err.ptr, nullptr);
+    DeviceBuffer<uint8_t> ws(std::max<size_t>(cudaDecodeWorkspaceBytes(xx.params, xx.count), 1));
+    cudaDecode(xx, dp.ptr, size, out.ptr, DecodeMode::Accumulate, err.ptr, ws.ptr, nullptr);
     EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     return std::make_pair(err.get()[0], out.get());
   };
@@ -255,6 +258,35 @@ TEST(CudaCodec, RotatedSignEmptyChunkMatchesCpu) {
   cudaEncode(p, a, dp.ptr, nullptr, nullptr);
   CUDA_OK(cudaDeviceSynchronize());
   EXPECT_EQ(dp.get(), cpu);
+}
+
+// sign:rot blocks beyond shared memory rotate back in the caller's
+// workspace: decoding without one is the caller's error, reported before
+// anything runs, not an allocation on the hot path.
+TEST(CudaCodec, RotatedSignDecodeNeedsItsWorkspace) {
+  EXPECT_EQ(cudaDecodeWorkspaceBytes(parseCodecSpec("sign:rot"), 100000), 0u);
+  EXPECT_EQ(cudaDecodeWorkspaceBytes(parseCodecSpec("q4"), 100000), 0u);
+  SKIP_WITHOUT_GPU();
+  EXPECT_EQ(cudaDecodeWorkspaceBytes(parseCodecSpec("sign:block=16384:rot"), 1000), 4096u);  // 4000, 256-aligned
+  const CodecParams p = parseCodecSpec("sign:block=16384:rot");
+  std::vector<float> x = test::normalInput(1000, 5);
+  EncodeArgs a;
+  a.input = x.data();
+  a.count = x.size();
+  auto payload = test::encodeToVector(p, a);
+  DeviceBuffer<uint8_t> dp(payload);
+  DeviceBuffer<float> out(std::vector<float>(x.size(), -7.0f));
+  DeviceBuffer<int> err(std::vector<int>{0});
+  try {
+    cudaDecode(test::expectFor(p, a), dp.ptr, payload.size(), out.ptr, DecodeMode::Overwrite, err.ptr, nullptr,
+               nullptr);
+    ADD_FAILURE() << "decoded without the workspace it needs";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), sqzInvalidUsage);
+    EXPECT_NE(std::string(e.what()).find("workspace"), std::string::npos) << e.what();
+  }
+  CUDA_OK(cudaDeviceSynchronize());
+  EXPECT_EQ(out.get(), std::vector<float>(x.size(), -7.0f));
 }
 
 TEST(CudaCodec, RandKGatherScatterMatchCpu) {
