@@ -83,6 +83,9 @@ def main():
     ap.add_argument("--link", default="unknown")
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--out", default="")
+    ap.add_argument("--step-log", default="",
+                    help="per-step timing per rank (PATH.rankN.csv): forward+backward, the wait in step(), and the "
+                         "library's time for the step's allreduce and the tuner's share of it (sqzGetCallInfo)")
     a = ap.parse_args()
 
     os.environ["SQZ_COMPRESSION"] = a.method
@@ -164,6 +167,11 @@ def main():
                 a.method, step, train_loss, sums[0] / sums[2], sums[1] / sums[2], w), file=sys.stderr)
         return a.max_seconds > 0 and w >= a.max_seconds
 
+    step_log = None
+    if a.step_log:
+        step_log = open("%s.rank%d.csv" % (a.step_log, rank), "w")
+        step_log.write("step,compute_s,wait_s,call_total_s,call_tune_s,plan\n")
+
     evaluate(0)
     last_eval = 0.0
     current_epoch, local = -1, None
@@ -193,6 +201,11 @@ def main():
             plan = info.get("plan") if isinstance(info, dict) else getattr(info, "plan", None)
             if plan:
                 plans[plan] = plans.get(plan, 0) + 1
+            if step_log is not None:
+                # tune = total - transfer - encode - decode (sqzCallInfo's transferSeconds excludes the tuner's)
+                tune = info["totalSeconds"] - info["transferSeconds"] - info["encodeSeconds"] - info["decodeSeconds"]
+                step_log.write("%d,%.6f,%.6f,%.6f,%.6f,%s\n" % (step, t1 - t0, t2 - t1, info["totalSeconds"], tune,
+                                                               info["plan"]))
         due = step % a.eval_every == 0 or step == a.steps
         if a.eval_seconds > 0 or a.max_seconds > 0:
             # rank 0's clock decides, every rank follows (as sqz_train_bench)
@@ -205,6 +218,8 @@ def main():
                 break
     if out is not None and out is not sys.stdout:
         out.close()
+    if step_log is not None:
+        step_log.close()
     hvd.shutdown()
 
 
