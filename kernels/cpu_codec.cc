@@ -19,6 +19,7 @@
 #include "kernels/cpu_sign_rotation.h"
 #include "kernels/cpu_topk_scan.h"
 #include "kernels/payload_checks.h"
+#include "kernels/sign_rotation_math.h"
 
 namespace sqz {
 namespace {
@@ -743,7 +744,8 @@ size_t encodeTyped(const CodecParams& p, const EncodeArgs& a, const PayloadLayou
 template <class T>
 void statsTyped(const T* g, const float* e, size_t count, GradStats* st) {
   std::vector<float> y(kStatsBlockSize);
-  double sumSq = 0.0, bad = 0.0, var[GradStats::kQuantWidths] = {0, 0, 0, 0}, signKept = 0.0, signAligned = 0.0;
+  double sumSq = 0.0, bad = 0.0, var[GradStats::kQuantWidths] = {0, 0, 0, 0}, signKept = 0.0, signAligned = 0.0,
+         rotCommon = 0.0, rotError = 0.0;
   for (size_t s = 0; s < count; s += kStatsBlockSize) {
     const size_t n = std::min<size_t>(kStatsBlockSize, count - s);
     loadY(g + s, e ? e + s : nullptr, n, y.data());
@@ -777,10 +779,19 @@ void statsTyped(const T* g, const float* e, size_t count, GradStats* st) {
     signBlockShares(blockSq, sumAbs, static_cast<double>(n), &kept, &aligned);
     signKept += kept;
     signAligned += aligned;
+    if (lo <= hi) {
+      const double maxSq = std::fmax(static_cast<double>(lo) * lo, static_cast<double>(hi) * hi);
+      double common, error;
+      signRotationBlockErrors(blockSq, maxSq, &common, &error);
+      rotCommon += common;
+      rotError += error;
+    }
     st->quantBlocks += 1.0;
   }
   st->signKept += signKept;
   st->signAligned += signAligned;
+  st->signRotCommon += rotCommon;
+  st->signRotError += rotError;
   st->elements += static_cast<double>(count);
   st->sumSq += sumSq;
   st->nonFinite += bad;

@@ -166,7 +166,7 @@ __global__ void __launch_bounds__(kThreads) statsKernel(const T* g, const float*
   const int lane = threadIdx.x & 31;
   const size_t spans = (n + kStatsBlockSize - 1) / kStatsBlockSize;
   double sumSq = 0.0, bad = 0.0, var[GradStats::kQuantWidths] = {0, 0, 0, 0}, blocks = 0.0, signKept = 0.0,
-         signAligned = 0.0;
+         signAligned = 0.0, rotCommon = 0.0, rotError = 0.0;
   for (size_t s = blockIdx.x * size_t{kWarps} + threadIdx.x / 32; s < spans; s += size_t{gridDim.x} * kWarps) {
     const size_t i = s * kStatsBlockSize + lane * kPerThread;
     float y[8];
@@ -200,6 +200,11 @@ __global__ void __launch_bounds__(kThreads) statsKernel(const T* g, const float*
       signKept += kept;
       signAligned += aligned;
       if (lo <= hi) {
+        const double maxSq = fmax(static_cast<double>(lo) * lo, static_cast<double>(hi) * hi);
+        double common, error;
+        signRotationBlockErrors(blockSq, maxSq, &common, &error);
+        rotCommon += common;
+        rotError += error;
         const double range = static_cast<double>(hi) - lo;
         for (int w = 0; w < GradStats::kQuantWidths; ++w) {
           const double d = range / maxCode(quantWidthBits(w));
@@ -211,11 +216,12 @@ __global__ void __launch_bounds__(kThreads) statsKernel(const T* g, const float*
   }
   using Reduce = cub::BlockReduce<double, kThreads>;
   __shared__ typename Reduce::TempStorage tmp;
-  double vals[5 + GradStats::kQuantWidths] = {sumSq, bad, blocks, signKept, signAligned, var[0], var[1], var[2], var[3]};
-  double* dst[5 + GradStats::kQuantWidths] = {&out->sumSq,       &out->nonFinite,   &out->quantBlocks,
-                                              &out->signKept,    &out->signAligned, &out->quantVar[0],
-                                              &out->quantVar[1], &out->quantVar[2], &out->quantVar[3]};
-  for (int f = 0; f < 5 + GradStats::kQuantWidths; ++f) {
+  constexpr int kFields = 7 + GradStats::kQuantWidths;
+  double vals[kFields] = {sumSq, bad, blocks, signKept, signAligned, rotCommon, rotError, var[0], var[1], var[2], var[3]};
+  double* dst[kFields] = {&out->sumSq,         &out->nonFinite,    &out->quantBlocks, &out->signKept,
+                          &out->signAligned,   &out->signRotCommon, &out->signRotError, &out->quantVar[0],
+                          &out->quantVar[1],   &out->quantVar[2],  &out->quantVar[3]};
+  for (int f = 0; f < kFields; ++f) {
     double t = Reduce(tmp).Sum(vals[f]);
     if (threadIdx.x == 0 && t != 0.0) atomicAdd(dst[f], t);
     __syncthreads();

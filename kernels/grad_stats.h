@@ -37,6 +37,12 @@ struct GradStats {
   // along the gradient).
   double signKept;
   double signAligned;
+  // The rotated sign (sign:rot) at kStatsBlockSize, from each block's sum of
+  // squares and largest square (signRotationBlockErrors): the squared error
+  // every rotation key makes alike (what does not average out over ranks),
+  // and one key's squared error.
+  double signRotCommon;
+  double signRotError;
   // Error feedback: sum of e^2 of the residual this buffer carries (scaled
   // as sumSq when sampled), and how many ranks measured it.
   double residualSq;
@@ -60,7 +66,7 @@ struct GradStats {
   double binCount[kBins];
   double binSumSq[kBins];
 
-  static constexpr size_t kDoubles = 4 + kQuantWidths + 7 + 2 * kSketch + 2 * kBins;
+  static constexpr size_t kDoubles = 4 + kQuantWidths + 9 + 2 * kSketch + 2 * kBins;
 };
 static_assert(sizeof(GradStats) == GradStats::kDoubles * sizeof(double), "GradStats must be a flat array of doubles");
 

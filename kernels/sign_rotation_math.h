@@ -8,6 +8,7 @@
 // residuals and decodings are identical.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -58,6 +59,34 @@ SQZ_HD float hadamardNorm(size_t m) {
   float c = (k & 1u) ? 0.70710678118654752f : 1.0f;
   for (unsigned i = 0; i < k / 2; ++i) c *= 0.5f;
   return c;
+}
+
+// What the statistics predict of sign:rot on one block y (sumSq = ||y||^2,
+// maxSq = its largest y_j^2), over the rotation's random signs D, from the
+// block's shape alone (src/tuner/README.md section 6 derives both). With t =
+// |y_max| / ||rest|| (rest: the block without its largest value), taken as
+// near Gaussian once rotated, F = erf(t / sqrt 2) and u = sqrt(2 / pi)
+// exp(-t^2 / 2):
+// - commonSq: the squared norm of the error every key makes alike,
+//   ||E_D[R^T C(R y)] - y||^2 = ||y||^2 (F - t u)^2 / (t F + u)^2: 0 for a
+//   block with no dominant value (Bussgang), one key's whole error where one
+//   value dominates (every key's signs follow it; the rest is lost alike);
+// - errorSq: one key's squared error, ||y||^2 ((1 + t^2) / (t F + u)^2 - 1)
+//   (the rotated block's delta is (t F + u)^2 / (1 + t^2): pi/2 - 1 of
+//   ||y||^2 for t = 0).
+// Both 0 for a block of one value (rotated flat, signed exactly).
+SQZ_HD void signRotationBlockErrors(double sumSq, double maxSq, double* commonSq, double* errorSq) {
+  const double rest = sumSq - maxSq;
+  *commonSq = 0.0;
+  *errorSq = 0.0;
+  if (!(sumSq > 0.0) || !(maxSq > 0.0) || !(rest > 0.0)) return;
+  const double t = sqrt(maxSq / rest);
+  const double F = erf(t * 0.70710678118654752440);
+  const double u = 0.79788456080286535588 * exp(-0.5 * t * t);
+  const double lost = F - t * u, kept = t * F + u;
+  *commonSq = sumSq * lost * lost / (kept * kept);
+  const double error = (1.0 + t * t) / (kept * kept) - 1.0;
+  *errorSq = sumSq * (error > 0.0 ? error : 0.0);
 }
 
 }  // namespace sqz

@@ -88,11 +88,13 @@ void tunerStats(const void* input, sqzDataType_t type, const float* residual, si
   stats->otherSeconds = extras.otherSeconds;
 }
 
-std::vector<CodecParams> autoCodecLevels() {
+std::vector<CodecParams> autoCodecLevels(OptimizerKind optimizer) {
   // The standard levels that reach the target on loopback in the training
   // matrix (src/tuner/README.md section 8; perf/results/training.md): the
-  // scaled sign and top-K stay out until they do.
-  const std::string menu = envString("SQZ_AUTO_CODECS", "none,bf16,q8,q4,q2");
+  // plain scaled sign and top-K stay out until they do; the rotated sign
+  // reaches it with SGD and momentum, not with Adam.
+  const std::string menu =
+      envString("SQZ_AUTO_CODECS", optimizer == OptimizerKind::Adam ? "none,bf16,q8,q4,q2" : "none,bf16,q8,q4,q2,sign:rot");
   std::vector<CodecParams> out;
   size_t pos = 0;
   while (pos <= menu.size()) {
@@ -138,6 +140,7 @@ void AutoTuner::setOptimizer(OptimizerKind kind, double momentum) {
               "optimizer momentum %g: expected a number in [0, 1) (SGD's momentum or Adam's beta1)", momentum);
   optimizer_ = kind;
   momentum_ = momentum;
+  levels_ = autoCodecLevels(kind);
 }
 
 std::string AutoTuner::agreedSettings() const {
@@ -163,9 +166,9 @@ AutoTuner::AutoTuner(int rank, const std::vector<std::string>& nodeIds, LinkClas
   topo_.inter = links.inter;
   topo_.device = Device::Cpu;
   table_ = TuneTable::fromEnv();
-  levels_ = autoCodecLevels();
   momentum_ = momentumFromEnv();
   optimizer_ = optimizerFromEnv();
+  levels_ = autoCodecLevels(optimizer_);
   SQZ_INFO("tuner: %d node(s) x %d rank(s), table %s", topo_.nodes, topo_.ranksPerNode, table_.toString().c_str());
 }
 
@@ -359,6 +362,8 @@ void AutoTuner::logDecision(const TuningState& state, const GradStats& reduced, 
   j["sum_sq"] = reduced.sumSq;
   j["residual_sq"] = reduced.residualSq;
   j["sign_kept"] = reduced.signKept;
+  j["sign_rot_common"] = reduced.signRotCommon;
+  j["sign_rot_error"] = reduced.signRotError;
   j["nu"] = noise.noise;
   j["nu_known"] = noise.known;
   j["signal_sq"] = noise.signalSq;

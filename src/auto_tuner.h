@@ -113,12 +113,13 @@ struct TuningState {
 
 };
 
-// The codecs auto ranks: none, bf16, q8, q4, q2 (the standard levels that
-// train to the target: src/tuner/README.md section 8), or the comma-separated list
-// in SQZ_AUTO_CODECS (as given: list "none" to keep exact among them; a
-// call with NaN/Inf goes exact regardless). Throws sqzInvalidArgument for a
-// bad name.
-std::vector<CodecParams> autoCodecLevels();
+// The codecs auto ranks: none, bf16, q8, q4, q2 and, for SGD (with or
+// without momentum), sign:rot (the standard levels that train to the
+// target: src/tuner/README.md section 8), or the comma-separated list in
+// SQZ_AUTO_CODECS (as given: list "none" to keep exact among them; a call
+// with NaN/Inf goes exact regardless). Throws sqzInvalidArgument for a bad
+// name.
+std::vector<CodecParams> autoCodecLevels(OptimizerKind optimizer = OptimizerKind::Sgd);
 
 // SQZ_MOMENTUM: the optimizer's momentum (SGD's, or Adam's beta1), a decimal
 // number in [0, 1); 0.9 when unset. Throws sqzInvalidArgument when malformed.

@@ -372,6 +372,25 @@ TEST(Auto, TuneTableForcesAPlan) {
   EXPECT_EQ(run.last[0].wireBytes, q8Ring);
 }
 
+// The menu (src/tuner/README.md section 8): the rotated sign reaches the
+// target with SGD and momentum (logreg, MLP) but not with Adam (the CNN),
+// so it is ranked for SGD only; SQZ_AUTO_CODECS replaces the menu for both.
+TEST(Auto, MenuHasTheRotatedSignForSgdOnly) {
+  auto names = [](const std::vector<CodecParams>& levels) {
+    std::string out;
+    for (const CodecParams& c : levels) out += (out.empty() ? "" : ",") + codecName(c);
+    return out;
+  };
+  {
+    ScopedEnv menu("SQZ_AUTO_CODECS", nullptr);
+    EXPECT_EQ(names(autoCodecLevels(OptimizerKind::Sgd)), "none,bf16,q8,q4,q2,sign:rot");
+    EXPECT_EQ(names(autoCodecLevels(OptimizerKind::Adam)), "none,bf16,q8,q4,q2");
+  }
+  ScopedEnv menu("SQZ_AUTO_CODECS", "q2,sign:rot");
+  EXPECT_EQ(names(autoCodecLevels(OptimizerKind::Sgd)), "q2,sign:rot");
+  EXPECT_EQ(names(autoCodecLevels(OptimizerKind::Adam)), "q2,sign:rot");
+}
+
 TEST(Auto, SmallBuffersAndNonSumsStayExact) {
   ScopedEnv calibrate("SQZ_CALIBRATE", "off");
   runRanks(2, [&](int rank, sqzComm_t& comm) {

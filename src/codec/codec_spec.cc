@@ -139,7 +139,7 @@ bool sameCodec(const CodecParams& a, const CodecParams& b) { return codecName(a)
 
 std::vector<CodecParams> standardCodecLevels() {
   std::vector<CodecParams> out;
-  for (const char* name : {"none", "bf16", "q8", "q4", "q2", "sign", "topk:0.1", "topk:0.01", "topk:0.001"})
+  for (const char* name : {"none", "bf16", "q8", "q4", "q2", "sign", "sign:rot", "topk:0.1", "topk:0.01", "topk:0.001"})
     out.push_back(parseCodecSpec(name));
   return out;
 }

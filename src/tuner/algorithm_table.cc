@@ -47,6 +47,11 @@ bool signGatherPays(const CallShape& c) {
              RingAllreduce::bytesSentPerRank(static_cast<double>(c.bytes), c.nranks);
 }
 
+// The tuner offers the scaled sign through gather only (below): a second
+// encoding of a sum is where the sign loses accuracy, and gather is what
+// the training matrix measured it on.
+bool notSign(const CodecParams& c) { return c.kind != CodecKind::Sign; }
+
 bool sparseSplitSendsLess(const CallShape& c) {
   return SparseAllreduce::bytesSentPerRank(c.codec, c.count, c.nranks, SparseAllreduce::Shape::kSplit) <
          SparseAllreduce::bytesSentPerRank(c.codec, c.count, c.nranks, SparseAllreduce::Shape::kAllgather);
@@ -85,7 +90,8 @@ const AlgorithmEntry kTable[] = {
      [](const CallShape& c) { return blockCodec(c.codec) && c.nranks <= 16 && !c.multiNode && !signGatherPays(c); },
      TunerOffer::kEachLevel,
      [](const ShapeArgs& s) { return quantizedA2aCandidate(s.n, s.N, s.link, s.codec, s.sharers); },
-     [](FlatAllreduces& f, const CompressedArgs& a) { f.get<QuantizedAllreduce>(f.transport()).run(a); }, false, false},
+     [](FlatAllreduces& f, const CompressedArgs& a) { f.get<QuantizedAllreduce>(f.transport()).run(a); }, false, false,
+     notSign},
     {AlgorithmId::kQring, "qring",
      "ring of encoded chunks (re-encoded at each hop): casts and quantizers at large rank counts",
      [](const CodecParams& c) { return blockCodec(c) ? 1 : lossyDense(c) ? 0 : -1; },
@@ -94,7 +100,7 @@ const AlgorithmEntry kTable[] = {
      [](FlatAllreduces& f, const CompressedArgs& a) {
        f.get<CodecRingAllreduce>(f.transport(), f.chunkBytes()).run(a);
      },
-     false, false},
+     false, false, notSign},
     {AlgorithmId::kSparseAg, "sparse_ag", "top-K (index, value) pairs allgathered and scatter-added", topk,
      "topk:R", [](const CallShape& c) { return !sparseSplitSendsLess(c); }, TunerOffer::kEachLevel,
      [](const ShapeArgs& s) { return sparseAllgatherCandidate(s.n, s.N, s.link, s.codec, s.sharers); },
@@ -118,15 +124,19 @@ const AlgorithmEntry kTable[] = {
      },
      true, false},
     // On host buffers the scaled sign's default while it sends less than the
-    // exact ring (signGatherPays), else only when a plan names it (never
-    // offered by auto, no cost shape): one encoding per element, but (N - 1)
-    // payloads sent per rank.
+    // exact ring (signGatherPays), else only when a plan names it: one
+    // encoding per element, but (N - 1) payloads sent per rank. The tuner
+    // offers it with the scaled sign only (and the sign only with it): the
+    // quantizers' re-encoding is unbiased, and qa2a and qring send fewer
+    // bytes.
     {AlgorithmId::kGather, "gather",
      "each rank encodes its whole buffer once, the payloads are allgathered, every rank decodes all of them in "
      "rank order (device buffers' default; on host buffers the scaled sign's, or when a plan names it)",
      [](const CodecParams& c) { return lossyDense(c) || c.kind == CodecKind::TopK ? 0 : -1; },
-     "bf16, fp16, a quantizer, sign or topk:R", signGatherPays, TunerOffer::kNever, nullptr,
-     [](FlatAllreduces& f, const CompressedArgs& a) { f.get<GatherAllreduce>(f.transport()).run(a); }, true, false},
+     "bf16, fp16, a quantizer, sign or topk:R", signGatherPays, TunerOffer::kEachLevel,
+     [](const ShapeArgs& s) { return gatherCandidate(s.n, s.N, s.link, s.codec, s.sharers); },
+     [](FlatAllreduces& f, const CompressedArgs& a) { f.get<GatherAllreduce>(f.transport()).run(a); }, true, false,
+     [](const CodecParams& c) { return c.kind == CodecKind::Sign; }},
     {AlgorithmId::kHier, "hier", "intra-node reduce-scatter, inter-node allreduce per shard, intra-node allgather",
      nullptr, "hier/INTRA_CODEC/ALGORITHM[:CODEC]", nullptr, TunerOffer::kNever, nullptr, nullptr, false, false},
     // Where it cannot run (ranks on several nodes, no segment, a buffer
@@ -214,7 +224,9 @@ const char* cannotCarry(const AlgorithmEntry& a, const CodecParams& codec) {
 }
 
 std::vector<const AlgorithmEntry*> offeredAlgorithms(TunerOffer offer, const CodecParams& codec) {
-  return carrying(codec, [&](const AlgorithmEntry& a) { return a.offer == offer && a.shape != nullptr; });
+  return carrying(codec, [&](const AlgorithmEntry& a) {
+    return a.offer == offer && a.shape != nullptr && (!a.tunerCodecs || a.tunerCodecs(codec));
+  });
 }
 
 const AlgorithmEntry& defaultAlgorithm(const CallShape& call) {

@@ -99,6 +99,8 @@ struct AlgorithmEntry {
   // Its first message can carry the call header (AllreduceArgs::header), so
   // an exact call of headerCanCarry's size agrees and moves data in one round.
   bool carriesHeader;
+  // The codecs the tuner offers it with, of those it carries (null: all).
+  bool (*tunerCodecs)(const CodecParams& codec) = nullptr;
 };
 
 const AlgorithmEntry& algorithmEntry(AlgorithmId id);

@@ -140,6 +140,18 @@ Candidate randkCandidate(double n, int N, LinkClass link, const CodecParams& cod
   return single("randk", codec, s);
 }
 
+Candidate gatherCandidate(double n, int N, LinkClass link, const CodecParams& codec, int sharers) {
+  Stage s;
+  s.link = link;
+  s.steps = N > 1 ? 1 : 0;
+  s.messagesPerStep = N - 1;
+  s.messageBytes = wireBytes(codec, static_cast<size_t>(std::ceil(n)));
+  s.linkSharers = sharers;
+  s.encodeElements = n;
+  s.decodeElements = static_cast<double>(N) * n;  // all N payloads, its own included, in rank order
+  return single("gather", codec, s);
+}
+
 std::vector<std::string> algorithmsFor(const CodecParams& codec) {
   std::vector<std::string> names;
   for (const AlgorithmEntry* a : offeredAlgorithms(TunerOffer::kEachLevel, codec)) names.push_back(a->name);

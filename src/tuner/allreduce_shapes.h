@@ -12,6 +12,8 @@
 //   sparse_split   2 steps: N-1 messages of a range's top-K payload, then
 //                  N-1 messages of the owner's summed range (pairs or dense)
 //   randk          the exact ring over the K values (indices from the seed)
+//   gather         1 step, N-1 concurrent messages of the whole buffer's
+//                  payload, encodedBytes(codec, n); every rank decodes N
 //   hier           intra-node ring reduce-scatter (G ranks, intra link),
 //                  one flat allreduce per shard of n/G across the M nodes
 //                  (inter link, its own codec), intra-node ring allgather
@@ -56,6 +58,7 @@ Candidate codecRingCandidate(double n, int N, LinkClass link, const CodecParams&
 Candidate sparseAllgatherCandidate(double n, int N, LinkClass link, const CodecParams& codec, int sharers = 1);
 Candidate sparseSplitCandidate(double n, int N, LinkClass link, const CodecParams& codec, int sharers = 1);
 Candidate randkCandidate(double n, int N, LinkClass link, const CodecParams& codec);
+Candidate gatherCandidate(double n, int N, LinkClass link, const CodecParams& codec, int sharers = 1);
 // By algorithm name: the algorithm table's cost shape (flat ones).
 Candidate flatCandidate(const std::string& algorithm, double n, int N, LinkClass link, const CodecParams& codec,
                         int sharers = 1, int elementBytes = 4);

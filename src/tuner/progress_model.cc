@@ -111,10 +111,18 @@ double encodingSecondMoments(const std::string& algorithm, int ranks, double nu)
   return N * kappa(1);  // each rank's own
 }
 
+double encodingNoise(const GradStats& s, const CodecParams& codec) {
+  if (!(s.sumSq > 0)) return 0.0;
+  if (codec.kind == CodecKind::Quant) return s.quantVar[quantWidthIndex(codec.bits)] / s.sumSq;
+  // The rotated sign: one key's error less the part every key makes alike.
+  if (codec.kind == CodecKind::Sign && codec.rotate) return std::max(0.0, s.signRotError - s.signRotCommon) / s.sumSq;
+  return 0.0;
+}
+
 double updateNoiseRatio(const GradStats& s, const PlanSpec& plan, int ranks, double nu) {
-  if (plan.codec.kind != CodecKind::Quant || !(s.sumSq > 0)) return 0.0;
+  const double perEncoding = encodingNoise(s, plan.codec);
+  if (!(perEncoding > 0)) return 0.0;
   const double N = std::max(1, ranks);
-  const double perEncoding = s.quantVar[quantWidthIndex(plan.codec.bits)] / s.sumSq;
   return 2.0 * perEncoding * encodingSecondMoments(plan.algorithm, ranks, nu) / (N * N);
 }
 
@@ -167,8 +175,15 @@ double predictedLag(const GradStats& s, const PlanSpec& plan, int ranks) {
 
 double commonErrorLag(const GradStats& s, const PlanSpec& plan, int ranks) {
   if (plan.codec.kind != CodecKind::Sign || !(s.sumSq > 0)) return 0.0;
-  const double aligned = std::clamp(s.signAligned / s.sumSq, 0.0, 1.0);
-  const double across = std::max(0.0, (s.sumSq - s.signKept) / s.sumSq - aligned * aligned);
+  double across;
+  if (plan.codec.rotate) {
+    // Each rank rotates with its own key: only the error averaged over keys
+    // is common (orthogonal to x, as every key's error is).
+    across = std::clamp(s.signRotCommon / s.sumSq, 0.0, 1.0);
+  } else {
+    const double aligned = std::clamp(s.signAligned / s.sumSq, 0.0, 1.0);
+    across = std::max(0.0, (s.sumSq - s.signKept) / s.sumSq - aligned * aligned);
+  }
   return std::sqrt(across) * encodingSumK(plan.algorithm, ranks) / std::max(1, ranks);
 }
 

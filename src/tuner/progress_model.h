@@ -7,6 +7,7 @@
 //   penalty = drift * M(mu, psi) * tau^2 / (1 + nu)          error-feedback lag
 //   tau     = a / (1 - a) * sumK / N                         what is owed, in calls
 //   tau^2  += e * (sumK / N)^2       (the scaled sign)       its error common to all ranks
+//                                    (sign:rot: averaged over its keys)
 //   M       = (1 + mu)(1 - mu psi) / ((1 - mu)(1 + mu psi))  momentum
 //   gain   *= A (adaptive optimizers only)                   Adam's second moment
 //   A       = sum_b w_b r_b (2 - r_b) / sum_b w_b,  r_b = sqrt(u_b / (u_b + s^2))
@@ -123,13 +124,19 @@ double encodingSumK(const std::string& algorithm, int ranks);
 // qa2a N-1 of 1 and one of N; qring 1 .. N; else N of 1).
 double encodingSecondMoments(const std::string& algorithm, int ranks, double nu);
 
+// The random error one encoding of one rank's g adds, over its squared
+// norm, that averages out over ranks and calls: a stochastic-rounding
+// codec's quantVar / sumSq (its block step delta: delta^2 / 4 per element);
+// the rotated sign's one key's error less the part every key makes alike,
+// (signRotError - signRotCommon) / sumSq. 0 for the other codecs.
+double encodingNoise(const GradStats& s, const CodecParams& codec);
+
 // The rounding noise per coordinate of the averaged update, over one rank's
-// mean square per element (sumSq / elements), for a stochastic-rounding
-// codec: each encoding of one rank's input adds quantVar / elements per
-// element (its block step delta: delta^2 / 4), scaled by that encoding's
-// input's second moment; with error feedback the update carries e_t -
-// e_{t+1}, two uncorrelated residuals: 2 (quantVar / sumSq)
-// encodingSecondMoments / N^2. 0 for codecs other than Quant.
+// mean square per element (sumSq / elements): each encoding of one rank's
+// input adds encodingNoise * sumSq / elements per element, scaled by that
+// encoding's input's second moment; with error feedback the update carries
+// e_t - e_{t+1}, two uncorrelated residuals: 2 encodingNoise
+// encodingSecondMoments / N^2. 0 where encodingNoise is 0.
 double updateNoiseRatio(const GradStats& s, const PlanSpec& plan, int ranks, double nu);
 
 // How much of one coordinate's Adam step survives noise of power `noise`
@@ -157,6 +164,8 @@ double predictedLag(const GradStats& s, const PlanSpec& plan, int ranks);
 // (sumSq - signKept - signAligned^2 / sumSq) over sumSq of one rank's g, and
 // its signal share taken as the input's (||G||^2 of (1 + N nu) ||G||^2):
 //   tauCommon = sqrt(e) * encodingSumK / N.
+// The rotated sign (sign:rot, a key per rank and call) errs alike only in
+// its error averaged over keys: e = signRotCommon / sumSq.
 // 0 for every other codec (stochastic rounding errs independently on each
 // rank; top-K's and random-K's loss is the unsent part, priced by tau).
 double commonErrorLag(const GradStats& s, const PlanSpec& plan, int ranks);

@@ -2,6 +2,8 @@
 // and decoded values. Compiled in every build; skipped where no device runs.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "common/error.h"
 #include "kernels/cuda_codec.h"
 #include "tests/codec/codec_test_util.h"
@@ -174,6 +176,9 @@ TEST(CudaCodec, StatisticsMatchCpu) {
     EXPECT_NEAR(gpu.sumSq, cpu.sumSq, 1e-5 * cpu.sumSq) << in.name;
     for (int w = 0; w < GradStats::kQuantWidths; ++w)
       EXPECT_NEAR(gpu.quantVar[w], cpu.quantVar[w], 1e-5 * cpu.quantVar[w]) << in.name;
+    EXPECT_NEAR(gpu.signKept, cpu.signKept, 1e-5 * std::fabs(cpu.signKept)) << in.name;
+    EXPECT_NEAR(gpu.signRotCommon, cpu.signRotCommon, 1e-5 * cpu.signRotCommon + 1e-30) << in.name;
+    EXPECT_NEAR(gpu.signRotError, cpu.signRotError, 1e-5 * cpu.signRotError + 1e-30) << in.name;
     for (int b = 0; b < GradStats::kBins; ++b) {
       ASSERT_EQ(gpu.binCount[b], cpu.binCount[b]) << in.name << " bin " << b;
       ASSERT_NEAR(gpu.binSumSq[b], cpu.binSumSq[b], 1e-5 * cpu.binSumSq[b] + 1e-30) << in.name;

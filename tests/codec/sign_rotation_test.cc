@@ -12,6 +12,8 @@
 #include "common/error.h"
 #include "kernels/codec_math.h"
 #include "kernels/cpu_sign_rotation.h"
+#include "kernels/grad_stats.h"
+#include "kernels/sign_rotation_math.h"
 #include "tests/codec/codec_test_util.h"
 
 namespace sqz {
@@ -218,6 +220,80 @@ TEST(SignRotation, ErrorAveragesOutOverKeys) {
         EXPECT_NEAR(meanSq, single, 1e-9 * single) << shape << ": the plain sign's error is one vector";
       }
     }
+  }
+}
+
+// signRotationBlockErrors against hand-computed values (src/tuner/README.md
+// section 6): t = |y_max| / ||rest||, F = erf(t / sqrt 2), u = sqrt(2 / pi)
+// exp(-t^2 / 2); common = ||y||^2 (F - t u)^2 / (t F + u)^2, one key's error
+// ||y||^2 ((1 + t^2) / (t F + u)^2 - 1).
+TEST(SignRotation, BlockErrorsFromShapeHandComputed) {
+  double common = -1, error = -1;
+  // ||y||^2 = 8, largest 4: t = 1, F = 0.682689492137, u = 0.483941449038,
+  // F - t u = 0.198748043, (t F + u)^2 = 1.166630941^2 = 1.361027796:
+  // common 8 * 0.039500800 / 1.361027796 = 0.232182097,
+  // error 8 * (2 / 1.361027796 - 1) = 3.755822000.
+  signRotationBlockErrors(8.0, 4.0, &common, &error);
+  EXPECT_NEAR(common, 0.2321820965, 1e-9);
+  EXPECT_NEAR(error, 3.7558219998, 1e-9);
+  // ||y||^2 = 20, largest 16: t = 2, F = 0.954499736, u = 0.107981933.
+  signRotationBlockErrors(20.0, 16.0, &common, &error);
+  EXPECT_NEAR(common, 2.6814480891, 1e-9);
+  EXPECT_NEAR(error, 4.5808112032, 1e-9);
+  // No dominant value (t -> 0): nothing common (Bussgang), one key's error
+  // pi / 2 - 1 of ||y||^2 (the sign of a Gaussian block).
+  signRotationBlockErrors(1.0, 1e-12, &common, &error);
+  EXPECT_LT(common, 1e-30);
+  EXPECT_NEAR(error, M_PI / 2 - 1, 1e-9);
+  // One value: rotated flat, signed exactly. An empty block: nothing.
+  signRotationBlockErrors(4.0, 4.0, &common, &error);
+  EXPECT_EQ(common, 0.0);
+  EXPECT_EQ(error, 0.0);
+  signRotationBlockErrors(0.0, 0.0, &common, &error);
+  EXPECT_EQ(common, 0.0);
+  EXPECT_EQ(error, 0.0);
+}
+
+// The statistic against the codec itself: blocks of 256 made of one value
+// t times the norm of a normal rest (t = 0: a normal block), each encoded
+// with K keys; the error common to all keys, ||E_K[e]||^2, estimated
+// without the 1/K bias of a finite mean as (||sum e||^2 - sum ||e||^2) /
+// (K (K - 1)), and the mean of one key's ||e||^2, against what the
+// statistics pass (gradStatsCpu: signRotCommon, signRotError) predicts.
+TEST(SignRotation, StatisticsPredictTheErrorOverKeys) {
+  const size_t n = kStatsBlockSize;
+  const CodecParams p = parseCodecSpec("sign:rot");
+  const int K = 400;
+  for (double t : {0.0, 0.5, 1.0, 2.0, 4.0}) {
+    std::vector<float> y = test::normalInput(n, static_cast<uint32_t>(100 + 10 * t));
+    const size_t at = static_cast<size_t>(17 + 40 * t);
+    y[at] = 0.0f;
+    // Negative, so the statistics must take the largest magnitude, not value.
+    y[at] = -static_cast<float>(t * std::sqrt(norm2(y)));
+    GradStats st;
+    clearStats(&st);
+    gradStatsCpu(y.data(), sqzFloat32, nullptr, n, &st);
+    std::vector<double> sum(n, 0.0);
+    double sumSq = 0.0;
+    for (int k = 0; k < K; ++k) {
+      EncodeArgs a;
+      a.input = y.data();
+      a.count = n;
+      a.seed = 5;
+      a.step = static_cast<uint64_t>(k);
+      const std::vector<float> d = test::decodeToVector(p, a, test::encodeToVector(p, a));
+      for (size_t i = 0; i < n; ++i) {
+        const double e = static_cast<double>(d[i]) - y[i];
+        sum[i] += e;
+        sumSq += e * e;
+      }
+    }
+    double sumNorm = 0.0;
+    for (double v : sum) sumNorm += v * v;
+    const double common = (sumNorm - sumSq) / (static_cast<double>(K) * (K - 1)), error = sumSq / K;
+    const double yy = norm2(y);
+    EXPECT_NEAR(st.signRotCommon, common, 0.1 * common + 2e-3 * yy) << "t = " << t;
+    EXPECT_NEAR(st.signRotError, error, 0.05 * error) << "t = " << t;
   }
 }
 

@@ -54,6 +54,10 @@ TEST(AlgorithmTable, TunerCandidatesPerCodecInOrder) {
   EXPECT_EQ(algorithmsFor(parseCodecSpec("q4")), V({"qa2a", "qring"}));
   EXPECT_EQ(algorithmsFor(parseCodecSpec("topk:0.01")), V({"sparse_ag", "sparse_split"}));
   EXPECT_EQ(algorithmsFor(parseCodecSpec("randk:0.01")), V({"randk"}));
+  // The scaled sign, rotated or not, through gather only (one encoding per
+  // element, what the training matrix measured), and gather with it only.
+  EXPECT_EQ(algorithmsFor(parseCodecSpec("sign")), V({"gather"}));
+  EXPECT_EQ(algorithmsFor(parseCodecSpec("sign:rot")), V({"gather"}));
   std::vector<std::string> once;
   for (const AlgorithmEntry* a : offeredAlgorithms(TunerOffer::kOnce, CodecParams{})) once.push_back(a->name);
   EXPECT_EQ(once, V({"direct"}));

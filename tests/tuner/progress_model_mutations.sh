@@ -35,6 +35,9 @@ mutations=(
   "sign: common error summed as powers, not amplitudes|s|return std::sqrt(across) \* encodingSumK(plan.algorithm, ranks) / std::max(1, ranks);|return std::sqrt(across * encodingSumK(plan.algorithm, ranks)) / std::max(1, ranks);|"
   "sign: error along x counted in the common part|s| - aligned \* aligned);| - 0.0 * aligned);|"
   "sign: common error left out of the gain|s|progressGain(in, common > 0 ?|progressGain(in, false ?|"
+  "sign:rot: common error taken as the plain sign's|s|if (plan.codec.rotate) {|if (plan.codec.rotate \&\& false) {|"
+  "sign:rot: Adam's noise includes the common part|s|std::max(0.0, s.signRotError - s.signRotCommon)|std::max(0.0, s.signRotError + 0.0 * s.signRotCommon)|"
+  "sign:rot: noise left out of Adam's term|s|if (codec.kind == CodecKind::Sign && codec.rotate) return|if (false) return|"
 )
 # shellcheck source=tests/tuner/run_mutations.sh
 source tests/tuner/run_mutations.sh

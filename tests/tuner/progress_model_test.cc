@@ -186,6 +186,48 @@ TEST(ProgressModel, SignErrorCommonToAllRanks) {
   EXPECT_NEAR(planGain(s, plan("qa2a", "sign"), 4, in, 2.0), 2 / (2 + 0.2 * m * 1.868125), 1e-12);
 }
 
+TEST(ProgressModel, RotatedSignErrsAlikeOnlyAveragedOverKeys) {
+  GradStats s = handStats();
+  s.signRotCommon = 0.09;
+  s.signRotError = 0.5;
+  // The error common to all keys, 0.09 of sumSq: sqrt 0.09 = 0.3 per
+  // encoding; gather 0.3 * 4 / 4, qa2a 0.3 * 7 / 4 = 0.525, on 16 ranks
+  // still 0.3. The plain sign keeps its deterministic error's 0.6.
+  EXPECT_NEAR(commonErrorLag(s, plan("gather", "sign:rot"), 4), 0.3, 1e-12);
+  EXPECT_NEAR(commonErrorLag(s, plan("qa2a", "sign:rot"), 4), 0.525, 1e-12);
+  EXPECT_NEAR(commonErrorLag(s, plan("gather", "sign:rot"), 16), 0.3, 1e-12);
+  EXPECT_NEAR(commonErrorLag(s, plan("gather", "sign"), 4), 0.6, 1e-12);
+  // Blocks without a dominant value: nothing in common.
+  GradStats flat = s;
+  flat.signRotCommon = 0.0;
+  EXPECT_DOUBLE_EQ(commonErrorLag(flat, plan("gather", "sign:rot"), 4), 0.0);
+  // In the gain (tau along G = 0.25 on gather, as the plain sign's):
+  // 0.0625 + 0.09 = 0.1525; penalty 0.4 * M * 0.1525 / 2.
+  const ProgressInputs in = handInputs();
+  const double m = 1.216 / 0.136;
+  EXPECT_NEAR(planGain(s, plan("gather", "sign:rot"), 4, in), 2 / (2 + 0.2 * m * 0.1525), 1e-12);
+  // The rest of one key's error, 0.5 - 0.09 = 0.41 of sumSq, is random
+  // across keys: rounding-like noise for Adam's second moment (README
+  // section 7); q2's is its quantVar 0.3; the plain sign and top-K: none.
+  EXPECT_NEAR(encodingNoise(s, parseCodecSpec("sign:rot")), 0.41, 1e-12);
+  EXPECT_NEAR(encodingNoise(s, parseCodecSpec("q2")), 0.3, 1e-12);
+  EXPECT_DOUBLE_EQ(encodingNoise(s, parseCodecSpec("sign")), 0.0);
+  EXPECT_DOUBLE_EQ(encodingNoise(s, parseCodecSpec("topk:0.01")), 0.0);
+  // Update noise at nu = 0: 2 * 0.41 * 4 / 16 = 0.205 on gather; qa2a's
+  // owner re-encodes the sum: 2 * 0.41 * 19 / 16 = 0.97375.
+  EXPECT_NEAR(updateNoiseRatio(s, plan("gather", "sign:rot"), 4, 0.0), 0.205, 1e-12);
+  EXPECT_NEAR(updateNoiseRatio(s, plan("qa2a", "sign:rot"), 4, 0.0), 0.97375, 1e-12);
+  // With Adam the gain takes that noise's factor: at nu = 1, gather's
+  // noise is 2 * 0.41 * 4 / 16 (kappa_1 = 1) = 0.205, 2.05e-4 per element;
+  // bin 200: u = 0.02, r = 0.99491, 0.999974; bin 100: u = 2.0202e-4, r =
+  // sqrt(2.0202e-4 / 4.0702e-4) = 0.70451, 0.91269: A = (2.2361 * 0.999974
+  // + 22.249 * 0.91269) / 24.485 = 0.92066; times the lag part above.
+  ProgressInputs adam = in;
+  adam.optimizer = OptimizerKind::Adam;
+  EXPECT_NEAR(updateNoiseRatio(s, plan("gather", "sign:rot"), 4, 1.0), 0.205, 1e-12);
+  EXPECT_NEAR(planGain(s, plan("gather", "sign:rot"), 4, adam), 2 / (2 + 0.2 * m * 0.1525) * 0.9206592665, 1e-9);
+}
+
 TEST(ProgressModel, EncodingSecondMoments) {
   // kappa_k = k (k + N nu) / (1 + N nu). N = 4, nu = 0: kappa_k = k^2:
   // qa2a 3 * 1 + 16 = 19, qring 1 + 4 + 9 + 16 = 30, each rank's own 4.

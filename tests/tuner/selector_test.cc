@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "collectives/gather_allreduce.h"
 #include "collectives/sparse_allreduce.h"
 #include "kernels/wire_format.h"
 #include "src/codec/codec_spec.h"
@@ -214,6 +215,18 @@ TEST(AllreduceShapes, MessageSizesAndStepsMatchTheAlgorithms) {
   // The host's top-K payload: blocked 16-bit indices (16 blocks of 65536).
   EXPECT_EQ(sp.stages[0].messageBytes, static_cast<double>(encodedBytes(SparseAllreduce::wireCodec(topk), 1 << 20)));
   EXPECT_EQ(sp.stages[0].messageBytes, static_cast<double>(alignWire(48 + alignWire(16 * 4 + 2 * 10486) + 4 * 10486)));
+  // gather: the whole buffer's payload to the N - 1 others at once; every
+  // rank encodes n and decodes all N payloads (its own too, in rank order).
+  const CodecParams rot = parseCodecSpec("sign:rot");
+  Candidate g = gatherCandidate(n, N, LinkClass::Tcp, rot, 2);
+  EXPECT_EQ(g.name(), "gather:sign:rot");
+  EXPECT_EQ(g.stages[0].steps, 1);
+  EXPECT_EQ(g.stages[0].messagesPerStep, 7);
+  EXPECT_EQ(g.stages[0].messageBytes, static_cast<double>(encodedBytes(rot, 1 << 20)));
+  EXPECT_EQ(g.stages[0].linkSharers, 2);
+  EXPECT_EQ(g.stages[0].encodeElements, n);
+  EXPECT_EQ(g.stages[0].decodeElements, 8.0 * n);
+  EXPECT_EQ(g.bytesSentPerRank(), GatherAllreduce::bytesSentPerRank(static_cast<double>(encodedBytes(rot, 1 << 20)), N));
 
   Topology t;
   t.nodes = 2;
@@ -238,8 +251,8 @@ TEST(AllreduceShapes, MessageSizesAndStepsMatchTheAlgorithms) {
 }
 
 TEST(AllreduceShapes, StatisticsExchangeGoesToEveryPeerAtOnce) {
-  // 4 ranks on 4 nodes at 1 ms + 1 MB/s: 3 x 6264 B (783 doubles) leave in
-  // one step, 1 ms + 18.792 ms (log-log interpolation of the line: within 0.2 ms).
+  // 4 ranks on 4 nodes at 1 ms + 1 MB/s: 3 x 6280 B (785 doubles) leave in
+  // one step, 1 ms + 18.84 ms (log-log interpolation of the line: within 0.2 ms).
   Topology t;
   t.nodes = 4;
   t.ranksPerNode = 1;
@@ -247,11 +260,11 @@ TEST(AllreduceShapes, StatisticsExchangeGoesToEveryPeerAtOnce) {
   EXPECT_EQ(s.link, LinkClass::Tcp);
   EXPECT_EQ(s.steps, 1);
   EXPECT_EQ(s.messagesPerStep, 3);
-  EXPECT_EQ(s.messageBytes, 6264.0);
+  EXPECT_EQ(s.messageBytes, 6280.0);
   Profile p = linkProfile(LinkCurve::fromLatencyBandwidth(1e-3, 1e6));
-  EXPECT_NEAR(CostModel(p, Device::Cpu).stageTransferSeconds(s), 1e-3 + 18792 / 1e6, 2e-4);
+  EXPECT_NEAR(CostModel(p, Device::Cpu).stageTransferSeconds(s), 1e-3 + 18840 / 1e6, 2e-4);
   t.nodes = 1;  // one rank: nothing to send
-  EXPECT_EQ(statsExchangeStage(t, 6264).steps, 0);
+  EXPECT_EQ(statsExchangeStage(t, 6280).steps, 0);
 }
 
 TEST(Selector, HierarchicalPlanCompressesOnlyTheSlowStage) {
