@@ -91,10 +91,10 @@ void tunerStats(const void* input, sqzDataType_t type, const float* residual, si
 std::vector<CodecParams> autoCodecLevels(OptimizerKind optimizer) {
   // The standard levels that reach the target on loopback in the training
   // matrix (src/tuner/README.md section 8; perf/results/training.md): the
-  // plain scaled sign and top-K stay out until they do; the rotated sign
-  // reaches it with SGD and momentum, not with Adam.
+  // plain scaled sign and top-K stay out until they do; the rotated sign and
+  // q2 reach it with SGD and momentum, not with Adam.
   const std::string menu =
-      envString("SQZ_AUTO_CODECS", optimizer == OptimizerKind::Adam ? "none,bf16,q8,q4,q2" : "none,bf16,q8,q4,q2,sign:rot");
+      envString("SQZ_AUTO_CODECS", optimizer == OptimizerKind::Adam ? "none,bf16,q8,q4" : "none,bf16,q8,q4,q2,sign:rot");
   std::vector<CodecParams> out;
   size_t pos = 0;
   while (pos <= menu.size()) {

@@ -113,9 +113,9 @@ struct TuningState {
 
 };
 
-// The codecs auto ranks: none, bf16, q8, q4, q2 and, for SGD (with or
-// without momentum), sign:rot (the standard levels that train to the
-// target: src/tuner/README.md section 8), or the comma-separated list in
+// The codecs auto ranks: none, bf16, q8, q4 and, for SGD (with or without
+// momentum), q2 and sign:rot (the standard levels that train to the target:
+// src/tuner/README.md section 8), or the comma-separated list in
 // SQZ_AUTO_CODECS (as given: list "none" to keep exact among them; a call
 // with NaN/Inf goes exact regardless). Throws sqzInvalidArgument for a bad
 // name.

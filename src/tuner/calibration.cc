@@ -126,7 +126,10 @@ CodecThroughput measureCpuCodecThroughput(bool quick) {
     if (i > 0) statTimes.push_back(now() - t0);
   }
   const double statsRate = 4.0 * n / median(statTimes);
-  for (const char* name : {"none", "bf16", "q8", "q4", "q2", "q1", "topk:0.01", "randk:0.01"}) {
+  // Every family auto can rank: the scaled signs too (sign:rot's rotation is
+  // a transform each way, its own rates), else they are priced at defaults
+  // measured on another machine.
+  for (const char* name : {"none", "bf16", "q8", "q4", "q2", "q1", "sign", "sign:rot", "topk:0.01", "randk:0.01"}) {
     const CodecParams p = parseCodecSpec(name);
     std::vector<unsigned char> payload(encodedBytes(p, n));
     std::vector<double> enc, dec;

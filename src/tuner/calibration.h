@@ -45,8 +45,9 @@ LinkCurve measureRingStepCurve(Transport& t, const CalibrationOptions& o);
 double measureCallRoundSeconds(Transport& t, const CalibrationOptions& o);
 
 // encode+EF, decode+accumulate and stats throughput of the standard levels
-// (families: none, bf16, q8, q4, q2, q1, topk, randk) on this CPU, one
-// thread, on normal(0, 1e-3) data (quick: 2^20 elements, else 2^24).
+// (families: none, bf16, q8, q4, q2, q1, sign, sign:rot, topk, randk) on
+// this CPU, one thread, on normal(0, 1e-3) data (quick: 2^20 elements, else
+// 2^24).
 CodecThroughput measureCpuCodecThroughput(bool quick);
 
 // Collective: the largest of every rank's `value` (all ranks get it). Uses
