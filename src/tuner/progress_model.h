@@ -184,7 +184,8 @@ double planGain(const GradStats& s, const PlanSpec& plan, int ranks, const Progr
 // drift between two exchanges on consecutive calls (TuningState pairs
 // them); and for each plan that has run, how its measured lag (<ebar, G> /
 // ||G||^2 on the sketches) compares with the prediction: a factor that
-// multiplies the prediction from then on.
+// multiplies the prediction from then on; and the rest of the training step
+// between calls (a median, so that a pause does not count as a step).
 class ProgressTracker {
  public:
   static constexpr double kSmoothing = 8;  // exchanges averaged over (running mean, then exponential)
@@ -200,10 +201,15 @@ class ProgressTracker {
   double lagScale(const std::string& plan) const;
   // Last measured lag of the plan that ran (NaN: none).
   double measuredLag() const { return measuredLag_; }
+  // The rest of a training step between two calls (per rank): the median
+  // of the last kOtherSamples exchanges' (0 before any).
   double otherSeconds() const { return other_; }
+  static constexpr size_t kOtherSamples = 8;
 
  private:
   double s_ = 0, q_ = 0, other_ = 0;
+  double others_[kOtherSamples] = {};
+  uint64_t otherCount_ = 0;
   double driftNum_ = 0, driftDen_ = 0, driftWeight_ = 0;
   double measuredLag_ = std::numeric_limits<double>::quiet_NaN();
   uint64_t updates_ = 0;

@@ -42,7 +42,7 @@ Plan Selector::choose(const std::vector<Candidate>& candidates, const GradStats&
         break;
       }
     }
-  } else if (!previous_.empty()) {
+  } else if (!previous_.empty() && previousInformed_) {
     for (size_t i = 0; i < plan.ranked.size(); ++i) {
       if (plan.ranked[i].candidate.name() != previous_) continue;
       if (plan.ranked[0].score <= plan.ranked[i].score * (1.0 + hysteresis_)) pick = i;
@@ -52,6 +52,10 @@ Plan Selector::choose(const std::vector<Candidate>& candidates, const GradStats&
   plan.chosen = plan.ranked[pick];
   plan.changed = plan.name() != previous_;
   previous_ = plan.name();
+  // A time score without the rest of the step ranks by the call alone,
+  // which favours the cheapest call more than a training step does: the
+  // next choice, with the step measured, is not held to this one.
+  previousInformed_ = !model.profile().costModel.usesTime() || otherSeconds > 0;
   if (plan.changed && logLevel() >= LogLevel::kInfo) {
     SQZ_INFO("tuner: %s%schose %s%s; top candidates:\n%s", label.c_str(), label.empty() ? "" : ": ",
              plan.name().c_str(), plan.exactForced ? " (non-finite values: exact)" : "",

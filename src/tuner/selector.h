@@ -4,7 +4,9 @@
 // is argmax gain / (cost + the rest of the training step), i.e. progress
 // per second of training. Hysteresis: the previous choice stays unless the
 // new best scores more than (1 + margin) times it, so noise in the
-// statistics does not flap the plan.
+// statistics does not flap the plan; except a choice made before the rest
+// of the step was known (the first call: time scores without it rank the
+// call alone), which the next choice is not held to.
 //
 // Deterministic: the result depends only on the candidates (in order), the
 // statistics, the profile and the previous choice. Ranks that pass the same
@@ -54,13 +56,18 @@ class Selector {
               const CostModel& model, const std::string& label = "", double otherSeconds = 0);
   const std::string& previous() const { return previous_; }
   // The previous choice stays unless a candidate scores more than
-  // (1 + hysteresis) times it.
+  // (1 + hysteresis) times it, or it was made with a time cost and
+  // otherSeconds <= 0 (the rest of the step not yet measured).
   double hysteresis() const { return hysteresis_; }
-  void reset() { previous_.clear(); }
+  void reset() {
+    previous_.clear();
+    previousInformed_ = true;
+  }
 
  private:
   double hysteresis_;
   std::string previous_;
+  bool previousInformed_ = true;  // the previous choice knew the rest of the step (or cost is not time)
 };
 
 // Bytes one rank sends in the exact ring ("ring" among the ranked), or 0.

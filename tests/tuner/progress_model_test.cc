@@ -375,6 +375,38 @@ TEST(ProgressTracker, RecoversDriftAndMeasuredLag) {
   EXPECT_DOUBLE_EQ(none.lagScale("qa2a:sign"), 1.0);
 }
 
+// The rest of the step between calls: each exchange reports the sum over
+// the 4 ranks; the tracker keeps the median of the last 8 (per rank), so
+// one evaluation pause between two calls does not count as a step.
+TEST(ProgressTracker, TheRestOfTheStepIsAMedianThatAPauseDoesNotMove) {
+  GradStats s;
+  clearStats(&s);
+  s.sketchRanks = 4;  // every rank sketched (else the exchange is not read)
+  ProgressTracker tracker;
+  EXPECT_EQ(tracker.otherSeconds(), 0.0);
+  auto step = [&](double perRank) {
+    s.otherSeconds = 4 * perRank;
+    tracker.update(s, 4, 0, 0, "", nullptr);
+  };
+  step(0.1);
+  EXPECT_DOUBLE_EQ(tracker.otherSeconds(), 0.1);
+  for (int i = 0; i < 4; ++i) step(0.1);
+  step(3.0);  // an evaluation between two calls: a mean of these 6 would say 0.58 s
+  EXPECT_DOUBLE_EQ(tracker.otherSeconds(), 0.1);
+  step(0.1);
+  step(0.1);
+  EXPECT_DOUBLE_EQ(tracker.otherSeconds(), 0.1);
+  // A step that really changed takes over once it fills half the window:
+  // the median of {0.1 x 4, 3.0, 0.2 x 3} is (0.1 + 0.2) / 2, then 0.2.
+  for (int i = 0; i < 3; ++i) step(0.2);
+  EXPECT_NEAR(tracker.otherSeconds(), 0.15, 1e-12);
+  step(0.2);
+  EXPECT_DOUBLE_EQ(tracker.otherSeconds(), 0.2);
+  // No sample (the first call has no previous one): unchanged.
+  step(0.0);
+  EXPECT_DOUBLE_EQ(tracker.otherSeconds(), 0.2);
+}
+
 TEST(ProgressTracker, MeasuredLagCorrectsThatPlansPrediction) {
   // A plan predicted to owe tau_p whose residual owes 4 tau_p: its factor
   // becomes 4 (log-averaged), other plans keep 1.

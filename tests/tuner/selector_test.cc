@@ -177,6 +177,47 @@ TEST(Selector, HysteresisKeepsThePreviousChoiceWithinTheMargin) {
   EXPECT_TRUE(sw.changed);
 }
 
+// A time score divides by the call plus the rest of the step. On the first
+// call the rest is not measured yet (0), so the cheapest call wins by its
+// own time; the next choice, with the step known, must not be held to it
+// by the hysteresis, while a choice made knowing the step still is.
+TEST(Selector, AChoiceMadeBeforeTheStepWasMeasuredIsNotHeld) {
+  const double n = 256;
+  const std::vector<CodecParams> levels = {parseCodecSpec("q8"), parseCodecSpec("q4")};
+  // Transfer-bound (1 kB/s): q8's call takes about twice q4's, exact 1 s.
+  Profile p = linkProfile(LinkCurve::fromLatencyBandwidth(1e-6, 1e3));
+  CostModel model(p, Device::Cpu);
+  auto cands = allreduceCandidates(n, twoNodes(), levels);
+  GradStats s = syntheticStats(n, 1, 0.5);
+  s.quantVar[quantWidthIndex(4)] = 1.03 / 0.999 - 1;  // g8 = 0.999 = 1.03 g4
+  auto bits = [](const Plan& plan) { return plan.chosen.candidate.spec.codec.bits; };
+  auto scoreOf = [](const Plan& plan, int b) {
+    for (const ScoredCandidate& c : plan.ranked)
+      if (c.candidate.spec.codec.bits == b) return c.score;
+    return 0.0;
+  };
+  const double step = 10.0;  // seconds around the call: q8 leads by under 3%, exact (1 s a call) trails
+  Selector uninformed(0.05), informed(0.05);
+  EXPECT_EQ(bits(uninformed.choose(cands, s, keptFraction(s), model, "", 0.0)), 4);
+  EXPECT_EQ(bits(informed.choose(cands, s, keptFraction(s), model, "", 1e-9)), 4);
+  Plan next = uninformed.choose(cands, s, keptFraction(s), model, "", step);
+  // q8 is better, by less than the hysteresis.
+  ASSERT_GT(scoreOf(next, 8), scoreOf(next, 4));
+  ASSERT_LT(scoreOf(next, 8), 1.05 * scoreOf(next, 4));
+  EXPECT_EQ(bits(next), 8);
+  EXPECT_TRUE(next.changed);
+  Plan held = informed.choose(cands, s, keptFraction(s), model, "", step);
+  EXPECT_EQ(bits(held), 4);
+  EXPECT_FALSE(held.changed);
+  // From an informed choice on, the hysteresis holds: at equal gains q4
+  // leads by its cheaper call, by under 5%, and the first selector keeps q8.
+  s.quantVar[quantWidthIndex(4)] = s.quantVar[quantWidthIndex(8)];
+  Plan kept = uninformed.choose(cands, s, keptFraction(s), model, "", step);
+  ASSERT_GT(scoreOf(kept, 4), scoreOf(kept, 8));
+  ASSERT_LT(scoreOf(kept, 4), 1.05 * scoreOf(kept, 8));
+  EXPECT_EQ(bits(kept), 8);
+}
+
 TEST(Selector, SameInputsGiveTheSameChoiceAndNonFiniteGoesExact) {
   Profile p = linkProfile(LinkCurve::fromLatencyBandwidth(10e-6, 1e8));
   GradStats s = syntheticStats(kN, 1049, 0.3);
