@@ -148,7 +148,7 @@ std::string AutoTuner::agreedSettings() const {
   for (const CodecParams& c : levels_) codecs += codecName(c) + ",";
   char momentum[32];
   std::snprintf(momentum, sizeof momentum, "%.17g", momentum_);
-  return table_.toString() + ";auto_codecs=" + codecs + ";momentum=" + momentum +
+  return envTable_ + ";auto_codecs=" + codecs + ";momentum=" + momentum +
          ";optimizer=" + (optimizer_ == OptimizerKind::Adam ? "adam" : "sgd");
 }
 
@@ -166,6 +166,7 @@ AutoTuner::AutoTuner(int rank, const std::vector<std::string>& nodeIds, LinkClas
   topo_.inter = links.inter;
   topo_.device = Device::Cpu;
   table_ = TuneTable::fromEnv();
+  envTable_ = table_.toString();
   momentum_ = momentumFromEnv();
   optimizer_ = optimizerFromEnv();
   levels_ = autoCodecLevels(optimizer_);
@@ -203,6 +204,14 @@ void AutoTuner::finish(const std::string& profileJson) {
     profile_ = defaultProfile();
   }
   model_ = std::make_unique<CostModel>(profile_, topo_.device);
+  if (topo_.nodes > 1) {
+    const uint64_t autoFrom = TuneTable::autoFromBytesFor(profile_.curve(topo_.flatLink()));
+    if (autoFrom != TuneTable::kAutoFromBytes) {
+      SQZ_INFO("tuner: auto decides calls from %llu bytes up (the %s link's half-bandwidth size, at least 4 KiB)",
+               static_cast<unsigned long long>(autoFrom), linkClassName(topo_.flatLink()));
+      table_ = TuneTable::fromEnv(autoFrom);
+    }
+  }
   measured_ = MeasuredPlans(profile_, *model_, [this](const PlanSpec& spec, double n, int elementBytes) {
     return build(spec, n, elementBytes);
   });

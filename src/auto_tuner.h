@@ -139,6 +139,10 @@ class AutoTuner {
   AutoTuner(int rank, const std::vector<std::string>& nodeIds, LinkClasses links = {});
 
   const Topology& topology() const { return topo_; }
+  // The SQZ_TUNE table in force. Across nodes, once the profile is known
+  // (prepare), its selector takes calls from the network's half-bandwidth
+  // size up rather than from 64 KiB (TuneTable::autoFromBytesFor); every
+  // rank derives it from rank 0's profile, so they agree.
   const TuneTable& table() const { return table_; }
   // What ranks must agree on for auto to choose alike: the SQZ_TUNE table,
   // the codec menu (SQZ_AUTO_CODECS), SQZ_MOMENTUM and SQZ_OPTIMIZER
@@ -190,6 +194,7 @@ class AutoTuner {
   std::string fingerprint_;
   Topology topo_;
   TuneTable table_;
+  std::string envTable_;  // the table from the environment alone, which ranks agree on before any profile
   Profile profile_;
   std::unique_ptr<CostModel> model_;
   MeasuredPlans measured_;

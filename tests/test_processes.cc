@@ -216,6 +216,43 @@ TEST(Processes, HierarchicalPlansOnTwoNodesOfTwoRanks) {
     runHierarchical(plan, plan);
 }
 
+// Across nodes, auto takes calls from the network's half-bandwidth size up
+// (TuneTable::autoFromBytesFor), as rank 0's profile gives it: with a 10
+// Mbit/s curve (this machine's, perf/results/train14/profile_10mbit.json)
+// an 8 KiB call is auto's to decide and a 2 KiB one stays exact, while
+// ranks on one node keep the 64 KiB bound (shm is cheaper than auto's
+// statistics there). Auto's decisions are read from SQZ_TUNER_LOG.
+TEST(Processes, AcrossNodesAutoDecidesFromTheLinksHalfBandwidthSize) {
+  char dir[] = "/tmp/sqz-test-autofrom-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string profile = std::string(dir) + "/profile.json";
+  std::ofstream(profile) << R"({"format": "sqz-profile", "version": 1, "fingerprint": "any", "source": "test",
+    "links": {"tcp": {"points": [[1024, 1.17e-5], [4096, 3.50e-3], [16384, 1.386e-2], [65536, 5.50e-2],
+                                 [262144, 2.197e-1], [1048576, 8.788e-1]]}}})";
+  for (bool acrossNodes : {true, false}) {
+    const std::string log = std::string(dir) + "/decisions.jsonl";
+    std::remove(log.c_str());
+    const int port = freePort();
+    // 300007 values first: the call that loads the profile (a larger one
+    // than the table's bound on any link).
+    auto codes = runProcesses(4, {"sizes", "auto", "300007", "2048", "512"}, [&](int r) {
+      return std::map<std::string, std::string>{
+          {"RANK", std::to_string(r)}, {"WORLD_SIZE", "4"}, {"SQZ_ROOT", "127.0.0.1:" + std::to_string(port)},
+          {"SQZ_NODE_ID", acrossNodes ? "node" + std::to_string(r) : "node0"}, {"SQZ_PROFILE", profile},
+          {"SQZ_CALIBRATE", "off"}, {"SQZ_TUNER_LOG", log}, {"SQZ_TIMEOUT", "60"}};
+    }, 90);
+    for (int r = 0; r < 4; ++r) EXPECT_EQ(codes[r], 0) << "rank " << r << (acrossNodes ? " across nodes" : " on one node");
+    std::ifstream in(log);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find("\"count\":300007"), std::string::npos) << text;
+    EXPECT_EQ(text.find("\"count\":2048") != std::string::npos, acrossNodes) << text;
+    EXPECT_EQ(text.find("\"count\":512"), std::string::npos) << text;
+    std::remove(log.c_str());
+  }
+  std::remove(profile.c_str());
+  rmdir(dir);
+}
+
 TEST(Processes, HierarchicalPlansWithACastInsideTheNode) {
   // 300007 floats, 2 ranks per node: a shard each way inside the node in
   // bf16 (2 x ~300 KB) and the exact ring between nodes (~600 KB), against

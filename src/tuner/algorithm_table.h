@@ -72,7 +72,8 @@ constexpr size_t kShmPreferredMaxBytes = 12 << 10;
 // ShmSegment::largeSlotBytes): measured faster than the ring from 12 KiB to
 // 64 MiB on 4 ranks, in place and out of place (perf/results/latency.md,
 // rounds 5 and 7). TuneTable::defaultText sends 12-64 KiB there; above,
-// @auto's exact choice does.
+// @auto's exact choice does. (Across nodes there is no segment, and the
+// selector's bound follows the network: TuneTable::autoFromBytesFor.)
 
 // How the tuner offers an algorithm: never, with every codec level it
 // carries (flat, and as a hierarchical plan's inter-node stage), or once

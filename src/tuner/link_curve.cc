@@ -71,4 +71,15 @@ double LinkCurve::time(double bytes) const {
   return std::exp(std::log(a.seconds) + f * (std::log(b.seconds) - std::log(a.seconds)));
 }
 
+double LinkCurve::halfBandwidthBytes() const {
+  if (points_.empty()) return 0.0;
+  const double first = points_.front().bytes;
+  double bytes = 1.0;
+  while (bytes < first) bytes *= 2.0;
+  const double floor = time(first);
+  // Past the last point the curve grows linearly, so this ends.
+  while (time(bytes) < 2.0 * floor) bytes *= 2.0;
+  return bytes;
+}
+
 }  // namespace sqz

@@ -34,6 +34,10 @@ class LinkCurve {
   double time(double bytes) const;
   // The asymptotic bandwidth the curve extrapolates with (bytes/s).
   double largeMessageBandwidth() const;
+  // The smallest power-of-two message (from the first point's size up) that
+  // takes at least twice as long as the first point's: Hockney's n_1/2, the
+  // size where latency stops being most of a message's time. 0 when empty.
+  double halfBandwidthBytes() const;
 
  private:
   std::vector<Point> points_;

@@ -1,9 +1,13 @@
 #include "src/tuner/tune_table.h"
 
+#include <algorithm>
+
 #include "common/env.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/strict_number.h"
+#include "src/tuner/algorithm_table.h"
+#include "src/tuner/link_curve.h"
 
 namespace sqz {
 namespace {
@@ -96,10 +100,22 @@ TuneTable TuneTable::parse(const std::string& text) {
   return t;
 }
 
-const char* TuneTable::defaultText() { return "allreduce:0-12k:@shm#allreduce:12k-64k:@shm_rs#allreduce:64k-inf:@auto"; }
+std::string TuneTable::defaultText(uint64_t autoFromBytes) {
+  const uint64_t shmUpTo = std::min<uint64_t>(kShmPreferredMaxBytes, autoFromBytes);
+  std::string text = "allreduce:0-" + formatBound(shmUpTo) + ":@shm";
+  if (autoFromBytes > shmUpTo)
+    text += "#allreduce:" + formatBound(shmUpTo) + "-" + formatBound(autoFromBytes) + ":@shm_rs";
+  return text + "#allreduce:" + formatBound(autoFromBytes) + "-inf:@auto";
+}
 
-TuneTable TuneTable::fromEnv() {
-  TuneTable t = parse(defaultText());
+uint64_t TuneTable::autoFromBytesFor(const LinkCurve& curve) {
+  const double half = curve.halfBandwidthBytes();
+  if (!(half < static_cast<double>(kAutoFromBytes))) return kAutoFromBytes;
+  return std::max<uint64_t>(kAutoFromMinBytes, static_cast<uint64_t>(half));
+}
+
+TuneTable TuneTable::fromEnv(uint64_t autoFromBytes) {
+  TuneTable t = parse(defaultText(autoFromBytes));
   const std::string user = envString("SQZ_TUNE");
   if (!user.empty()) t.append(parse(user));
   SQZ_INFO("tuner: table in force: %s", t.toString().c_str());

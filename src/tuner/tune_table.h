@@ -27,6 +27,8 @@
 
 namespace sqz {
 
+class LinkCurve;
+
 enum class MemoryType { Any = 0, Host = 1, Cuda = 2 };
 
 struct TuneEntry {
@@ -45,13 +47,31 @@ class TuneTable {
  public:
   // Throws sqz::Error(sqzInvalidUsage) saying which entry is malformed and why.
   static TuneTable parse(const std::string& text);
-  // The built-in defaults: exact below 64 KiB (below 12 KiB shm where every
-  // rank shares a node, else direct: one round beats the ring's 2(N-1)
-  // steps there; above it shm_rs on a shared node, else the ring;
-  // perf/results/latency.md rounds 4 and 5), the selector above.
-  static const char* defaultText();
-  // defaultText(), then SQZ_TUNE's entries (which override by coming last).
-  static TuneTable fromEnv();
+  // Where the built-in defaults hand calls to the selector when every rank
+  // shares a node: below it an exact call through shared memory costs less
+  // than auto's statistics (perf/results/code_comment_figures.md).
+  static constexpr uint64_t kAutoFromBytes = 64 << 10;
+  // The lowest bound a network's curve can give (autoFromBytesFor): below a
+  // page, auto's statistics (and their agreement round) weigh as much as the
+  // payload on any link.
+  static constexpr uint64_t kAutoFromMinBytes = 4 << 10;
+  // The built-in defaults: exact below `autoFromBytes` (below 12 KiB shm
+  // where every rank shares a node, else direct: one round beats the ring's
+  // 2(N-1) steps there; above it shm_rs on a shared node, else the ring;
+  // perf/results/latency.md rounds 4 and 5), the selector from it up.
+  static std::string defaultText(uint64_t autoFromBytes = kAutoFromBytes);
+  // The selector's lower bound on a network whose message times `curve`
+  // gives: the curve's half-bandwidth size (LinkCurve::halfBandwidthBytes),
+  // within [kAutoFromMinBytes, kAutoFromBytes]. Below it a call is mostly
+  // latency, which no codec removes, so compression can save less than what
+  // the call already costs; above it most of an exact call's time is bytes.
+  // On a 10 Mbit/s link that is 4 KiB: the 64 KiB bound sent the MLP's
+  // 41 KB layer exactly, 2 x 3/4 x 41 KB = 49 ms a step by arithmetic
+  // (perf/results/training.md, experiment mlp_auto_from4k).
+  static uint64_t autoFromBytesFor(const LinkCurve& curve);
+  // defaultText(autoFromBytes), then SQZ_TUNE's entries (which override by
+  // coming last).
+  static TuneTable fromEnv(uint64_t autoFromBytes = kAutoFromBytes);
 
   // Canonical text: parse(toString()) gives the same table, and
   // parse(t).toString() == t for canonical t (sizes with the largest exact

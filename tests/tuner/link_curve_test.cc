@@ -40,6 +40,19 @@ TEST(LinkCurve, LatencyBandwidthCurveMatchesItsFormulaAtEveryPoint) {
   EXPECT_NEAR(c.time(3e6), 2e-6 + 3e6 / 1e9, 0.05 * (2e-6 + 3e6 / 1e9));
 }
 
+// n_1/2 by hand: the first point takes 1e-5 s, so the first power of two
+// taking 2e-5 s or more. 2048: sqrt(1e-5 * 1.5e-5) = 1.22e-5; 4096: 1.5e-5;
+// 8192: sqrt(1.5e-5 * 6e-5) = 3e-5.
+TEST(LinkCurve, HalfBandwidthSizeIsTheFirstPowerOfTwoAtTwiceTheSmallestMessagesTime) {
+  EXPECT_EQ(LinkCurve({{1024, 1e-5}, {4096, 1.5e-5}, {16384, 6e-5}}).halfBandwidthBytes(), 8192.0);
+  // Past the last point, linear at 512 B per 4e-6 s: 2048 bytes take
+  // 1.8e-5 s, 4096 bytes 3.4e-5 s.
+  EXPECT_EQ(LinkCurve({{1024, 1e-5}, {1536, 1.4e-5}}).halfBandwidthBytes(), 4096.0);
+  // One point: time grows in proportion beyond it.
+  EXPECT_EQ(LinkCurve({{1000, 1e-5}}).halfBandwidthBytes(), 2048.0);
+  EXPECT_EQ(LinkCurve().halfBandwidthBytes(), 0.0);
+}
+
 TEST(LinkCurve, RejectsMalformedPoints) {
   EXPECT_THROW(LinkCurve(std::vector<LinkCurve::Point>{}), Error);
   EXPECT_THROW(LinkCurve({{1024, 1e-5}, {1024, 2e-5}}), Error);

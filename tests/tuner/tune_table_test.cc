@@ -1,4 +1,5 @@
 #include "src/tuner/algorithm_table.h"
+#include "src/tuner/link_curve.h"
 #include "src/tuner/tune_table.h"
 
 #include <gtest/gtest.h>
@@ -55,6 +56,38 @@ TEST(TuneTable, DefaultsSendSmallCallsThroughSharedMemoryUpToItsPreferredSize) {
   EXPECT_EQ(t.lookup("allreduce", MemoryType::Host, 8)->target(), "shm");
   EXPECT_EQ(t.lookup("allreduce", MemoryType::Host, kShmPreferredMaxBytes - 1)->target(), "shm");
   EXPECT_EQ(t.lookup("allreduce", MemoryType::Host, kShmPreferredMaxBytes + 1)->target(), "shm_rs");
+}
+
+// The default's selector bound moves; shm and shm_rs keep their ranges
+// below it. 64 KiB is the table the library always had.
+TEST(TuneTable, DefaultsHandCallsToTheSelectorFromTheBoundGiven) {
+  EXPECT_EQ(TuneTable::defaultText(), "allreduce:0-12k:@shm#allreduce:12k-64k:@shm_rs#allreduce:64k-inf:@auto");
+  EXPECT_EQ(TuneTable::defaultText(32 << 10),
+            "allreduce:0-12k:@shm#allreduce:12k-32k:@shm_rs#allreduce:32k-inf:@auto");
+  EXPECT_EQ(TuneTable::defaultText(12 << 10), "allreduce:0-12k:@shm#allreduce:12k-inf:@auto");
+  EXPECT_EQ(TuneTable::defaultText(4 << 10), "allreduce:0-4k:@shm#allreduce:4k-inf:@auto");
+  const TuneTable t = TuneTable::parse(TuneTable::defaultText(4 << 10));
+  EXPECT_EQ(t.lookup("allreduce", MemoryType::Host, 4095)->target(), "shm");
+  EXPECT_EQ(t.lookup("allreduce", MemoryType::Host, 4096)->target(), "auto");
+}
+
+// The bound from a network's curve, on curves this machine measured
+// (perf/results/train14/profile_*.json, the tcp link) and the defaults'.
+TEST(TuneTable, SelectorBoundIsTheNetworksHalfBandwidthSizeWithinAPageAnd64KiB) {
+  // 10 Mbit/s: 2048 bytes already take 17x the 1 KiB message; at least 4 KiB.
+  EXPECT_EQ(TuneTable::autoFromBytesFor(LinkCurve({{1024, 1.17e-5}, {4096, 3.498e-3}, {16384, 1.386e-2}})), 4096u);
+  // 1 Gbit/s: 2 x 8.687e-6 is passed at 8192 (sqrt(9.775e-6 * 1.374e-4) =
+  // 3.7e-5) and not at 4096 (9.775e-6).
+  EXPECT_EQ(TuneTable::autoFromBytesFor(LinkCurve({{1024, 8.687e-6}, {4096, 9.775e-6}, {16384, 1.374e-4}})), 8192u);
+  // Loopback TCP: at 32 KiB sqrt(4.311e-5 * 8.243e-5) = 5.96e-5 < 2 x
+  // 3.082e-5; 64 KiB is the cap anyway.
+  EXPECT_EQ(TuneTable::autoFromBytesFor(
+                LinkCurve({{1024, 3.082e-5}, {4096, 3.328e-5}, {16384, 4.311e-5}, {65536, 8.243e-5}})),
+            65536u);
+  // The built-in TCP default (30 us, 1.25 GB/s) keeps the 64 KiB table.
+  EXPECT_EQ(TuneTable::autoFromBytesFor(LinkCurve::fromLatencyBandwidth(30e-6, 1.25e9)), 65536u);
+  // At 100 Mbit/s: 4096 bytes take 3.58e-4 s, over 2 x 1.12e-4.
+  EXPECT_EQ(TuneTable::autoFromBytesFor(LinkCurve::fromLatencyBandwidth(30e-6, 1.25e7)), 4096u);
 }
 
 TEST(TuneTable, RejectsMalformedStringsWithTheReason) {
