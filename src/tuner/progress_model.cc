@@ -243,7 +243,7 @@ void ProgressTracker::update(const GradStats& reduced, int ranks, uint64_t call,
   s_ += w * (s - s_);
   q_ += w * (q - q_);
   if (reduced.otherSeconds > 0) {
-    // The median of the last kSmoothing samples: a pause between two calls
+    // The median of the last kOtherSamples samples: a pause between two calls
     // (an evaluation, a checkpoint) is one sample that the steps around it
     // do not pay; a mean let one 3 s evaluation quadruple a CNN's 0.1 s
     // step for 20 exchanges (perf/results/training.md, session of 2026-12-06).

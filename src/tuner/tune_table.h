@@ -65,9 +65,9 @@ class TuneTable {
   // within [kAutoFromMinBytes, kAutoFromBytes]. Below it a call is mostly
   // latency, which no codec removes, so compression can save less than what
   // the call already costs; above it most of an exact call's time is bytes.
-  // On a 10 Mbit/s link that is 4 KiB: the 64 KiB bound sent the MLP's
-  // 41 KB layer exactly, 2 x 3/4 x 41 KB = 49 ms a step by arithmetic
-  // (perf/results/training.md, experiment mlp_auto_from4k).
+  // The 64 KiB bound had sent a 41 KB layer exactly over a 10 Mbit/s link
+  // while a fixed spec compressed it (perf/results/training.md, experiment
+  // mlp_auto_from4k).
   static uint64_t autoFromBytesFor(const LinkCurve& curve);
   // defaultText(autoFromBytes), then SQZ_TUNE's entries (which override by
   // coming last).
