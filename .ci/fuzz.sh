@@ -21,14 +21,15 @@ common=(common/error.cc common/log.cc common/env.cc common/strict_number.cc)
 codec=(kernels/cpu_codec.cc kernels/cpu_sign_rotation.cc kernels/grad_stats.cc src/codec/codec_spec.cc)
 bootstrap=(src/bootstrap/handshake.cc src/bootstrap/hmac.cc src/bootstrap/peer_info.cc)
 # Plan names are checked against the algorithm table, whose entries hold
-# each algorithm's run and cost shape: the parsers link those too.
-spec=(src/tuner/plan_name.cc src/tuner/tune_table.cc src/tuner/algorithm_table.cc src/tuner/allreduce_shapes.cc
+# each algorithm's run and cost shape: the parsers link those too (and the
+# link curve, from which the table's bound across nodes is read).
+spec=(src/tuner/plan_name.cc src/tuner/tune_table.cc src/tuner/link_curve.cc src/tuner/algorithm_table.cc src/tuner/allreduce_shapes.cc
       collectives/call_agreement.cc collectives/codec_buffers.cc collectives/codec_ring_allreduce.cc
       collectives/direct_allreduce.cc collectives/rank_order_reduction.cc collectives/shm_allreduce.cc
       collectives/shm_rs_allreduce.cc collectives/shm_segment.cc
       collectives/quantized_allreduce.cc collectives/gather_allreduce.cc collectives/allgather.cc collectives/randk_allreduce.cc collectives/reduce_ops.cc
       collectives/ring_allreduce.cc collectives/ring_schedule.cc collectives/sparse_allreduce.cc)
-profile=(src/tuner/profile.cc src/tuner/link_curve.cc src/tuner/link_class.cc src/tuner/codec_throughput.cc
+profile=(src/tuner/profile.cc src/tuner/link_class.cc src/tuner/codec_throughput.cc
          src/tuner/wire_cost_model.cc)
 flags=(-std=c++17 -O1 -g -I. -Iinclude -ffp-contract=off -fno-omit-frame-pointer)
 san=(-fsanitize=address,undefined -fno-sanitize-recover=undefined)
