@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <random>
 #include <thread>
 #include <vector>
@@ -61,11 +62,14 @@ LinkCurve measureRingStepCurve(Transport& t, const CalibrationOptions& o) {
   for (double size : sizes) {
     const size_t bytes = static_cast<size_t>(size);
     std::vector<double> times;
-    // Small sizes get back-to-back repeats worth at least 1 MiB, so a
-    // shaper's burst allowance (tbf) drains and the median is the steady
-    // rate that consecutive calls see.
-    const int repeats = std::max(baseRepeats, static_cast<int>(std::min<double>(64.0, (1 << 20) / size)));
-    for (int rep = 0; rep <= repeats; ++rep) {  // rep 0 warms up
+    // Every size sends at least kCalibrationDrainBytes back to back, and
+    // only the second half of its repeats is timed: a shaper's burst
+    // allowance (tbf's bucket, up to half that volume) has drained by then,
+    // so the median is the steady rate that a job's consecutive calls see,
+    // not the burst that a few small messages ride.
+    const int repeats = std::max(baseRepeats, static_cast<int>(std::ceil(kCalibrationDrainBytes / size)));
+    const int timedFrom = repeats - std::max(baseRepeats, repeats / 2);  // rep 0 always warms up
+    for (int rep = 0; rep <= repeats; ++rep) {
       if (n < 2) break;
       Tag tag{o.tagSeq, slot++};
       const double start = now();
@@ -73,7 +77,7 @@ LinkCurve measureRingStepCurve(Transport& t, const CalibrationOptions& o) {
       ids.push_back(t.postRecv(left, tag, recvBuf.data(), bytes));
       ids.push_back(t.postSend(right, tag, sendBuf.data(), bytes));
       t.waitAll(ids, deadline);
-      if (rep > 0) times.push_back(now() - start);
+      if (rep > timedFrom) times.push_back(now() - start);
     }
     double seconds = times.empty() ? 1e-9 : median(times);
     if (!points.empty()) seconds = std::max(seconds, points.back().seconds);  // curves do not decrease

@@ -33,8 +33,14 @@ struct CalibrationOptions {
   size_t chunkBytes = 512 << 10;  // the ring's pipelining granularity (SQZ_CHUNK_BYTES)
 };
 
+// Bytes each size of the link curve sends back to back before the repeats
+// that count (measureRingStepCurve): enough to drain a traffic shaper's
+// burst of up to half of it.
+inline constexpr double kCalibrationDrainBytes = 1 << 20;
+
 // Collective over every rank of `t` (all must call it). Each point is the
-// median over repeats of this rank's time for one ring step of that size.
+// median over repeats of this rank's time for one ring step of that size,
+// timed after kCalibrationDrainBytes / 2 have gone out at that size.
 // Ranks measure slightly different curves: use rank 0's on every rank
 // (broadcast its Profile::toJson()) so that selection stays identical.
 LinkCurve measureRingStepCurve(Transport& t, const CalibrationOptions& o);
