@@ -2,12 +2,13 @@
 
 #include <algorithm>
 
-#include "collectives/peers.h"
+#include "common/error.h"
 #include "kernels/half.h"
 
 namespace sqz {
 
-void SumExchange::start(Transport& transport, uint32_t seq, uint32_t slot, const double* mine, size_t n) {
+size_t SumExchange::start(Transport& transport, uint32_t seq, uint32_t slot, const double* mine, size_t n) {
+  SQZ_CHECK(n <= kZeroRunsMaxWords, "a sum exchange of %zu values (at most %zu)", n, kZeroRunsMaxWords);
   transport_ = &transport;
   n_ = n;
   const int size = transport.size(), me = transport.rank();
@@ -17,13 +18,37 @@ void SumExchange::start(Transport& transport, uint32_t seq, uint32_t slot, const
     const double v = mine[i];
     all_[me * n + i] = floatToBf16(static_cast<float>(v != v ? v : std::clamp(v, -kMax, kMax)));
   }
+  out_.clear();
+  encodeZeroRuns(&all_[me * n], n, &out_);
+  const size_t slotWords = maxZeroRunWords(n), bytes = out_.size() * sizeof(uint16_t);
+  in_.assign(static_cast<size_t>(size) * slotWords, 0);
+  received_.assign(size, bytes);
   reqs_.clear();
-  postPeerExchange(transport, Tag{seq, slot}, &all_[me * n], all_.data(), wireBytes(n), reqs_);
+  const Tag tag{seq, slot};
+  transport.groupStart();
+  for (int r = 0; r < size; ++r)
+    if (r != me)
+      reqs_.push_back(transport.postRecvUpTo(r, tag, &in_[r * slotWords], slotWords * sizeof(uint16_t), &received_[r]));
+  for (int r = 0; r < size; ++r)
+    if (r != me) reqs_.push_back(transport.postSend(r, tag, out_.data(), bytes));
+  transport.groupEnd();
+  return bytes;
 }
 
 void SumExchange::finish(const Deadline& deadline, double* sum) {
   transport_->waitAll(reqs_, deadline);
-  const int size = transport_->size();
+  const int size = transport_->size(), me = transport_->rank();
+  const size_t slotWords = maxZeroRunWords(n_);
+  largest_ = 0;
+  for (int r = 0; r < size; ++r) {
+    largest_ = std::max(largest_, received_[r]);
+    if (r == me) continue;
+    const bool whole = received_[r] % sizeof(uint16_t) == 0 &&
+                       decodeZeroRuns(&in_[r * slotWords], received_[r] / sizeof(uint16_t), &all_[r * n_], n_);
+    if (!whole) transport_ = nullptr;
+    SQZ_REQUIRE(whole, sqzInvalidUsage, "malformed statistics from rank %d: %zu bytes are not the code of %zu values",
+                r, received_[r], n_);
+  }
   for (size_t i = 0; i < n_; ++i) {
     double s = bf16ToFloat(all_[i]);
     for (int r = 1; r < size; ++r) s += bf16ToFloat(all_[r * n_ + i]);

@@ -311,13 +311,16 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
   // A tuned call first reads g once for its statistics (tunerStats: at
   // most 2^18 sampled elements, plus a non-finite scan of g and e): timed
   // at calibration, else priced from the stats throughput; they then go to
-  // every peer (lagged agreement). Plans timed whole at calibration carry
-  // their correction (MeasuredPlans).
+  // every peer (lagged agreement), as large as the last exchange's largest
+  // (every rank knows it; until then, the most they can take). Plans timed
+  // whole at calibration carry their correction (MeasuredPlans).
   // With the statistics cadence (TuningState) that cost is shared by the
   // calls between two exchanges.
+  const double statsBytes = static_cast<double>(
+      state.statsWireBytes > 0 ? state.statsWireBytes : SumExchange::maxWireBytes(GradStats::kDoubles));
   const double statsSeconds =
       measured_.tuneSeconds(count, profile_.codecs.statsSeconds(topo_.device, std::min(count, 262144.0))) +
-      model_->stageTransferSeconds(statsExchangeStage(topo_, SumExchange::wireBytes(GradStats::kDoubles)));
+      model_->stageTransferSeconds(statsExchangeStage(topo_, statsBytes));
   measured_.apply(candidates, count, *model_, statsSeconds / std::max<uint32_t>(1, state.statsEvery));
   // The exact plans (always built) go when the menu leaves exact out.
   const bool exactInMenu =

@@ -92,6 +92,7 @@ struct TuningState {
   uint64_t trackedExchanges = 0; // how many of them `progress` has seen
   uint32_t callsOnPlan = 0;      // calls run with `plan` since it was chosen
   double lastCallEnd = 0;        // monotonicSeconds() at the end of the last tuned call (0: none)
+  size_t statsWireBytes = 0;     // the most a rank sent a peer at the last lagged exchange (0: none yet)
   ProgressTracker progress;      // noise scale and measured lags (src/tuner/progress_model.h)
   DecisionMargin margin;         // how many calls the choice's margin covers (src/tuner/stats_cadence.h)
 

@@ -482,8 +482,9 @@ CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
   // Lagged statistics: this call's travel with it and pick the next plan.
   SumExchange stats;
   if (d.tuned && !d.goesExact() && !d.ef->tuning.current) {
-    stats.start(*transport_, a.seq, tags::kStats, reinterpret_cast<const double*>(d.local), GradStats::kDoubles);
-    counters.wireBytes += static_cast<size_t>(size_ - 1) * SumExchange::wireBytes(GradStats::kDoubles);
+    const size_t statsBytes =
+        stats.start(*transport_, a.seq, tags::kStats, reinterpret_cast<const double*>(d.local), GradStats::kDoubles);
+    counters.wireBytes += static_cast<size_t>(size_ - 1) * statsBytes;
   }
   switch (d.path) {
     case CallDecision::Path::kHier: {
@@ -508,6 +509,7 @@ CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
   }
   if (stats.active()) {
     stats.finish(a.deadline, reinterpret_cast<double*>(&d.ef->tuning.reduced));
+    d.ef->tuning.statsWireBytes = stats.largestWireBytes();
     d.ef->tuning.fresh = true;
     ++d.ef->tuning.exchanges;
   }

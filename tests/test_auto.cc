@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -210,7 +211,9 @@ int callsWithStatistics(const AutoRun& run, int n) {
   int with = 0;
   for (size_t c = 1; c < run.plans[0].size(); ++c) {
     const size_t extra = run.wire[0][c] - fewest[run.plans[0][c]];
-    EXPECT_TRUE(extra == 0 || extra == (n - 1) * SumExchange::wireBytes(GradStats::kDoubles)) << "call " << c << ": " << extra;
+    // The statistics' code is at most their bfloat16 array and 2 words.
+    EXPECT_TRUE(extra == 0 || (extra % (n - 1) == 0 && extra <= (n - 1) * SumExchange::maxWireBytes(GradStats::kDoubles)))
+        << "call " << c << ": " << extra;
     with += extra > 0;
   }
   return with;
@@ -285,14 +288,24 @@ TEST(Auto, StableDecisionSendsStatisticsMoreRarely) {
   const int with = callsWithStatistics(margin, n);
   std::printf("calls with statistics: %d of %d (interval at most 16: %d)\n", with, calls - 1, capped);
   // At most 16: pairs 2, 4, 8, 16 calls apart, then every 16 (17 calls in
-  // all); with the margin, pairs 16, 32, 64 calls apart (7 calls: 2, 3, 4,
-  // 12, 13, 45, 46; both candidates score alike, so the gap is the
-  // hysteresis band and does not move).
+  // all); with the margin (both candidates score alike, so the gap is the
+  // hysteresis band and does not move), the interval doubles to where the
+  // statistics cost 2% of the plan (the share rule): 30 calls here, where
+  // their code takes about 520 bytes a peer (11 calls: 1, 2, 3, 11, 12,
+  // then a pair every 31 calls).
   EXPECT_LT(with, capped);
-  EXPECT_LE(with, 9);
+  EXPECT_LE(with, 11);
+  // A rank's statistics take the bytes of their own code, so ranks' wire
+  // bytes differ on calls that carry them; which calls do is agreed.
+  auto carried = [&](int r) {
+    std::vector<bool> with(margin.wire[r].size());
+    const size_t fewest = *std::min_element(margin.wire[r].begin(), margin.wire[r].end());
+    for (size_t c = 0; c < with.size(); ++c) with[c] = margin.wire[r][c] > fewest;
+    return with;
+  };
   for (int r = 1; r < n; ++r) {
     EXPECT_EQ(margin.plans[r], margin.plans[0]);
-    EXPECT_EQ(margin.wire[r], margin.wire[0]);
+    EXPECT_EQ(carried(r), carried(0));
     ASSERT_EQ(margin.allOutputs[r].size(), margin.allOutputs[0].size());
     EXPECT_EQ(std::memcmp(margin.allOutputs[r].data(), margin.allOutputs[0].data(),
                           margin.allOutputs[0].size() * sizeof(float)),

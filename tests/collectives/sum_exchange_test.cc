@@ -8,10 +8,12 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "collectives/sum_exchange.h"
+#include "common/error.h"
 #include "harness/memory_transport.h"
 
 namespace {
@@ -35,24 +37,38 @@ std::vector<double> contribution(int r, bool withNaN) {
   return v;
 }
 
-std::vector<std::vector<double>> exchange(bool withNaN) {
+struct Exchanged {
+  std::vector<std::vector<double>> sums;
+  std::vector<size_t> sent;     // bytes each rank sent each peer
+  std::vector<size_t> largest;  // largestWireBytes() on each rank
+};
+
+Exchanged exchange(const std::vector<std::vector<double>>& parts) {
   sqz::test::MemoryMailbox box;
-  std::vector<std::vector<double>> sums(kRanks, std::vector<double>(kValues));
+  Exchanged e;
+  e.sums.assign(kRanks, std::vector<double>(kValues));
+  e.sent.assign(kRanks, 0);
+  e.largest.assign(kRanks, 0);
   std::vector<std::thread> threads;
   for (int r = 0; r < kRanks; ++r)
     threads.emplace_back([&, r] {
       sqz::test::MemoryTransport t(r, kRanks, box);
-      const std::vector<double> mine = contribution(r, withNaN);
       sqz::SumExchange x;
-      x.start(t, 5, 9, mine.data(), kValues);
-      x.finish(sqz::Deadline(30.0), sums[r].data());
+      e.sent[r] = x.start(t, 5, 9, parts[r].data(), kValues);
+      x.finish(sqz::Deadline(30.0), e.sums[r].data());
+      e.largest[r] = x.largestWireBytes();
     });
   for (auto& th : threads) th.join();
-  return sums;
+  return e;
+}
+
+std::vector<std::vector<double>> exchange(bool withNaN) {
+  std::vector<std::vector<double>> parts;
+  for (int r = 0; r < kRanks; ++r) parts.push_back(contribution(r, withNaN));
+  return exchange(parts).sums;
 }
 
 TEST(SumExchange, EveryRankGetsTheSameSumWithinBfloat16RoundingOfEachPart) {
-  EXPECT_EQ(sqz::SumExchange::wireBytes(kValues), 2 * kValues);  // the receive takes exactly this many bytes
   const auto sums = exchange(false);
   for (int r = 1; r < kRanks; ++r)
     for (size_t i = 0; i < kValues; ++i)
@@ -86,6 +102,73 @@ TEST(SumExchange, EveryRankGetsTheSameSumWithinBfloat16RoundingOfEachPart) {
   EXPECT_NEAR(sums[0][1], 3 * 7840.0, 3 * 7840.0 * std::ldexp(1.0, -8));
   EXPECT_TRUE(std::isfinite(sums[0][3]));                         // beyond range: saturated, not inf
   EXPECT_GT(sums[0][3], 1e38);
+}
+
+// The statistics' histogram and residual sketch are mostly zeros: those go
+// as the length of their runs, and the rest as bfloat16 (2 bytes a value).
+TEST(SumExchange, RunsOfZerosCostTheirLengthNotTheirValues) {
+  std::vector<std::vector<double>> parts;
+  for (int r = 0; r < kRanks; ++r) {
+    auto v = contribution(r, false);
+    std::fill(v.begin() + 100 + 50 * r, v.end(), 0.0);  // rank r: 100 + 50 r values, then zeros
+    parts.push_back(v);
+  }
+  const Exchanged e = exchange(parts);
+  for (int r = 0; r < kRanks; ++r) {
+    // Two groups: v[0]'s zero and the 99 + 50 r values after it, then the
+    // zeros to the end.
+    EXPECT_EQ(e.sent[r], sizeof(uint16_t) * (2 + 99 + 50 * r + 2)) << "rank " << r;
+    EXPECT_EQ(e.largest[r], e.sent[kRanks - 1]) << "rank " << r;  // the largest, alike on every rank
+    for (size_t i = 0; i < kValues; ++i) {
+      double exact = 0, magnitude = 0;
+      for (int k = 0; k < kRanks; ++k) {
+        exact += parts[k][i];
+        magnitude += std::fabs(parts[k][i]);
+      }
+      if (i == 3) continue;  // saturated
+      EXPECT_LE(std::fabs(e.sums[r][i] - exact), (std::ldexp(1.0, -8) + std::ldexp(1.0, -23)) * magnitude)
+          << "rank " << r << ", value " << i;
+      if (i >= 100 + 50 * (kRanks - 1)) {
+        EXPECT_EQ(e.sums[r][i], 0.0);
+      }
+    }
+  }
+  EXPECT_LT(e.sent[0], sqz::SumExchange::maxWireBytes(kValues) / 3);
+}
+
+// A peer whose message is not the code of the array: every other rank
+// fails with sqzInvalidUsage and says which rank, instead of summing
+// garbage or reading past the message.
+TEST(SumExchange, AMalformedMessageFailsTheExchangeWithItsSender) {
+  sqz::test::MemoryMailbox box;
+  std::vector<std::string> errors(kRanks);
+  std::vector<sqzResult_t> codes(kRanks, sqzSuccess);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < kRanks; ++r)
+    threads.emplace_back([&, r] {
+      sqz::test::MemoryTransport t(r, kRanks, box);
+      if (r == 2) {
+        // Counts that claim more values than the array holds.
+        const uint16_t bad[] = {700, 200, 1, 2, 3};
+        for (int peer = 0; peer < 2; ++peer) t.wait(t.postSend(peer, sqz::Tag{5, 9}, bad, sizeof bad), sqz::Deadline(30.0));
+        return;
+      }
+      const std::vector<double> mine = contribution(r, false);
+      std::vector<double> sum(kValues);
+      sqz::SumExchange x;
+      x.start(t, 5, 9, mine.data(), kValues);
+      try {
+        x.finish(sqz::Deadline(30.0), sum.data());
+      } catch (const sqz::Error& err) {
+        codes[r] = err.code();
+        errors[r] = err.what();
+      }
+    });
+  for (auto& th : threads) th.join();
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(codes[r], sqzInvalidUsage) << "rank " << r;
+    EXPECT_NE(errors[r].find("malformed statistics from rank 2"), std::string::npos) << errors[r];
+  }
 }
 
 TEST(SumExchange, ANaNOnOneRankReachesEverySum) {

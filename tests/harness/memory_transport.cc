@@ -58,17 +58,18 @@ RequestId MemoryTransport::postSend(int peer, Tag tag, const void* buf, size_t b
   m.bytes.assign(p, p + bytes);
   m.arrival = done;
   box_.put({rank_, peer, tag.seq, tag.slot}, std::move(m));
-  ops_[next_] = {true, peer, tag, nullptr, 0, done};
+  ops_[next_] = {true, peer, tag, nullptr, 0, done, nullptr};
   return next_++;
 }
 
 RequestId MemoryTransport::postRecv(int peer, Tag tag, void* buf, size_t bytes) {
-  ops_[next_] = {false, peer, tag, buf, bytes, 0};
+  ops_[next_] = {false, peer, tag, buf, bytes, 0, nullptr};
   return next_++;
 }
 
-RequestId MemoryTransport::postRecvUpTo(int, Tag, void*, size_t, size_t*) {
-  throw Error(sqzInternalError, "MemoryTransport: postRecvUpTo is not implemented");
+RequestId MemoryTransport::postRecvUpTo(int peer, Tag tag, void* buf, size_t capacity, size_t* received) {
+  ops_[next_] = {false, peer, tag, buf, capacity, 0, received};
+  return next_++;
 }
 
 bool MemoryTransport::test(RequestId) { throw Error(sqzInternalError, "MemoryTransport: test is not implemented"); }
@@ -85,10 +86,11 @@ void MemoryTransport::wait(RequestId id, const Deadline& deadline) {
   MemoryMailbox::Message m;
   if (!box_.take({r.peer, rank_, r.tag.seq, r.tag.slot}, deadline, &m))
     throw Error(sqzTimeout, "MemoryTransport: no message from rank " + std::to_string(r.peer));
-  if (m.bytes.size() != r.bytes)
+  if (r.received ? m.bytes.size() > r.bytes : m.bytes.size() != r.bytes)
     throw Error(sqzInvalidUsage, "MemoryTransport: " + std::to_string(m.bytes.size()) + " bytes for a receive of " +
-                                     std::to_string(r.bytes));
-  if (r.bytes) std::memcpy(r.buf, m.bytes.data(), r.bytes);
+                                     (r.received ? "at most " : "") + std::to_string(r.bytes));
+  if (!m.bytes.empty()) std::memcpy(r.buf, m.bytes.data(), m.bytes.size());
+  if (r.received) *r.received = m.bytes.size();
 }
 
 }  // namespace sqz::test

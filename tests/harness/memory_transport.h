@@ -46,10 +46,10 @@ class MemoryTransport final : public Transport {
   int size() const override { return size_; }
   RequestId postSend(int peer, Tag tag, const void* buf, size_t bytes) override;
   RequestId postRecv(int peer, Tag tag, void* buf, size_t bytes) override;
-  // Not needed by the code under test here: throws sqzInternalError.
   RequestId postRecvUpTo(int peer, Tag tag, void* buf, size_t capacity, size_t* received) override;
   void wait(RequestId id, const Deadline& deadline) override;
-  bool test(RequestId id) override;  // throws sqzInternalError, as postRecvUpTo
+  // Not needed by the code under test here: throws sqzInternalError.
+  bool test(RequestId id) override;
   void cancelAll() override { ops_.clear(); }
 
  private:
@@ -58,8 +58,9 @@ class MemoryTransport final : public Transport {
     int peer;
     Tag tag;
     void* buf;
-    size_t bytes;
-    double done;  // a send's: when its last byte leaves the shaper
+    size_t bytes;  // a receive's size, or its capacity when `received` is set
+    double done;   // a send's: when its last byte leaves the shaper
+    size_t* received = nullptr;
   };
 
   int rank_, size_;
