@@ -4,7 +4,7 @@
 # launcher that puts rank r into namespace r / K. See README.md beside this
 # file and DESIGN.md section 5.
 #
-#   testbed.sh up      --ns N [--ranks-per-ns K] --rate RATE [--name P] [--subnet A.B.C] [--delay D]
+#   testbed.sh up      --ns N [--ranks-per-ns K] --rate RATE [--burst B] [--name P] [--subnet A.B.C] [--delay D]
 #   testbed.sh down    [--name P]
 #   testbed.sh status  [--name P]
 #   testbed.sh run     [--ns N] [--ranks-per-ns K] [--name P] [--ucx-tls T] [--pml ob1|ucx]
@@ -52,7 +52,7 @@ load_state() {
   local f; f="$(state_file)"
   [[ -f "$f" ]] || die "no testbed '$PREFIX' is up (no $f); run: $0 up --name $PREFIX ..."
   # shellcheck disable=SC1090
-  source "$f"   # sets TB_NS TB_RATE TB_SUBNET TB_DELAY
+  source "$f"   # sets TB_NS TB_RATE TB_SUBNET TB_DELAY TB_BURST
   SUBNET="$TB_SUBNET"
 }
 
@@ -70,25 +70,28 @@ netem_available() {
 }
 
 # ---- shaping ----------------------------------------------------------------
-# shape DEV RATE DELAY [NETNS]: tbf on DEV's egress. Both ends of every veth
-# are shaped, so a namespace's uplink and downlink each run at RATE (a flow
-# ns a -> ns b crosses a's tbf and then b's host-side tbf).
+# shape DEV RATE DELAY BURST [NETNS]: tbf on DEV's egress. Both ends of every
+# veth are shaped, so a namespace's uplink and downlink each run at RATE (a
+# flow ns a -> ns b crosses a's tbf and then b's host-side tbf). BURST is the
+# bucket: bytes that leave at once after an idle spell. A real NIC has none;
+# tbf's default here (256kb) is 210 ms of a 10 Mbit/s link, enough to carry a
+# small step's messages on tokens saved while the ranks computed.
 shape() {
-  local dev="$1" rate="$2" delay="$3" ns="${4:-}" tcx=(tc)
+  local dev="$1" rate="$2" delay="$3" burst="$4" ns="${5:-}" tcx=(tc)
   [[ -n "$ns" ]] && tcx=(ip netns exec "$ns" tc)
   if [[ -n "$delay" ]]; then
     # Only reached where sch_netem exists (never on this project's kernels):
     # netem delays, its child tbf shapes. UNTESTED here for lack of netem.
     "${tcx[@]}" qdisc replace dev "$dev" root handle 1: netem delay "$delay"
-    [[ "$rate" == none ]] || "${tcx[@]}" qdisc add dev "$dev" parent 1:1 handle 10: tbf rate "$rate" burst 256kb latency 100ms
+    [[ "$rate" == none ]] || "${tcx[@]}" qdisc add dev "$dev" parent 1:1 handle 10: tbf rate "$rate" burst "$burst" latency 100ms
   elif [[ "$rate" != none ]]; then
-    "${tcx[@]}" qdisc replace dev "$dev" root tbf rate "$rate" burst 256kb latency 100ms
+    "${tcx[@]}" qdisc replace dev "$dev" root tbf rate "$rate" burst "$burst" latency 100ms
   fi
 }
 
 # ---- up -----------------------------------------------------------------------
 cmd_up() {
-  local n="" k=1 rate="" delay=""
+  local n="" k=1 rate="" delay="" burst=256kb
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --ns) n="$2"; shift 2;;
@@ -97,6 +100,7 @@ cmd_up() {
       --name) PREFIX="$2"; shift 2;;
       --subnet) SUBNET="$2"; shift 2;;
       --delay) delay="$2"; shift 2;;
+      --burst) burst="$2"; shift 2;;
       -h|--help) usage; exit 0;;
       *) die "up: unknown argument '$1'";;
     esac
@@ -107,6 +111,7 @@ cmd_up() {
   [[ "$rate" == none || "$rate" =~ ^[0-9]+(\.[0-9]+)?([kKmMgGtT]?(bit|bps))$ ]] \
     || die "up: --rate '$rate' is not a tc rate (e.g. 10gbit, 1gbit, 100mbit, 10mbit) nor 'none'"
   [[ "$SUBNET" =~ ^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || die "up: --subnet wants three octets, e.g. 10.213.0"
+  [[ "$burst" =~ ^[0-9]+([kKmM]?(b|bit|kb|mb))?$ ]] || die "up: --burst '$burst' is not a tc size (e.g. 256kb, 16kb)"
   check_prefix "$PREFIX"
   need_root
   if [[ -n "$delay" ]]; then
@@ -122,7 +127,7 @@ cmd_up() {
 
   mkdir -p "$STATE_DIR"
   # State first, so that `down` (also run on a failure below) finds everything.
-  printf 'TB_NS=%q\nTB_RATE=%q\nTB_SUBNET=%q\nTB_DELAY=%q\n' "$n" "$rate" "$SUBNET" "$delay" > "$(state_file)"
+  printf 'TB_NS=%q\nTB_RATE=%q\nTB_SUBNET=%q\nTB_DELAY=%q\nTB_BURST=%q\n' "$n" "$rate" "$SUBNET" "$delay" "$burst" > "$(state_file)"
   trap 'warn "up failed; tearing down"; QUIET=1 cmd_down --name "$PREFIX" || true' ERR
 
   local br; br="$(bridge_if)"
@@ -143,11 +148,11 @@ cmd_up() {
     ip link set "$hv" up
     ip -n "$ns" addr add "$(ns_addr "$i")/24" dev "$nv"
     ip -n "$ns" link set "$nv" up
-    shape "$hv" "$rate" "$delay"
-    shape "$nv" "$rate" "$delay" "$ns"
+    shape "$hv" "$rate" "$delay" "$burst"
+    shape "$nv" "$rate" "$delay" "$burst" "$ns"
   done
   trap - ERR
-  log "up: '$PREFIX': $n namespaces ${PREFIX}0..${PREFIX}$((n - 1)) on bridge $br (${SUBNET}.${BRIDGE_HOST}/24), addresses ${SUBNET}.1..${SUBNET}.$n, rate $rate on both ends of each veth${delay:+, delay $delay}"
+  log "up: '$PREFIX': $n namespaces ${PREFIX}0..${PREFIX}$((n - 1)) on bridge $br (${SUBNET}.${BRIDGE_HOST}/24), addresses ${SUBNET}.1..${SUBNET}.$n, rate $rate (burst $burst) on both ends of each veth${delay:+, delay $delay}"
 }
 
 # ---- down ---------------------------------------------------------------------
@@ -358,7 +363,7 @@ cmd_with() {
       --ns) upargs+=("$1" "$2"); runargs+=("$1" "$2"); shift 2;;
       --ranks-per-ns) runargs+=("$1" "$2"); shift 2;;
       --name) PREFIX="$2"; shift 2;;
-      --rate|--subnet|--delay) upargs+=("$1" "$2"); shift 2;;
+      --rate|--subnet|--delay|--burst) upargs+=("$1" "$2"); shift 2;;
       --ucx-tls|--env|--mpirun-arg|--pml) runargs+=("$1" "$2"); shift 2;;
       --) shift; prog=("$@"); break;;
       -h|--help) usage; exit 0;;

@@ -21,7 +21,8 @@
 # run's environment, for experiments), NO_TUNER_LOG (set: auto runs without
 # SQZ_TUNER_LOG, to time the log's own cost), MAX_SECONDS and EVAL_SECONDS
 # (override the cell's time cap and evaluation interval, below), PYTHON (default /usr/bin/python3, which has Debian's torch), MAX_RUNS (stop
-# after this many new runs; default unlimited). Needs root for the testbed.
+# after this many new runs; default unlimited), TESTBED_BURST (the shaper's
+# bucket, default 256kb: perf/netbench/README.md). Needs root for the testbed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -140,7 +141,7 @@ for cell in "$@"; do
       else
         if [ "$up" != "$link" ]; then
           cleanup
-          "$testbed" up --ns 4 --rate "$link" --name "$name" --subnet "$subnet" >/dev/null
+          "$testbed" up --ns 4 --rate "$link" --burst "${TESTBED_BURST:-256kb}" --name "$name" --subnet "$subnet" >/dev/null
           up=$link
         fi
         cmd=("$testbed" run --name "$name")
