@@ -5,6 +5,7 @@
 // decoder never leaves its two arrays.
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -64,9 +65,12 @@ TEST(ZeroRuns, RefusesACodeThatIsNotExactlyTheArray) {
   const auto words = randomWords(200, 0.5, 6, 9);
   const auto code = encode(words);
   std::vector<uint16_t> out(words.size());
-  // Every truncation, and one word to spare.
-  for (size_t k = 0; k < code.size(); ++k)
-    EXPECT_FALSE(sqz::decodeZeroRuns(code.data(), k, out.data(), out.size())) << "truncated to " << k;
+  // Every truncation (each in an array of exactly its length, so that
+  // AddressSanitizer sees a read past it), and one word to spare.
+  for (size_t k = 0; k < code.size(); ++k) {
+    const std::vector<uint16_t> prefix(code.begin(), code.begin() + static_cast<std::ptrdiff_t>(k));
+    EXPECT_FALSE(sqz::decodeZeroRuns(prefix.data(), k, out.data(), out.size())) << "truncated to " << k;
+  }
   auto longer = code;
   longer.push_back(0);
   EXPECT_FALSE(sqz::decodeZeroRuns(longer.data(), longer.size(), out.data(), out.size()));
