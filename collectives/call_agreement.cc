@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "collectives/peers.h"
 #include "collectives/shm_segment.h"
 #include "collectives/tag_slots.h"
 #include "common/dtype.h"
@@ -89,12 +90,7 @@ const std::vector<CallHeader>& HeaderRound::exchange(Transport& transport, uint3
   if (n == 1) return all_;
   const Tag tag{seq, tags::kHeader};
   reqs_.clear();  // a failed call left its ids here (cancelled since)
-  transport.groupStart();
-  for (int r = 0; r < n; ++r)
-    if (r != me) reqs_.push_back(transport.postRecvUpTo(r, tag, in_.data() + r * slotBytes_, slotBytes_, &received_[r]));
-  for (int r = 0; r < n; ++r)
-    if (r != me) reqs_.push_back(transport.postSend(r, tag, out_.data(), out_.size()));
-  transport.groupEnd();
+  postPeerExchangeUpTo(transport, tag, out_.data(), out_.size(), in_.data(), slotBytes_, received_.data(), reqs_);
   transport.waitAll(reqs_, deadline);
   for (int r = 0; r < n; ++r) {
     SQZ_REQUIRE(received_[r] >= sizeof(CallHeader), sqzInvalidUsage,

@@ -31,4 +31,19 @@ inline void postPeerExchange(Transport& t, Tag tag, const void* mine, void* bloc
   t.groupEnd();
 }
 
+// The same round for messages of varying size: a receive of up to
+// `capacity` bytes from every peer r into blocks + r * capacity (its size
+// lands in received[r]), and a send of `mine` (`bytes`) to every peer.
+inline void postPeerExchangeUpTo(Transport& t, Tag tag, const void* mine, size_t bytes, void* blocks,
+                                 size_t capacity, size_t* received, std::vector<RequestId>& reqs) {
+  const int n = t.size(), me = t.rank();
+  unsigned char* at = static_cast<unsigned char*>(blocks);
+  t.groupStart();
+  for (int r = 0; r < n; ++r)
+    if (r != me) reqs.push_back(t.postRecvUpTo(r, tag, at + r * capacity, capacity, &received[r]));
+  for (int r = 0; r < n; ++r)
+    if (r != me) reqs.push_back(t.postSend(r, tag, mine, bytes));
+  t.groupEnd();
+}
+
 }  // namespace sqz

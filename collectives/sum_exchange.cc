@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "collectives/peers.h"
 #include "common/error.h"
 #include "kernels/half.h"
 
@@ -24,14 +25,8 @@ size_t SumExchange::start(Transport& transport, uint32_t seq, uint32_t slot, con
   in_.assign(static_cast<size_t>(size) * slotWords, 0);
   received_.assign(size, bytes);
   reqs_.clear();
-  const Tag tag{seq, slot};
-  transport.groupStart();
-  for (int r = 0; r < size; ++r)
-    if (r != me)
-      reqs_.push_back(transport.postRecvUpTo(r, tag, &in_[r * slotWords], slotWords * sizeof(uint16_t), &received_[r]));
-  for (int r = 0; r < size; ++r)
-    if (r != me) reqs_.push_back(transport.postSend(r, tag, out_.data(), bytes));
-  transport.groupEnd();
+  postPeerExchangeUpTo(transport, Tag{seq, slot}, out_.data(), bytes, in_.data(), slotWords * sizeof(uint16_t),
+                       received_.data(), reqs_);
   return bytes;
 }
 
