@@ -35,8 +35,10 @@ constexpr uint32_t kHeader = 0xffffff;          // the call agreement (CallHeade
 // the first calls' (calibration runs inside the first auto call). From a
 // base: +0 the ring-step curve, +kCallRoundSeq the call round,
 // +kSlowestRankSeq the slowest-rank rounds, +kPlanRunSeqs + i the i-th
-// timed plan run. sqz_calibrate runs its phases from kCalibrationSeq +
-// k * kPlanRunSeqs (k = 0..3), none of which times plans.
+// timed plan run. The tuner's second pass of plan timings (on the job's
+// own buffer, after draining the links) uses the base + 2 * kPlanRunSeqs.
+// sqz_calibrate runs its phases from kCalibrationSeq + k * kPlanRunSeqs
+// (k = 0..3), none of which times plans.
 constexpr uint32_t kCalibrationSeq = 0xfff000;
 constexpr uint32_t kCallRoundSeq = 1;
 constexpr uint32_t kSlowestRankSeq = 2;

@@ -233,6 +233,7 @@ void AutoTuner::timePlans(Transport& transport, const void* input, sqzDataType_t
   // per-call costs, which must not grow with a large call.
   const size_t n = std::min(std::max(count, size_t(1) << 20), size_t(1) << 22);
   const int elementBytes = static_cast<int>(dataTypeSize(type));
+  const void* jobInput = input;
   std::vector<unsigned char> tiled;
   if (n > count) {
     const size_t have = count * elementBytes;
@@ -272,12 +273,36 @@ void AutoTuner::timePlans(Transport& transport, const void* input, sqzDataType_t
   timings.tuneSeconds = tuneSeconds;
   timings.seconds = measurePlanSeconds(transport, plans, input, type, n, options);
   profile_.plans = timings;
+  if (count < n) {
+    // The job's own buffer as well: a small call's costs are mostly per
+    // message and per phase, which the tiled timings spread per element.
+    // Back to back after draining the links, as a job's consecutive calls
+    // run on a real link, where no shaper saves credit while the ranks wait.
+    CalibrationOptions atJobSize = options;
+    atJobSize.tagSeq = options.tagSeq + 2 * tags::kPlanRunSeqs;  // clear of the tiled pass's
+    atJobSize.planIdleSeconds = 0;
+    atJobSize.planRepeats = options.quick ? 7 : 15;
+    atJobSize.planTotalSeconds = options.quick ? 1.0 : 10.0;
+    drainLinks(transport, kCalibrationDrainBytes / 2, atJobSize);
+    std::vector<PlanToTime> small;
+    for (const Candidate& c : allreduceCandidates(static_cast<double>(count), topo_, levels_, elementBytes)) {
+      if (c.spec.hierarchical) continue;
+      const CostBreakdown b = model_->evaluate(c);
+      small.push_back({c.spec, b.seconds - b.overheadSeconds});
+    }
+    PlanTimings t;
+    t.elements = static_cast<double>(count);
+    t.elementBytes = elementBytes;
+    t.seconds = measurePlanSeconds(transport, small, jobInput, type, count, atJobSize);
+    profile_.plansAtJobSize = t;
+  }
   // model_ reads profile_ by reference; the corrections are rebuilt from it.
   measured_ = MeasuredPlans(profile_, *model_, [this](const PlanSpec& spec, double elements, int eb) {
     return build(spec, elements, eb);
   });
-  SQZ_INFO("tuner: timed %zu plans on %zu elements (statistics pass %.3f ms):\n%s", timings.seconds.size(), n,
-           tuneSeconds * 1e3, measured_.describe().c_str());
+  SQZ_INFO("tuner: timed %zu plans on %zu elements and %zu on %zu (statistics pass %.3f ms):\n%s",
+           timings.seconds.size(), n, profile_.plansAtJobSize.seconds.size(), count, tuneSeconds * 1e3,
+           measured_.describe().c_str());
   if (rank_ != 0) return;
   try {
     saveProfile(profile_, profilePath(fingerprint_));

@@ -338,9 +338,9 @@ TEST(Auto, ExactPlanSumsANaNAsTheExactSpecDoes) {
 }
 
 // A calibration at the first call also times whole plans on that call's
-// buffer (a small one repeated to 2^20 elements); every rank gets the same
-// numbers (they pick the same plans) and rank 0 saves them with the
-// profile, which the next job loads.
+// buffer (a small one repeated to 2^20 elements, and the buffer as it is);
+// every rank gets the same numbers (they pick the same plans) and rank 0
+// saves them with the profile, which the next job loads.
 TEST(Auto, CalibrationTimesWholePlansOnTheCallsBuffer) {
   char path[] = "/tmp/sqz-test-profile-XXXXXX";
   close(mkstemp(path));
@@ -368,6 +368,10 @@ TEST(Auto, CalibrationTimesWholePlansOnTheCallsBuffer) {
     EXPECT_GT(seconds, 0.0) << name;
     EXPECT_EQ(planName(parsePlanName(name)), name);
   }
+  // And on the buffer itself (smaller than 2^20), back to back.
+  EXPECT_EQ(p.plansAtJobSize.elements, static_cast<double>(count));
+  EXPECT_GE(p.plansAtJobSize.seconds.size(), 1u) << p.toJson();
+  for (const auto& [name, seconds] : p.plansAtJobSize.seconds) EXPECT_GT(seconds, 0.0) << name;
   // The next job loads the timings instead of measuring again.
   AutoRun again = runAuto(2, count, 2);
   EXPECT_EQ(again.plans[1], again.plans[0]);

@@ -91,6 +91,22 @@ LinkCurve measureRingStepCurve(Transport& t, const CalibrationOptions& o) {
   return LinkCurve(std::move(points));
 }
 
+void drainLinks(Transport& t, double bytes, const CalibrationOptions& o) {
+  const int n = t.size(), r = t.rank();
+  if (n < 2 || bytes <= 0) return;
+  const int right = (r + 1) % n, left = (r + n - 1) % n;
+  constexpr size_t kMessage = 64 << 10;
+  std::vector<unsigned char> out(kMessage, 1), in(kMessage);
+  const Deadline deadline = Deadline::fromTimeout();
+  const uint32_t messages = static_cast<uint32_t>(std::ceil(bytes / kMessage));
+  for (uint32_t m = 0; m < messages; ++m) {
+    std::vector<RequestId> ids;
+    ids.push_back(t.postRecv(left, Tag{o.tagSeq, m}, in.data(), kMessage));
+    ids.push_back(t.postSend(right, Tag{o.tagSeq, m}, out.data(), kMessage));
+    t.waitAll(ids, deadline);
+  }
+}
+
 double measureCallRoundSeconds(Transport& t, const CalibrationOptions& o) {
   const int n = t.size(), me = t.rank();
   if (n < 2) return 0;
@@ -176,7 +192,7 @@ std::map<std::string, double> measurePlanSeconds(Transport& t, const std::vector
   std::vector<float> residual(count), ownerResidual(EvenSplit{count, static_cast<size_t>(n)}.length(0));
   // quick: 3 timed runs, the first also warming up (the median shrugs it
   // off); full: a separate warm-up and 5 timed runs.
-  const int repeats = o.quick ? 3 : 5, firstTimed = o.quick ? 0 : 1;
+  const int repeats = o.planRepeats > 0 ? o.planRepeats : o.quick ? 3 : 5, firstTimed = o.quick ? 0 : 1;
   uint32_t slot = 0, seq = o.tagSeq + tags::kPlanRunSeqs;  // one sequence number per run
   // Cheapest first, so that the plans a call is likely to pick are timed
   // before the time budget runs out (the order is the same on every rank).
@@ -211,7 +227,8 @@ std::map<std::string, double> measurePlanSeconds(Transport& t, const std::vector
       c.counters = &counters;
       // Start together (as after the agreement round), after idle links.
       slowestRank(t, 0.0, o, &slot);
-      if (rep >= firstTimed) std::this_thread::sleep_for(std::chrono::duration<double>(o.planIdleSeconds));
+      if (rep >= firstTimed && o.planIdleSeconds > 0)
+        std::this_thread::sleep_for(std::chrono::duration<double>(o.planIdleSeconds));
       c.base.seq = seq++;
       const double t0 = now();
       run(flat, c);

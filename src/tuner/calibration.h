@@ -30,6 +30,7 @@ struct CalibrationOptions {
   double planBudgetSeconds = 0.05;
   double planTotalSeconds = 0.6;
   double planIdleSeconds = 0.01;
+  int planRepeats = 0;  // timed runs of each plan; 0: 3 (quick, the first also warms up) or 5 after a warm-up (full)
   size_t chunkBytes = 512 << 10;  // the ring's pipelining granularity (SQZ_CHUNK_BYTES)
 };
 
@@ -44,6 +45,11 @@ inline constexpr double kCalibrationDrainBytes = 1 << 20;
 // Ranks measure slightly different curves: use rank 0's on every rank
 // (broadcast its Profile::toJson()) so that selection stays identical.
 LinkCurve measureRingStepCurve(Transport& t, const CalibrationOptions& o);
+
+// Collective: every rank sends `bytes` to its right neighbour back to back
+// (64 KiB messages on tag sequence o.tagSeq), so that a shaper's burst
+// allowance is spent and what follows runs at the link's steady rate.
+void drainLinks(Transport& t, double bytes, const CalibrationOptions& o);
 
 // Collective: median seconds of a small all-to-all round (every rank sends
 // a CallHeader to every other, as the agreement before each call does), over
@@ -69,7 +75,8 @@ struct PlanToTime {
 // Collective (every rank passes the same list): runs each plan's collective
 // on `count` values of `input` (the job's own buffer, only read; sqzAvg, a
 // scratch output and zeroed residuals), 3 timed runs (quick; the first one
-// also warms up) or a warm-up and 5 (full), cheapest predicted first, and returns plan name -> the
+// also warms up) or a warm-up and 5 (full), or o.planRepeats, each after
+// o.planIdleSeconds of idle links, cheapest predicted first, and returns plan name -> the
 // slowest rank's median seconds, identical on every rank. Plans over the
 // budget, and all plans once the total time is spent, are left out.
 std::map<std::string, double> measurePlanSeconds(Transport& t, const std::vector<PlanToTime>& plans, const void* input,

@@ -34,11 +34,10 @@ CostBreakdown CostModel::evaluate(const Candidate& c) const {
   return b;
 }
 
-MeasuredPlans::MeasuredPlans(const Profile& profile, const CostModel& model, const Build& build) {
-  const PlanTimings& t = profile.plans;
+MeasuredPlans::TimedSize::TimedSize(const PlanTimings& t, const CostModel& model, const Build& build) {
   if (t.empty()) return;
-  elements_ = t.elements;
-  tuneSeconds_ = t.tuneSeconds;
+  elements = t.elements;
+  tuneSeconds = t.tuneSeconds;
   std::map<std::string, std::vector<double>> byAlgorithm;
   for (const auto& [name, timed] : t.seconds) {
     const PlanSpec spec = parsePlanName(name);
@@ -48,27 +47,49 @@ MeasuredPlans::MeasuredPlans(const Profile& profile, const CostModel& model, con
     const CostBreakdown b = model.evaluate(build(spec, t.elements, t.elementBytes));
     e.modelled = b.seconds - b.overheadSeconds;
     e.perElement = (e.timed - e.modelled) / t.elements;
-    perElement_[name] = e;
+    plans[name] = e;
     byAlgorithm[spec.algorithm].push_back(e.perElement);
   }
   for (auto& [algorithm, v] : byAlgorithm) {
     std::sort(v.begin(), v.end());
-    algorithmPerElement_[algorithm] = std::max(0.0, v[v.size() / 2]);
+    algorithmPerElement[algorithm] = std::max(0.0, v[v.size() / 2]);
   }
 }
 
+bool MeasuredPlans::TimedSize::correction(const Candidate& c, double* seconds) const {
+  if (elements <= 0) return false;
+  auto it = c.spec.hierarchical ? plans.end() : plans.find(c.name());
+  if (it != plans.end()) {
+    *seconds = it->second.perElement * elements;
+    return true;
+  }
+  auto a = algorithmPerElement.find(c.spec.algorithm);
+  if (a == algorithmPerElement.end()) return false;
+  *seconds = a->second * elements;
+  return true;
+}
+
+MeasuredPlans::MeasuredPlans(const Profile& profile, const CostModel& model, const Build& build)
+    : large_(profile.plans, model, build), small_(profile.plansAtJobSize, model, build) {}
+
 double MeasuredPlans::extraSeconds(const Candidate& c, double n, double modelledSeconds) const {
   if (n <= 0) return 0.0;
-  double perElement = 0;
-  auto it = c.spec.hierarchical ? perElement_.end() : perElement_.find(c.name());
-  if (it != perElement_.end()) {
-    perElement = it->second.perElement;
+  double atSmall = 0, atLarge = 0;
+  const double s = small_.elements, l = large_.elements;
+  // A job size at or above the tiled size adds nothing to it.
+  const bool small = small_.correction(c, &atSmall) && (l <= 0 || s < l);
+  const bool large = large_.correction(c, &atLarge);
+  double extra = 0;
+  if (small && large) {
+    extra = n <= s ? atSmall * n / s : n < l ? atSmall + (atLarge - atSmall) * (n - s) / (l - s) : atLarge * n / l;
+  } else if (large) {
+    extra = atLarge * n / l;
+  } else if (small) {
+    extra = n <= s ? atSmall * n / s : atSmall;
   } else {
-    auto a = algorithmPerElement_.find(c.spec.algorithm);
-    if (a == algorithmPerElement_.end()) return 0.0;
-    perElement = a->second;
+    return 0.0;
   }
-  return std::max(perElement * n, -0.75 * modelledSeconds);
+  return std::max(extra, -0.75 * modelledSeconds);
 }
 
 void MeasuredPlans::apply(std::vector<Candidate>& candidates, double n, const CostModel& model,
@@ -81,15 +102,16 @@ void MeasuredPlans::apply(std::vector<Candidate>& candidates, double n, const Co
 }
 
 double MeasuredPlans::tuneSeconds(double n, double fallback) const {
-  if (elements_ <= 0 || tuneSeconds_ <= 0) return fallback;
-  return tuneSeconds_ * n / elements_;
+  if (large_.elements <= 0 || large_.tuneSeconds <= 0) return fallback;
+  return large_.tuneSeconds * n / large_.elements;
 }
 
 std::string MeasuredPlans::describe() const {
   std::string out;
-  for (const auto& [name, e] : perElement_)
-    out += formatString("  %-26s timed %.3f ms, modelled %.3f ms, correction %+.3f ms\n", name.c_str(), e.timed * 1e3,
-                        e.modelled * 1e3, (e.timed - e.modelled) * 1e3);
+  for (const TimedSize* t : {&small_, &large_})
+    for (const auto& [name, e] : t->plans)
+      out += formatString("  %-26s at %9.0f elements: timed %.3f ms, modelled %.3f ms, correction %+.3f ms\n",
+                          name.c_str(), t->elements, e.timed * 1e3, e.modelled * 1e3, (e.timed - e.modelled) * 1e3);
   return out;
 }
 

@@ -48,19 +48,25 @@ class CostModel {
   Device device_;
 };
 
-// Corrections from whole plans timed on the job's buffer (Profile::plans).
-// The component model prices codecs and links; a real call also makes
+// Corrections from whole plans timed on the job's buffer (Profile::plans,
+// and Profile::plansAtJobSize for a buffer smaller than that). The
+// component model prices codecs and links; a real call also makes
 // full-buffer passes (zeroing an accumulator, averaging, storing), shares
-// cores with the other ranks and meets a shaper's burst. For each timed
-// plan: per element, (timed - modelled) seconds at the timed size; a plan
-// that was not timed (over the budget, or on another algorithm's list)
-// takes the median of its algorithm's timed plans, never below zero (the
-// burst that makes a small payload cheap does not carry over to a larger
-// one), and so does a hierarchical plan (not timed: it makes the same
-// full-buffer passes) from its inter-node algorithm; a plan of an
-// algorithm with no timing gets none. A call of n
-// elements then costs modelled(n) + correction x n, kept above a quarter
-// of modelled(n).
+// cores with the other ranks, waits for them at each phase and meets a
+// shaper's burst. At each timed size, a plan's correction is (timed -
+// modelled) seconds; a plan that was not timed there (over the budget, or
+// on another algorithm's list) takes the median per element of its
+// algorithm's timed plans, never below zero (the burst that makes a small
+// payload cheap does not carry over to a larger one), and so does a
+// hierarchical plan (not timed: it makes the same full-buffer passes) from
+// its inter-node algorithm; a plan of an algorithm with no timing gets none.
+// A call of n elements then costs modelled(n) + correction(n), kept above a
+// quarter of modelled(n), where correction(n) runs through zero at no
+// elements and through each timed size, linearly between them; past
+// Profile::plans' size it grows per element, and past the job size alone
+// (nothing larger timed) it stays as it is, since a small call's extra cost
+// is mostly per message and per phase, which a larger call does not
+// multiply.
 class MeasuredPlans {
  public:
   using Build = std::function<Candidate(const PlanSpec&, double elements, int elementBytes)>;
@@ -68,7 +74,7 @@ class MeasuredPlans {
   // `build` makes the candidate for a plan at a size on this topology.
   MeasuredPlans(const Profile& profile, const CostModel& model, const Build& build);
 
-  bool empty() const { return perElement_.empty(); }
+  bool empty() const { return large_.plans.empty() && small_.plans.empty(); }
   // Sets every candidate's overheadSeconds for a call of n elements:
   // tuneSeconds (the same for all) plus its correction.
   void apply(std::vector<Candidate>& candidates, double n, const CostModel& model, double tuneSeconds) const;
@@ -78,16 +84,25 @@ class MeasuredPlans {
   // auto's per-call statistics pass for n elements (timed at calibration,
   // scaled linearly); `fallback` when nothing was timed.
   double tuneSeconds(double n, double fallback) const;
-  // One line per timed plan: timed, modelled, correction (for the log).
+  // One line per timed plan and size: timed, modelled, correction (for the log).
   std::string describe() const;
 
  private:
   struct Entry {
     double timed = 0, modelled = 0, perElement = 0;
   };
-  double elements_ = 0, tuneSeconds_ = 0;
-  std::map<std::string, Entry> perElement_;           // by plan name
-  std::map<std::string, double> algorithmPerElement_;  // untimed plans, by algorithm
+  // The plans timed at one size.
+  struct TimedSize {
+    double elements = 0, tuneSeconds = 0;
+    std::map<std::string, Entry> plans;                  // by plan name
+    std::map<std::string, double> algorithmPerElement;  // untimed plans, by algorithm
+    TimedSize() = default;
+    TimedSize(const PlanTimings& t, const CostModel& model, const Build& build);
+    // c's correction in seconds at this size; false when it has none.
+    bool correction(const Candidate& c, double* seconds) const;
+  };
+  TimedSize large_;  // Profile::plans
+  TimedSize small_;  // Profile::plansAtJobSize
 };
 
 }  // namespace sqz

@@ -43,6 +43,33 @@ double positiveNumber(const json& j, const char* what) {
   return v;
 }
 
+json planTimingsJson(const PlanTimings& t) {
+  json js = json::object();
+  for (const auto& [name, seconds] : t.seconds) js[name] = seconds;
+  return json{{"elements", t.elements},
+              {"element_bytes", t.elementBytes},
+              {"tune_seconds", t.tuneSeconds},
+              {"seconds", js}};
+}
+
+// `key` names the object in messages ("plans", "plans_at_job_size").
+PlanTimings parsePlanTimings(const json& jp, const std::string& key) {
+  SQZ_REQUIRE(jp.is_object() && jp.contains("elements") && jp.contains("seconds") && jp["seconds"].is_object(),
+              sqzInvalidUsage, "\"%s\" needs elements and seconds: {plan: seconds}", key.c_str());
+  PlanTimings t;
+  t.elements = positiveNumber(jp["elements"], (key + ".elements").c_str());
+  t.elementBytes = jp.value("element_bytes", 4);
+  SQZ_REQUIRE(t.elementBytes == 2 || t.elementBytes == 4, sqzInvalidUsage, "%s.element_bytes must be 2 or 4",
+              key.c_str());
+  t.tuneSeconds = jp.value("tune_seconds", 0.0);
+  SQZ_REQUIRE(t.tuneSeconds >= 0 && t.tuneSeconds < 60, sqzInvalidUsage, "%s.tune_seconds out of range", key.c_str());
+  for (const auto& [name, seconds] : jp["seconds"].items()) {
+    parsePlanName(name);  // throws for a name no plan has
+    t.seconds[name] = positiveNumber(seconds, (key + ".seconds").c_str());
+  }
+  return t;
+}
+
 json rateJson(const CodecRates& r) { return json{{"encode", r.encode}, {"decode", r.decode}, {"stats", r.stats}}; }
 
 }  // namespace
@@ -97,14 +124,8 @@ std::string Profile::toJson() const {
     cm["cost_per_packet"] = costModel.costPerPacket;
   }
   j["cost_model"] = cm;
-  if (!plans.empty()) {
-    json js = json::object();
-    for (const auto& [name, seconds] : plans.seconds) js[name] = seconds;
-    j["plans"] = json{{"elements", plans.elements},
-                      {"element_bytes", plans.elementBytes},
-                      {"tune_seconds", plans.tuneSeconds},
-                      {"seconds", js}};
-  }
+  if (!plans.empty()) j["plans"] = planTimingsJson(plans);
+  if (!plansAtJobSize.empty()) j["plans_at_job_size"] = planTimingsJson(plansAtJobSize);
   return j.dump(1) + "\n";
 }
 
@@ -180,22 +201,8 @@ Profile Profile::fromJson(const std::string& text) {
         fail(sqzInvalidUsage, "unknown cost model \"%s\" (time, bits, packets)", kind.c_str());
       }
     }
-    if (j.contains("plans")) {
-      const json& jp = j["plans"];
-      SQZ_REQUIRE(jp.is_object() && jp.contains("elements") && jp.contains("seconds") && jp["seconds"].is_object(),
-                  sqzInvalidUsage, "\"plans\" needs elements and seconds: {plan: seconds}");
-      p.plans.elements = positiveNumber(jp["elements"], "plans.elements");
-      p.plans.elementBytes = jp.value("element_bytes", 4);
-      SQZ_REQUIRE(p.plans.elementBytes == 2 || p.plans.elementBytes == 4, sqzInvalidUsage,
-                  "plans.element_bytes must be 2 or 4");
-      p.plans.tuneSeconds = jp.value("tune_seconds", 0.0);
-      SQZ_REQUIRE(p.plans.tuneSeconds >= 0 && p.plans.tuneSeconds < 60, sqzInvalidUsage,
-                  "plans.tune_seconds out of range");
-      for (const auto& [name, seconds] : jp["seconds"].items()) {
-        parsePlanName(name);  // throws for a name no plan has
-        p.plans.seconds[name] = positiveNumber(seconds, "plans.seconds");
-      }
-    }
+    if (j.contains("plans")) p.plans = parsePlanTimings(j["plans"], "plans");
+    if (j.contains("plans_at_job_size")) p.plansAtJobSize = parsePlanTimings(j["plans_at_job_size"], "plans_at_job_size");
     return p;
   } catch (const json::exception& e) {
     fail(sqzInvalidUsage, "malformed profile: %s", e.what());

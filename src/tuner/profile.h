@@ -57,6 +57,12 @@ struct Profile {
   // (a small all-to-all). Measured at calibration; 0 when unknown.
   double callOverheadSeconds = 0;
   PlanTimings plans;
+  // The same plans timed on the job's own buffer, where it is smaller than
+  // the size `plans` tiles it to, back to back on drained links: a small
+  // call's costs are mostly per message and per phase (latency, waking the
+  // ranks that share a core, a step's codec pass in cache), which a
+  // per-element correction from 2^20 elements cannot carry down to it.
+  PlanTimings plansAtJobSize;
 
   // The curve for c: this profile's, else the default one.
   const LinkCurve& curve(LinkClass c) const;

@@ -101,6 +101,41 @@ TEST(MeasuredPlans, ACorrectionNeverTakesMoreThanThreeQuartersOfTheModel) {
   EXPECT_NEAR(mp.extraSeconds(c, kTimedAt, model1000), -0.75 * model1000, 1e-12);
 }
 
+// The job's own (small) buffer timed as well: the correction runs through
+// zero, the job size and the tiled size, linearly between them and per
+// element past the tiled one; with nothing larger timed, it stays flat past
+// the job size (per-message and per-phase costs do not grow per element).
+TEST(MeasuredPlans, AJobSizeTimingIsInterpolatedTowardsTheTiledOne) {
+  Profile p = slowProfile();
+  CostModel m(p, Device::Cpu);
+  p.plansAtJobSize.elements = 100;
+  p.plansAtJobSize.seconds["ring"] = modelled(m, "ring", 100) + 0.003;  // 3 ms over the model at 100 elements
+  {
+    MeasuredPlans onlyJob = corrections(p, m);
+    ASSERT_FALSE(onlyJob.empty());
+    const Candidate ring = build(parsePlanName("ring"), 50);
+    EXPECT_NEAR(onlyJob.extraSeconds(ring, 50, 1.0), 0.0015, 1e-12);  // 3 ms x 50 / 100
+    EXPECT_NEAR(onlyJob.extraSeconds(ring, 100, 1.0), 0.003, 1e-12);
+    EXPECT_NEAR(onlyJob.extraSeconds(ring, 100000, 1.0), 0.003, 1e-12);  // flat, not 3 s
+  }
+  time(p, "ring", 0.012);  // 12 ms over the model at 1000 elements
+  MeasuredPlans both = corrections(p, m);
+  const Candidate ring = build(parsePlanName("ring"), 50);
+  EXPECT_NEAR(both.extraSeconds(ring, 50, 1.0), 0.0015, 1e-12);
+  EXPECT_NEAR(both.extraSeconds(ring, 100, 1.0), 0.003, 1e-12);
+  EXPECT_NEAR(both.extraSeconds(ring, 400, 1.0), 0.006, 1e-12);  // 3 + (12 - 3) x 300 / 900
+  EXPECT_NEAR(both.extraSeconds(ring, 1000, 1.0), 0.012, 1e-12);
+  EXPECT_NEAR(both.extraSeconds(ring, 3000, 1.0), 0.036, 1e-12);  // 12 us per element
+  // A plan timed at only one of the sizes uses that size alone.
+  p.plansAtJobSize.seconds["qa2a:q4"] = modelled(m, "qa2a:q4", 100) - 0.0001;
+  MeasuredPlans some = corrections(p, m);
+  EXPECT_NEAR(some.extraSeconds(build(parsePlanName("qa2a:q4"), 5000), 5000, 1.0), -0.0001, 1e-12);
+  // A "job size" at or above the tiled one adds nothing to it.
+  p.plansAtJobSize.elements = 2000;
+  MeasuredPlans above = corrections(p, m);
+  EXPECT_NEAR(above.extraSeconds(ring, 500, 1.0), 0.006, 1e-12);
+}
+
 TEST(MeasuredPlans, StatisticsPassScalesWithTheBufferOrFallsBack) {
   Profile p = slowProfile();
   CostModel m(p, Device::Cpu);
