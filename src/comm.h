@@ -192,8 +192,10 @@ class Communicator {
   // header: not yet agreed, the algorithm's first message carries it.
   void runExact(const AllreduceArgs& a, const AlgorithmEntry& algorithm, ErrorFeedbackState* ef,
                 CallCounters* counters, const CallHeader* header = nullptr);
-  // Exact fp64 sum of every rank's statistics, in rank order (identical everywhere).
-  void reduceStats(GradStats* stats);
+  // Sum of every rank's statistics as the lagged exchanges make it
+  // (SumExchange: bfloat16 on the wire, added in rank order, identical
+  // everywhere). Returns the most bytes a rank sent a peer.
+  size_t reduceStats(GradStats* stats);
   // `auto`: the plan for this call (a collective on first use of the tuner).
   PlanSpec choosePlan(const void* send, size_t count, sqzDataType_t type, ErrorFeedbackState& ef,
                       const GradStats& local, bool withStats, double* gain);

@@ -380,7 +380,7 @@ struct DevicePath::Impl {
       SQZ_CUDA_OK(cudaEventSynchronize(st.statsEvent));
       st.tuning.reduced = st.statsHost[0];
       drain();
-      comm.reduceStats(&st.tuning.reduced);
+      st.tuning.statsWireBytes = comm.reduceStats(&st.tuning.reduced);
       ++st.tuning.exchanges;
       st.tuning.haveReduced = true;
     } else {
