@@ -380,6 +380,7 @@ CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy 
     // something: auto running exact paid a whole scan of g on every call
     // that a fixed exact spec does not (perf/results/training.md).
     const bool exactPlan = knownExactPlan(a.count, a.type, ef);
+    d.exactKnown = exactPlan && !d.withStats;
     // The extra traffic of this call (choosePlan and the lagged exchange in
     // runPlan), agreed like its arguments.
     const bool first = !ef.tuning.haveReduced || config_.tuneSync;
@@ -432,9 +433,17 @@ void Communicator::agreeOnPlan(const AllreduceArgs& a, CallDecision& d) {
     if (chosen.id == AlgorithmId::kShmRs && !shm_) return exactDefault(a.count, a.type, false);
     return chosen;
   };
-  const bool exactAlone = !d.mayCompress || (d.tableForced && d.tablePlan.codec.kind == CodecKind::None &&
-                                             !d.tablePlan.hierarchical);
+  // Auto on an exact plan between exchanges, too: its header round cost a
+  // small call as much as its data (logreg on loopback: auto 10% over a
+  // fixed none, perf/results/training.md). Every rank knows that plan from
+  // the same statistics; with none due, nothing rides on the header's flags.
+  const bool exactAlone = !d.mayCompress || d.exactKnown ||
+                          (d.tableForced && d.tablePlan.codec.kind == CodecKind::None && !d.tablePlan.hierarchical);
   if (exactAlone && a.count > 0) {
+    if (d.exactKnown) {
+      d.ef->tuning.current = true;  // nothing to exchange, as choosePlan says without statistics due
+      d.gain = d.ef->tuning.planGain;
+    }
     d.path = CallDecision::Path::kExact;
     d.algorithm = &exactAlgorithm();
     // With a segment, only shm carries the header: every first round goes

@@ -62,6 +62,9 @@ struct CallDecision {
   PlanSpec tablePlan;
   bool tuned = false;        // auto picks the plan from statistics (not tableForced)
   bool withStats = false;    // tuned, and this call's statistics go to every rank
+  // Tuned, no statistics due, and the agreed ones chose an exact plan: the
+  // call runs as a fixed exact spec's does (its header in the first message).
+  bool exactKnown = false;
   std::string exactNamed;    // the exact algorithm the policy or table names ("" if none)
   ErrorFeedbackState* ef = nullptr;
   // This rank's statistics (tuned calls: the communicator's tunedStats_,

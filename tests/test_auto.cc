@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -181,6 +182,95 @@ TEST(Auto, FastLinkStaysExact) {
   // The exact default for 1 MiB on ranks that share a node (threads here).
   EXPECT_EQ(std::string(run.last[0].plan), "@shm_rs");
   for (int r = 1; r < 3; ++r) EXPECT_EQ(run.outputs[r], run.outputs[0]);
+  std::remove(path.c_str());
+}
+
+// Between its exchanges, auto on an exact plan runs as a fixed exact spec
+// does, its header in the algorithm's first message (comm.cc, agreeOnPlan).
+// That path still sums exactly, gives every rank the same bits, passes a
+// NaN through as IEEE does, and fails a call whose count differs on one
+// rank on every rank, at once, after which the communicator still works.
+// Through the transport (SQZ_SHM=0, as across nodes) and through the
+// shared-memory segment.
+TEST(Auto, ExactPlanBetweenExchangesRunsAsAFixedExactSpec) {
+  std::string path = writeLinkProfile(1e-6, 1e12);  // 1 TB/s: compression never pays
+  ScopedEnv profile("SQZ_PROFILE", path.c_str());
+  ScopedEnv calibrate("SQZ_CALIBRATE", "off");
+  ScopedEnv cadence("SQZ_STATS_EVERY_MAX", "4");  // exchanges within a few calls, and calls between them
+  // auto decides calls from 4 KiB up (by default, below 64 KiB on one node
+  // the table sends them exactly without it), as across nodes.
+  ScopedEnv table("SQZ_TUNE", "allreduce:0-4k:@direct#allreduce:4k-inf:@auto");
+  for (const char* shm : {"0", "1"}) {
+    ScopedEnv useShm("SQZ_SHM", shm);
+    // Exchanges come in pairs, on calls 1-3, 7-8, 12-13, ... here (the
+    // cadence of src/auto_tuner.h); calls 9-11 carry none.
+    const int n = 3, calls = 24, mismatchCall = 10, nanCall = 11;
+    const size_t count = 5000;  // 20 KB: under the carried header's payload bound
+    std::vector<std::vector<std::vector<float>>> out(n, std::vector<std::vector<float>>(calls));
+    std::vector<std::vector<size_t>> wire(n);
+    std::vector<std::vector<int>> exact(n);
+    std::vector<size_t> fixedWire(n);
+    std::vector<std::vector<std::vector<float>>> in(calls, std::vector<std::vector<float>>(n));
+    for (int c = 0; c < calls; ++c)
+      for (int r = 0; r < n; ++r) {
+        std::mt19937 rng(100 * c + r);
+        std::normal_distribution<float> normal;
+        in[c][r].resize(count);
+        for (auto& x : in[c][r]) x = normal(rng);
+      }
+    in[nanCall][1][7] = NAN;
+    runRanks(n, [&](int rank, sqzComm_t& comm) {
+      ASSERT_EQ(sqzCommSetCompression(comm, "auto"), sqzSuccess);
+      for (int c = 0; c < calls; ++c) {
+        std::vector<float> g = in[c][rank];
+        out[rank][c].assign(count, -1.0f);
+        if (c == mismatchCall) {
+          const auto start = std::chrono::steady_clock::now();
+          EXPECT_EQ(sqzAllReduce(g.data(), out[rank][c].data(), rank == 2 ? count / 2 : count, sqzFloat32, sqzSum,
+                                 comm, nullptr),
+                    sqzInvalidUsage);
+          EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+          continue;
+        }
+        ASSERT_EQ(sqzAllReduce(g.data(), out[rank][c].data(), count, sqzFloat32, sqzSum, comm, nullptr), sqzSuccess)
+            << "call " << c << ": " << sqzGetLastError(comm);
+        sqzCallInfo info;
+        sqzGetCallInfo(comm, &info);
+        wire[rank].push_back(info.wireBytes);
+        exact[rank].push_back(info.exact);
+      }
+      // What a fixed exact spec's call of this size sends.
+      ASSERT_EQ(sqzCommSetCompression(comm, "none"), sqzSuccess);
+      std::vector<float> g = in[0][rank], o(count);
+      ASSERT_EQ(sqzAllReduce(g.data(), o.data(), count, sqzFloat32, sqzSum, comm, nullptr), sqzSuccess);
+      sqzCallInfo info;
+      sqzGetCallInfo(comm, &info);
+      fixedWire[rank] = info.wireBytes;
+    });
+    for (int c = 0; c < calls; ++c) {
+      if (c == mismatchCall) continue;
+      for (int r = 1; r < n; ++r)
+        ASSERT_EQ(std::memcmp(out[r][c].data(), out[0][c].data(), count * sizeof(float)), 0) << "call " << c;
+      for (size_t i = 0; i < count; ++i) {
+        double sum = 0;
+        for (int r = 0; r < n; ++r) sum += in[c][r][i];
+        if (c == nanCall && i == 7) {
+          EXPECT_TRUE(std::isnan(out[0][c][i]));
+        } else {
+          ASSERT_NEAR(out[0][c][i], sum, 1e-5 * (1 + std::fabs(sum))) << "call " << c << " element " << i;
+        }
+      }
+    }
+    // Every call exact; the calls around the failed one (the NaN call is
+    // the one after it) sent what a fixed exact spec's call sends: no
+    // statistics. Calls that did send them show that this measures it.
+    for (int e : exact[0]) EXPECT_EQ(e, 1);
+    for (int r = 0; r < n; ++r) {
+      EXPECT_EQ(wire[r][mismatchCall - 1], fixedWire[r]) << "rank " << r << ": the call before the mismatch";
+      EXPECT_EQ(wire[r][nanCall - 1], fixedWire[r]) << "rank " << r << ": the NaN call (after the mismatch)";
+      EXPECT_GT(*std::max_element(wire[r].begin(), wire[r].end()), fixedWire[r]) << "no call sent statistics";
+    }
+  }
   std::remove(path.c_str());
 }
 
