@@ -261,17 +261,21 @@ void AutoTuner::timePlans(Transport& transport, const void* input, sqzDataType_t
   std::sort(tuneTimes.begin(), tuneTimes.end());
   uint32_t slot = tags::kTuneTimingSlot;  // clear of measurePlanSeconds's slots
   const double tuneSeconds = slowestRank(transport, tuneTimes[tuneTimes.size() / 2], options, &slot);
-  std::vector<PlanToTime> plans;
-  for (const Candidate& c : allreduceCandidates(static_cast<double>(n), topo_, levels_, elementBytes)) {
-    if (c.spec.hierarchical) continue;
-    const CostBreakdown b = model_->evaluate(c);
-    plans.push_back({c.spec, b.seconds - b.overheadSeconds});
-  }
+  // Every flat candidate at a size, with the component model's price.
+  auto plansAt = [&](size_t elements) {
+    std::vector<PlanToTime> plans;
+    for (const Candidate& c : allreduceCandidates(static_cast<double>(elements), topo_, levels_, elementBytes)) {
+      if (c.spec.hierarchical) continue;
+      const CostBreakdown b = model_->evaluate(c);
+      plans.push_back({c.spec, b.seconds - b.overheadSeconds});
+    }
+    return plans;
+  };
   PlanTimings timings;
   timings.elements = static_cast<double>(n);
   timings.elementBytes = elementBytes;
   timings.tuneSeconds = tuneSeconds;
-  timings.seconds = measurePlanSeconds(transport, plans, input, type, n, options);
+  timings.seconds = measurePlanSeconds(transport, plansAt(n), input, type, n, options);
   profile_.plans = timings;
   if (count < n) {
     // The job's own buffer as well: a small call's costs are mostly per
@@ -284,16 +288,10 @@ void AutoTuner::timePlans(Transport& transport, const void* input, sqzDataType_t
     atJobSize.planRepeats = options.quick ? 7 : 15;
     atJobSize.planTotalSeconds = options.quick ? 1.0 : 10.0;
     drainLinks(transport, kCalibrationDrainBytes / 2, atJobSize);
-    std::vector<PlanToTime> small;
-    for (const Candidate& c : allreduceCandidates(static_cast<double>(count), topo_, levels_, elementBytes)) {
-      if (c.spec.hierarchical) continue;
-      const CostBreakdown b = model_->evaluate(c);
-      small.push_back({c.spec, b.seconds - b.overheadSeconds});
-    }
     PlanTimings t;
     t.elements = static_cast<double>(count);
     t.elementBytes = elementBytes;
-    t.seconds = measurePlanSeconds(transport, small, jobInput, type, count, atJobSize);
+    t.seconds = measurePlanSeconds(transport, plansAt(count), jobInput, type, count, atJobSize);
     profile_.plansAtJobSize = t;
   }
   // model_ reads profile_ by reference; the corrections are rebuilt from it.

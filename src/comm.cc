@@ -433,10 +433,10 @@ void Communicator::agreeOnPlan(const AllreduceArgs& a, CallDecision& d) {
     if (chosen.id == AlgorithmId::kShmRs && !shm_) return exactDefault(a.count, a.type, false);
     return chosen;
   };
-  // Auto on an exact plan between exchanges, too: its header round cost a
-  // small call as much as its data (logreg on loopback: auto 10% over a
-  // fixed none, perf/results/training.md). Every rank knows that plan from
-  // the same statistics; with none due, nothing rides on the header's flags.
+  // Auto on an exact plan between exchanges, too: a fixed exact spec's call
+  // whose algorithm carries the header (direct up to headerCanCarry's size,
+  // shm) makes one round where auto's made two. Every rank knows that plan
+  // from the same statistics; with none due, nothing rides on the flags.
   const bool exactAlone = !d.mayCompress || d.exactKnown ||
                           (d.tableForced && d.tablePlan.codec.kind == CodecKind::None && !d.tablePlan.hierarchical);
   if (exactAlone && a.count > 0) {

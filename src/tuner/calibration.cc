@@ -28,20 +28,24 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// One ring step: `bytes` from `out` to the right neighbour while as many
+// arrive from the left one into `in`.
+void ringStep(Transport& t, Tag tag, const void* out, void* in, size_t bytes, const Deadline& deadline) {
+  const int n = t.size(), r = t.rank();
+  std::vector<RequestId> ids;
+  ids.push_back(t.postRecv((r + n - 1) % n, tag, in, bytes));
+  ids.push_back(t.postSend((r + 1) % n, tag, out, bytes));
+  t.waitAll(ids, deadline);
+}
+
 // The largest of every rank's `value`, on every rank: n-1 hops around the
 // ring on tags {seq, *slot...}.
 double maxOverRanks(Transport& t, double value, uint32_t seq, uint32_t* slot) {
-  const int n = t.size(), r = t.rank();
-  const int right = (r + 1) % n, left = (r + n - 1) % n;
   const Deadline deadline = Deadline::fromTimeout();
   double slowest = value;
-  for (int hop = 0; hop + 1 < n; ++hop) {
-    Tag tag{seq, (*slot)++};
+  for (int hop = 0; hop + 1 < t.size(); ++hop) {
     double incoming = 0;
-    std::vector<RequestId> ids;
-    ids.push_back(t.postRecv(left, tag, &incoming, sizeof incoming));
-    ids.push_back(t.postSend(right, tag, &slowest, sizeof slowest));
-    t.waitAll(ids, deadline);
+    ringStep(t, Tag{seq, (*slot)++}, &slowest, &incoming, sizeof incoming, deadline);
     slowest = std::max(slowest, incoming);
   }
   return slowest;
@@ -50,8 +54,7 @@ double maxOverRanks(Transport& t, double value, uint32_t seq, uint32_t* slot) {
 }  // namespace
 
 LinkCurve measureRingStepCurve(Transport& t, const CalibrationOptions& o) {
-  const int n = t.size(), r = t.rank();
-  const int right = (r + 1) % n, left = (r + n - 1) % n;
+  const int n = t.size();
   std::vector<double> sizes = LinkCurve::standardSizes();
   if (o.quick) sizes.resize(8);  // up to 16 MiB
   const int baseRepeats = o.quick ? 3 : 7;
@@ -71,12 +74,8 @@ LinkCurve measureRingStepCurve(Transport& t, const CalibrationOptions& o) {
     const int timedFrom = repeats - std::max(baseRepeats, repeats / 2);  // rep 0 always warms up
     for (int rep = 0; rep <= repeats; ++rep) {
       if (n < 2) break;
-      Tag tag{o.tagSeq, slot++};
       const double start = now();
-      std::vector<RequestId> ids;
-      ids.push_back(t.postRecv(left, tag, recvBuf.data(), bytes));
-      ids.push_back(t.postSend(right, tag, sendBuf.data(), bytes));
-      t.waitAll(ids, deadline);
+      ringStep(t, Tag{o.tagSeq, slot++}, sendBuf.data(), recvBuf.data(), bytes, deadline);
       if (rep > timedFrom) times.push_back(now() - start);
     }
     double seconds = times.empty() ? 1e-9 : median(times);
@@ -92,19 +91,12 @@ LinkCurve measureRingStepCurve(Transport& t, const CalibrationOptions& o) {
 }
 
 void drainLinks(Transport& t, double bytes, const CalibrationOptions& o) {
-  const int n = t.size(), r = t.rank();
-  if (n < 2 || bytes <= 0) return;
-  const int right = (r + 1) % n, left = (r + n - 1) % n;
+  if (t.size() < 2 || bytes <= 0) return;
   constexpr size_t kMessage = 64 << 10;
   std::vector<unsigned char> out(kMessage, 1), in(kMessage);
   const Deadline deadline = Deadline::fromTimeout();
   const uint32_t messages = static_cast<uint32_t>(std::ceil(bytes / kMessage));
-  for (uint32_t m = 0; m < messages; ++m) {
-    std::vector<RequestId> ids;
-    ids.push_back(t.postRecv(left, Tag{o.tagSeq, m}, in.data(), kMessage));
-    ids.push_back(t.postSend(right, Tag{o.tagSeq, m}, out.data(), kMessage));
-    t.waitAll(ids, deadline);
-  }
+  for (uint32_t m = 0; m < messages; ++m) ringStep(t, Tag{o.tagSeq, m}, out.data(), in.data(), kMessage, deadline);
 }
 
 double measureCallRoundSeconds(Transport& t, const CalibrationOptions& o) {
