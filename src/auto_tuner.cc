@@ -378,17 +378,57 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
   return plan;
 }
 
+namespace {
+
+// SQZ_TUNER_LOG, one per process (every communicator's rank 0 appends).
+// Its lines go out in 1 MiB writes, when a communicator is destroyed and at
+// exit (which flushes every open stream), not one write per decision:
+// flushed per line (3.4 KB each on the logistic regression), the log made
+// auto's training 6% slower on loopback (perf/results/training.md,
+// "Decision log"). Never destroyed, so a communicator destroyed during exit
+// (Python's atexit) still finds it.
+class DecisionLogFile {
+ public:
+  static DecisionLogFile& get() {
+    static DecisionLogFile* log = new DecisionLogFile;
+    return *log;
+  }
+  bool open() const { return file_ != nullptr; }
+  void write(const std::string& line) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::fwrite(line.data(), 1, line.size(), file_);
+  }
+  void flush() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (file_) std::fflush(file_);
+  }
+
+ private:
+  DecisionLogFile() {
+    const std::string path = envString("SQZ_TUNER_LOG");
+    if (path.empty()) return;
+    file_ = std::fopen(path.c_str(), "a");
+    if (!file_) {
+      SQZ_WARN("tuner: cannot write SQZ_TUNER_LOG=%s", path.c_str());
+      return;
+    }
+    std::setvbuf(file_, nullptr, _IOFBF, 1 << 20);
+  }
+  std::mutex mutex_;
+  FILE* file_ = nullptr;
+};
+
+}  // namespace
+
+AutoTuner::~AutoTuner() {
+  if (rank_ == 0) DecisionLogFile::get().flush();
+}
+
 void AutoTuner::logDecision(const TuningState& state, const GradStats& reduced, double count,
                             const std::string& label, const NoiseScale& noise, const ProgressInputs& inputs,
                             const Plan& plan) const {
-  static std::mutex mutex;
-  static FILE* file = [] {
-    const std::string path = envString("SQZ_TUNER_LOG");
-    FILE* f = path.empty() ? nullptr : std::fopen(path.c_str(), "a");
-    if (!path.empty() && !f) SQZ_WARN("tuner: cannot write SQZ_TUNER_LOG=%s", path.c_str());
-    return f;
-  }();
-  if (!file) return;
+  DecisionLogFile& file = DecisionLogFile::get();
+  if (!file.open()) return;
   nlohmann::json j;
   j["buffer"] = label;
   j["count"] = count;
@@ -445,10 +485,7 @@ void AutoTuner::logDecision(const TuningState& state, const GradStats& reduced, 
     }
   }
   j["standard"] = shadow;
-  const std::string line = j.dump() + "\n";
-  std::lock_guard<std::mutex> lock(mutex);
-  std::fwrite(line.data(), 1, line.size(), file);
-  std::fflush(file);
+  file.write(j.dump() + "\n");
 }
 
 bool AutoTuner::forcedPlan(uint64_t bytes, PlanSpec* out) const {

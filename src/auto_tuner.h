@@ -138,6 +138,8 @@ class AutoTuner {
   // links: the classes joining ranks inside a node and between nodes
   // (src/topology/link_topology.h; host buffers: shm and tcp or ib).
   AutoTuner(int rank, const std::vector<std::string>& nodeIds, LinkClasses links = {});
+  // Writes out what this process's SQZ_TUNER_LOG still holds.
+  ~AutoTuner();
 
   const Topology& topology() const { return topo_; }
   // The SQZ_TUNE table in force. Across nodes, once the profile is known
@@ -187,7 +189,8 @@ class AutoTuner {
   void timePlans(Transport& transport, const void* input, sqzDataType_t type, size_t count, size_t chunkBytes);
   Candidate build(const PlanSpec& spec, double elements, int elementBytes) const;
   // One JSON line per decision to SQZ_TUNER_LOG (rank 0): the estimates and
-  // every candidate's lag, gain, time and score.
+  // every candidate's lag, gain, time and score; buffered (written in 1 MiB
+  // pieces, when a tuner is destroyed and at exit).
   void logDecision(const TuningState& state, const GradStats& reduced, double count, const std::string& label,
                    const NoiseScale& noise, const ProgressInputs& inputs, const Plan& plan) const;
 
