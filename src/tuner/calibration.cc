@@ -195,9 +195,15 @@ std::map<std::string, double> measurePlanSeconds(Transport& t, const std::vector
     return a->predictedSeconds < b->predictedSeconds;
   });
   const double start = now();
+  double drainSeconds = 0;
   for (const PlanToTime* pp : order) {
     const PlanToTime& p = *pp;
     const FlatRun run = hostAlgorithm(p.spec.algorithm).run;
+    if (o.planDrainBytes > 0) {
+      const double drainStart = now();
+      drainLinks(t, o.planDrainBytes, o);
+      drainSeconds += now() - drainStart;
+    }
     std::vector<double> times;
     for (int rep = 0; rep < repeats + firstTimed; ++rep) {
       std::fill(residual.begin(), residual.end(), 0.0f);
@@ -227,7 +233,7 @@ std::map<std::string, double> measurePlanSeconds(Transport& t, const std::vector
       if (rep >= firstTimed) times.push_back(now() - t0);
     }
     out[planName(p.spec)] = slowestRank(t, median(times), o, &slot);
-    if (slowestRank(t, now() - start, o, &slot) > o.planTotalSeconds) break;
+    if (slowestRank(t, now() - start - drainSeconds, o, &slot) > o.planTotalSeconds) break;
   }
   return out;
 }

@@ -31,6 +31,11 @@ struct CalibrationOptions {
   double planTotalSeconds = 0.6;
   double planIdleSeconds = 0.01;
   int planRepeats = 0;  // timed runs of each plan; 0: 3 (quick, the first also warms up) or 5 after a warm-up (full)
+  // Before each plan's runs, drainLinks(planDrainBytes) (0: none; not
+  // counted in planTotalSeconds): a plan that leaves the link idle part of
+  // its time (CPU-bound encoding) lets a shaper save credit, on which the
+  // next plan's back-to-back runs would ride.
+  double planDrainBytes = 0;
   size_t chunkBytes = 512 << 10;  // the ring's pipelining granularity (SQZ_CHUNK_BYTES)
 };
 
@@ -76,7 +81,8 @@ struct PlanToTime {
 // on `count` values of `input` (the job's own buffer, only read; sqzAvg, a
 // scratch output and zeroed residuals), 3 timed runs (quick; the first one
 // also warms up) or a warm-up and 5 (full), or o.planRepeats, each after
-// o.planIdleSeconds of idle links, cheapest predicted first, and returns plan name -> the
+// o.planIdleSeconds of idle links (and after o.planDrainBytes sent around the
+// ring), cheapest predicted first, and returns plan name -> the
 // slowest rank's median seconds, identical on every rank. Plans over the
 // budget, and all plans once the total time is spent, are left out.
 std::map<std::string, double> measurePlanSeconds(Transport& t, const std::vector<PlanToTime>& plans, const void* input,

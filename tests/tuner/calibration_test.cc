@@ -46,4 +46,41 @@ TEST(Calibration, SmallMessagesArePricedAtTheShapersRateNotItsBurst) {
   }
 }
 
+// The job-size timings (AutoTuner::timePlans) run each plan back to back
+// after planDrainBytes: a plan timed with the shaper's credit saved (after
+// idle time, or after a CPU-bound plan that left the link idle) is priced at
+// the rate, not at the burst's thread handoffs.
+TEST(Calibration, PlansTimedAfterADrainArePricedAtTheShapersRate) {
+  const int ranks = 3;
+  const double rate = 4e6, burst = 256 << 10;
+  const size_t count = 4096;  // 16 KiB: 7 runs of the ring (22 KB each) fit in the burst
+  std::vector<float> input(count, 1.0f);
+  // The exact ring sends 2 (N - 1) / N of the buffer from every rank.
+  const double steady = 2.0 * (ranks - 1) / ranks * count * sizeof(float) / rate;
+  for (bool drain : {true, false}) {
+    sqz::test::MemoryMailbox box;
+    std::vector<double> seconds(ranks);
+    std::vector<std::thread> threads;
+    for (int r = 0; r < ranks; ++r)
+      threads.emplace_back([&, r] {
+        sqz::test::MemoryTransport t(r, ranks, box, rate, burst);  // starts with its burst saved
+        sqz::CalibrationOptions o;
+        o.planIdleSeconds = 0;
+        o.planRepeats = 7;
+        o.planTotalSeconds = 10;
+        o.planDrainBytes = drain ? sqz::kCalibrationDrainBytes / 2 : 0;
+        const std::vector<sqz::PlanToTime> plans{{sqz::parsePlanName("ring"), 0.0}};
+        seconds[r] = sqz::measurePlanSeconds(t, plans, input.data(), sqzFloat32, count, o).at("ring");
+      });
+    for (auto& th : threads) th.join();
+    if (drain) {
+      EXPECT_GE(seconds[0], 0.8 * steady);
+      EXPECT_LE(seconds[0], 2.0 * steady + 2e-3);
+    } else {
+      // What the timing found before each plan drained: inside the burst.
+      EXPECT_LT(seconds[0], 0.5 * steady);
+    }
+  }
+}
+
 }  // namespace
