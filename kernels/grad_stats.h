@@ -61,12 +61,16 @@ struct GradStats {
   // Seconds this rank spent outside this buffer's allreduce since the
   // buffer's previous call (the rest of the training step; 0: unknown).
   double otherSeconds;
+  // Seconds this rank spent on auto's own work for this buffer (statistics,
+  // choices, waiting for the statistics) since the buffer's previous
+  // exchange (0: unknown).
+  double tunerSeconds;
   double sketch[kSketch];
   double sketchResidual[kSketch];
   double binCount[kBins];
   double binSumSq[kBins];
 
-  static constexpr size_t kDoubles = 4 + kQuantWidths + 9 + 2 * kSketch + 2 * kBins;
+  static constexpr size_t kDoubles = 4 + kQuantWidths + 10 + 2 * kSketch + 2 * kBins;
 };
 static_assert(sizeof(GradStats) == GradStats::kDoubles * sizeof(double), "GradStats must be a flat array of doubles");
 

@@ -86,6 +86,7 @@ void tunerStats(const void* input, sqzDataType_t type, const float* residual, si
   }
   stats->sketchRanks = 1.0;
   stats->otherSeconds = extras.otherSeconds;
+  stats->tunerSeconds = extras.tunerSeconds;
 }
 
 std::vector<CodecParams> autoCodecLevels(OptimizerKind optimizer) {
@@ -343,11 +344,18 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
   // whole at calibration carry their correction (MeasuredPlans).
   // With the statistics cadence (TuningState) that cost is shared by the
   // calls between two exchanges.
+  // Once exchanges have run, what they cost where they run, if more: on
+  // 2 cores shared by 4 ranks the statistics of 7840 values took 190 us a
+  // rank against calibration's 63, and at 1 Gbit/s that priced an
+  // exchange every 10 calls (two in a pair) where their 2% share allows 30,
+  // which made auto 14% slower a step than exact training on the same plan
+  // (perf/results/training.md, "What auto's own work costs").
   const double statsBytes = static_cast<double>(
       state.statsWireBytes > 0 ? state.statsWireBytes : SumExchange::maxWireBytes(GradStats::kDoubles));
-  const double statsSeconds =
+  const double statsSeconds = std::max(
+      state.progress.tunerSeconds(),
       measured_.tuneSeconds(count, profile_.codecs.statsSeconds(topo_.device, std::min(count, 262144.0))) +
-      model_->stageTransferSeconds(statsExchangeStage(topo_, statsBytes));
+          model_->stageTransferSeconds(statsExchangeStage(topo_, statsBytes)));
   measured_.apply(candidates, count, *model_, statsSeconds / std::max<uint32_t>(1, state.statsEvery));
   // The exact plans (always built) go when the menu leaves exact out.
   const bool exactInMenu =
@@ -453,6 +461,7 @@ void AutoTuner::logDecision(const TuningState& state, const GradStats& reduced, 
   j["plan_before"] = state.havePlan ? planName(state.plan) : std::string();
   j["measured_lag"] = std::isfinite(state.progress.measuredLag()) ? state.progress.measuredLag() : -1e300;
   j["other_s"] = state.progress.otherSeconds();
+  j["tuner_s"] = state.progress.tunerSeconds();
   j["chosen"] = plan.name();
   j["stats_every"] = state.statsEvery;
   j["margin_calls"] = std::isfinite(state.margin.calls()) ? state.margin.calls() : 1e300;

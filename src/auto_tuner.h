@@ -32,6 +32,7 @@ struct StatsExtras {
   const float* ownerResidual = nullptr;
   size_t ownerOffset = 0, ownerCount = 0;
   double otherSeconds = 0;
+  double tunerSeconds = 0;  // GradStats::tunerSeconds
   uint64_t sketchSeed = 0;
   // Whether this call's plan may be lossy: only then must a NaN/Inf outside
   // the sampled elements be found (an exact plan sums it as IEEE does; the
@@ -92,6 +93,7 @@ struct TuningState {
   uint64_t trackedExchanges = 0; // how many of them `progress` has seen
   uint32_t callsOnPlan = 0;      // calls run with `plan` since it was chosen
   double lastCallEnd = 0;        // monotonicSeconds() at the end of the last tuned call (0: none)
+  double tunerSeconds = 0;       // auto's own time on this buffer since the last exchange (GradStats::tunerSeconds)
   size_t statsWireBytes = 0;     // the most a rank sent a peer at the last lagged exchange (0: none yet)
   ProgressTracker progress;      // noise scale and measured lags (src/tuner/progress_model.h)
   DecisionMargin margin;         // how many calls the choice's margin covers (src/tuner/stats_cadence.h)

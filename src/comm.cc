@@ -166,7 +166,7 @@ const AlgorithmEntry& Communicator::exactDefault(size_t count, sqzDataType_t typ
 
 size_t Communicator::reduceStats(GradStats* stats) {
   // As the lagged exchanges go (bfloat16, runs of zeros as their length):
-  // 785 doubles went as 6.3 KB to each peer, about 15 ms of a 10 Mbit/s
+  // 785 doubles (now 786) went as 6.3 KB to each peer, about 15 ms of a 10 Mbit/s
   // link on every buffer's first call.
   SumExchange exchange;
   const double* fields = reinterpret_cast<const double*>(stats);
@@ -384,6 +384,11 @@ CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy 
     // The extra traffic of this call (choosePlan and the lagged exchange in
     // runPlan), agreed like its arguments.
     const bool first = !ef.tuning.haveReduced || config_.tuneSync;
+    // What auto's own work costs a call where it runs (measured: a 2-core
+    // host with 4 ranks took 3x calibration's price for the statistics),
+    // reported with the next exchange; not the first call, which also
+    // calibrates and reduces its statistics in its own round.
+    d.countTunerSeconds = !first && tuner_->ready();
     d.header.callFlags = (first ? kCallStatsFirst : d.withStats ? kCallStatsLagged : 0) |
                          (tuner_->ready() ? 0 : kCallPreparesTuner);
     if (d.withStats) {
@@ -396,6 +401,8 @@ CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy 
       ef.tuning.statsCall = ef.tuning.calls;
       ef.tuning.statsSeed = extras.sketchSeed;
       extras.otherSeconds = ef.tuning.lastCallEnd > 0 ? monotonicSeconds() - ef.tuning.lastCallEnd : 0.0;
+      extras.tunerSeconds = ef.tuning.tunerSeconds;
+      ef.tuning.tunerSeconds = 0;
       extras.mayBeLossy = !exactPlan;
       extras.residualOwed = ef.residualDirty;
       tunerStats(a.send, a.type, ef.residualOrNull(), a.count, d.local, extras);
@@ -517,6 +524,7 @@ CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
     case CallDecision::Path::kNone: break;
   }
   if (stats.active()) {
+    PhaseTimer wait(&d.tuneSeconds, "sqz tune");
     stats.finish(a.deadline, reinterpret_cast<double*>(&d.ef->tuning.reduced));
     d.ef->tuning.statsWireBytes = stats.largestWireBytes();
     d.ef->tuning.fresh = true;
@@ -524,6 +532,7 @@ CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
   }
   if (d.tuned && !d.goesExact()) d.ef->tuning.countCall(d.withStats);
   if (d.tuned) d.ef->tuning.lastCallEnd = monotonicSeconds();
+  if (d.countTunerSeconds) d.ef->tuning.tunerSeconds += d.tuneSeconds;
   return counters;
 }
 

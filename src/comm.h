@@ -73,6 +73,7 @@ struct CallDecision {
   GradStats* local = nullptr;
   CallHeader header;         // what the ranks agree on
   double tuneSeconds = 0;
+  bool countTunerSeconds = false;  // tuneSeconds goes into the buffer's TuningState::tunerSeconds
 
   enum class Path { kNone, kExact, kLossy, kHier };
   bool nonFinite = false;    // a rank's buffer holds NaN/Inf: the call goes exact

@@ -206,6 +206,15 @@ double planGain(const GradStats& s, const PlanSpec& plan, int ranks, const Progr
   return g;
 }
 
+void RecentMedian::add(double v) {
+  samples_[count_++ % kSamples] = v;
+  const size_t have = std::min<uint64_t>(count_, kSamples);
+  double sorted[kSamples];
+  std::copy(samples_, samples_ + have, sorted);
+  std::sort(sorted, sorted + have);
+  value_ = have % 2 ? sorted[have / 2] : 0.5 * (sorted[have / 2 - 1] + sorted[have / 2]);
+}
+
 void ProgressTracker::update(const GradStats& reduced, int ranks, uint64_t call, uint64_t seed,
                              const std::string& plan, const PlanSpec* spec) {
   ++updates_;
@@ -242,18 +251,8 @@ void ProgressTracker::update(const GradStats& reduced, int ranks, uint64_t call,
   const double w = 1.0 / std::min(static_cast<double>(updates_), kSmoothing);
   s_ += w * (s - s_);
   q_ += w * (q - q_);
-  if (reduced.otherSeconds > 0) {
-    // The median of the last kOtherSamples samples: a pause between two calls
-    // (an evaluation, a checkpoint) is one sample that the steps around it
-    // do not pay; a mean let one 3 s evaluation quadruple a CNN's 0.1 s
-    // step for 20 exchanges (perf/results/training.md, session of 2026-12-06).
-    others_[otherCount_++ % kOtherSamples] = reduced.otherSeconds / N;
-    const size_t have = std::min<uint64_t>(otherCount_, kOtherSamples);
-    double sorted[kOtherSamples];
-    std::copy(others_, others_ + have, sorted);
-    std::sort(sorted, sorted + have);
-    other_ = have % 2 ? sorted[have / 2] : 0.5 * (sorted[have / 2 - 1] + sorted[have / 2]);
-  }
+  if (reduced.otherSeconds > 0) other_.add(reduced.otherSeconds / N);
+  if (reduced.tunerSeconds > 0) tuner_.add(reduced.tunerSeconds / N);
   const NoiseScale n = noise(ranks);
   if (plan.empty() || spec == nullptr || reduced.residualRanks < N || !n.known) return;
   // What the averaged update owes along G, in calls: the reduced sketches

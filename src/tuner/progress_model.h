@@ -186,6 +186,23 @@ double planGain(const GradStats& s, const PlanSpec& plan, int ranks, const Progr
 // ||G||^2 on the sketches) compares with the prediction: a factor that
 // multiplies the prediction from then on; and the rest of the training step
 // between calls (a median, so that a pause does not count as a step).
+// The median of the last kSamples values added (0 before any): one pause
+// between two calls (an evaluation, a checkpoint) is one sample that the
+// calls around it do not pay; a mean let one 3 s evaluation quadruple a
+// CNN's 0.1 s step for 20 exchanges (perf/results/training.md, session of
+// 2026-12-06).
+class RecentMedian {
+ public:
+  static constexpr size_t kSamples = 8;
+  void add(double v);
+  double value() const { return value_; }
+
+ private:
+  double samples_[kSamples] = {};
+  uint64_t count_ = 0;
+  double value_ = 0;
+};
+
 class ProgressTracker {
  public:
   static constexpr double kSmoothing = 8;  // exchanges averaged over (running mean, then exponential)
@@ -202,14 +219,16 @@ class ProgressTracker {
   // Last measured lag of the plan that ran (NaN: none).
   double measuredLag() const { return measuredLag_; }
   // The rest of a training step between two calls (per rank): the median
-  // of the last kOtherSamples exchanges' (0 before any).
-  double otherSeconds() const { return other_; }
-  static constexpr size_t kOtherSamples = 8;
+  // of the last RecentMedian::kSamples exchanges' (0 before any).
+  double otherSeconds() const { return other_.value(); }
+  // Auto's own time on this buffer between two exchanges (per rank: its
+  // statistics, choices and waits), measured where it runs: the median of
+  // the last RecentMedian::kSamples exchanges' (0 before any).
+  double tunerSeconds() const { return tuner_.value(); }
 
  private:
-  double s_ = 0, q_ = 0, other_ = 0;
-  double others_[kOtherSamples] = {};
-  uint64_t otherCount_ = 0;
+  double s_ = 0, q_ = 0;
+  RecentMedian other_, tuner_;
   double driftNum_ = 0, driftDen_ = 0, driftWeight_ = 0;
   double measuredLag_ = std::numeric_limits<double>::quiet_NaN();
   uint64_t updates_ = 0;

@@ -407,6 +407,31 @@ TEST(ProgressTracker, TheRestOfTheStepIsAMedianThatAPauseDoesNotMove) {
   EXPECT_DOUBLE_EQ(tracker.otherSeconds(), 0.2);
 }
 
+// Auto's own time between exchanges, as the exchanges report it (summed
+// over the 4 ranks): the per-rank median of the last 8, which prices the
+// statistics where it exceeds calibration's figure (AutoTuner::choose).
+TEST(ProgressTracker, AutosOwnTimeIsThePerRankMedianOfTheReports) {
+  GradStats s;
+  clearStats(&s);
+  s.sketchRanks = 4;
+  ProgressTracker tracker;
+  EXPECT_EQ(tracker.tunerSeconds(), 0.0);
+  auto report = [&](double sumOverRanks) {
+    s.tunerSeconds = sumOverRanks;
+    tracker.update(s, 4, 0, 0, "", nullptr);
+  };
+  report(0.0);  // the first call's exchange reports nothing
+  EXPECT_EQ(tracker.tunerSeconds(), 0.0);
+  report(4 * 190e-6);
+  EXPECT_DOUBLE_EQ(tracker.tunerSeconds(), 190e-6);
+  report(4 * 400e-6);  // the second of a pair also paid for the first one's choice
+  EXPECT_DOUBLE_EQ(tracker.tunerSeconds(), 0.5 * (190e-6 + 400e-6));
+  report(4 * 210e-6);
+  EXPECT_DOUBLE_EQ(tracker.tunerSeconds(), 210e-6);
+  // Not the rest of the step, which has its own median.
+  EXPECT_EQ(tracker.otherSeconds(), 0.0);
+}
+
 TEST(ProgressTracker, MeasuredLagCorrectsThatPlansPrediction) {
   // A plan predicted to owe tau_p whose residual owes 4 tau_p: its factor
   // becomes 4 (log-averaged), other plans keep 1.
