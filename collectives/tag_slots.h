@@ -34,7 +34,8 @@ constexpr uint32_t kHeader = 0xffffff;          // the call agreement (CallHeade
 // Calibration's sequence numbers (CalibrationOptions::tagSeq), far above
 // the first calls' (calibration runs inside the first auto call). From a
 // base: +0 the ring-step curve, +kCallRoundSeq the call round,
-// +kSlowestRankSeq the slowest-rank rounds, +kPlanRunSeqs + i the i-th
+// +kSlowestRankSeq the slowest-rank rounds, +kBurstSeq the shaper's burst
+// (its own slowest-rank rounds at +kBurstSeq + kSlowestRankSeq), +kPlanRunSeqs + i the i-th
 // timed plan run. The tuner's second pass of plan timings (on the job's
 // own buffer, after draining the links) uses the base + 2 * kPlanRunSeqs.
 // sqz_calibrate runs its phases from kCalibrationSeq + k * kPlanRunSeqs
@@ -42,7 +43,9 @@ constexpr uint32_t kHeader = 0xffffff;          // the call agreement (CallHeade
 constexpr uint32_t kCalibrationSeq = 0xfff000;
 constexpr uint32_t kCallRoundSeq = 1;
 constexpr uint32_t kSlowestRankSeq = 2;
+constexpr uint32_t kBurstSeq = 3;
 constexpr uint32_t kPlanRunSeqs = 0x100;
+static_assert(kBurstSeq + kSlowestRankSeq < kPlanRunSeqs, "the burst's rounds run into the plan runs");
 // On the slowest-rank sequence number: measurePlanSeconds counts its slots
 // up from 0, the tuner's timing of its statistics pass up from here.
 constexpr uint32_t kTuneTimingSlot = 0x800000;

@@ -65,12 +65,15 @@ struct GradStats {
   // choices, waiting for the statistics) since the buffer's previous
   // exchange (0: unknown).
   double tunerSeconds;
+  // Seconds since this rank's previous allreduce of any buffer ended (the
+  // links' idle time before this call; 0: unknown).
+  double idleSeconds;
   double sketch[kSketch];
   double sketchResidual[kSketch];
   double binCount[kBins];
   double binSumSq[kBins];
 
-  static constexpr size_t kDoubles = 4 + kQuantWidths + 10 + 2 * kSketch + 2 * kBins;
+  static constexpr size_t kDoubles = 4 + kQuantWidths + 11 + 2 * kSketch + 2 * kBins;
 };
 static_assert(sizeof(GradStats) == GradStats::kDoubles * sizeof(double), "GradStats must be a flat array of doubles");
 

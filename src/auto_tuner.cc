@@ -87,6 +87,7 @@ void tunerStats(const void* input, sqzDataType_t type, const float* residual, si
   stats->sketchRanks = 1.0;
   stats->otherSeconds = extras.otherSeconds;
   stats->tunerSeconds = extras.tunerSeconds;
+  stats->idleSeconds = extras.idleSeconds;
 }
 
 std::vector<CodecParams> autoCodecLevels(OptimizerKind optimizer) {
@@ -180,6 +181,9 @@ void AutoTuner::calibrate(Transport& transport) {
   SQZ_INFO("tuner: calibrating the %s link (%s)", linkClassName(topo_.flatLink()), options.quick ? "quick" : "full");
   LinkCurve curve = measureRingStepCurve(transport, options);
   const double round = measureCallRoundSeconds(transport, options);
+  CalibrationOptions burstOptions = options;
+  burstOptions.tagSeq = options.tagSeq + tags::kBurstSeq;
+  const double burst = topo_.nodes > 1 ? measureLinkBurstBytes(transport, burstOptions) : 0.0;
   // Every rank measures the codecs at once, as every rank encodes at once
   // in a call (ranks sharing cores slow each other down); rank 0's numbers count.
   CodecThroughput codecs = measureCpuCodecThroughput(options.quick);
@@ -190,6 +194,7 @@ void AutoTuner::calibrate(Transport& transport) {
   profile_.setCurve(topo_.flatLink(), curve, "measured by sqz at communicator init");
   profile_.codecs = codecs;
   profile_.callOverheadSeconds = round;
+  profile_.linkBurstBytes = burst;
   try {
     saveProfile(profile_, profilePath(fingerprint_));
   } catch (const std::exception& e) {
@@ -357,6 +362,13 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
       measured_.tuneSeconds(count, profile_.codecs.statsSeconds(topo_.device, std::min(count, 262144.0))) +
           model_->stageTransferSeconds(statsExchangeStage(topo_, statsBytes)));
   measured_.apply(candidates, count, *model_, statsSeconds / std::max<uint32_t>(1, state.statsEvery));
+  // Between nodes, a link that saves credit while idle passes the bytes
+  // its idle time before the call refilled at once: on the testbed's 1 Gbit/s links
+  // (a 256 KB tbf bucket) exact training of the logistic regression, 47 KB
+  // a rank a step, was the fastest spec, while drained timings price those
+  // bytes at 0.38 ms a call (perf/results/training.md, session of 2026-12-06
+  // 14:42 UTC).
+  if (topo_.nodes > 1) applyLinkCredit(candidates, *model_, topo_.inter, state.progress.idleSeconds());
   // The exact plans (always built) go when the menu leaves exact out.
   const bool exactInMenu =
       std::any_of(levels_.begin(), levels_.end(), [](const CodecParams& c) { return c.kind == CodecKind::None; });
@@ -462,6 +474,7 @@ void AutoTuner::logDecision(const TuningState& state, const GradStats& reduced, 
   j["measured_lag"] = std::isfinite(state.progress.measuredLag()) ? state.progress.measuredLag() : -1e300;
   j["other_s"] = state.progress.otherSeconds();
   j["tuner_s"] = state.progress.tunerSeconds();
+  j["idle_s"] = state.progress.idleSeconds();
   j["chosen"] = plan.name();
   j["stats_every"] = state.statsEvery;
   j["margin_calls"] = std::isfinite(state.margin.calls()) ? state.margin.calls() : 1e300;
@@ -482,14 +495,17 @@ void AutoTuner::logDecision(const TuningState& state, const GradStats& reduced, 
   }
   j["candidates"] = cands;
   // The standard levels on the algorithm a fixed spec would run, whether in
-  // auto's menu or not (what perf/train/acceptance.py correlates).
+  // auto's menu or not (what perf/train/acceptance.py correlates): the
+  // component model with the link's credit, without the whole-plan timings.
   nlohmann::json shadow = nlohmann::json::array();
   for (const CodecParams& codec : standardCodecLevels()) {
     for (const std::string& algorithm : algorithmsFor(codec)) {
       PlanSpec spec;
       spec.algorithm = algorithm;
       spec.codec = codec;
-      const Candidate c = candidateFor(spec, count, topo_, 4);
+      std::vector<Candidate> one{candidateFor(spec, count, topo_, 4)};
+      if (topo_.nodes > 1) applyLinkCredit(one, *model_, topo_.inter, state.progress.idleSeconds());
+      const Candidate& c = one.front();
       const double lag = predictedLag(reduced, spec, topo_.ranks());
       shadow.push_back({{"plan", c.name()},
                         {"lag", std::isfinite(lag) ? lag : -1.0},

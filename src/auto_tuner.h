@@ -33,6 +33,7 @@ struct StatsExtras {
   size_t ownerOffset = 0, ownerCount = 0;
   double otherSeconds = 0;
   double tunerSeconds = 0;  // GradStats::tunerSeconds
+  double idleSeconds = 0;   // GradStats::idleSeconds
   uint64_t sketchSeed = 0;
   // Whether this call's plan may be lossy: only then must a NaN/Inf outside
   // the sampled elements be found (an exact plan sums it as IEEE does; the

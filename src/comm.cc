@@ -313,6 +313,7 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, sqzData
   CallDecision d = decideCall(a, spec ? CompressionPolicy::parse(spec) : policy_, state, call);
   agreeOnPlan(a, d);
   const CallCounters counters = runPlan(a, d);
+  lastAllReduceEnd_ = monotonicSeconds();
   report(a, d, counters, clock);
 }
 
@@ -403,6 +404,7 @@ CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy 
       ef.tuning.statsSeed = extras.sketchSeed;
       extras.otherSeconds = ef.tuning.lastCallEnd > 0 ? monotonicSeconds() - ef.tuning.lastCallEnd : 0.0;
       extras.tunerSeconds = ef.tuning.tunerSeconds;
+      extras.idleSeconds = lastAllReduceEnd_ > 0 ? monotonicSeconds() - lastAllReduceEnd_ : 0.0;
       ef.tuning.tunerSeconds = 0;
       extras.mayBeLossy = !exactPlan;
       extras.residualOwed = ef.residualDirty;

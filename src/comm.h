@@ -230,6 +230,7 @@ class Communicator {
   bool multiNode_ = false;     // ranks on more than one node
   ImplicitStates implicit_;    // the state of calls that name none
   uint64_t calls_ = 0;         // allreduce calls so far, host and device (identical on all ranks)
+  double lastAllReduceEnd_ = 0;  // monotonicSeconds() when the last host allreduce ended (0: none)
   uint32_t settingsHash_ = 0;  // src/call_settings.h
   uint64_t seed_ = 0;  // shared by all ranks (from the unique id)
   uint32_t seq_ = 0;

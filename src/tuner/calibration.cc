@@ -99,6 +99,24 @@ void drainLinks(Transport& t, double bytes, const CalibrationOptions& o) {
   for (uint32_t m = 0; m < messages; ++m) ringStep(t, Tag{o.tagSeq, m}, out.data(), in.data(), kMessage, deadline);
 }
 
+double measureLinkBurstBytes(Transport& t, const CalibrationOptions& o) {
+  if (t.size() < 2) return 0;
+  uint32_t slot = 0;
+  auto timedSend = [&] {
+    slowestRank(t, 0.0, o, &slot);  // start together
+    const double start = now();
+    drainLinks(t, kCalibrationDrainBytes, o);
+    return slowestRank(t, now() - start, o, &slot);
+  };
+  slowestRank(t, 0.0, o, &slot);
+  std::this_thread::sleep_for(std::chrono::duration<double>(kBurstIdleSeconds));
+  const double afterIdle = timedSend();
+  const double drained = timedSend();
+  if (drained <= 0) return 0;
+  const double burst = kCalibrationDrainBytes / drained * (drained - afterIdle);
+  return burst > 0.05 * kCalibrationDrainBytes ? burst : 0.0;
+}
+
 double measureCallRoundSeconds(Transport& t, const CalibrationOptions& o) {
   const int n = t.size(), me = t.rank();
   if (n < 2) return 0;

@@ -56,6 +56,18 @@ LinkCurve measureRingStepCurve(Transport& t, const CalibrationOptions& o);
 // allowance is spent and what follows runs at the link's steady rate.
 void drainLinks(Transport& t, double bytes, const CalibrationOptions& o);
 
+// Collective: the bytes a rank's link lets go at once after idle time, over
+// what it carries at its steady rate: a token-bucket shaper's burst (tc tbf
+// on the testbed, a cloud NIC's allowance); 0 for a link without one. Each
+// rank sends kCalibrationDrainBytes to its right neighbour once after
+// kBurstIdleSeconds of idle links and once straight after; with rate R
+// (the second send's), the burst is R x (second time - first time). Under
+// 5% of the bytes sent it is taken as 0 (timing noise). Every rank gets the
+// slowest rank's times, so every rank gets the same figure. Uses tags at
+// o.tagSeq and o.tagSeq + kSlowestRankSeq.
+double measureLinkBurstBytes(Transport& t, const CalibrationOptions& o);
+inline constexpr double kBurstIdleSeconds = 0.25;
+
 // Collective: median seconds of a small all-to-all round (every rank sends
 // a CallHeader to every other, as the agreement before each call does), over
 // back-to-back repeats.

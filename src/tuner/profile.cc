@@ -98,6 +98,7 @@ std::string Profile::toJson() const {
   j["source"] = source;
   if (!note.empty()) j["note"] = note;
   if (callOverheadSeconds > 0) j["call_overhead_seconds"] = callOverheadSeconds;
+  if (linkBurstBytes > 0) j["link_burst_bytes"] = linkBurstBytes;
   json jl = json::object();
   for (int i = 0; i < kLinkClasses; ++i) {
     if (links[i].empty()) continue;
@@ -150,6 +151,8 @@ Profile Profile::fromJson(const std::string& text) {
     p.callOverheadSeconds = j.value("call_overhead_seconds", 0.0);
     SQZ_REQUIRE(p.callOverheadSeconds >= 0 && p.callOverheadSeconds < 60, sqzInvalidUsage,
                 "call_overhead_seconds out of range");
+    p.linkBurstBytes = j.value("link_burst_bytes", 0.0);
+    SQZ_REQUIRE(p.linkBurstBytes >= 0 && p.linkBurstBytes < 1e12, sqzInvalidUsage, "link_burst_bytes out of range");
     if (j.contains("links")) {
       const json& jl = j["links"];
       SQZ_REQUIRE(jl.is_object(), sqzInvalidUsage, "\"links\" must be an object");

@@ -56,6 +56,10 @@ struct Profile {
   // Seconds every call pays whatever its plan: the ranks' agreement round
   // (a small all-to-all). Measured at calibration; 0 when unknown.
   double callOverheadSeconds = 0;
+  // Bytes the network link (the flat link between nodes) lets go at once
+  // after idle time beyond its steady rate: a token-bucket shaper's burst
+  // (measureLinkBurstBytes). 0: none measured, every byte at the rate.
+  double linkBurstBytes = 0;
   PlanTimings plans;
   // The same plans timed on the job's own buffer, where it is smaller than
   // the size `plans` tiles it to, back to back on drained links: a small

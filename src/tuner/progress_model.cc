@@ -253,6 +253,7 @@ void ProgressTracker::update(const GradStats& reduced, int ranks, uint64_t call,
   q_ += w * (q - q_);
   if (reduced.otherSeconds > 0) other_.add(reduced.otherSeconds / N);
   if (reduced.tunerSeconds > 0) tuner_.add(reduced.tunerSeconds / N);
+  if (reduced.idleSeconds > 0) idle_.add(reduced.idleSeconds / N);
   const NoiseScale n = noise(ranks);
   if (plan.empty() || spec == nullptr || reduced.residualRanks < N || !n.known) return;
   // What the averaged update owes along G, in calls: the reduced sketches

@@ -225,10 +225,15 @@ class ProgressTracker {
   // statistics, choices and waits), measured where it runs: the median of
   // the last RecentMedian::kSamples exchanges' (0 before any).
   double tunerSeconds() const { return tuner_.value(); }
+  // The links' idle time before a call of this buffer (per rank): since the
+  // previous allreduce of any buffer ended, so other buffers' calls between
+  // two of this one's do not count (applyLinkCredit); the median of the last
+  // RecentMedian::kSamples exchanges' (0 before any).
+  double idleSeconds() const { return idle_.value(); }
 
  private:
   double s_ = 0, q_ = 0;
-  RecentMedian other_, tuner_;
+  RecentMedian other_, tuner_, idle_;
   double driftNum_ = 0, driftDen_ = 0, driftWeight_ = 0;
   double measuredLag_ = std::numeric_limits<double>::quiet_NaN();
   uint64_t updates_ = 0;

@@ -83,4 +83,30 @@ TEST(Calibration, PlansTimedAfterADrainArePricedAtTheShapersRate) {
   }
 }
 
+// measureLinkBurstBytes on the token-bucket transport: the testbed's 256 KiB
+// burst at 4 MB/s is found within 30%; an unshaped link has none.
+TEST(Calibration, TheShapersBurstIsMeasuredAndAnUnshapedLinkHasNone) {
+  const int ranks = 3;
+  for (double rate : {4e6, 0.0}) {
+    const double burst = 256 << 10;
+    sqz::test::MemoryMailbox box;
+    std::vector<double> measured(ranks);
+    std::vector<std::thread> threads;
+    for (int r = 0; r < ranks; ++r)
+      threads.emplace_back([&, r] {
+        sqz::test::MemoryTransport t(r, ranks, box, rate, rate > 0 ? burst : 0);
+        sqz::CalibrationOptions o;
+        measured[r] = sqz::measureLinkBurstBytes(t, o);
+      });
+    for (auto& th : threads) th.join();
+    for (int r = 1; r < ranks; ++r) EXPECT_EQ(measured[r], measured[0]) << "every rank gets the same figure";
+    if (rate > 0) {
+      EXPECT_GE(measured[0], 0.7 * burst);
+      EXPECT_LE(measured[0], 1.3 * burst);
+    } else {
+      EXPECT_EQ(measured[0], 0.0);
+    }
+  }
+}
+
 }  // namespace

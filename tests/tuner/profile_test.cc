@@ -66,6 +66,7 @@ Profile sampleProfile() {
   p.plans.seconds["sparse_ag:topk:0.01"] = 7.25e-3;
   p.plansAtJobSize.elements = 7850;
   p.plansAtJobSize.seconds["gather:sign:rot"] = 3.0e-3;
+  p.linkBurstBytes = 262144;
   return p;
 }
 
@@ -90,6 +91,7 @@ TEST_F(ProfileTest, JsonRoundTripKeepsEveryField) {
   EXPECT_EQ(q.plansAtJobSize.elements, 7850);
   EXPECT_EQ(q.plansAtJobSize.elementBytes, 4);
   EXPECT_EQ(q.plansAtJobSize.seconds, p.plansAtJobSize.seconds);
+  EXPECT_EQ(q.linkBurstBytes, 262144);
   // A class the file lacks falls back to the defaults.
   EXPECT_DOUBLE_EQ(q.curve(LinkClass::Ib).time(1024), defaultProfile().curve(LinkClass::Ib).time(1024));
 }
@@ -128,7 +130,8 @@ TEST_F(ProfileTest, CorruptFileWarnsAndGivesDefaults) {
                            "{\"format\": \"sqz-profile\", \"version\": 1, \"plans\": {\"elements\": 1024, "
                            "\"element_bytes\": 3, \"seconds\": {}}}",
                            "{\"format\": \"sqz-profile\", \"version\": 1, \"plans_at_job_size\": {\"elements\": "
-                           "0, \"seconds\": {\"qa2a:q4\": 0.001}}}"}) {
+                           "0, \"seconds\": {\"qa2a:q4\": 0.001}}}",
+                           "{\"format\": \"sqz-profile\", \"version\": 1, \"link_burst_bytes\": -1}"}) {
     write(dir_ + "/bad.json", text);
     ProfileLoad l = loadProfileFrom(dir_ + "/bad.json", "v1-x");
     EXPECT_EQ(l.status, ProfileLoad::Status::Corrupt) << text;

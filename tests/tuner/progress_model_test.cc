@@ -428,8 +428,12 @@ TEST(ProgressTracker, AutosOwnTimeIsThePerRankMedianOfTheReports) {
   EXPECT_DOUBLE_EQ(tracker.tunerSeconds(), 0.5 * (190e-6 + 400e-6));
   report(4 * 210e-6);
   EXPECT_DOUBLE_EQ(tracker.tunerSeconds(), 210e-6);
-  // Not the rest of the step, which has its own median.
+  // Not the rest of the step, which has its own median, nor the idle time.
   EXPECT_EQ(tracker.otherSeconds(), 0.0);
+  EXPECT_EQ(tracker.idleSeconds(), 0.0);
+  s.idleSeconds = 4 * 0.3e-3;
+  tracker.update(s, 4, 0, 0, "", nullptr);
+  EXPECT_DOUBLE_EQ(tracker.idleSeconds(), 0.3e-3);
 }
 
 TEST(ProgressTracker, MeasuredLagCorrectsThatPlansPrediction) {
