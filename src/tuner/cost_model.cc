@@ -93,23 +93,23 @@ double MeasuredPlans::extraSeconds(const Candidate& c, double n, double modelled
 }
 
 double linkCreditSavedSeconds(double bytes, double transferSeconds, double burstBytes, double bytesPerSecond,
-                              double restOfStepSeconds) {
-  if (bytes <= 0 || transferSeconds <= 0 || burstBytes <= 0 || bytesPerSecond <= 0 || restOfStepSeconds <= 0)
+                              double idleSeconds) {
+  if (bytes <= 0 || transferSeconds <= 0 || burstBytes <= 0 || bytesPerSecond <= 0 || idleSeconds <= 0)
     return 0;
-  const double credit = std::min(burstBytes, bytesPerSecond * restOfStepSeconds);
+  const double credit = std::min(burstBytes, bytesPerSecond * idleSeconds);
   return std::min(std::min(bytes, credit) / bytesPerSecond, transferSeconds);
 }
 
 void applyLinkCredit(std::vector<Candidate>& candidates, const CostModel& model, LinkClass link,
-                     double restOfStepSeconds) {
+                     double idleSeconds) {
   const double burst = model.profile().linkBurstBytes;
-  if (burst <= 0 || restOfStepSeconds <= 0) return;
+  if (burst <= 0 || idleSeconds <= 0) return;
   const double rate = model.profile().curve(link).largeMessageBandwidth();
   for (Candidate& c : candidates) {
     double bytes = 0;
     for (const Stage& s : c.stages)
       if (s.link == link) bytes += s.bytesSentPerRank() * std::max(1, s.linkSharers);
-    c.overheadSeconds -= linkCreditSavedSeconds(bytes, model.evaluate(c).transferSeconds, burst, rate, restOfStepSeconds);
+    c.overheadSeconds -= linkCreditSavedSeconds(bytes, model.evaluate(c).transferSeconds, burst, rate, idleSeconds);
   }
 }
 
