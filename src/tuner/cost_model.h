@@ -48,6 +48,23 @@ class CostModel {
   Device device_;
 };
 
+// A link with a token-bucket burst (Profile::linkBurstBytes: tc tbf, a
+// cloud NIC's allowance) refills it while the link is idle before a call
+// (ProgressTracker::idleSeconds): the call finds min(burst, rate x idle)
+// bytes of credit, and that many of the bytes it sends through the link go
+// at once instead of at the rate. The seconds this saves a call that sends
+// `bytes` through the link and spends `transferSeconds` moving data in the
+// model (never more than that). Refill during the call itself is left out
+// (conservative).
+double linkCreditSavedSeconds(double bytes, double transferSeconds, double burstBytes, double bytesPerSecond,
+                              double idleSeconds);
+
+// Takes linkCreditSavedSeconds off each candidate's overheadSeconds, for
+// the bytes its stages send through `link` (times the ranks sharing it),
+// with the burst of model.profile() and its `link` curve's steady rate.
+void applyLinkCredit(std::vector<Candidate>& candidates, const CostModel& model, LinkClass link,
+                     double idleSeconds);
+
 // Corrections from whole plans timed on the job's buffer (Profile::plans,
 // and Profile::plansAtJobSize for a buffer smaller than that). The
 // component model prices codecs and links; a real call also makes
@@ -67,23 +84,6 @@ class CostModel {
 // (nothing larger timed) it stays as it is, since a small call's extra cost
 // is mostly per message and per phase, which a larger call does not
 // multiply.
-// A link with a token-bucket burst (Profile::linkBurstBytes: tc tbf, a
-// cloud NIC's allowance) refills it while the link is idle before a call
-// (ProgressTracker::idleSeconds): the call finds min(burst, rate x idle)
-// bytes of credit, and
-// that many of the bytes it sends through the link go at once instead of
-// at the rate. The seconds this saves a call that sends `bytes` through the
-// link and spends `transferSeconds` moving data in the model (never more
-// than that). Refill during the call itself is left out (conservative).
-double linkCreditSavedSeconds(double bytes, double transferSeconds, double burstBytes, double bytesPerSecond,
-                              double idleSeconds);
-
-// Takes linkCreditSavedSeconds off each candidate's overheadSeconds, for
-// the bytes its stages send through `link` (times the ranks sharing it),
-// with the burst of model.profile() and its `link` curve's steady rate.
-void applyLinkCredit(std::vector<Candidate>& candidates, const CostModel& model, LinkClass link,
-                     double idleSeconds);
-
 class MeasuredPlans {
  public:
   using Build = std::function<Candidate(const PlanSpec&, double elements, int elementBytes)>;
