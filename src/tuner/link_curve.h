@@ -2,7 +2,8 @@
 // Between points: piecewise linear in log(bytes)-log(seconds), which follows
 // both the flat latency-bound start and the linear bandwidth-bound end of a
 // real curve. Beyond the ends: the line latency + bytes / bandwidth through
-// the end point, with the bandwidth of the last (or first) segment, so a
+// the end point, with the bandwidth of the last segment (below the first
+// point, the first segment's or the last's, whichever is shallower), so a
 // 1 GiB message costs four times a 256 MiB one and a 1-byte message about
 // what 1 KiB costs.
 #pragma once

@@ -32,6 +32,28 @@ TEST(LinkCurve, ExtrapolatesLinearlyInBytesBeyondTheEnds) {
   EXPECT_EQ(c.time(0), 0.0);
 }
 
+// The testbed's 100 Mbit/s points (rounded): the first segment (1 -> 4 KiB,
+// 0.19 us/B) is steeper than the steady rate (4 -> 16 KiB, 0.0585 us/B).
+// Through the first segment a 520-byte message took 93 - 504 * 0.19 = -3 us,
+// and a few bytes more a few microseconds; at the steady rate it is
+// 93 - 504 * 0.0585 = 63.5 us, and the curve rises with bytes down to zero.
+TEST(LinkCurve, BelowTheFirstPointSavesNoMoreThanTheSteadyRate) {
+  LinkCurve c({{1024, 93e-6}, {4096, 676e-6}, {16384, 1395e-6}});
+  const double steady = (1395e-6 - 676e-6) / (16384 - 4096);
+  EXPECT_NEAR(c.time(520), 93e-6 - 504 * steady, 1e-12);
+  EXPECT_NEAR(c.time(540), 93e-6 - 484 * steady, 1e-12);
+  double before = 0;
+  for (double b = 1; b <= 1024; b += 1) {
+    ASSERT_GT(c.time(b), before) << b;
+    before = c.time(b);
+  }
+  EXPECT_DOUBLE_EQ(c.time(1024), 93e-6);
+  // Where even the shallower slope runs below zero, the first point's time
+  // scaled by bytes: here 1e-6 - 768 * 1.95e-9 < 0, so 1e-6 * 256 / 1024.
+  LinkCurve steep({{1024, 1e-6}, {2048, 4e-6}, {4096, 8e-6}});
+  EXPECT_NEAR(steep.time(256), 0.25e-6, 1e-15);
+}
+
 TEST(LinkCurve, LatencyBandwidthCurveMatchesItsFormulaAtEveryPoint) {
   LinkCurve c = LinkCurve::fromLatencyBandwidth(2e-6, 1e9);
   for (double b : LinkCurve::standardSizes()) EXPECT_NEAR(c.time(b), 2e-6 + b / 1e9, 1e-15);
