@@ -361,14 +361,20 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
       state.progress.tunerSeconds(),
       measured_.tuneSeconds(count, profile_.codecs.statsSeconds(topo_.device, std::min(count, 262144.0))) +
           model_->stageTransferSeconds(statsExchangeStage(topo_, statsBytes)));
-  measured_.apply(candidates, count, *model_, statsSeconds / std::max<uint32_t>(1, state.statsEvery));
+  const double statsShare = statsSeconds / std::max<uint32_t>(1, state.statsEvery);
+  measured_.apply(candidates, count, *model_, statsShare);
   // Between nodes, a link that saves credit while idle passes the bytes
   // its idle time before the call refilled at once: on the testbed's 1 Gbit/s links
   // (a 256 KB tbf bucket) exact training of the logistic regression, 47 KB
   // a rank a step, was the fastest spec, while drained timings price those
   // bytes at 0.38 ms a call (perf/results/training.md, session of 2026-12-06
   // 14:42 UTC).
-  if (topo_.nodes > 1) applyLinkCredit(candidates, *model_, topo_.inter, state.progress.idleSeconds());
+  // The credit also covers link time that only a plan's correction holds:
+  // capped by the model's transfer time alone, it saved qring:q2 almost
+  // nothing at 100 Mbit/s (its drained 0.32 ms is mostly correction) and
+  // qa2a:q2 nearly all of its time (session of 2026-12-06 17:35 UTC).
+  if (topo_.nodes > 1)
+    applyLinkCredit(candidates, *model_, topo_.inter, state.progress.idleSeconds(), statsShare);
   // The exact plans (always built) go when the menu leaves exact out.
   const bool exactInMenu =
       std::any_of(levels_.begin(), levels_.end(), [](const CodecParams& c) { return c.kind == CodecKind::None; });
@@ -389,8 +395,7 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
   // The margin is measured between the calls whose statistics chose.
   const double marginCalls =
       state.margin.update(plan, state.selector.hysteresis(), state.statsCall,
-                          model_->profile().costModel.usesTime() ? statsSeconds / std::max<uint32_t>(1, state.statsEvery)
-                                                                 : 0.0);
+                          model_->profile().costModel.usesTime() ? statsShare : 0.0);
   const uint32_t every = nextStatsEvery(state.statsEvery, plan.changed, statsSeconds, plan.chosen.cost.seconds,
                                         state.maxStatsEvery, marginCalls);
   if (every != state.statsEvery)

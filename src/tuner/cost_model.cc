@@ -101,7 +101,7 @@ double linkCreditSavedSeconds(double bytes, double transferSeconds, double burst
 }
 
 void applyLinkCredit(std::vector<Candidate>& candidates, const CostModel& model, LinkClass link,
-                     double idleSeconds) {
+                     double idleSeconds, double sharedSeconds) {
   const double burst = model.profile().linkBurstBytes;
   if (burst <= 0 || idleSeconds <= 0) return;
   const double rate = model.profile().curve(link).largeMessageBandwidth();
@@ -109,7 +109,8 @@ void applyLinkCredit(std::vector<Candidate>& candidates, const CostModel& model,
     double bytes = 0;
     for (const Stage& s : c.stages)
       if (s.link == link) bytes += s.bytesSentPerRank() * std::max(1, s.linkSharers);
-    c.overheadSeconds -= linkCreditSavedSeconds(bytes, model.evaluate(c).transferSeconds, burst, rate, idleSeconds);
+    const double linkSeconds = model.evaluate(c).transferSeconds + (c.overheadSeconds - sharedSeconds);
+    c.overheadSeconds -= linkCreditSavedSeconds(bytes, std::max(0.0, linkSeconds), burst, rate, idleSeconds);
   }
 }
 

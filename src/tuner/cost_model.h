@@ -62,8 +62,14 @@ double linkCreditSavedSeconds(double bytes, double transferSeconds, double burst
 // Takes linkCreditSavedSeconds off each candidate's overheadSeconds, for
 // the bytes its stages send through `link` (times the ranks sharing it),
 // with the burst of model.profile() and its `link` curve's steady rate.
+// The most it takes off is the candidate's time outside encoding and
+// decoding: its transfer time in the model plus its own whole-plan
+// correction (overheadSeconds less `sharedSeconds`, the part every
+// candidate carries). A plan whose link time the component model misses
+// (a ring's phases at a shaper's rate) carries it in its correction, and
+// the credit saves that time too.
 void applyLinkCredit(std::vector<Candidate>& candidates, const CostModel& model, LinkClass link,
-                     double idleSeconds);
+                     double idleSeconds, double sharedSeconds = 0);
 
 // Corrections from whole plans timed on the job's buffer (Profile::plans,
 // and Profile::plansAtJobSize for a buffer smaller than that). The

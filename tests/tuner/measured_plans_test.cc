@@ -2,6 +2,7 @@
 // per-element difference between timed and modelled seconds, scaled to the
 // call's size; the median of an algorithm's timed plans for its untimed
 // ones; a floor of a quarter of the model; and the choice they change.
+#include <cmath>
 #include <gtest/gtest.h>
 
 #include "kernels/grad_stats.h"
@@ -216,6 +217,43 @@ TEST(LinkCredit, AppliedToTheCandidatesStagesOnThatLink) {
   p.linkBurstBytes = 0;
   applyLinkCredit(other, m, LinkClass::Tcp, 0.01);
   EXPECT_DOUBLE_EQ(m.evaluate(other[0]).seconds, before);
+}
+
+// The most the credit takes off is the candidate's time outside encoding
+// and decoding: the model's transfer time plus its own correction
+// (overheadSeconds less the shared part), never more.
+TEST(LinkCredit, CappedByTheTransferTimeAndTheCandidatesOwnCorrection) {
+  Profile p = slowProfile();
+  p.linkBurstBytes = 1e6;
+  CostModel m(p, Device::Cpu);
+  // 6.32 ms transfer in the model (2 steps of 2000 B, log-log between the
+  // curve's 1 and 4 KiB points), 1 ms shared, -4.5 ms correction (the plan
+  // timed faster than modelled): 1.82 ms left on the link, so the 4 ms the
+  // credited bytes would save is capped there.
+  std::vector<Candidate> cands{build(parsePlanName("ring"), 1000)};
+  const double transfer = m.evaluate(cands[0]).transferSeconds;
+  ASSERT_NEAR(transfer, 2 * 2.024e-3 * std::pow(5.096 / 2.024, std::log(2000.0 / 1024) / std::log(4.0)), 1e-9);
+  cands[0].overheadSeconds = 1e-3 - 4.5e-3;
+  const double before = m.evaluate(cands[0]).seconds;
+  applyLinkCredit(cands, m, LinkClass::Tcp, 0.01, 1e-3);
+  EXPECT_NEAR(m.evaluate(cands[0]).seconds, before - (transfer - 4.5e-3), 1e-12);
+
+  // A first segment far faster than the steady rate: 2 steps of 2000 B take
+  // 1.95 us each in the model (log-log between 1e-6 s at 1 KiB and 4e-6 s
+  // at 4 KiB), while the bytes go at 12288 B / 996 us. With a 400 us
+  // correction (the plan's link time, timed) the credit saves all of the
+  // 4000 bytes' 324.2 us, where the transfer time alone allowed 3.9 us.
+  Profile q = slowProfile();
+  q.setCurve(LinkClass::Tcp, LinkCurve({{1024, 1e-6}, {4096, 4e-6}, {16384, 1e-3}}), "test");
+  q.linkBurstBytes = 1e6;
+  CostModel mq(q, Device::Cpu);
+  std::vector<Candidate> ring{build(parsePlanName("ring"), 1000)};
+  ASSERT_NEAR(mq.evaluate(ring[0]).transferSeconds, 2 * 1e-6 * 2000 / 1024, 1e-12);
+  ring[0].overheadSeconds = 1e-3 + 400e-6;
+  const double timed = mq.evaluate(ring[0]).seconds;
+  applyLinkCredit(ring, mq, LinkClass::Tcp, 0.01, 1e-3);
+  const double rate = 12288 / (1e-3 - 4e-6);
+  EXPECT_NEAR(mq.evaluate(ring[0]).seconds, timed - 4000 / rate, 1e-12);
 }
 
 }  // namespace
