@@ -67,7 +67,11 @@ uint32_t nextStatsEvery(uint32_t every, bool planChanged, double statsSeconds, d
   // Enough calls per exchange that the statistics are at most kStatsShare
   // of the plan's time; reached by doubling, so a drifting gradient that
   // changes the plan is followed call by call again at once.
-  const double share = planSeconds > 0 ? std::ceil(statsSeconds / (kStatsShare * planSeconds)) : 1.0;
+  // A plan priced at nothing (a link's credit can bring a price to zero)
+  // is the limit of a cheap one: the statistics cost more than any share
+  // of it, so the other bounds decide, not "every call".
+  const double share = planSeconds > 0 ? std::ceil(statsSeconds / (kStatsShare * planSeconds))
+                                       : std::numeric_limits<double>::infinity();
   // Past kStatsEveryUnproven only as far as the decision's margin covers.
   const double margin = std::isnan(marginCalls) ? 0.0 : std::floor(marginCalls);
   const double held = std::max(static_cast<double>(kStatsEveryUnproven), margin);

@@ -78,7 +78,8 @@ class DecisionMargin {
 
 // The statistics interval after a choice: 1 when the plan changed (or
 // maxEvery <= 1), else twice `every`, capped at the interval where
-// statsSeconds is kStatsShare of planSeconds, at kStatsEveryUnproven unless
+// statsSeconds is kStatsShare of planSeconds (no cap from it when
+// planSeconds <= 0), at kStatsEveryUnproven unless
 // marginCalls covers more, and at maxEvery.
 uint32_t nextStatsEvery(uint32_t every, bool planChanged, double statsSeconds, double planSeconds, uint32_t maxEvery,
                         double marginCalls = 0);

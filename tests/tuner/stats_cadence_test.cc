@@ -98,6 +98,10 @@ TEST(StatsCadence, StableDecisionLengthensTheInterval) {
   EXPECT_EQ(nextStatsEvery(8, false, 0.010, 0.037, 256, kInf), 14u);
   // A margin that is not a number counts as none.
   EXPECT_EQ(nextStatsEvery(16, false, 0.010, 0.001, 256, std::nan("")), 16u);
+  // A plan priced at nothing or less (a link's credit): the margin and the
+  // bound decide, as for a very cheap plan; it went back to every call.
+  EXPECT_EQ(nextStatsEvery(46, false, 0.010, 0.0, 256, 95.8), 92u);
+  EXPECT_EQ(nextStatsEvery(46, false, 0.010, -1e-6, 256, 0), 16u);
 }
 
 // qring:q2 inside the hysteresis band (104.5 of the 105 it needs), moving
