@@ -32,8 +32,9 @@ TEST(LinkCurve, ExtrapolatesLinearlyInBytesBeyondTheEnds) {
   EXPECT_EQ(c.time(0), 0.0);
 }
 
-// The testbed's 100 Mbit/s points (rounded): the first segment (1 -> 4 KiB,
-// 0.19 us/B) is steeper than the steady rate (4 -> 16 KiB, 0.0585 us/B).
+// The first three of the testbed's 100 Mbit/s points (rounded): the first
+// segment (1 -> 4 KiB, 0.19 us/B) is steeper than the last (4 -> 16 KiB,
+// 0.0585 us/B), the steady rate of this curve.
 // Through the first segment a 520-byte message took 93 - 504 * 0.19 = -3 us,
 // and a few bytes more a few microseconds; at the steady rate it is
 // 93 - 504 * 0.0585 = 63.5 us, and the curve rises with bytes down to zero.
