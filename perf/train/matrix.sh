@@ -22,7 +22,9 @@
 # SQZ_TUNER_LOG, to time the log's own cost), MAX_SECONDS and EVAL_SECONDS
 # (override the cell's time cap and evaluation interval, below), PYTHON (default /usr/bin/python3, which has Debian's torch), MAX_RUNS (stop
 # after this many new runs; default unlimited), TESTBED_BURST (the shaper's
-# bucket, default 256kb: perf/netbench/README.md). Needs root for the testbed.
+# bucket, default 256kb: perf/netbench/README.md), DRAIN_BYTES (the benches'
+# --drain-bytes: bytes sent untimed after every evaluation to empty the
+# shaper's bucket; default 0, off). Needs root for the testbed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -132,6 +134,7 @@ for cell in "$@"; do
         # bound: let auto decide from 4 KiB up, as SQZ_MIN_BYTES does for fixed specs.
         [ "$model" = logreg ] && prog+=(--tune "allreduce:0-4k:@direct#allreduce:4k-inf:@auto")
       fi
+      [ "${DRAIN_BYTES:-0}" = 0 ] || prog+=(--drain-bytes "$DRAIN_BYTES")
       # shellcheck disable=SC2046
       prog+=($(args_for "$model" "$link") --link "$link" --out "$out/$curve")
       if [ "$link" = loopback ]; then

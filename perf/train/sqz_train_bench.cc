@@ -11,7 +11,7 @@
 //          [--schedule cosine|const] [--out file.csv]
 //          [--link NAME] [--lr X] [--momentum X] [--seed S] [--hidden H]
 //          [--train-n N] [--test-n N] [--data DIR] [--min-bytes B] [--tune SQZ_TUNE]
-//          [--capture DIR] [--capture-steps S,S,...]
+//          [--capture DIR] [--capture-steps S,S,...] [--drain-bytes B]
 //
 // Models: multinomial logistic regression (784x10 + bias) and an MLP
 // 784-H-H-10 (ReLU, softmax cross-entropy; H = 1024 by default), fp32,
@@ -47,6 +47,16 @@
 // batch 32, since early gradients differ most); rank 0 writes DIR/index.txt
 // (element count, tensors, steps, the command's settings). Nothing is
 // captured for the other methods.
+//
+// --drain-bytes B: after every evaluation, untimed, each rank sends B bytes
+// around a ring (MPI, 64 KiB messages) before training resumes. A link
+// with a token-bucket shaper (the testbed's tc tbf, a cloud NIC's
+// allowance) refills its bucket while the ranks evaluate, and the calls
+// after an evaluation ride that credit: with an evaluation every 20 steps
+// and a 256 KB bucket, 12.8 KB a step go free, which a job that evaluates
+// once an epoch never sees. Draining at least the bucket's size starts
+// every stretch of training with an empty bucket, as in the steady state
+// of a step loop that sends more than the rate refills.
 #include <mpi.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -320,6 +330,7 @@ struct Options {
   std::string out, link = "unknown";
   std::string captureDir;                                   // --capture: empty = off
   std::string captureSteps = "1,3,10,30,60,120,240,468";  // --capture-steps
+  long drainBytes = 0;                                      // --drain-bytes: 0 = off
 };
 
 void usage() {
@@ -327,7 +338,8 @@ void usage() {
                "usage: sqz_train_bench --model logreg|mlp [--methods a,b,...] [--steps N] [--batch B]\n"
                "  [--eval-every E] [--eval-seconds S] [--max-seconds S] [--schedule cosine|const] [--out FILE.csv] [--link NAME] [--lr X] [--momentum X]\n"
                "  [--seed S] [--hidden H] [--train-n N] [--test-n N] [--data DIR] [--min-bytes B] [--tune SQZ_TUNE]\n"
-               "  [--capture DIR] [--capture-steps S,S,...]   (method none: each rank's gradient -> DIR/rank<R>_step<S>.f32)\n");
+               "  [--capture DIR] [--capture-steps S,S,...]   (method none: each rank's gradient -> DIR/rank<R>_step<S>.f32)\n"
+               "  [--drain-bytes B]   (after each evaluation, untimed: B bytes a rank around a ring, emptying a shaper's bucket)\n");
 }
 
 Options parseArgs(int argc, char** argv) {
@@ -359,6 +371,7 @@ Options parseArgs(int argc, char** argv) {
     else if (a == "--link") o.link = val();
     else if (a == "--capture") o.captureDir = val();
     else if (a == "--capture-steps") o.captureSteps = val();
+    else if (a == "--drain-bytes") o.drainBytes = std::atol(val().c_str());
     else if (a == "-h" || a == "--help") {
       usage();
       MPI_Finalize();
@@ -371,6 +384,7 @@ Options parseArgs(int argc, char** argv) {
   if (o.model != "logreg" && o.model != "mlp") die("--model %s: logreg or mlp", o.model.c_str());
   if (o.steps < 1 || o.batch < 1 || o.evalEvery < 1 || o.hidden < 1) die("--steps, --batch, --eval-every, --hidden must be >= 1");
   if (o.schedule != "cosine" && o.schedule != "const") die("--schedule %s: cosine or const", o.schedule.c_str());
+  if (o.drainBytes < 0) die("--drain-bytes must be >= 0");
   if (o.lr < 0) o.lr = o.model == "logreg" ? 0.1 : 0.05;
   return o;
 }
@@ -394,6 +408,19 @@ uint64_t paramHash(const Model& m) {
     for (size_t i = 0; i < p.size() * sizeof(float); ++i) h = (h ^ c[i]) * 1099511628211ull;
   }
   return h;
+}
+
+// --drain-bytes: `bytes` from each rank to the next around a ring, in 64 KiB
+// messages, then a barrier (every rank's link is drained before any trains).
+void drainLinks(long bytes, int rank, int nranks) {
+  if (bytes <= 0 || nranks < 2) return;
+  constexpr int kMessage = 64 << 10;
+  std::vector<char> out(kMessage, 1), in(kMessage);
+  const int next = (rank + 1) % nranks, prev = (rank + nranks - 1) % nranks;
+  for (long sent = 0; sent < bytes; sent += kMessage)
+    MPI_Sendrecv(out.data(), kMessage, MPI_CHAR, next, 7, in.data(), kMessage, MPI_CHAR, prev, 7, MPI_COMM_WORLD,
+                 MPI_STATUS_IGNORE);
+  MPI_Barrier(MPI_COMM_WORLD);
 }
 
 }  // namespace
@@ -575,6 +602,7 @@ int main(int argc, char** argv) {
                      method.c_str(), step, trainLoss, sums[0] / sums[2], sums[1] / sums[2], meanBytes / 1e6, times[0],
                      times[1]);
       }
+      drainLinks(opt.drainBytes, rank, nranks);
       return opt.maxSeconds > 0 && times[0] >= opt.maxSeconds;
     };
 

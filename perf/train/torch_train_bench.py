@@ -81,6 +81,10 @@ def main():
     ap.add_argument("--max-seconds", type=float, default=0)
     ap.add_argument("--test-n", type=int, default=0)
     ap.add_argument("--link", default="unknown")
+    ap.add_argument("--drain-bytes", type=int, default=0,
+                    help="after every evaluation, untimed: an exact allreduce of this many bytes (each rank sends "
+                         "1.5 times that around the ring), emptying a shaper's bucket that refilled while the "
+                         "ranks evaluated (sqz_train_bench --drain-bytes)")
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--out", default="")
     ap.add_argument("--step-log", default="",
@@ -165,6 +169,8 @@ def main():
             out.flush()
             print("%-10s step %5d  train %.4f  test %.4f  acc %.4f  wall %8.2f s" % (
                 a.method, step, train_loss, sums[0] / sums[2], sums[1] / sums[2], w), file=sys.stderr)
+        if a.drain_bytes > 0:
+            hvd.allreduce(torch.ones(a.drain_bytes // 4), compression=exact, name="bench.drain")
         return a.max_seconds > 0 and w >= a.max_seconds
 
     step_log = None
