@@ -30,6 +30,12 @@ inline void copyBytes(void* dst, const void* src, size_t n) {
   if (n > 0) std::memcpy(dst, src, n);
 }
 
+// An empty chunk's buffer may be null (an empty std::vector's data()), and
+// memset's pointer must not be, even for no bytes.
+inline void zeroFloats(float* dst, size_t n) {
+  if (n > 0) std::memset(dst, 0, n * sizeof(float));
+}
+
 
 constexpr size_t kTile = 4096;  // elements per scratch tile for the streaming codecs
 
@@ -659,7 +665,7 @@ void decodeTopK(const DecodeExpect& x, const PayloadLayout& l, const uint8_t* pa
   readIndices(x, l, payload, idx.data());
   std::vector<float> dec(k);
   readValues(x.params.values, l, payload, dec.data());
-  if (mode == DecodeMode::Overwrite) std::memset(out, 0, x.count * sizeof(float));
+  if (mode == DecodeMode::Overwrite) zeroFloats(out, x.count);
   for (size_t j = 0; j < k; ++j) out[idx[j]] = faddRn(out[idx[j]], dec[j]);
 }
 
@@ -945,7 +951,7 @@ void randkScatterCpu(const CodecParams& p, size_t count, uint64_t seed, uint64_t
                      const float* values, float* out, DecodeMode mode) {
   const size_t k = selectedCount(p, count);
   const RngKey key = makeRngKey(seed, step, 0);
-  if (mode == DecodeMode::Overwrite) std::memset(out, 0, count * sizeof(float));
+  if (mode == DecodeMode::Overwrite) zeroFloats(out, count);
   for (size_t j = 0; j < k; ++j) {
     uint64_t i = randkIndex(j, count, k, key, chunkOffset);
     out[i] = faddRn(out[i], values[j]);

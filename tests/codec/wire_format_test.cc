@@ -1,6 +1,7 @@
 // Malformed payloads are rejected before anything is written.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <functional>
 
 #include "common/error.h"
@@ -165,6 +166,30 @@ TEST(WireFormat, SizesAreExactAndAligned) {
   }
   EXPECT_EQ(encodedBytes(parseCodecSpec("q4"), 1u << 20), 48u + (4096u * 8u) + (1u << 19));
   EXPECT_EQ(encodedBytes(parseCodecSpec("none"), 1000), 48u + 4000u);
+}
+
+// An empty chunk (count 0: a rank's share of a buffer smaller than the
+// ranks) decodes into no buffer at all, as an empty std::vector's data()
+// is null. The decoder fuzz target found top-K clearing that null buffer
+// with memset(nullptr, 0, 0), which UndefinedBehaviorSanitizer rejects.
+TEST(WireFormat, AnEmptyChunkDecodesIntoANullBuffer) {
+  for (const std::string& spec : test::allCodecSpecs()) {
+    const CodecParams p = parseCodecSpec(spec);
+    const PayloadLayout l = payloadLayout(p, 0, false);
+    std::vector<uint8_t> payload(l.total, 0);
+    const WireHeader h = makeWireHeader(p, 0, 0, l);
+    std::memcpy(payload.data(), &h, sizeof h);
+    DecodeExpect x;
+    x.params = p;
+    x.count = 0;
+    for (DecodeMode mode : {DecodeMode::Overwrite, DecodeMode::Accumulate}) {
+      try {
+        decodeCpu(x, payload.data(), payload.size(), nullptr, mode);
+      } catch (const Error& e) {
+        EXPECT_EQ(e.code(), sqzInvalidUsage) << spec;
+      }
+    }
+  }
 }
 
 TEST(WireFormat, EncoderRejectsBadArguments) {
