@@ -111,9 +111,14 @@ double measureLinkBurstBytes(Transport& t, const CalibrationOptions& o) {
   slowestRank(t, 0.0, o, &slot);
   std::this_thread::sleep_for(std::chrono::duration<double>(kBurstIdleSeconds));
   const double afterIdle = timedSend();
-  const double drained = timedSend();
+  const double drained1 = timedSend(), drained2 = timedSend();
+  const double drained = std::min(drained1, drained2);
   if (drained <= 0) return 0;
-  const double burst = kCalibrationDrainBytes / drained * (drained - afterIdle);
+  // Less the drained sends' own spread: on an unshaped link in memory the
+  // send after idle came out 6-10% faster by chance in half the runs of
+  // the unit test, which read as a 60-100 KB burst.
+  const double gain = drained - afterIdle - std::fabs(drained1 - drained2);
+  const double burst = kCalibrationDrainBytes / drained * gain;
   return burst > 0.05 * kCalibrationDrainBytes ? burst : 0.0;
 }
 

@@ -60,9 +60,10 @@ void drainLinks(Transport& t, double bytes, const CalibrationOptions& o);
 // what it carries at its steady rate: a token-bucket shaper's burst (tc tbf
 // on the testbed, a cloud NIC's allowance); 0 for a link without one. Each
 // rank sends kCalibrationDrainBytes to its right neighbour once after
-// kBurstIdleSeconds of idle links and once straight after; with rate R
-// (the second send's), the burst is R x (second time - first time). Under
-// 5% of the bytes sent it is taken as 0 (timing noise). Every rank gets the
+// kBurstIdleSeconds of idle links and twice straight after; with rate R
+// (the faster drained send's), the burst is R x (drained time - first
+// time - the two drained times' difference, their noise). Under 5% of the
+// bytes sent it is taken as 0. Every rank gets the
 // slowest rank's times, so every rank gets the same figure. Uses tags at
 // o.tagSeq and o.tagSeq + kSlowestRankSeq.
 double measureLinkBurstBytes(Transport& t, const CalibrationOptions& o);
