@@ -364,15 +364,12 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
   const double statsShare = statsSeconds / std::max<uint32_t>(1, state.statsEvery);
   measured_.apply(candidates, count, *model_, statsShare);
   // Between nodes, a link that saves credit while idle passes the bytes
-  // its idle time before the call refilled at once: on the testbed's 1 Gbit/s links
-  // (a 256 KB tbf bucket) exact training of the logistic regression, 47 KB
-  // a rank a step, was the fastest spec, while drained timings price those
-  // bytes at 0.38 ms a call (perf/results/training.md, session of 2026-12-06
-  // 14:42 UTC).
-  // The credit also covers link time that only a plan's correction holds:
-  // capped by the model's transfer time alone, it saved qring:q2 almost
-  // nothing at 100 Mbit/s (its drained 0.32 ms is mostly correction) and
-  // qa2a:q2 nearly all of its time (session of 2026-12-06 17:35 UTC).
+  // its idle time before the call refilled at once: on the testbed's
+  // 1 Gbit/s links (a 256 KB tbf bucket) exact training of the logistic
+  // regression, 47 KB a rank a step, was the fastest spec, while drained
+  // timings price those bytes at 0.38 ms a call (perf/results/training.md,
+  // sessions of 2026-12-06 14:42 and 17:35 UTC; the second for why the cap
+  // includes each plan's correction, which is not shared).
   if (topo_.nodes > 1)
     applyLinkCredit(candidates, *model_, topo_.inter, state.progress.idleSeconds(), statsShare);
   // The exact plans (always built) go when the menu leaves exact out.

@@ -92,12 +92,12 @@ double MeasuredPlans::extraSeconds(const Candidate& c, double n, double modelled
   return std::max(extra, -0.75 * modelledSeconds);
 }
 
-double linkCreditSavedSeconds(double bytes, double transferSeconds, double burstBytes, double bytesPerSecond,
+double linkCreditSavedSeconds(double bytes, double linkSeconds, double burstBytes, double bytesPerSecond,
                               double idleSeconds) {
-  if (bytes <= 0 || transferSeconds <= 0 || burstBytes <= 0 || bytesPerSecond <= 0 || idleSeconds <= 0)
+  if (bytes <= 0 || linkSeconds <= 0 || burstBytes <= 0 || bytesPerSecond <= 0 || idleSeconds <= 0)
     return 0;
   const double credit = std::min(burstBytes, bytesPerSecond * idleSeconds);
-  return std::min(std::min(bytes, credit) / bytesPerSecond, transferSeconds);
+  return std::min(std::min(bytes, credit) / bytesPerSecond, linkSeconds);
 }
 
 void applyLinkCredit(std::vector<Candidate>& candidates, const CostModel& model, LinkClass link,

@@ -53,10 +53,9 @@ class CostModel {
 // (ProgressTracker::idleSeconds): the call finds min(burst, rate x idle)
 // bytes of credit, and that many of the bytes it sends through the link go
 // at once instead of at the rate. The seconds this saves a call that sends
-// `bytes` through the link and spends `transferSeconds` moving data in the
-// model (never more than that). Refill during the call itself is left out
-// (conservative).
-double linkCreditSavedSeconds(double bytes, double transferSeconds, double burstBytes, double bytesPerSecond,
+// `bytes` through the link and spends `linkSeconds` on it (never more than
+// that). Refill during the call itself is left out (conservative).
+double linkCreditSavedSeconds(double bytes, double linkSeconds, double burstBytes, double bytesPerSecond,
                               double idleSeconds);
 
 // Takes linkCreditSavedSeconds off each candidate's overheadSeconds, for
