@@ -111,9 +111,19 @@ double encodingSecondMoments(const std::string& algorithm, int ranks, double nu)
   return N * kappa(1);  // each rank's own
 }
 
+double residualRangeFactor(const CodecParams& codec) {
+  if (codec.kind != CodecKind::Quant) return 1.0;
+  // range(g + e) <= range(g) + 2 max|e| and delta = range(g + e) / L, with
+  // max|e| < delta (stochastic) or <= delta / 2 (nearest).
+  const double L = maxCode(codec.bits), spent = codec.stochastic ? 2.0 : 1.0;
+  if (!(L > spent)) return kInf;
+  const double f = L / (L - spent);
+  return f * f;
+}
+
 double encodingNoise(const GradStats& s, const CodecParams& codec) {
   if (!(s.sumSq > 0)) return 0.0;
-  if (codec.kind == CodecKind::Quant) return s.quantVar[quantWidthIndex(codec.bits)] / s.sumSq;
+  if (codec.kind == CodecKind::Quant) return s.quantVar[quantWidthIndex(codec.bits)] / s.sumSq * residualRangeFactor(codec);
   // The rotated sign: one key's error less the part every key makes alike.
   if (codec.kind == CodecKind::Sign && codec.rotate) return std::max(0.0, s.signRotError - s.signRotCommon) / s.sumSq;
   return 0.0;

@@ -124,9 +124,19 @@ double encodingSumK(const std::string& algorithm, int ranks);
 // qa2a N-1 of 1 and one of N; qring 1 .. N; else N of 1).
 double encodingSecondMoments(const std::string& algorithm, int ranks, double nu);
 
+// How much a quantizer's own error-feedback residual widens the block step
+// it encodes with, in variance (README section 7): its input is g + e, and
+// the residual moves each end of a block's range out by less than delta
+// (stochastic rounding; delta / 2 to nearest), so delta <= range(g) / (L -
+// 2), L = 2^bits - 1: (L / (L - 2))^2 of the step from g's range (q2 9, q4
+// 1.331, q8 1.016; to nearest L - 1). Infinite where the residual can
+// outgrow the range (stochastic q1). 1 for the other codecs.
+double residualRangeFactor(const CodecParams& codec);
+
 // The random error one encoding of one rank's g adds, over its squared
 // norm, that averages out over ranks and calls: a stochastic-rounding
-// codec's quantVar / sumSq (its block step delta: delta^2 / 4 per element);
+// codec's quantVar / sumSq (its block step delta: delta^2 / 4 per element)
+// times residualRangeFactor;
 // the rotated sign's one key's error less the part every key makes alike,
 // (signRotError - signRotCommon) / sumSq. 0 for the other codecs.
 double encodingNoise(const GradStats& s, const CodecParams& codec);

@@ -30,6 +30,8 @@ mutations=(
   "Adam: progress r, not r (2 - r)|s|return r \* (2.0 - r);|return r;|"
   "Adam: average's second moment taken as one rank's|s|const double averaged = (1.0 + std::max(0.0, nu)) / (1.0 + N \* std::max(0.0, nu));|const double averaged = 1.0 + 0.0 * N * nu;|"
   "Adam: bins weighted by count, not sqrt(u)|s|const double w = s.binCount\[b\] \* std::sqrt(m);|const double w = s.binCount[b] + 0.0 * m;|"
+  "Adam: a quantizer's residual left out of its block's range|s|const double f = L / (L - spent);|const double f = 1.0 + 0.0 * L * spent;|"
+  "Adam: the residual moves one end of the range, not both|s|codec.stochastic ? 2.0 : 1.0;|codec.stochastic ? 1.0 : 1.0;|"
   "Adam: term not applied|s|if (in.optimizer == OptimizerKind::Adam) g|if (in.optimizer == OptimizerKind::Adam \&\& false) g|"
   "sign: common error averaged over N ranks|s|return std::sqrt(across) \* encodingSumK|return std::sqrt(across / ranks) * encodingSumK|"
   "sign: common error summed as powers, not amplitudes|s|return std::sqrt(across) \* encodingSumK(plan.algorithm, ranks) / std::max(1, ranks);|return std::sqrt(across * encodingSumK(plan.algorithm, ranks)) / std::max(1, ranks);|"

@@ -208,9 +208,10 @@ TEST(ProgressModel, RotatedSignErrsAlikeOnlyAveragedOverKeys) {
   EXPECT_NEAR(planGain(s, plan("gather", "sign:rot"), 4, in), 2 / (2 + 0.2 * m * 0.1525), 1e-12);
   // The rest of one key's error, 0.5 - 0.09 = 0.41 of sumSq, is random
   // across keys: rounding-like noise for Adam's second moment (README
-  // section 7); q2's is its quantVar 0.3; the plain sign and top-K: none.
+  // section 7); q2's is its quantVar 0.3 times its residual's range factor
+  // 9, 2.7; the plain sign and top-K: none.
   EXPECT_NEAR(encodingNoise(s, parseCodecSpec("sign:rot")), 0.41, 1e-12);
-  EXPECT_NEAR(encodingNoise(s, parseCodecSpec("q2")), 0.3, 1e-12);
+  EXPECT_NEAR(encodingNoise(s, parseCodecSpec("q2")), 2.7, 1e-12);
   EXPECT_DOUBLE_EQ(encodingNoise(s, parseCodecSpec("sign")), 0.0);
   EXPECT_DOUBLE_EQ(encodingNoise(s, parseCodecSpec("topk:0.01")), 0.0);
   // Update noise at nu = 0: 2 * 0.41 * 4 / 16 = 0.205 on gather; qa2a's
@@ -242,15 +243,32 @@ TEST(ProgressModel, EncodingSecondMoments) {
 
 TEST(ProgressModel, UpdateNoiseOfStochasticRounding) {
   const GradStats s = handStats();
-  // q2: quantVar / sumSq = 0.3 per encoding; error feedback sends e_t -
-  // e_{t+1}: 2 * 0.3 * 19 / 16 = 0.7125 on qa2a at nu = 0; 2 * 0.3 * 14 /
-  // 16 = 0.525 on qring at nu = 1.
-  EXPECT_NEAR(updateNoiseRatio(s, plan("qa2a", "q2"), 4, 0.0), 0.7125, 1e-12);
-  EXPECT_NEAR(updateNoiseRatio(s, plan("qring", "q2"), 4, 1.0), 0.525, 1e-12);
+  // q2: quantVar / sumSq = 0.3 per encoding, 2.7 with its own residual in
+  // the block's range; error feedback sends e_t - e_{t+1}: 2 * 2.7 * 19 /
+  // 16 = 6.4125 on qa2a at nu = 0; 2 * 2.7 * 14 / 16 = 4.725 on qring at
+  // nu = 1.
+  EXPECT_NEAR(updateNoiseRatio(s, plan("qa2a", "q2"), 4, 0.0), 6.4125, 1e-12);
+  EXPECT_NEAR(updateNoiseRatio(s, plan("qring", "q2"), 4, 1.0), 4.725, 1e-12);
   // q4's quantVar is 0 in these statistics; codecs other than Quant add none here.
   EXPECT_DOUBLE_EQ(updateNoiseRatio(s, plan("qa2a", "q4"), 4, 0.0), 0.0);
   EXPECT_DOUBLE_EQ(updateNoiseRatio(s, plan("sparse_ag", "topk:0.01"), 4, 0.0), 0.0);
   EXPECT_DOUBLE_EQ(updateNoiseRatio(s, plan("ring", "none"), 4, 0.0), 0.0);
+}
+
+TEST(ProgressModel, ResidualRangeFactor) {
+  // delta <= range(g) / (L - 2) with stochastic rounding, L = 2^bits - 1:
+  // (L / (L - 2))^2 = 9 (q2), (15 / 13)^2 = 1.33136 (q4), (255 / 253)^2 =
+  // 1.01587 (q8); to nearest L - 1: (3 / 2)^2 = 2.25 (q2).
+  EXPECT_NEAR(residualRangeFactor(parseCodecSpec("q2")), 9.0, 1e-12);
+  EXPECT_NEAR(residualRangeFactor(parseCodecSpec("q4")), 1.3313609467, 1e-9);
+  EXPECT_NEAR(residualRangeFactor(parseCodecSpec("q8")), 1.0158727679, 1e-9);
+  CodecParams nearest = parseCodecSpec("q2");
+  nearest.stochastic = false;
+  EXPECT_NEAR(residualRangeFactor(nearest), 2.25, 1e-12);
+  // Stochastic one bit: the residual can span the whole range.
+  EXPECT_TRUE(std::isinf(residualRangeFactor(parseCodecSpec("q1"))));
+  EXPECT_DOUBLE_EQ(residualRangeFactor(parseCodecSpec("bf16")), 1.0);
+  EXPECT_DOUBLE_EQ(residualRangeFactor(parseCodecSpec("sign:rot")), 1.0);
 }
 
 TEST(ProgressModel, AdamStepUnderNoise) {
@@ -282,11 +300,14 @@ TEST(ProgressModel, AdamNoiseGainOverTheHistogram) {
 TEST(ProgressModel, PlanGainForAdam) {
   const GradStats s = handStats();
   ProgressInputs in = handInputs();
-  // SGD: unbiased rounding costs nothing along G (gain 1); Adam: the
-  // second-moment factor above, 0.85720 for q2 on qa2a at nu = 1.
+  // SGD: unbiased rounding costs nothing along G (gain 1). Adam: q2 on
+  // qa2a at nu = 1 adds 2 * 2.7 * 9.4 / 16 = 3.1725 times 1e-3 per
+  // element; bin 200: u = 0.02, r = 0.92903, 0.99496; bin 100: u =
+  // 2.0202e-4, r = sqrt(2.0202e-4 / 3.3745e-3) = 0.24468, 0.42949: A =
+  // (2.2361 * 0.99496 + 22.249 * 0.42949) / 24.485 = 0.48113.
   EXPECT_DOUBLE_EQ(planGain(s, plan("qa2a", "q2"), 4, in), 1.0);
   in.optimizer = OptimizerKind::Adam;
-  EXPECT_NEAR(planGain(s, plan("qa2a", "q2"), 4, in), 0.8571998079, 1e-9);
+  EXPECT_NEAR(planGain(s, plan("qa2a", "q2"), 4, in), 0.4811280145, 1e-9);
   EXPECT_DOUBLE_EQ(planGain(s, plan("ring", "none"), 4, in), 1.0);
   // top-K's lag term is unchanged by the optimizer kind.
   const double m = 1.216 / 0.136;
