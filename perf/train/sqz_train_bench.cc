@@ -49,7 +49,9 @@
 // captured for the other methods.
 //
 // --drain-bytes B: after every evaluation, untimed, each rank sends B bytes
-// around a ring (MPI, 64 KiB messages) before training resumes. A link
+// or more before training resumes: an exact sqz allreduce of B bytes (MPI
+// around a ring for the mpi method), so that auto, which credits a link
+// with what its idle time refilled, sees the link busy as it is. A link
 // with a token-bucket shaper (the testbed's tc tbf, a cloud NIC's
 // allowance) refills its bucket while the ranks evaluate, and the calls
 // after an evaluation ride that credit: with an evaluation every 20 steps
@@ -339,7 +341,7 @@ void usage() {
                "  [--eval-every E] [--eval-seconds S] [--max-seconds S] [--schedule cosine|const] [--out FILE.csv] [--link NAME] [--lr X] [--momentum X]\n"
                "  [--seed S] [--hidden H] [--train-n N] [--test-n N] [--data DIR] [--min-bytes B] [--tune SQZ_TUNE]\n"
                "  [--capture DIR] [--capture-steps S,S,...]   (method none: each rank's gradient -> DIR/rank<R>_step<S>.f32)\n"
-               "  [--drain-bytes B]   (after each evaluation, untimed: B bytes a rank around a ring, emptying a shaper's bucket)\n");
+               "  [--drain-bytes B]   (after each evaluation, untimed: an exact allreduce of B bytes, emptying a shaper's bucket)\n");
 }
 
 Options parseArgs(int argc, char** argv) {
@@ -410,10 +412,21 @@ uint64_t paramHash(const Model& m) {
   return h;
 }
 
-// --drain-bytes: `bytes` from each rank to the next around a ring, in 64 KiB
-// messages, then a barrier (every rank's link is drained before any trains).
-void drainLinks(long bytes, int rank, int nranks) {
+// --drain-bytes: `bytes` through the method's own path, then a barrier
+// (every rank's link is drained before any trains). Through sqz, an exact
+// allreduce (a ring sends 2 (N - 1) / N of it a rank): its end is what
+// the tuner's idle time counts from, as after any call, where MPI traffic
+// would leave it counting the drain as idle time that refilled the link.
+void drainLinks(long bytes, int rank, int nranks, sqzComm_t comm, bool viaMpi) {
   if (bytes <= 0 || nranks < 2) return;
+  if (!viaMpi) {
+    std::vector<float> buf(static_cast<size_t>(bytes) / sizeof(float), 1.0f);
+    if (sqzAllReduceEx(buf.data(), buf.data(), buf.size(), sqzFloat32, sqzSum, "none", nullptr, comm, nullptr) !=
+        sqzSuccess)
+      die("drain: sqzAllReduceEx: %s", sqzGetLastError(comm));
+    MPI_Barrier(MPI_COMM_WORLD);
+    return;
+  }
   constexpr int kMessage = 64 << 10;
   std::vector<char> out(kMessage, 1), in(kMessage);
   const int next = (rank + 1) % nranks, prev = (rank + nranks - 1) % nranks;
@@ -602,7 +615,7 @@ int main(int argc, char** argv) {
                      method.c_str(), step, trainLoss, sums[0] / sums[2], sums[1] / sums[2], meanBytes / 1e6, times[0],
                      times[1]);
       }
-      drainLinks(opt.drainBytes, rank, nranks);
+      drainLinks(opt.drainBytes, rank, nranks, comm, isMpi);
       return opt.maxSeconds > 0 && times[0] >= opt.maxSeconds;
     };
 
