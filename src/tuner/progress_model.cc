@@ -123,7 +123,11 @@ double residualRangeFactor(const CodecParams& codec) {
 
 double encodingNoise(const GradStats& s, const CodecParams& codec) {
   if (!(s.sumSq > 0)) return 0.0;
-  if (codec.kind == CodecKind::Quant) return s.quantVar[quantWidthIndex(codec.bits)] / s.sumSq * residualRangeFactor(codec);
+  if (codec.kind == CodecKind::Quant) {
+    // A step of 0 (constant blocks) stays 0 noise whatever the factor (q1's is infinite).
+    const double step = s.quantVar[quantWidthIndex(codec.bits)] / s.sumSq;
+    return step > 0 ? step * residualRangeFactor(codec) : 0.0;
+  }
   // The rotated sign: one key's error less the part every key makes alike.
   if (codec.kind == CodecKind::Sign && codec.rotate) return std::max(0.0, s.signRotError - s.signRotCommon) / s.sumSq;
   return 0.0;

@@ -269,6 +269,12 @@ TEST(ProgressModel, ResidualRangeFactor) {
   EXPECT_TRUE(std::isinf(residualRangeFactor(parseCodecSpec("q1"))));
   EXPECT_DOUBLE_EQ(residualRangeFactor(parseCodecSpec("bf16")), 1.0);
   EXPECT_DOUBLE_EQ(residualRangeFactor(parseCodecSpec("sign:rot")), 1.0);
+  // In the noise: q1's infinite factor on a step of 0 is no noise, not NaN.
+  GradStats s = handStats();
+  s.quantVar[quantWidthIndex(1)] = 0.0;
+  EXPECT_DOUBLE_EQ(encodingNoise(s, parseCodecSpec("q1")), 0.0);
+  s.quantVar[quantWidthIndex(1)] = 0.5;
+  EXPECT_TRUE(std::isinf(encodingNoise(s, parseCodecSpec("q1"))));
 }
 
 TEST(ProgressModel, AdamStepUnderNoise) {
