@@ -68,12 +68,19 @@ struct GradStats {
   // Seconds since this rank's previous allreduce of any buffer ended (the
   // links' idle time before this call; 0: unknown).
   double idleSeconds;
+  // Seconds this rank's previous call of this buffer spent running its plan
+  // (encoding, transfers, decoding), from the end of its header round
+  // (every rank has arrived by then, so no wait for a late rank is in it)
+  // to its end, auto's own work left out (0: unknown, e.g. a call whose
+  // header rode its first message). What checks that a link's idle credit
+  // shows (ProgressTracker::creditRealized).
+  double linkSeconds;
   double sketch[kSketch];
   double sketchResidual[kSketch];
   double binCount[kBins];
   double binSumSq[kBins];
 
-  static constexpr size_t kDoubles = 4 + kQuantWidths + 11 + 2 * kSketch + 2 * kBins;
+  static constexpr size_t kDoubles = 4 + kQuantWidths + 12 + 2 * kSketch + 2 * kBins;
 };
 static_assert(sizeof(GradStats) == GradStats::kDoubles * sizeof(double), "GradStats must be a flat array of doubles");
 

@@ -88,6 +88,7 @@ void tunerStats(const void* input, sqzDataType_t type, const float* residual, si
   stats->otherSeconds = extras.otherSeconds;
   stats->tunerSeconds = extras.tunerSeconds;
   stats->idleSeconds = extras.idleSeconds;
+  stats->linkSeconds = extras.linkSeconds;
 }
 
 std::vector<CodecParams> autoCodecLevels(OptimizerKind optimizer) {
@@ -322,10 +323,12 @@ void AutoTuner::timePlans(Transport& transport, const void* input, sqzDataType_t
 Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double count, int elementBytes,
                        const std::string& label, bool errorFeedback) {
   const int ranks = topo_.ranks();
-  if (state.exchanges != state.trackedExchanges) {
-    // The residual these statistics saw was left by the calls before them:
-    // it measures the current plan once that plan ran two calls or more.
-    const bool steady = state.havePlan && state.callsOnPlan >= 2;
+  // The residual these statistics saw was left by the calls before them:
+  // it measures the current plan once that plan ran two calls or more (and
+  // so does the previous call's GradStats::linkSeconds).
+  const bool steady = state.havePlan && state.callsOnPlan >= 2;
+  const bool newExchange = state.exchanges != state.trackedExchanges;
+  if (newExchange) {
     state.progress.update(reduced, ranks, state.statsCall, state.statsSeed,
                           steady ? planName(state.plan) : std::string(), steady ? &state.plan : nullptr);
     state.trackedExchanges = state.exchanges;
@@ -370,8 +373,24 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
   // timings price those bytes at 0.38 ms a call (perf/results/training.md,
   // sessions of 2026-12-06 14:42 and 17:35 UTC; the second for why the cap
   // includes each plan's correction, which is not shared).
-  if (topo_.nodes > 1)
-    applyLinkCredit(candidates, *model_, topo_.inter, state.progress.idleSeconds(), statsShare);
+  // The credit is checked against what the calls took (linkCreditRealized):
+  // the plan that ran, priced with and without it, beside its last call.
+  if (topo_.nodes > 1) {
+    if (newExchange && steady && reduced.linkSeconds > 0) {
+      const std::string ran = planName(state.plan);
+      auto it = std::find_if(candidates.begin(), candidates.end(),
+                             [&](const Candidate& c) { return c.name() == ran; });
+      if (it != candidates.end()) {
+        std::vector<Candidate> one{*it};
+        const double uncredited = model_->evaluate(one.front()).seconds - statsShare;
+        applyLinkCredit(one, *model_, topo_.inter, state.progress.idleSeconds(), statsShare);
+        const double credited = model_->evaluate(one.front()).seconds - statsShare;
+        state.progress.checkCredit(linkCreditRealized(uncredited, credited, reduced.linkSeconds / ranks));
+      }
+    }
+    applyLinkCredit(candidates, *model_, topo_.inter, state.progress.idleSeconds(), statsShare,
+                    state.progress.creditRealized());
+  }
   // The exact plans (always built) go when the menu leaves exact out.
   const bool exactInMenu =
       std::any_of(levels_.begin(), levels_.end(), [](const CodecParams& c) { return c.kind == CodecKind::None; });
@@ -477,6 +496,8 @@ void AutoTuner::logDecision(const TuningState& state, const GradStats& reduced, 
   j["other_s"] = state.progress.otherSeconds();
   j["tuner_s"] = state.progress.tunerSeconds();
   j["idle_s"] = state.progress.idleSeconds();
+  j["link_s"] = reduced.linkSeconds / topo_.ranks();
+  j["credit_realized"] = state.progress.creditRealized();
   j["chosen"] = plan.name();
   j["stats_every"] = state.statsEvery;
   j["margin_calls"] = std::isfinite(state.margin.calls()) ? state.margin.calls() : 1e300;
@@ -506,7 +527,8 @@ void AutoTuner::logDecision(const TuningState& state, const GradStats& reduced, 
       spec.algorithm = algorithm;
       spec.codec = codec;
       std::vector<Candidate> one{candidateFor(spec, count, topo_, 4)};
-      if (topo_.nodes > 1) applyLinkCredit(one, *model_, topo_.inter, state.progress.idleSeconds());
+      if (topo_.nodes > 1)
+        applyLinkCredit(one, *model_, topo_.inter, state.progress.idleSeconds(), 0, state.progress.creditRealized());
       const Candidate& c = one.front();
       const double lag = predictedLag(reduced, spec, topo_.ranks());
       shadow.push_back({{"plan", c.name()},

@@ -405,6 +405,7 @@ CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy 
       extras.otherSeconds = ef.tuning.lastCallEnd > 0 ? monotonicSeconds() - ef.tuning.lastCallEnd : 0.0;
       extras.tunerSeconds = ef.tuning.tunerSeconds;
       extras.idleSeconds = lastAllReduceEnd_ > 0 ? monotonicSeconds() - lastAllReduceEnd_ : 0.0;
+      extras.linkSeconds = ef.tuning.lastLinkSeconds;
       ef.tuning.tunerSeconds = 0;
       extras.mayBeLossy = !exactPlan;
       extras.residualOwed = ef.residualDirty;
@@ -498,6 +499,10 @@ void Communicator::agreeOnPlan(const AllreduceArgs& a, CallDecision& d) {
 
 CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
   CallCounters counters;
+  // The time the plan runs (GradStats::linkSeconds): every rank is here
+  // once the header round is behind it, so this holds no wait for a late
+  // rank, which would look like a credit that did not show.
+  const double linkStart = monotonicSeconds(), tuneBefore = d.tuneSeconds;
   // Lagged statistics: this call's travel with it and pick the next plan.
   SumExchange stats;
   if (d.tuned && !d.goesExact() && !d.ef->tuning.current) {
@@ -534,7 +539,14 @@ CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
     ++d.ef->tuning.exchanges;
   }
   if (d.tuned && !d.goesExact()) d.ef->tuning.countCall(d.withStats);
-  if (d.tuned) d.ef->tuning.lastCallEnd = monotonicSeconds();
+  if (d.tuned) {
+    d.ef->tuning.lastCallEnd = monotonicSeconds();
+    // Unknown where the header rode the first message (a late rank's wait
+    // is in it) or where the call went exact against its plan.
+    d.ef->tuning.lastLinkSeconds = d.carryHeader || d.goesExact()
+                                       ? 0.0
+                                       : std::max(0.0, d.ef->tuning.lastCallEnd - linkStart - (d.tuneSeconds - tuneBefore));
+  }
   if (d.countTunerSeconds) d.ef->tuning.tunerSeconds += d.tuneSeconds;
   return counters;
 }

@@ -1,6 +1,7 @@
 #include "src/tuner/cost_model.h"
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "common/error.h"
@@ -100,17 +101,25 @@ double linkCreditSavedSeconds(double bytes, double linkSeconds, double burstByte
   return std::min(std::min(bytes, credit) / bytesPerSecond, linkSeconds);
 }
 
+double linkCreditRealized(double uncreditedSeconds, double creditedSeconds, double measuredSeconds) {
+  const double credit = uncreditedSeconds - creditedSeconds;
+  if (!(measuredSeconds > 0) || !(uncreditedSeconds > 0) || !(credit >= kLinkCreditCheckShare * uncreditedSeconds))
+    return std::numeric_limits<double>::quiet_NaN();
+  return std::clamp((uncreditedSeconds - measuredSeconds) / credit, 0.0, 1.0);
+}
+
 void applyLinkCredit(std::vector<Candidate>& candidates, const CostModel& model, LinkClass link,
-                     double idleSeconds, double sharedSeconds) {
+                     double idleSeconds, double sharedSeconds, double realized) {
   const double burst = model.profile().linkBurstBytes;
-  if (burst <= 0 || idleSeconds <= 0) return;
+  if (burst <= 0 || idleSeconds <= 0 || !(realized > 0)) return;
   const double rate = model.profile().curve(link).largeMessageBandwidth();
   for (Candidate& c : candidates) {
     double bytes = 0;
     for (const Stage& s : c.stages)
       if (s.link == link) bytes += s.bytesSentPerRank() * std::max(1, s.linkSharers);
     const double linkSeconds = model.evaluate(c).transferSeconds + (c.overheadSeconds - sharedSeconds);
-    c.overheadSeconds -= linkCreditSavedSeconds(bytes, std::max(0.0, linkSeconds), burst, rate, idleSeconds);
+    c.overheadSeconds -=
+        std::min(1.0, realized) * linkCreditSavedSeconds(bytes, std::max(0.0, linkSeconds), burst, rate, idleSeconds);
   }
 }
 

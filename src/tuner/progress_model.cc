@@ -229,6 +229,10 @@ void RecentMedian::add(double v) {
   value_ = have % 2 ? sorted[have / 2] : 0.5 * (sorted[have / 2 - 1] + sorted[have / 2]);
 }
 
+void ProgressTracker::checkCredit(double realized) {
+  if (std::isfinite(realized)) credit_.add(realized);
+}
+
 void ProgressTracker::update(const GradStats& reduced, int ranks, uint64_t call, uint64_t seed,
                              const std::string& plan, const PlanSpec* spec) {
   ++updates_;

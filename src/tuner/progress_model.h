@@ -206,6 +206,7 @@ class RecentMedian {
   static constexpr size_t kSamples = 8;
   void add(double v);
   double value() const { return value_; }
+  bool empty() const { return count_ == 0; }
 
  private:
   double samples_[kSamples] = {};
@@ -240,10 +241,19 @@ class ProgressTracker {
   // two of this one's do not count (applyLinkCredit); the median of the last
   // RecentMedian::kSamples exchanges' (0 before any).
   double idleSeconds() const { return idle_.value(); }
+  // One exchange's check of the links' idle credit (linkCreditRealized: the
+  // share of it the previous call got; NaN, no evidence, is ignored).
+  void checkCredit(double realized);
+  // The share of the credit the calls get: the median of the last
+  // RecentMedian::kSamples checks; 1 before any (the profile's burst, as
+  // calibration measured it). Measured on whichever plan ran, whether or
+  // not the choice counted the credit, so a credit taken away comes back
+  // when the link shows it again.
+  double creditRealized() const { return credit_.empty() ? 1.0 : credit_.value(); }
 
  private:
   double s_ = 0, q_ = 0;
-  RecentMedian other_, tuner_, idle_;
+  RecentMedian other_, tuner_, idle_, credit_;
   double driftNum_ = 0, driftDen_ = 0, driftWeight_ = 0;
   double measuredLag_ = std::numeric_limits<double>::quiet_NaN();
   uint64_t updates_ = 0;

@@ -256,5 +256,42 @@ TEST(LinkCredit, CappedByTheTransferTimeAndTheCandidatesOwnCorrection) {
   EXPECT_NEAR(mq.evaluate(ring[0]).seconds, timed - 4000 / rate, 1e-12);
 }
 
+// What calls were measured to get scales the credit: half of it takes half
+// the 4 ms off, none takes nothing off (the same ring as above).
+TEST(LinkCredit, TheRealizedShareScalesWhatItTakesOff) {
+  Profile p = slowProfile();
+  p.linkBurstBytes = 1e6;
+  CostModel m(p, Device::Cpu);
+  std::vector<Candidate> cands{build(parsePlanName("ring"), 1000), build(parsePlanName("ring"), 1000),
+                              build(parsePlanName("ring"), 1000)};
+  const double before = m.evaluate(cands[0]).seconds;
+  std::vector<Candidate> half{cands[0]}, none{cands[1]}, all{cands[2]};
+  applyLinkCredit(half, m, LinkClass::Tcp, 0.01, 0, 0.5);
+  applyLinkCredit(none, m, LinkClass::Tcp, 0.01, 0, 0.0);
+  applyLinkCredit(all, m, LinkClass::Tcp, 0.01, 0, 1.0);
+  EXPECT_NEAR(m.evaluate(half[0]).seconds, before - 2e-3, 1e-12);
+  EXPECT_DOUBLE_EQ(m.evaluate(none[0]).seconds, before);
+  EXPECT_NEAR(m.evaluate(all[0]).seconds, before - 4e-3, 1e-12);
+}
+
+// The share of a plan's credit that its call got, from the plan's price
+// without the credit (6 ms) and with all of it (2 ms) and the measured time.
+TEST(LinkCredit, RealizedIsTheShareOfTheCreditTheCallGot) {
+  EXPECT_DOUBLE_EQ(linkCreditRealized(6e-3, 2e-3, 2e-3), 1.0);   // all of it
+  EXPECT_DOUBLE_EQ(linkCreditRealized(6e-3, 2e-3, 6e-3), 0.0);   // none: the link was emptied
+  EXPECT_NEAR(linkCreditRealized(6e-3, 2e-3, 5e-3), 0.25, 1e-12);  // 1 ms of the 4
+  EXPECT_NEAR(linkCreditRealized(6e-3, 2e-3, 3e-3), 0.75, 1e-12);
+  // Beyond either price it is clamped: faster than credited is no more than
+  // all of the credit, slower than uncredited no less than none.
+  EXPECT_DOUBLE_EQ(linkCreditRealized(6e-3, 2e-3, 1e-3), 1.0);
+  EXPECT_DOUBLE_EQ(linkCreditRealized(6e-3, 2e-3, 9e-3), 0.0);
+  // A credit under a tenth of the price is no evidence either way (0.5 ms of
+  // 6 ms; 0.7 ms is: (6 - 5.8) / 0.7), nor is a call with nothing measured.
+  EXPECT_TRUE(std::isnan(linkCreditRealized(6e-3, 5.5e-3, 5.5e-3)));
+  EXPECT_NEAR(linkCreditRealized(6e-3, 5.3e-3, 5.8e-3), 0.2 / 0.7, 1e-9);
+  EXPECT_TRUE(std::isnan(linkCreditRealized(6e-3, 2e-3, 0)));
+  EXPECT_TRUE(std::isnan(linkCreditRealized(0, 0, 1e-3)));
+}
+
 }  // namespace
 }  // namespace sqz

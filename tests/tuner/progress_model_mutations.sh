@@ -40,6 +40,7 @@ mutations=(
   "sign:rot: common error taken as the plain sign's|s|if (plan.codec.rotate) {|if (plan.codec.rotate \&\& false) {|"
   "sign:rot: Adam's noise includes the common part|s|std::max(0.0, s.signRotError - s.signRotCommon)|std::max(0.0, s.signRotError + 0.0 * s.signRotCommon)|"
   "sign:rot: noise left out of Adam's term|s|if (codec.kind == CodecKind::Sign && codec.rotate) return|if (false) return|"
+  "credit check: no evidence taken as none realized|s|if (std::isfinite(realized)) credit_.add(realized);|credit_.add(std::isfinite(realized) ? realized : 0.0);|"
 )
 # shellcheck source=tests/tuner/run_mutations.sh
 source tests/tuner/run_mutations.sh

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -461,6 +462,25 @@ TEST(ProgressTracker, AutosOwnTimeIsThePerRankMedianOfTheReports) {
   s.idleSeconds = 4 * 0.3e-3;
   tracker.update(s, 4, 0, 0, "", nullptr);
   EXPECT_DOUBLE_EQ(tracker.idleSeconds(), 0.3e-3);
+}
+
+// The link credit's checks: all of it before any, then the median of the
+// last 8 (linkCreditRealized's shares); no evidence (NaN) changes nothing,
+// and a credit that shows again comes back.
+TEST(ProgressTracker, CreditRealizedIsTheMedianOfTheChecks) {
+  ProgressTracker tracker;
+  EXPECT_EQ(tracker.creditRealized(), 1.0);
+  tracker.checkCredit(std::numeric_limits<double>::quiet_NaN());
+  EXPECT_EQ(tracker.creditRealized(), 1.0);
+  tracker.checkCredit(0.0);
+  EXPECT_EQ(tracker.creditRealized(), 0.0);
+  tracker.checkCredit(0.2);
+  tracker.checkCredit(1.0);
+  EXPECT_DOUBLE_EQ(tracker.creditRealized(), 0.2);
+  for (int i = 0; i < 3; ++i) tracker.checkCredit(0.0);
+  EXPECT_EQ(tracker.creditRealized(), 0.0);  // 0 0 0 0 0.2 1
+  for (int i = 0; i < 8; ++i) tracker.checkCredit(0.9);
+  EXPECT_DOUBLE_EQ(tracker.creditRealized(), 0.9);
 }
 
 TEST(ProgressTracker, MeasuredLagCorrectsThatPlansPrediction) {
