@@ -25,7 +25,9 @@
 # bucket, default 256kb: perf/netbench/README.md), DRAIN_BYTES (the benches'
 # --drain-bytes: bytes sent untimed after every evaluation to empty the
 # shaper's bucket; default 524288 on shaped links, twice the bucket, and
-# off on loopback; 0: off). Needs root for the testbed.
+# off on loopback; 0: off), DRAIN_VIA (sqz_train_bench's --drain-via: mpi
+# drains through MPI's own messages, traffic sqz does not see; logreg and
+# mlp only). Needs root for the testbed.
 #
 # Why drain: the shaper refills its bucket while the ranks evaluate, so the
 # first ~256 KB after every evaluation pass at the wire's speed. A physical
@@ -147,6 +149,10 @@ for cell in "$@"; do
       drain=${DRAIN_BYTES:-524288}
       [ "$link" = loopback ] && drain=0
       [ "$drain" = 0 ] || prog+=(--drain-bytes "$drain")
+      if [ -n "${DRAIN_VIA:-}" ]; then
+        [ "$model" = cnn ] && { echo "DRAIN_VIA: sqz_train_bench's models only" >&2; exit 2; }
+        prog+=(--drain-via "$DRAIN_VIA")
+      fi
       # shellcheck disable=SC2046
       prog+=($(args_for "$model" "$link") --link "$link" --out "$out/$curve")
       if [ "$link" = loopback ]; then

@@ -59,6 +59,11 @@
 // once an epoch never sees. Draining at least the bucket's size starts
 // every stretch of training with an empty bucket, as in the steady state
 // of a step loop that sends more than the rate refills.
+//
+// --drain-via mpi: the drain goes as MPI's own messages whatever the
+// method, as other traffic on the links between two calls would (another
+// job, data loading): the bucket is empty, yet sqz sees the link idle since
+// its last call, so it is the case the tuner's credit check must catch.
 #include <mpi.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -333,6 +338,7 @@ struct Options {
   std::string captureDir;                                   // --capture: empty = off
   std::string captureSteps = "1,3,10,30,60,120,240,468";  // --capture-steps
   long drainBytes = 0;                                      // --drain-bytes: 0 = off
+  bool drainViaMpi = false;                                 // --drain-via mpi
 };
 
 void usage() {
@@ -341,7 +347,8 @@ void usage() {
                "  [--eval-every E] [--eval-seconds S] [--max-seconds S] [--schedule cosine|const] [--out FILE.csv] [--link NAME] [--lr X] [--momentum X]\n"
                "  [--seed S] [--hidden H] [--train-n N] [--test-n N] [--data DIR] [--min-bytes B] [--tune SQZ_TUNE]\n"
                "  [--capture DIR] [--capture-steps S,S,...]   (method none: each rank's gradient -> DIR/rank<R>_step<S>.f32)\n"
-               "  [--drain-bytes B]   (after each evaluation, untimed: an exact allreduce of B bytes, emptying a shaper's bucket)\n");
+               "  [--drain-bytes B]   (after each evaluation, untimed: an exact allreduce of B bytes, emptying a shaper's bucket)\n"
+               "  [--drain-via method|mpi]   (mpi: the drain as MPI messages, traffic sqz does not see)\n");
 }
 
 Options parseArgs(int argc, char** argv) {
@@ -374,6 +381,11 @@ Options parseArgs(int argc, char** argv) {
     else if (a == "--capture") o.captureDir = val();
     else if (a == "--capture-steps") o.captureSteps = val();
     else if (a == "--drain-bytes") o.drainBytes = std::atol(val().c_str());
+    else if (a == "--drain-via") {
+      const std::string v = val();
+      if (v != "method" && v != "mpi") die("--drain-via %s: method or mpi", v.c_str());
+      o.drainViaMpi = v == "mpi";
+    }
     else if (a == "-h" || a == "--help") {
       usage();
       MPI_Finalize();
@@ -615,7 +627,7 @@ int main(int argc, char** argv) {
                      method.c_str(), step, trainLoss, sums[0] / sums[2], sums[1] / sums[2], meanBytes / 1e6, times[0],
                      times[1]);
       }
-      drainLinks(opt.drainBytes, rank, nranks, comm, isMpi);
+      drainLinks(opt.drainBytes, rank, nranks, comm, isMpi || opt.drainViaMpi);
       return opt.maxSeconds > 0 && times[0] >= opt.maxSeconds;
     };
 
