@@ -71,9 +71,9 @@ struct GradStats {
   // Seconds this rank's previous call of this buffer spent running its plan
   // (encoding, transfers, decoding), from the end of its header round
   // (every rank has arrived by then, so no wait for a late rank is in it)
-  // to its end, auto's own work left out (0: unknown, e.g. a call whose
-  // header rode its first message). What checks that a link's idle credit
-  // shows (ProgressTracker::creditRealized).
+  // to its end, auto's own work left out (0: unknown: a call whose header
+  // rode its first message, or that carried statistics). What checks that a
+  // link's idle credit shows (ProgressTracker::creditRealized).
   double linkSeconds;
   double sketch[kSketch];
   double sketchResidual[kSketch];

@@ -531,7 +531,8 @@ CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
       break;
     case CallDecision::Path::kNone: break;
   }
-  if (stats.active()) {
+  const bool carriedStats = stats.active();
+  if (carriedStats) {
     PhaseTimer wait(&d.tuneSeconds, "sqz tune");
     stats.finish(a.deadline, reinterpret_cast<double*>(&d.ef->tuning.reduced));
     d.ef->tuning.statsWireBytes = stats.largestWireBytes();
@@ -542,10 +543,14 @@ CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
   if (d.tuned) {
     d.ef->tuning.lastCallEnd = monotonicSeconds();
     // Unknown where the header rode the first message (a late rank's wait
-    // is in it) or where the call went exact against its plan.
-    d.ef->tuning.lastLinkSeconds = d.carryHeader || d.goesExact()
-                                       ? 0.0
-                                       : std::max(0.0, d.ef->tuning.lastCallEnd - linkStart - (d.tuneSeconds - tuneBefore));
+    // is in it), where the call went exact against its plan, and where the
+    // statistics went with it: their bytes share the link, and the plan's
+    // price leaves them out (at 10 Mbit/s the logistic regression's call
+    // took 1.6 ms alone and 3.5-4.6 ms with them, which read as no credit).
+    d.ef->tuning.lastLinkSeconds =
+        d.carryHeader || d.goesExact() || carriedStats
+            ? 0.0
+            : std::max(0.0, d.ef->tuning.lastCallEnd - linkStart - (d.tuneSeconds - tuneBefore));
   }
   if (d.countTunerSeconds) d.ef->tuning.tunerSeconds += d.tuneSeconds;
   return counters;

@@ -253,6 +253,56 @@ TEST(Processes, AcrossNodesAutoDecidesFromTheLinksHalfBandwidthSize) {
   rmdir(dir);
 }
 
+// GradStats::linkSeconds, which checks a link's idle credit against the
+// calls: 4 ranks on 4 nodes, auto on one 20000-value buffer for 60 calls.
+// An exchange reports the call before it: the second of a pair follows a
+// call that carried statistics, whose bytes share the link and are not in
+// the plan's price, so it must report nothing (0); the first of a pair
+// after a call without statistics reports that call's time.
+TEST(Processes, LinkTimeIsReportedOnlyForCallsWithoutStatistics) {
+  char dir[] = "/tmp/sqz-test-linktime-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string profile = std::string(dir) + "/profile.json", log = std::string(dir) + "/decisions.jsonl";
+  std::ofstream(profile) << R"({"format": "sqz-profile", "version": 1, "fingerprint": "any", "source": "test",
+    "links": {"tcp": {"points": [[1024, 1.17e-5], [4096, 3.50e-3], [16384, 1.386e-2], [65536, 5.50e-2],
+                                 [262144, 2.197e-1], [1048576, 8.788e-1]]}}})";
+  std::vector<std::string> args{"sizes", "auto", "300007"};
+  for (int i = 0; i < 60; ++i) args.push_back("20000");
+  const int port = freePort();
+  auto codes = runProcesses(4, args, [&](int r) {
+    return std::map<std::string, std::string>{
+        {"RANK", std::to_string(r)}, {"WORLD_SIZE", "4"}, {"SQZ_ROOT", "127.0.0.1:" + std::to_string(port)},
+        {"SQZ_NODE_ID", "node" + std::to_string(r)}, {"SQZ_PROFILE", profile}, {"SQZ_CALIBRATE", "off"},
+        {"SQZ_TUNER_LOG", log}, {"SQZ_TIMEOUT", "60"}};
+  }, 90);
+  for (int r = 0; r < 4; ++r) EXPECT_EQ(codes[r], 0) << "rank " << r;
+  // Each line's "count", "calls" and "link_s", in order.
+  std::ifstream in(log);
+  int reported = 0, secondOfPair = 0;
+  double prevCalls = -10;
+  for (std::string line; std::getline(in, line);) {
+    auto field = [&](const std::string& name) {
+      const size_t at = line.find("\"" + name + "\":");
+      return at == std::string::npos ? -1.0 : std::atof(line.c_str() + at + name.size() + 3);
+    };
+    if (field("count") != 20000) continue;
+    const double calls = field("calls"), link = field("link_s");
+    ASSERT_GE(link, 0.0) << line;
+    if (calls == prevCalls + 1) {
+      ++secondOfPair;
+      EXPECT_EQ(link, 0.0) << "the call before carried statistics: " << line;
+    } else if (link > 0) {
+      ++reported;
+    }
+    prevCalls = calls;
+  }
+  EXPECT_GT(secondOfPair, 0);
+  EXPECT_GT(reported, 0) << "no call without statistics was timed";
+  std::remove(log.c_str());
+  std::remove(profile.c_str());
+  rmdir(dir);
+}
+
 TEST(Processes, HierarchicalPlansWithACastInsideTheNode) {
   // 300007 floats, 2 ranks per node: a shard each way inside the node in
   // bf16 (2 x ~300 KB) and the exact ring between nodes (~600 KB), against
