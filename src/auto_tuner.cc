@@ -373,8 +373,10 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
   // timings price those bytes at 0.38 ms a call (perf/results/training.md,
   // sessions of 2026-12-06 14:42 and 17:35 UTC; the second for why the cap
   // includes each plan's correction, which is not shared).
-  // The credit is checked against what the calls took (linkCreditRealized):
-  // the plan that ran, priced with and without it, beside its last call.
+  // The credit is checked against what the calls took (linkCreditRealized:
+  // the plan that ran, priced with and without it, beside its last call),
+  // for the decision log only: applied, it did not make training faster
+  // (src/tuner/README.md, "The credit is checked against the calls").
   if (topo_.nodes > 1) {
     if (newExchange && steady && reduced.linkSeconds > 0) {
       const std::string ran = planName(state.plan);
@@ -388,8 +390,7 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
         state.progress.checkCredit(linkCreditRealized(uncredited, credited, reduced.linkSeconds / ranks));
       }
     }
-    applyLinkCredit(candidates, *model_, topo_.inter, state.progress.idleSeconds(), statsShare,
-                    state.progress.creditRealized());
+    applyLinkCredit(candidates, *model_, topo_.inter, state.progress.idleSeconds(), statsShare);
   }
   // The exact plans (always built) go when the menu leaves exact out.
   const bool exactInMenu =
@@ -527,8 +528,7 @@ void AutoTuner::logDecision(const TuningState& state, const GradStats& reduced, 
       spec.algorithm = algorithm;
       spec.codec = codec;
       std::vector<Candidate> one{candidateFor(spec, count, topo_, 4)};
-      if (topo_.nodes > 1)
-        applyLinkCredit(one, *model_, topo_.inter, state.progress.idleSeconds(), 0, state.progress.creditRealized());
+      if (topo_.nodes > 1) applyLinkCredit(one, *model_, topo_.inter, state.progress.idleSeconds());
       const Candidate& c = one.front();
       const double lag = predictedLag(reduced, spec, topo_.ranks());
       shadow.push_back({{"plan", c.name()},

@@ -109,17 +109,16 @@ double linkCreditRealized(double uncreditedSeconds, double creditedSeconds, doub
 }
 
 void applyLinkCredit(std::vector<Candidate>& candidates, const CostModel& model, LinkClass link,
-                     double idleSeconds, double sharedSeconds, double realized) {
+                     double idleSeconds, double sharedSeconds) {
   const double burst = model.profile().linkBurstBytes;
-  if (burst <= 0 || idleSeconds <= 0 || !(realized > 0)) return;
+  if (burst <= 0 || idleSeconds <= 0) return;
   const double rate = model.profile().curve(link).largeMessageBandwidth();
   for (Candidate& c : candidates) {
     double bytes = 0;
     for (const Stage& s : c.stages)
       if (s.link == link) bytes += s.bytesSentPerRank() * std::max(1, s.linkSharers);
     const double linkSeconds = model.evaluate(c).transferSeconds + (c.overheadSeconds - sharedSeconds);
-    c.overheadSeconds -=
-        std::min(1.0, realized) * linkCreditSavedSeconds(bytes, std::max(0.0, linkSeconds), burst, rate, idleSeconds);
+    c.overheadSeconds -= linkCreditSavedSeconds(bytes, std::max(0.0, linkSeconds), burst, rate, idleSeconds);
   }
 }
 

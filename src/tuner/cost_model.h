@@ -67,10 +67,8 @@ double linkCreditSavedSeconds(double bytes, double linkSeconds, double burstByte
 // candidate carries). A plan whose link time the component model misses
 // (a ring's phases at a shaper's rate) carries it in its correction, and
 // the credit saves that time too.
-// `realized` (in [0, 1]) scales what it takes off: the share of the credit
-// that calls were measured to get (linkCreditRealized).
 void applyLinkCredit(std::vector<Candidate>& candidates, const CostModel& model, LinkClass link,
-                     double idleSeconds, double sharedSeconds = 0, double realized = 1);
+                     double idleSeconds, double sharedSeconds = 0);
 
 // The share of a plan's link credit that one call of it got: priced at
 // `uncreditedSeconds` without the credit and `creditedSeconds` with all of
@@ -81,7 +79,8 @@ void applyLinkCredit(std::vector<Candidate>& candidates, const CostModel& model,
 // uses the link between the calls (another job, data loading, a checkpoint:
 // the benchmark's MPI drain did it, perf/results/training.md, session of
 // 2026-12-06 20:25 UTC), and then the price that assumes it is wrong by the
-// whole credit. NaN (no evidence either way) when the credit is under
+// whole credit. Logged, not applied (AutoTuner::choose says why). NaN (no
+// evidence either way) when the credit is under
 // kLinkCreditCheckShare of the uncredited price, within a call's own spread
 // from one call to the next on a shared host, or when nothing was measured.
 constexpr double kLinkCreditCheckShare = 0.1;

@@ -246,9 +246,7 @@ class ProgressTracker {
   void checkCredit(double realized);
   // The share of the credit the calls get: the median of the last
   // RecentMedian::kSamples checks; 1 before any (the profile's burst, as
-  // calibration measured it). Measured on whichever plan ran, whether or
-  // not the choice counted the credit, so a credit taken away comes back
-  // when the link shows it again.
+  // calibration measured it). For the decision log (AutoTuner::choose).
   double creditRealized() const { return credit_.empty() ? 1.0 : credit_.value(); }
 
  private:

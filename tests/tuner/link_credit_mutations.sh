@@ -14,7 +14,6 @@ build=${1:-build}
 # name | sed expression (each must change the file)
 mutations=(
   "credit not capped by the burst|s|std::min(burstBytes, bytesPerSecond \* idleSeconds)|bytesPerSecond * idleSeconds + 0.0 * burstBytes|"
-  "realized share not applied|s|std::min(1.0, realized) \* linkCreditSavedSeconds|linkCreditSavedSeconds|"
   "check: share measured from the credited price|s|return std::clamp((uncreditedSeconds - measuredSeconds) / credit, 0.0, 1.0);|return std::clamp((measuredSeconds - creditedSeconds) / credit, 0.0, 1.0);|"
   "check: not clamped to what was priced|s|return std::clamp((uncreditedSeconds - measuredSeconds) / credit, 0.0, 1.0);|return (uncreditedSeconds - measuredSeconds) / credit;|"
   "check: a small credit counts as evidence|s|!(credit >= kLinkCreditCheckShare \* uncreditedSeconds)|!(credit > 0)|"

@@ -256,24 +256,6 @@ TEST(LinkCredit, CappedByTheTransferTimeAndTheCandidatesOwnCorrection) {
   EXPECT_NEAR(mq.evaluate(ring[0]).seconds, timed - 4000 / rate, 1e-12);
 }
 
-// What calls were measured to get scales the credit: half of it takes half
-// the 4 ms off, none takes nothing off (the same ring as above).
-TEST(LinkCredit, TheRealizedShareScalesWhatItTakesOff) {
-  Profile p = slowProfile();
-  p.linkBurstBytes = 1e6;
-  CostModel m(p, Device::Cpu);
-  std::vector<Candidate> cands{build(parsePlanName("ring"), 1000), build(parsePlanName("ring"), 1000),
-                              build(parsePlanName("ring"), 1000)};
-  const double before = m.evaluate(cands[0]).seconds;
-  std::vector<Candidate> half{cands[0]}, none{cands[1]}, all{cands[2]};
-  applyLinkCredit(half, m, LinkClass::Tcp, 0.01, 0, 0.5);
-  applyLinkCredit(none, m, LinkClass::Tcp, 0.01, 0, 0.0);
-  applyLinkCredit(all, m, LinkClass::Tcp, 0.01, 0, 1.0);
-  EXPECT_NEAR(m.evaluate(half[0]).seconds, before - 2e-3, 1e-12);
-  EXPECT_DOUBLE_EQ(m.evaluate(none[0]).seconds, before);
-  EXPECT_NEAR(m.evaluate(all[0]).seconds, before - 4e-3, 1e-12);
-}
-
 // The share of a plan's credit that its call got, from the plan's price
 // without the credit (6 ms) and with all of it (2 ms) and the measured time.
 TEST(LinkCredit, RealizedIsTheShareOfTheCreditTheCallGot) {
