@@ -5,7 +5,8 @@
 whole run's milliseconds per step, the step at which the target is reached, medians and spreads; then
 auto's exchanges per run and longest statistics interval from the decision logs.
     perf/train/experiment_table.py EXPERIMENTS_DIR FOLDER [FOLDER...]
-A spec from a folder after the first is labelled with its folder."""
+A spec from a folder after the first is labelled with its folder. TARGETS=DIR takes the targets from
+DIR's runs instead (e.g. perf/results/train14, for experiments that ran no loopback `none`)."""
 import gzip, json, os, statistics, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from acceptance import load, crossing
@@ -18,8 +19,9 @@ for f in folders:
     for r in load(os.path.join(E, f)):
         r["folder"] = f
         runs.append(r)
-target = {int(r["seed"]): float(r["final_acc"]) - 0.005 for r in runs
-          if r["folder"] == folders[0] and r["link"] == "loopback" and r["spec"] == "none"}
+targetRuns = load(os.environ["TARGETS"]) if os.environ.get("TARGETS") else [r for r in runs if r["folder"] == folders[0]]
+target = {int(r["seed"]): float(r["final_acc"]) - 0.005 for r in targetRuns
+          if r["model"] == "logreg" and r["link"] == "loopback" and r["spec"] == "none"}
 cells = {}
 for r in runs:
     seed = int(r["seed"])
@@ -30,7 +32,8 @@ for r in runs:
     cells.setdefault(r["link"], {}).setdefault(label, []).append(r)
 def med(v):
     return statistics.median(v) if v else float("nan")
-for link in ["loopback", "100mbit", "10mbit"]:
+LINKS = ["loopback", "1gbit", "100mbit", "10mbit"]
+for link in LINKS:
     if link not in cells:
         continue
     print(f"### logreg, {link}")
@@ -52,14 +55,20 @@ for link in ["loopback", "100mbit", "10mbit"]:
     print()
 # statistics cadence in the auto runs: exchanges and the intervals reached
 for f in folders:
-    for link in ["loopback", "100mbit", "10mbit"]:
-        ex, ev = [], []
-        for seed in range(1, 6):
+    for link in LINKS:
+        ex, ev, exact, credit = [], [], [], []
+        for seed in range(1, 11):
             p = os.path.join(E, f, "tuner", f"{link}_logreg_s{seed}.jsonl.gz")
             if not os.path.exists(p):
                 continue
             L = [json.loads(l) for l in gzip.open(p, "rt")]
             ex.append(len(L))
             ev.append(max(d.get("stats_every", 0) for d in L))
+            # decisions for an exact plan (no codec in its name), and the credit's share (libraries with the check)
+            exact.append(sum(1 for d in L if ":" not in d["chosen"]))
+            if "credit_realized" in L[0]:
+                c = [d["credit_realized"] for d in L]
+                credit.append(f"{min(c):.2f}/{statistics.median(c):.2f}")
         if ex:
-            print(f"{f} {link}: decisions (exchanges) per run {ex}, largest interval {ev}")
+            print(f"{f} {link}: decisions (exchanges) per run {ex}, largest interval {ev}, exact decisions {exact}"
+                  + (f", credit share min/median {credit}" if credit else ""))
