@@ -74,7 +74,7 @@ struct GradStats {
   // to its end, auto's own work left out (0: unknown: a call whose header
   // rode its first message, or that carried statistics). What checks that a
   // link's idle credit shows (ProgressTracker::creditRealized).
-  double linkSeconds;
+  double planSeconds;
   double sketch[kSketch];
   double sketchResidual[kSketch];
   double binCount[kBins];

@@ -88,7 +88,7 @@ void tunerStats(const void* input, sqzDataType_t type, const float* residual, si
   stats->otherSeconds = extras.otherSeconds;
   stats->tunerSeconds = extras.tunerSeconds;
   stats->idleSeconds = extras.idleSeconds;
-  stats->linkSeconds = extras.linkSeconds;
+  stats->planSeconds = extras.planSeconds;
 }
 
 std::vector<CodecParams> autoCodecLevels(OptimizerKind optimizer) {
@@ -325,7 +325,7 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
   const int ranks = topo_.ranks();
   // The residual these statistics saw was left by the calls before them:
   // it measures the current plan once that plan ran two calls or more (and
-  // so does the previous call's GradStats::linkSeconds).
+  // so does the previous call's GradStats::planSeconds).
   const bool steady = state.havePlan && state.callsOnPlan >= 2;
   const bool newExchange = state.exchanges != state.trackedExchanges;
   if (newExchange) {
@@ -378,7 +378,7 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
   // for the decision log only: applied, it did not make training faster
   // (src/tuner/README.md, "The credit is checked against the calls").
   if (topo_.nodes > 1) {
-    if (newExchange && steady && reduced.linkSeconds > 0) {
+    if (newExchange && steady && reduced.planSeconds > 0) {
       const std::string ran = planName(state.plan);
       auto it = std::find_if(candidates.begin(), candidates.end(),
                              [&](const Candidate& c) { return c.name() == ran; });
@@ -387,7 +387,7 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
         const double uncredited = model_->evaluate(one.front()).seconds - statsShare;
         applyLinkCredit(one, *model_, topo_.inter, state.progress.idleSeconds(), statsShare);
         const double credited = model_->evaluate(one.front()).seconds - statsShare;
-        state.progress.checkCredit(linkCreditRealized(uncredited, credited, reduced.linkSeconds / ranks));
+        state.progress.checkCredit(linkCreditRealized(uncredited, credited, reduced.planSeconds / ranks));
       }
     }
     applyLinkCredit(candidates, *model_, topo_.inter, state.progress.idleSeconds(), statsShare);
@@ -497,7 +497,7 @@ void AutoTuner::logDecision(const TuningState& state, const GradStats& reduced, 
   j["other_s"] = state.progress.otherSeconds();
   j["tuner_s"] = state.progress.tunerSeconds();
   j["idle_s"] = state.progress.idleSeconds();
-  j["link_s"] = reduced.linkSeconds / topo_.ranks();
+  j["plan_s"] = reduced.planSeconds / topo_.ranks();
   j["credit_realized"] = state.progress.creditRealized();
   j["chosen"] = plan.name();
   j["stats_every"] = state.statsEvery;

@@ -34,7 +34,7 @@ struct StatsExtras {
   double otherSeconds = 0;
   double tunerSeconds = 0;  // GradStats::tunerSeconds
   double idleSeconds = 0;   // GradStats::idleSeconds
-  double linkSeconds = 0;   // GradStats::linkSeconds
+  double planSeconds = 0;   // GradStats::planSeconds
   uint64_t sketchSeed = 0;
   // Whether this call's plan may be lossy: only then must a NaN/Inf outside
   // the sampled elements be found (an exact plan sums it as IEEE does; the
@@ -96,7 +96,7 @@ struct TuningState {
   uint32_t callsOnPlan = 0;      // calls run with `plan` since it was chosen
   double lastCallEnd = 0;        // monotonicSeconds() at the end of the last tuned call (0: none)
   double tunerSeconds = 0;       // auto's own time on this buffer since the last exchange (GradStats::tunerSeconds)
-  double lastLinkSeconds = 0;    // the time the last tuned call's plan ran (GradStats::linkSeconds; 0: unknown)
+  double lastPlanSeconds = 0;    // the time the last tuned call's plan ran (GradStats::planSeconds; 0: unknown)
   size_t statsWireBytes = 0;     // the most a rank sent a peer at the last lagged exchange (0: none yet)
   ProgressTracker progress;      // noise scale and measured lags (src/tuner/progress_model.h)
   DecisionMargin margin;         // how many calls the choice's margin covers (src/tuner/stats_cadence.h)

@@ -405,7 +405,7 @@ CallDecision Communicator::decideCall(const AllreduceArgs& a, CompressionPolicy 
       extras.otherSeconds = ef.tuning.lastCallEnd > 0 ? monotonicSeconds() - ef.tuning.lastCallEnd : 0.0;
       extras.tunerSeconds = ef.tuning.tunerSeconds;
       extras.idleSeconds = lastAllReduceEnd_ > 0 ? monotonicSeconds() - lastAllReduceEnd_ : 0.0;
-      extras.linkSeconds = ef.tuning.lastLinkSeconds;
+      extras.planSeconds = ef.tuning.lastPlanSeconds;
       ef.tuning.tunerSeconds = 0;
       extras.mayBeLossy = !exactPlan;
       extras.residualOwed = ef.residualDirty;
@@ -499,10 +499,10 @@ void Communicator::agreeOnPlan(const AllreduceArgs& a, CallDecision& d) {
 
 CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
   CallCounters counters;
-  // The time the plan runs (GradStats::linkSeconds): every rank is here
+  // The time the plan runs (GradStats::planSeconds): every rank is here
   // once the header round is behind it, so this holds no wait for a late
   // rank, which would look like a credit that did not show.
-  const double linkStart = monotonicSeconds(), tuneBefore = d.tuneSeconds;
+  const double planStart = monotonicSeconds(), tuneBefore = d.tuneSeconds;
   // Lagged statistics: this call's travel with it and pick the next plan.
   SumExchange stats;
   if (d.tuned && !d.goesExact() && !d.ef->tuning.current) {
@@ -547,10 +547,10 @@ CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
     // statistics went with it: their bytes share the link, and the plan's
     // price leaves them out (at 10 Mbit/s the logistic regression's call
     // took 1.6 ms alone and 3.5-4.6 ms with them, which read as no credit).
-    d.ef->tuning.lastLinkSeconds =
+    d.ef->tuning.lastPlanSeconds =
         d.carryHeader || d.goesExact() || carriedStats
             ? 0.0
-            : std::max(0.0, d.ef->tuning.lastCallEnd - linkStart - (d.tuneSeconds - tuneBefore));
+            : std::max(0.0, d.ef->tuning.lastCallEnd - planStart - (d.tuneSeconds - tuneBefore));
   }
   if (d.countTunerSeconds) d.ef->tuning.tunerSeconds += d.tuneSeconds;
   return counters;

@@ -253,14 +253,14 @@ TEST(Processes, AcrossNodesAutoDecidesFromTheLinksHalfBandwidthSize) {
   rmdir(dir);
 }
 
-// GradStats::linkSeconds, which checks a link's idle credit against the
+// GradStats::planSeconds, which checks a link's idle credit against the
 // calls: 4 ranks on 4 nodes, auto on one 20000-value buffer for 60 calls.
 // An exchange reports the call before it: the second of a pair follows a
 // call that carried statistics, whose bytes share the link and are not in
 // the plan's price, so it must report nothing (0); the first of a pair
 // after a call without statistics reports that call's time.
-TEST(Processes, LinkTimeIsReportedOnlyForCallsWithoutStatistics) {
-  char dir[] = "/tmp/sqz-test-linktime-XXXXXX";
+TEST(Processes, PlanTimeIsReportedOnlyForCallsWithoutStatistics) {
+  char dir[] = "/tmp/sqz-test-plantime-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   const std::string profile = std::string(dir) + "/profile.json", log = std::string(dir) + "/decisions.jsonl";
   std::ofstream(profile) << R"({"format": "sqz-profile", "version": 1, "fingerprint": "any", "source": "test",
@@ -276,7 +276,7 @@ TEST(Processes, LinkTimeIsReportedOnlyForCallsWithoutStatistics) {
         {"SQZ_TUNER_LOG", log}, {"SQZ_TIMEOUT", "60"}};
   }, 90);
   for (int r = 0; r < 4; ++r) EXPECT_EQ(codes[r], 0) << "rank " << r;
-  // Each line's "count", "calls" and "link_s", in order.
+  // Each line's "count", "calls" and "plan_s", in order.
   std::ifstream in(log);
   int reported = 0, secondOfPair = 0;
   double prevCalls = -10;
@@ -286,7 +286,7 @@ TEST(Processes, LinkTimeIsReportedOnlyForCallsWithoutStatistics) {
       return at == std::string::npos ? -1.0 : std::atof(line.c_str() + at + name.size() + 3);
     };
     if (field("count") != 20000) continue;
-    const double calls = field("calls"), link = field("link_s");
+    const double calls = field("calls"), link = field("plan_s");
     ASSERT_GE(link, 0.0) << line;
     if (calls == prevCalls + 1) {
       ++secondOfPair;

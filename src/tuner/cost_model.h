@@ -72,7 +72,7 @@ void applyLinkCredit(std::vector<Candidate>& candidates, const CostModel& model,
 
 // The share of a plan's link credit that one call of it got: priced at
 // `uncreditedSeconds` without the credit and `creditedSeconds` with all of
-// it, the call took `measuredSeconds` (GradStats::linkSeconds, averaged over
+// it, the call took `measuredSeconds` (GradStats::planSeconds, averaged over
 // ranks). 1 when it took the credited price or less, 0 at the uncredited
 // price or more, linear between. The credit is the profile's: what the link
 // banked while idle at calibration. It does not show when something else
