@@ -320,6 +320,48 @@ void AutoTuner::timePlans(Transport& transport, const void* input, sqzDataType_t
   }
 }
 
+namespace {
+
+// SQZ_TUNER_LOG, one per process (every communicator's rank 0 appends).
+// Its lines go out in 1 MiB writes, when a communicator is destroyed and at
+// exit (which flushes every open stream), not one write per decision:
+// flushed per line (3.4 KB each on the logistic regression), the log made
+// auto's training 6% slower on loopback (perf/results/training.md,
+// "Decision log"). Never destroyed, so a communicator destroyed during exit
+// (Python's atexit) still finds it.
+class DecisionLogFile {
+ public:
+  static DecisionLogFile& get() {
+    static DecisionLogFile* log = new DecisionLogFile;
+    return *log;
+  }
+  bool open() const { return file_ != nullptr; }
+  void write(const std::string& line) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::fwrite(line.data(), 1, line.size(), file_);
+  }
+  void flush() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (file_) std::fflush(file_);
+  }
+
+ private:
+  DecisionLogFile() {
+    const std::string path = envString("SQZ_TUNER_LOG");
+    if (path.empty()) return;
+    file_ = std::fopen(path.c_str(), "a");
+    if (!file_) {
+      SQZ_WARN("tuner: cannot write SQZ_TUNER_LOG=%s", path.c_str());
+      return;
+    }
+    std::setvbuf(file_, nullptr, _IOFBF, 1 << 20);
+  }
+  std::mutex mutex_;
+  FILE* file_ = nullptr;
+};
+
+}  // namespace
+
 Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double count, int elementBytes,
                        const std::string& label, bool errorFeedback) {
   const int ranks = topo_.ranks();
@@ -376,9 +418,10 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
   // The credit is checked against what the calls took (linkCreditRealized:
   // the plan that ran, priced with and without it, beside its last call),
   // for the decision log only: applied, it did not make training faster
-  // (src/tuner/README.md, "The credit is checked against the calls").
+  // (src/tuner/README.md, "The credit is checked against the calls"). So
+  // only the rank that writes an open log checks it.
   if (topo_.nodes > 1) {
-    if (newExchange && steady && reduced.planSeconds > 0) {
+    if (rank_ == 0 && DecisionLogFile::get().open() && newExchange && steady && reduced.planSeconds > 0) {
       const std::string ran = planName(state.plan);
       auto it = std::find_if(candidates.begin(), candidates.end(),
                              [&](const Candidate& c) { return c.name() == ran; });
@@ -423,48 +466,6 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
   if (rank_ == 0) logDecision(state, reduced, count, label, noise, inputs, plan);
   return plan;
 }
-
-namespace {
-
-// SQZ_TUNER_LOG, one per process (every communicator's rank 0 appends).
-// Its lines go out in 1 MiB writes, when a communicator is destroyed and at
-// exit (which flushes every open stream), not one write per decision:
-// flushed per line (3.4 KB each on the logistic regression), the log made
-// auto's training 6% slower on loopback (perf/results/training.md,
-// "Decision log"). Never destroyed, so a communicator destroyed during exit
-// (Python's atexit) still finds it.
-class DecisionLogFile {
- public:
-  static DecisionLogFile& get() {
-    static DecisionLogFile* log = new DecisionLogFile;
-    return *log;
-  }
-  bool open() const { return file_ != nullptr; }
-  void write(const std::string& line) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    std::fwrite(line.data(), 1, line.size(), file_);
-  }
-  void flush() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (file_) std::fflush(file_);
-  }
-
- private:
-  DecisionLogFile() {
-    const std::string path = envString("SQZ_TUNER_LOG");
-    if (path.empty()) return;
-    file_ = std::fopen(path.c_str(), "a");
-    if (!file_) {
-      SQZ_WARN("tuner: cannot write SQZ_TUNER_LOG=%s", path.c_str());
-      return;
-    }
-    std::setvbuf(file_, nullptr, _IOFBF, 1 << 20);
-  }
-  std::mutex mutex_;
-  FILE* file_ = nullptr;
-};
-
-}  // namespace
 
 AutoTuner::~AutoTuner() {
   if (rank_ == 0) DecisionLogFile::get().flush();
