@@ -72,11 +72,27 @@ LinkCurve measureRingStepCurve(Transport& t, const CalibrationOptions& o) {
     // not the burst that a few small messages ride.
     const int repeats = std::max(baseRepeats, static_cast<int>(std::ceil(kCalibrationDrainBytes / size)));
     const int timedFrom = repeats - std::max(baseRepeats, repeats / 2);  // rep 0 always warms up
+    // The median is over batches of steps, not over steps. A rank that the
+    // host deschedules between two steps idles every link of the ring; the
+    // shaper refills, and the next steps ride that credit. Per step, on a
+    // loaded host (ASan tests under ctest -j2), more than half the steps
+    // were such credited ones: 1 KiB at 4 MB/s measured 95-194 us against
+    // its 256. Over a batch of kCalibrationStepBatchBytes the stall and the
+    // credit it bought cancel; on an unshaped link a rare stall is one slow
+    // batch, which the median drops.
+    const int batch = std::clamp(static_cast<int>(kCalibrationStepBatchBytes / size), 1, repeats - timedFrom);
+    double batchStart = 0;
+    int inBatch = 0;
     for (int rep = 0; rep <= repeats; ++rep) {
       if (n < 2) break;
-      const double start = now();
+      if (rep == timedFrom + 1) batchStart = now();
       ringStep(t, Tag{o.tagSeq, slot++}, sendBuf.data(), recvBuf.data(), bytes, deadline);
-      if (rep > timedFrom) times.push_back(now() - start);
+      if (rep > timedFrom && ++inBatch == batch) {
+        const double end = now();
+        times.push_back((end - batchStart) / batch);
+        batchStart = end;
+        inBatch = 0;
+      }
     }
     double seconds = times.empty() ? 1e-9 : median(times);
     if (!points.empty()) seconds = std::max(seconds, points.back().seconds);  // curves do not decrease

@@ -43,10 +43,15 @@ struct CalibrationOptions {
 // that count (measureRingStepCurve): enough to drain a traffic shaper's
 // burst of up to half of it.
 inline constexpr double kCalibrationDrainBytes = 1 << 20;
+// Smallest volume the link curve times as one unit (small steps are timed
+// in batches of this many bytes): a 4 ms scheduler stall at 4 MB/s buys 16
+// KB of shaper credit, which the same batch spends.
+inline constexpr double kCalibrationStepBatchBytes = 64 << 10;
 
-// Collective over every rank of `t` (all must call it). Each point is the
-// median over repeats of this rank's time for one ring step of that size,
-// timed after kCalibrationDrainBytes / 2 have gone out at that size.
+// Collective over every rank of `t` (all must call it). Each point is this
+// rank's time for one ring step of that size: the median over batches of
+// steps (kCalibrationStepBatchBytes each, or one step where a step is
+// larger), timed after kCalibrationDrainBytes / 2 have gone out at that size.
 // Ranks measure slightly different curves: use rank 0's on every rank
 // (broadcast its Profile::toJson()) so that selection stays identical.
 LinkCurve measureRingStepCurve(Transport& t, const CalibrationOptions& o);

@@ -42,6 +42,8 @@ MemoryTransport::MemoryTransport(int rank, int size, MemoryMailbox& box, double 
     : rank_(rank), size_(size), box_(box), rate_(rate), burst_(burst), tokens_(burst), last_(now()) {}
 
 RequestId MemoryTransport::postSend(int peer, Tag tag, const void* buf, size_t bytes) {
+  if (stallEvery_ > 0 && ++sends_ % stallEvery_ == 0)
+    std::this_thread::sleep_for(std::chrono::duration<double>(stallSeconds_));
   double done = now();
   if (rate_ > 0) {
     // tbf: the bucket refills at `rate` up to `burst`; a message waits

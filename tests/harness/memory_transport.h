@@ -51,6 +51,12 @@ class MemoryTransport final : public Transport {
   // Not needed by the code under test here: throws sqzInternalError.
   bool test(RequestId id) override;
   void cancelAll() override { ops_.clear(); }
+  // A rank that a loaded host deschedules: every `every`-th send first
+  // sleeps `seconds` (its shaper refills meanwhile, and its peers wait).
+  void stallEverySends(int every, double seconds) {
+    stallEvery_ = every;
+    stallSeconds_ = seconds;
+  }
 
  private:
   struct Request {
@@ -66,6 +72,8 @@ class MemoryTransport final : public Transport {
   int rank_, size_;
   MemoryMailbox& box_;
   double rate_, burst_, tokens_, last_, busyUntil_ = 0;
+  int stallEvery_ = 0, sends_ = 0;
+  double stallSeconds_ = 0;
   std::map<RequestId, Request> ops_;
   RequestId next_ = 1;
 };
