@@ -80,8 +80,8 @@ LinkCurve measureRingStepCurve(Transport& t, const CalibrationOptions& o) {
     // its 256. Over a batch of kCalibrationStepBatchBytes the stall and the
     // credit it bought cancel; on an unshaped link a rare stall is one slow
     // batch, which the median drops. Not every load is absorbed: ASan
-    // beside other tests still gave 0.63-0.76x the rate in 4 of 23 runs
-    // (21 of 23 per step). A mean over all steps would absorb any stall the
+    // beside other tests still gave 0.63-0.76x the rate in 4 of 24 runs
+    // (22 of 24 per step). A mean over all steps would absorb any stall the
     // shaper pays back, but would also count an unshaped link's stalls.
     const int batch = std::clamp(static_cast<int>(kCalibrationStepBatchBytes / size), 1, repeats - timedFrom);
     double batchStart = 0;
