@@ -31,21 +31,25 @@ sqz::LinkCurve shapedCurve(int ranks, double rate, double burst, int stallEvery 
   return curves[0];
 }
 
+// Every point up to 1 MiB within 0.8-2x of its time at `rate`. Inside the
+// burst a 1 KiB step takes a thread handoff (microseconds to tens of them),
+// well under 0.8 x its 256 us at 4 MB/s.
+void expectPricedAtTheRate(const sqz::LinkCurve& curve, double rate) {
+  ASSERT_GE(curve.points().size(), 5u);
+  for (const sqz::LinkCurve::Point& p : curve.points()) {
+    if (p.bytes > (1 << 20)) break;
+    const double steady = p.bytes / rate;
+    EXPECT_GE(p.seconds, 0.8 * steady) << p.bytes << " bytes";
+    EXPECT_LE(p.seconds, 2.0 * steady + 2e-3) << p.bytes << " bytes";
+  }
+}
+
 TEST(Calibration, SmallMessagesArePricedAtTheShapersRateNotItsBurst) {
   // 32 Mbit/s with the testbed's burst (DESIGN.md section 5): 64 repeats of
   // a 1 KiB message, what the calibration used to time, fit in the burst
   // four times over.
   const double rate = 4e6, burst = 256 << 10;
-  const sqz::LinkCurve curve = shapedCurve(3, rate, burst);
-  ASSERT_GE(curve.points().size(), 5u);
-  for (const sqz::LinkCurve::Point& p : curve.points()) {
-    if (p.bytes > (1 << 20)) break;
-    const double steady = p.bytes / rate;
-    // Inside the burst a 1 KiB step takes a thread handoff (microseconds to
-    // tens of them), well under 0.8 x its 256 us at the rate.
-    EXPECT_GE(p.seconds, 0.8 * steady) << p.bytes << " bytes";
-    EXPECT_LE(p.seconds, 2.0 * steady + 2e-3) << p.bytes << " bytes";
-  }
+  expectPricedAtTheRate(shapedCurve(3, rate, burst), rate);
 }
 
 // A loaded host deschedules ranks between steps. Every link of the ring
@@ -57,14 +61,7 @@ TEST(Calibration, SmallMessagesArePricedAtTheShapersRateNotItsBurst) {
 // rate. The stalls are not extra time either: the credit pays them back.
 TEST(Calibration, ARankDescheduledBetweenStepsDoesNotMakeTheShaperLookFaster) {
   const double rate = 4e6, burst = 256 << 10;
-  const sqz::LinkCurve curve = shapedCurve(3, rate, burst, 5, 1e-3);
-  ASSERT_GE(curve.points().size(), 5u);
-  for (const sqz::LinkCurve::Point& p : curve.points()) {
-    if (p.bytes > (1 << 20)) break;
-    const double steady = p.bytes / rate;
-    EXPECT_GE(p.seconds, 0.8 * steady) << p.bytes << " bytes";
-    EXPECT_LE(p.seconds, 2.0 * steady + 2e-3) << p.bytes << " bytes";
-  }
+  expectPricedAtTheRate(shapedCurve(3, rate, burst, 5, 1e-3), rate);
 }
 
 // The job-size timings (AutoTuner::timePlans) run each plan back to back
