@@ -20,7 +20,9 @@
 # testbed's; default trn, 10.214.0), EXTRA_ENV (NAME=VALUE words added to every
 # run's environment, for experiments), NO_TUNER_LOG (set: auto runs without
 # SQZ_TUNER_LOG, to time the log's own cost), MAX_SECONDS and EVAL_SECONDS
-# (override the cell's time cap and evaluation interval, below), PYTHON (default /usr/bin/python3, which has Debian's torch), MAX_RUNS (stop
+# (override the cell's time cap and evaluation interval, below), STEPS
+# (override the model's schedule length, below), EXTRA_ARGS (words added to
+# every run's bench arguments, e.g. the CNN's --stop-at-acc), PYTHON (default /usr/bin/python3, which has Debian's torch), MAX_RUNS (stop
 # after this many new runs; default unlimited), TESTBED_BURST (the shaper's
 # bucket, default 256kb: perf/netbench/README.md), DRAIN_BYTES (the benches'
 # --drain-bytes: bytes sent untimed after every evaluation to empty the
@@ -82,7 +84,7 @@ default_specs() {
 # finishes. The CNN at 10 Mbit/s likewise: 15% over q4's whole schedule there
 # (162.4 s, seed 1 under a 400 s cap: perf/results/training.md), rounded up
 # to 5 s. MAX_SECONDS and EVAL_SECONDS override the cell's cap and
-# interval, for experiments.
+# interval, and STEPS the schedule's length, for experiments.
 args_for() {
   local model=$1 link=$2 steps cap=0 every evalS=0
   case $model in
@@ -90,6 +92,7 @@ args_for() {
     mlp)    steps=300; every=30;;
     cnn)    steps=300; every=30;;
   esac
+  steps=${STEPS:-$steps}
   #  cell             cap (s)   evaluation every (s of training)
   case $model/$link in
     */loopback)       cap=0;;
@@ -154,7 +157,7 @@ for cell in "$@"; do
         prog+=(--drain-via "$DRAIN_VIA")
       fi
       # shellcheck disable=SC2046
-      prog+=($(args_for "$model" "$link") --link "$link" --out "$out/$curve")
+      prog+=($(args_for "$model" "$link") ${EXTRA_ARGS:-} --link "$link" --out "$out/$curve")
       if [ "$link" = loopback ]; then
         cmd=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np 4)
         for e in "${env[@]}"; do cmd+=(-x "$e"); done

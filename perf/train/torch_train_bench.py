@@ -80,6 +80,9 @@ def main():
     ap.add_argument("--eval-seconds", type=float, default=0)
     ap.add_argument("--max-seconds", type=float, default=0)
     ap.add_argument("--test-n", type=int, default=0)
+    ap.add_argument("--stop-at-acc", type=float, default=0,
+                    help="end the run at the first evaluation whose test accuracy reaches this (a time-to-target "
+                         "experiment needs nothing after it; 0: run the whole schedule)")
     ap.add_argument("--link", default="unknown")
     ap.add_argument("--drain-bytes", type=int, default=0,
                     help="after every evaluation, untimed: an exact allreduce of this many bytes (each rank sends "
@@ -171,7 +174,9 @@ def main():
                 a.method, step, train_loss, sums[0] / sums[2], sums[1] / sums[2], w), file=sys.stderr)
         if a.drain_bytes > 0:
             hvd.allreduce(torch.ones(a.drain_bytes // 4), compression=exact, name="bench.drain")
-        return a.max_seconds > 0 and w >= a.max_seconds
+        # every rank holds the reduced sums, so every rank takes the same exit
+        reached = a.stop_at_acc > 0 and sums[1] / sums[2] >= a.stop_at_acc
+        return reached or (a.max_seconds > 0 and w >= a.max_seconds)
 
     step_log = None
     if a.step_log:
