@@ -13,7 +13,8 @@ it: "none", a codec ("q4", "sign", "topk:0.01"), or "auto".
 Model: conv 5x5 (1->16) ReLU maxpool2, conv 5x5 (16->32) ReLU maxpool2,
 linear 1568->512 ReLU, linear 512->10 (820,394 parameters, 3.3 MB of fp32
 gradient per step, in one fused buffer). Adam (lr 1e-3 at batch 32 per rank,
-betas 0.9/0.999), cosine decay over --steps. Data order as sqz_train_bench:
+betas 0.9/0.999), or with --optimizer sgd momentum SGD (--momentum, default
+0.9; give --lr), cosine decay over --steps. Data order as sqz_train_bench:
 epoch e's permutation from (seed, e); rank r takes positions r, r+N, ...;
 initial weights from the seed. Timing: the training loop (forward,
 backward, the optimizer step that waits for the allreduce), evaluation
@@ -74,7 +75,10 @@ def main():
     ap.add_argument("--method", default="none")
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
+                    help="Adam (the matrix's CNN) or momentum SGD; sqz.torch tells auto which")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum, or Adam's beta1")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--eval-every", type=int, default=25)
     ap.add_argument("--eval-seconds", type=float, default=0)
@@ -109,7 +113,10 @@ def main():
     torch.manual_seed(a.seed)
     model = Cnn()
     nparams = sum(p.numel() for p in model.parameters())
-    opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(0.9, 0.999))
+    if a.optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(a.momentum, 0.999))
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum)
     opt = hvd.DistributedOptimizer(opt, named_parameters=model.named_parameters(), compression=hvd.Compression.none)
     hvd.broadcast_parameters(model.state_dict(), root_rank=0)
     exact = hvd.Compression.from_spec("none")
@@ -132,8 +139,8 @@ def main():
         out.write("link,model,method,nranks,batch_per_rank,lr,momentum,seed,steps_planned,step,epoch,train_loss,"
                   "test_loss,test_acc,bytes_per_rank,wall_s,comm_s,compute_s,setup_s,param_hash,plans\n")
         out.flush()
-        print("# torch_train_bench: cnn (%d parameters), %d ranks x batch %d, %d steps/epoch, Adam lr %g, "
-              "seed %d, steps %d, method %s" % (nparams, nranks, a.batch, steps_per_epoch, a.lr, a.seed, a.steps,
+        print("# torch_train_bench: cnn (%d parameters), %d ranks x batch %d, %d steps/epoch, %s lr %g, "
+              "seed %d, steps %d, method %s" % (nparams, nranks, a.batch, steps_per_epoch, a.optimizer, a.lr, a.seed, a.steps,
                                                  a.method), file=sys.stderr)
 
     wall = compute = comm = 0.0
@@ -166,8 +173,8 @@ def main():
             param_hash = digest.hexdigest()[:16]
             plan_text = ";".join("%s=%d" % kv for kv in sorted(plans.items()))
             train_loss = sums[3] / sums[4] if sums[4] else float("nan")
-            out.write("%s,cnn,%s,%d,%d,%g,0.9,%d,%d,%d,%.4f,%.6f,%.6f,%.6f,0,%.4f,%.4f,%.4f,0,%s,\"%s\"\n" % (
-                a.link, a.method, nranks, a.batch, a.lr, a.seed, a.steps, step, step / steps_per_epoch, train_loss,
+            out.write("%s,cnn,%s,%d,%d,%g,%g,%d,%d,%d,%.4f,%.6f,%.6f,%.6f,0,%.4f,%.4f,%.4f,0,%s,\"%s\"\n" % (
+                a.link, a.method, nranks, a.batch, a.lr, a.momentum, a.seed, a.steps, step, step / steps_per_epoch, train_loss,
                 sums[0] / sums[2], sums[1] / sums[2], w, wcomm, wcompute, param_hash, plan_text))
             out.flush()
             print("%-10s step %5d  train %.4f  test %.4f  acc %.4f  wall %8.2f s" % (
@@ -200,7 +207,7 @@ def main():
         loss = F.cross_entropy(model(xtr[sel]), ytr[sel])
         loss.backward()  # the fused buffer's allreduce starts when its last gradient is ready
         t1 = time.perf_counter()
-        opt.step()  # waits for it, then Adam
+        opt.step()  # waits for it, then the update
         t2 = time.perf_counter()
         wall += t2 - t0
         compute += t1 - t0
