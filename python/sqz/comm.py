@@ -137,11 +137,13 @@ class Communicator:
                                % (what, self._broken))
 
     def allreduce(self, send, recv, count, dtype, op, stream=None, spec=None, state_key=None):
-        """spec None: the communicator's policy (SQZ_COMPRESSION) through
-        sqzAllReduce; otherwise sqzAllReduceEx with that spec and, when
-        state_key is given, one error-feedback state per (key, count, dtype)."""
+        """spec None: the communicator's policy (SQZ_COMPRESSION); otherwise
+        that spec. With state_key, one error-feedback state per (key, count,
+        dtype) carries what the codec left out into the key's next call
+        (sqzAllReduceEx, spec NULL for the policy); without, the call names no
+        state and carries no residual (sqzAllReduce; src/implicit_states.h)."""
         self._usable("allreduce")
-        if spec is None:
+        if spec is None and (state_key is None or not self._lib.has("sqzAllReduceEx")):
             self._check(self._lib.sqzAllReduce(send, recv, count, dtype, op, self._handle, stream), "sqzAllReduce")
             return
         if not self._lib.has("sqzAllReduceEx"):
@@ -157,8 +159,9 @@ class Communicator:
                 st = ctypes.c_void_p()
                 self._check(self._lib.sqzStateCreate(self._handle, count, dtype, ctypes.byref(st)), "sqzStateCreate")
                 state = self._states[key] = st
-        code = self._lib.sqzAllReduceEx(send, recv, count, dtype, op, spec.encode(), state, self._handle, stream)
-        if code == _lib.INVALID_ARGUMENT:
+        code = self._lib.sqzAllReduceEx(send, recv, count, dtype, op, None if spec is None else spec.encode(), state,
+                                        self._handle, stream)
+        if code == _lib.INVALID_ARGUMENT and spec is not None:
             msg = self._lib.last_error(self._handle)
             raise _lib.SqzError(code, "sqzAllReduceEx rejected compression spec %r: %s" % (spec, msg))
         self._check(code, "sqzAllReduceEx(%s)" % spec)

@@ -212,7 +212,10 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         if not single and b.flat is None:
             b.flat = torch.empty(b.count, dtype=wire_dtype(grads[0].dtype), device=grads[0].device)
         flat = grads[0] if single else b.flat
-        state_key = b.name if spec is not None else None
+        # The bucket is one logical buffer from step to step: its state
+        # carries error feedback whether the spec is the optimizer's or the
+        # communicator's policy (SQZ_COMPRESSION, auto).
+        state_key = b.name
 
         def run():
             with (torch.cuda.stream(stream) if stream is not None else mpi_ops._null()), torch.no_grad():
