@@ -10,11 +10,11 @@ perf/train/matrix.sh with STEPS=600 and --stop-at-acc at the matrix's
 target: the cosine schedule spans 600 steps, and each run ends where it
 reaches exact's 300-step loopback accuracy minus 0.5 pp (the matrix's
 target, from OUT's runs.csv). Time to target, predicted speed and the rank
-correlation are acceptance.py's. `none` is not run there: exact training is
-deterministic and link-independent, so its time is projected as in
-acceptance.py, from the step at which exact reaches the target on the same
-600-step schedule on loopback (experiments/cnn_q2_long) times the seconds
-per step of the matrix's own `none` run on this link and seed.
+correlation are acceptance.py's. `none` is not run there: exact training's
+curve does not depend on the link (up to the order in which a plan sums),
+so its time is projected from the step at which exact reaches the target on
+the same 600-step schedule on loopback (experiments/cnn_q2_long) times the
+seconds per step of the matrix's own `none` run on this link and seed.
 """
 import csv
 import os
