@@ -144,12 +144,16 @@ SQZ_API sqzResult_t sqzCommUserRank(const sqzComm_t comm, int* rank);
  * (the specs the library supports; others give sqzInvalidArgument). */
 SQZ_API sqzResult_t sqzCommSetCompression(sqzComm_t comm, const char* spec);
 
-/* What "auto" assumes of the training optimizer (overrides SQZ_OPTIMIZER
- * and SQZ_MOMENTUM): optimizer "sgd" (SGD, with or without momentum) or
- * "adam" (an optimizer that divides by the root of a second moment: Adam,
- * AdamW, RMSprop, Adagrad); momentum in [0, 1): SGD's momentum or Adam's
- * beta1. Every rank sets the same values between calls (calls check that
- * ranks agree). Bad values give sqzInvalidArgument. */
+/* The training optimizer the gradients feed (overrides SQZ_OPTIMIZER and
+ * SQZ_MOMENTUM): optimizer "sgd" (SGD, with or without momentum) or "adam"
+ * (an optimizer that divides by the root of a second moment: Adam, AdamW,
+ * RMSprop, Adagrad); momentum in [0, 1): SGD's momentum or Adam's beta1.
+ * "auto" prices its choices for it, and under "adam" the stochastic
+ * quantizers and the bf16/fp16 casts keep no error-feedback residual on a
+ * state (it would add to Adam's second moment; src/tuner/README.md section
+ * 7) while top-K, random-K and the scaled sign keep theirs. Every rank sets
+ * the same values between calls (calls check that ranks agree). Bad values
+ * give sqzInvalidArgument. */
 SQZ_API sqzResult_t sqzCommSetOptimizer(sqzComm_t comm, const char* optimizer, double momentum);
 
 /* Allreduce of count elements. sendbuff == recvbuff is in place. count == 0

@@ -377,12 +377,9 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
   }
   std::vector<Candidate> candidates = allreduceCandidates(count, topo_, levels_, elementBytes);
   if (!errorFeedback) {
-    auto needsFeedback = [](const CodecParams& c) {
-      return c.kind == CodecKind::TopK || c.kind == CodecKind::RandK || c.kind == CodecKind::Sign;
-    };
     candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
                                     [&](const Candidate& c) {
-                                      return needsFeedback(c.spec.codec) || needsFeedback(c.spec.intraCodec);
+                                      return codecNeedsFeedback(c.spec.codec) || codecNeedsFeedback(c.spec.intraCodec);
                                     }),
                      candidates.end());
   }
@@ -445,7 +442,8 @@ Plan AutoTuner::choose(TuningState& state, const GradStats& reduced, double coun
                                   }),
                    candidates.end());
   const NoiseScale noise = state.progress.noise(ranks);
-  const ProgressInputs inputs = state.progress.inputs(ranks, momentum_, optimizer_);
+  ProgressInputs inputs = state.progress.inputs(ranks, momentum_, optimizer_);
+  inputs.namedState = errorFeedback;
   const ProgressTracker& progress = state.progress;
   const GainOf gainOf = [&](const Candidate& c) {
     return planGain(reduced, c.spec, ranks, inputs, progress.lagScale(c.name()));
@@ -509,11 +507,7 @@ void AutoTuner::logDecision(const TuningState& state, const GradStats& reduced, 
     cands.push_back({{"plan", c.candidate.name()},
                      {"lag", std::isfinite(lag) ? lag : -1.0},
                      {"lag_scale", state.progress.lagScale(c.candidate.name())},
-                     {"adam", inputs.optimizer == OptimizerKind::Adam
-                                  ? adamNoiseGain(reduced, updateNoiseRatio(reduced, c.candidate.spec, topo_.ranks(),
-                                                                            inputs.nu),
-                                                  topo_.ranks(), inputs.nu)
-                                  : 1.0},
+                     {"adam", adamPlanFactor(reduced, c.candidate.spec, topo_.ranks(), inputs)},
                      {"gain", c.gain},
                      {"seconds", c.cost.seconds},
                      {"score", c.score}});

@@ -159,6 +159,7 @@ class AutoTuner {
   // The optimizer the gain model assumes (sqzCommSetOptimizer; momentum in
   // [0, 1): SGD's momentum or Adam's beta1).
   void setOptimizer(OptimizerKind kind, double momentum);
+  OptimizerKind optimizer() const { return optimizer_; }
   bool ready() const { return model_ != nullptr; }
 
   // Collective: loads rank 0's profile (calibrating first when rank 0 has

@@ -24,6 +24,7 @@
 #include "src/topology/link_topology.h"
 #include "src/topology/node_id.h"
 #include "src/tuner/algorithm_table.h"
+#include "src/tuner/progress_model.h"
 #include "src/tuner/stats_cadence.h"
 
 namespace sqz {
@@ -235,31 +236,46 @@ void Communicator::runExact(const AllreduceArgs& a, const AlgorithmEntry& algori
   c.counters = counters;
   if (!ef || !ef->residualDirty) return algorithm.run(*flat_, c);
   // Owed mass goes out with this exact call: send g + e, then e = 0.
-  std::vector<float> sum(a.count);
-  loadFloats(a.send, a.type, 0, a.count, sum.data());
-  for (size_t i = 0; i < a.count; ++i) sum[i] += ef->residual[i];
-  std::fill(ef->residual.begin(), ef->residual.end(), 0.0f);
-  std::fill(ef->ownerResidual.begin(), ef->ownerResidual.end(), 0.0f);
-  ef->residualDirty = false;
+  std::vector<float> sum;
+  takeOwed(a, *ef, &sum);
   c.base.send = c.base.recv = sum.data();
   c.base.type = sqzFloat32;
   algorithm.run(*flat_, c);
   storeFloats(sum.data(), a.type, 0, a.count, a.recv);
 }
 
-CompressedArgs Communicator::compressedArgs(const AllreduceArgs& a, const CodecParams& codec, ErrorFeedbackState& ef,
-                                            CallCounters* counters) {
+void Communicator::takeOwed(const AllreduceArgs& a, ErrorFeedbackState& ef, std::vector<float>* sum) {
+  sum->resize(a.count);
+  loadFloats(a.send, a.type, 0, a.count, sum->data());
+  for (size_t i = 0; i < a.count; ++i) (*sum)[i] += ef.residual[i];
+  std::fill(ef.residual.begin(), ef.residual.end(), 0.0f);
+  std::fill(ef.ownerResidual.begin(), ef.ownerResidual.end(), 0.0f);
+  ef.residualDirty = false;
+}
+
+CompressedArgs Communicator::compressedArgs(const AllreduceArgs& a, const PlanSpec& plan, ErrorFeedbackState& ef,
+                                            CallCounters* counters, std::vector<float>* owed) {
   ef.ensure(EvenSplit{a.count, static_cast<size_t>(size_)}.length(0));
+  // Under Adam only codecs whose error is biased keep a residual (src/tuner/README.md section 7).
+  const OptimizerKind optimizer = tuner_->optimizer();
+  const bool carry = ef.keepsResidual && (carriesErrorFeedback(plan.codec, optimizer) ||
+                                          (plan.hierarchical && carriesErrorFeedback(plan.intraCodec, optimizer)));
   CompressedArgs c;
   c.base = a;
-  c.codec = codec;
-  c.residual = ef.residualOrNull();
-  c.ownerResidual = ef.ownerResidualOrNull();
-  c.ownerResidualCount = ef.ownerResidual.size();
+  c.codec = plan.codec;
+  if (carry) {
+    c.residual = ef.residualOrNull();
+    c.ownerResidual = ef.ownerResidualOrNull();
+    c.ownerResidualCount = ef.ownerResidual.size();
+  } else if (ef.residualDirty) {
+    takeOwed(a, ef, owed);
+    c.base.send = c.base.recv = owed->data();
+    c.base.type = sqzFloat32;
+  }
   c.seed = seed_;
   c.step = ef.step++;
   c.counters = counters;
-  if (codec.kind != CodecKind::None && ef.keepsResidual) ef.residualDirty = true;
+  if (carry) ef.residualDirty = true;
   return c;
 }
 
@@ -513,16 +529,20 @@ CallCounters Communicator::runPlan(const AllreduceArgs& a, CallDecision& d) {
   switch (d.path) {
     case CallDecision::Path::kHier: {
       const uint32_t seqs[3] = {nextSeq(), nextSeq(), nextSeq()};
-      CompressedArgs c = compressedArgs(a, d.plan.codec, *d.ef, &counters);
-      if (d.plan.intraCodec.kind != CodecKind::None) d.ef->residualDirty = true;
+      std::vector<float> owed;
+      CompressedArgs c = compressedArgs(a, d.plan, *d.ef, &counters, &owed);
       HierarchicalAllreduce(*transport_, hierarchy_, config_.chunkBytes).run(c, d.algorithm->run, d.plan.intraCodec, seqs);
+      if (!owed.empty()) storeFloats(owed.data(), a.type, 0, a.count, a.recv);
       break;
     }
-    case CallDecision::Path::kLossy:
+    case CallDecision::Path::kLossy: {
       SQZ_TRACE("allreduce seq=%u count=%zu %s %s: @%s:%s", a.seq, a.count, dataTypeName(a.type), redOpName(a.op),
                 d.algorithm->name, codecName(d.plan.codec).c_str());
-      d.algorithm->run(*flat_, compressedArgs(a, d.plan.codec, *d.ef, &counters));
+      std::vector<float> owed;
+      d.algorithm->run(*flat_, compressedArgs(a, d.plan, *d.ef, &counters, &owed));
+      if (!owed.empty()) storeFloats(owed.data(), a.type, 0, a.count, a.recv);
       break;
+    }
     case CallDecision::Path::kExact:
       // With joined ranks, whose zeros are in the call's type, g + e cannot
       // go as float32: this rank's residual waits for the next call (unless

@@ -189,13 +189,20 @@ class Communicator {
   // chooseAlgorithm without a codec, for the host calls' agreement (the last
   // shape's choice kept: lastExactChoice_).
   const AlgorithmEntry& exactDefault(size_t count, sqzDataType_t type, bool withShm);
-  // The arguments of a lossy call on `ef`'s buffer (advances its step).
-  CompressedArgs compressedArgs(const AllreduceArgs& a, const CodecParams& codec, ErrorFeedbackState& ef,
-                                CallCounters* counters);
+  // The arguments of a lossy call of `plan` on `ef`'s buffer (advances its
+  // step). Where the plan's codecs carry no error feedback under this
+  // optimizer (carriesErrorFeedback) but the residual still owes mass, the
+  // call sends g + e from `owed` (float32, in place), clears e, and keeps
+  // none: the caller stores `owed` into a.recv afterwards.
+  CompressedArgs compressedArgs(const AllreduceArgs& a, const PlanSpec& plan, ErrorFeedbackState& ef,
+                                CallCounters* counters, std::vector<float>* owed);
   // An exact allreduce by `algorithm`; with a dirty residual, g + e is sent and e cleared.
   // header: not yet agreed, the algorithm's first message carries it.
   void runExact(const AllreduceArgs& a, const AlgorithmEntry& algorithm, ErrorFeedbackState* ef,
                 CallCounters* counters, const CallHeader* header = nullptr);
+  // g + e of a dirty residual into `sum` (float32), e cleared: what a call
+  // that keeps no residual sends instead of g.
+  static void takeOwed(const AllreduceArgs& a, ErrorFeedbackState& ef, std::vector<float>* sum);
   // Sum of every rank's statistics as the lagged exchanges make it
   // (SumExchange: bfloat16 on the wire, added in rank order, identical
   // everywhere). Returns the most bytes a rank sent a peer.

@@ -26,6 +26,7 @@
 #include "src/device/staging_engine.h"
 #include "src/device/staging_runtime.h"
 #include "src/tuner/algorithm_table.h"
+#include "src/tuner/progress_model.h"
 #include "transport/nccl_transport.h"
 
 namespace sqz {
@@ -578,14 +579,29 @@ struct DevicePath::Impl {
     const size_t wsBytes = std::max(cudaEncodeWorkspaceBytes(codec, count), cudaDecodeWorkspaceBytes(codec, count));
     void* ws = wsBytes ? scratch.get(wsBytes) : nullptr;
     GradStats* devStats = statsOfG(send, type, count, st.tuning.sketchSeed(), scratch, s);
+    // Under Adam only codecs whose error is biased keep a residual
+    // (src/tuner/README.md section 7); what an earlier call left owed goes
+    // out with this one, as with an exact call.
+    const bool carry = !st.implicit && carriesErrorFeedback(codec, comm.tuner_->optimizer());
+    const void* input = send;
+    sqzDataType_t inputType = type;
+    if (!carry && st.dirty) {
+      float* owed = scratch.get<float>(count * sizeof(float));
+      cudaLoadFloats(send, type, st.residual, count, owed, s);
+      SQZ_CUDA_OK(cudaMemsetAsync(st.residual, 0, count * sizeof(float), s));
+      st.dirty = false;
+      input = owed;
+      inputType = sqzFloat32;
+    }
     {
       TraceRange r("sqz encode");
-      EncodeArgs a = encodeArgs(send, type, count, st);
+      EncodeArgs a = encodeArgs(input, inputType, count, st);
+      if (!carry) a.residual = nullptr;
       a.stats = devStats;
       cudaEncode(codec, a, payload, ws, s);
     }
     const uint64_t step = st.step++;
-    st.dirty = !st.implicit;
+    st.dirty = carry;
     {
       TraceRange r("sqz transfer");
       if (nccl) {

@@ -111,6 +111,24 @@ double encodingSecondMoments(const std::string& algorithm, int ranks, double nu)
   return N * kappa(1);  // each rank's own
 }
 
+bool codecNeedsFeedback(const CodecParams& codec) {
+  switch (codec.kind) {
+    case CodecKind::TopK:
+    case CodecKind::RandK:
+    case CodecKind::Sign: return true;
+    case CodecKind::Quant: return !codec.stochastic;
+    case CodecKind::None:
+    case CodecKind::Bf16:
+    case CodecKind::Fp16: return false;
+  }
+  return false;
+}
+
+bool carriesErrorFeedback(const CodecParams& codec, OptimizerKind optimizer) {
+  if (codec.kind == CodecKind::None) return false;
+  return optimizer == OptimizerKind::Sgd || codecNeedsFeedback(codec);
+}
+
 double residualRangeFactor(const CodecParams& codec) {
   if (codec.kind != CodecKind::Quant) return 1.0;
   // range(g + e) <= range(g) + 2 max|e| and delta = range(g + e) / L, with
@@ -121,23 +139,24 @@ double residualRangeFactor(const CodecParams& codec) {
   return f * f;
 }
 
-double encodingNoise(const GradStats& s, const CodecParams& codec) {
+double encodingNoise(const GradStats& s, const CodecParams& codec, bool fedBack) {
   if (!(s.sumSq > 0)) return 0.0;
   if (codec.kind == CodecKind::Quant) {
     // A step of 0 (constant blocks) stays 0 noise whatever the factor (q1's is infinite).
     const double step = s.quantVar[quantWidthIndex(codec.bits)] / s.sumSq;
-    return step > 0 ? step * residualRangeFactor(codec) : 0.0;
+    return step > 0 ? step * (fedBack ? residualRangeFactor(codec) : 1.0) : 0.0;
   }
   // The rotated sign: one key's error less the part every key makes alike.
   if (codec.kind == CodecKind::Sign && codec.rotate) return std::max(0.0, s.signRotError - s.signRotCommon) / s.sumSq;
   return 0.0;
 }
 
-double updateNoiseRatio(const GradStats& s, const PlanSpec& plan, int ranks, double nu) {
-  const double perEncoding = encodingNoise(s, plan.codec);
+double updateNoiseRatio(const GradStats& s, const PlanSpec& plan, int ranks, double nu, bool fedBack) {
+  const double perEncoding = encodingNoise(s, plan.codec, fedBack);
   if (!(perEncoding > 0)) return 0.0;
   const double N = std::max(1, ranks);
-  return 2.0 * perEncoding * encodingSecondMoments(plan.algorithm, ranks, nu) / (N * N);
+  const double residuals = fedBack ? 2.0 : 1.0;  // e_t - e_{t+1}, or one rounding
+  return residuals * perEncoding * encodingSecondMoments(plan.algorithm, ranks, nu) / (N * N);
 }
 
 double adamStepRatio(double u, double noise) {
@@ -147,8 +166,8 @@ double adamStepRatio(double u, double noise) {
 }
 
 double adamStepProgress(double u, double noise) {
-  const double r = adamStepRatio(u, noise);
-  return r * (2.0 - r);
+  // First order: the step's own length (README section 7).
+  return adamStepRatio(u, noise);
 }
 
 double adamNoiseGain(const GradStats& s, double noiseRatio, int ranks, double nu) {
@@ -169,6 +188,12 @@ double adamNoiseGain(const GradStats& s, double noiseRatio, int ranks, double nu
     kept += w * adamStepProgress(averaged * m, noise);
   }
   return weight > 0 ? kept / weight : 1.0;
+}
+
+double adamPlanFactor(const GradStats& s, const PlanSpec& plan, int ranks, const ProgressInputs& in) {
+  if (in.optimizer != OptimizerKind::Adam) return 1.0;
+  const bool fedBack = in.namedState && carriesErrorFeedback(plan.codec, in.optimizer);
+  return adamNoiseGain(s, updateNoiseRatio(s, plan, ranks, in.nu, fedBack), ranks, in.nu);
 }
 
 double predictedLag(const GradStats& s, const PlanSpec& plan, int ranks) {
@@ -210,7 +235,7 @@ double planGain(const GradStats& s, const PlanSpec& plan, int ranks, const Progr
   }
   const double tau = lagScale * predictedLag(s, plan, ranks), common = commonErrorLag(s, plan, ranks);
   double g = progressGain(in, common > 0 ? std::sqrt(tau * tau + common * common) : tau);
-  if (in.optimizer == OptimizerKind::Adam) g *= adamNoiseGain(s, updateNoiseRatio(s, plan, ranks, in.nu), ranks, in.nu);
+  g *= adamPlanFactor(s, plan, ranks, in);
   if (plan.hierarchical && plan.intraCodec.kind != CodecKind::None) {
     PlanSpec intra;
     intra.algorithm = "qring";

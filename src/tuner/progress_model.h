@@ -10,7 +10,7 @@
 //                                    (sign:rot: averaged over its keys)
 //   M       = (1 + mu)(1 - mu psi) / ((1 - mu)(1 + mu psi))  momentum
 //   gain   *= A (adaptive optimizers only)                   Adam's second moment
-//   A       = sum_b w_b r_b (2 - r_b) / sum_b w_b,  r_b = sqrt(u_b / (u_b + s^2))
+//   A       = sum_b w_b r_b / sum_b w_b,  r_b = sqrt(u_b / (u_b + s^2))
 //
 //   nu     the noise of the exact average over its signal, E||gbar - G||^2 /
 //          ||G||^2 (gradient noise scale, McCandlish et al. 2018), from the
@@ -30,7 +30,9 @@
 //   A      (SQZ_OPTIMIZER=adam) how much of Adam's step survives when the
 //          codec's rounding noise s^2 per coordinate enters the second moment
 //          v: u_b the averaged gradient's second moment in magnitude bin b,
-//          w_b that bin's share of Adam's progress (README section 7).
+//          w_b that bin's share of Adam's progress (README section 7);
+//          s^2 counts two residuals per encoding where the codec's error is
+//          fed back and one where it is not (carriesErrorFeedback).
 //
 // Everything is a function of exactly reduced statistics, the plan,
 // SQZ_MOMENTUM and SQZ_OPTIMIZER, so every rank computes the same numbers.
@@ -64,6 +66,21 @@ NoiseScale noiseScale(double sketchSumSq, double sketchSq, int ranks);
 // RMSprop, Adagrad).
 enum class OptimizerKind { Sgd, Adam };
 
+// Whether a codec's error needs error feedback to converge: what it leaves
+// out is biased (top-K's unsent values, random-K's unsent ones, the scaled
+// sign's deterministic error, rounding to nearest). Stochastic rounding is
+// unbiased and the casts' error is about 2^-9 of each value: they need none.
+bool codecNeedsFeedback(const CodecParams& codec);
+
+// Whether a call on a state the caller names keeps what `codec` left out
+// for the next call (README section 7): with SGD every lossy codec does;
+// with Adam only those that need it, since feedback of unbiased rounding
+// doubles the noise Adam's second moment sees (e_t - e_{t+1} in place of
+// one rounding) and widens the quantizer's block range, which shrinks
+// every coordinate's step, while what it buys back (the rounding noise
+// cancelling over calls) is second order at Adam's steps.
+bool carriesErrorFeedback(const CodecParams& codec, OptimizerKind optimizer);
+
 // What the gain needs besides a plan: nu, the signal's drift per call (when
 // no pair of exchanges measured it yet: the step size best for noise nu
 // moves G by 1 / sqrt(1 + nu) of itself, drift 1 / (1 + nu)), the
@@ -75,6 +92,7 @@ struct ProgressInputs {
   bool driftKnown = false;
   double momentum = 0.9;
   OptimizerKind optimizer = OptimizerKind::Sgd;
+  bool namedState = true;  // the call names a state (else no codec's error is carried: src/implicit_states.h)
 };
 double driftPerCall(const ProgressInputs& in);
 
@@ -135,23 +153,27 @@ double residualRangeFactor(const CodecParams& codec);
 
 // The random error one encoding of one rank's g adds, over its squared
 // norm, that averages out over ranks and calls: a stochastic-rounding
-// codec's quantVar / sumSq (its block step delta: delta^2 / 4 per element)
-// times residualRangeFactor;
+// codec's quantVar / sumSq (its block step delta: delta^2 / 4 per element),
+// times residualRangeFactor where its residual is fed back into what it
+// encodes (`fedBack`);
 // the rotated sign's one key's error less the part every key makes alike,
 // (signRotError - signRotCommon) / sumSq. 0 for the other codecs.
-double encodingNoise(const GradStats& s, const CodecParams& codec);
+double encodingNoise(const GradStats& s, const CodecParams& codec, bool fedBack = true);
 
 // The rounding noise per coordinate of the averaged update, over one rank's
 // mean square per element (sumSq / elements): each encoding of one rank's
 // input adds encodingNoise * sumSq / elements per element, scaled by that
-// encoding's input's second moment; with error feedback the update carries
-// e_t - e_{t+1}, two uncorrelated residuals: 2 encodingNoise
-// encodingSecondMoments / N^2. 0 where encodingNoise is 0.
-double updateNoiseRatio(const GradStats& s, const PlanSpec& plan, int ranks, double nu);
+// encoding's input's second moment; with error feedback (`fedBack`) the
+// update carries e_t - e_{t+1}, two uncorrelated residuals: 2 encodingNoise
+// encodingSecondMoments / N^2; without, one rounding: half that, on the
+// range of g alone. 0 where encodingNoise is 0.
+double updateNoiseRatio(const GradStats& s, const PlanSpec& plan, int ranks, double nu, bool fedBack = true);
 
 // How much of one coordinate's Adam step survives noise of power `noise`
-// added to a second moment u: r = sqrt(u / (u + noise)), and the progress
-// of a step scaled by r from the best one, r (2 - r).
+// added to a second moment u: r = sqrt(u / (u + noise)); and the progress
+// of that step, r of the coordinate's own: at Adam's steps, far below each
+// coordinate's best, the descent lemma's first-order term is the progress
+// (README section 7).
 double adamStepRatio(double u, double noise);
 double adamStepProgress(double u, double noise);
 
@@ -159,7 +181,13 @@ double adamStepProgress(double u, double noise);
 // rank's g with mean square m_b; the averaged gradient's second moment there
 // is u_b = m_b (1 + nu) / (1 + N nu), Adam's progress share w_b = n_b
 // sqrt(m_b), and the noise is noiseRatio * sumSq / elements. 1 for noise 0.
+// A = sum_b w_b adamStepProgress(u_b, noise) / sum_b w_b.
 double adamNoiseGain(const GradStats& s, double noiseRatio, int ranks, double nu);
+
+// A of a plan (1 unless in.optimizer is Adam): adamNoiseGain of its
+// updateNoiseRatio, fed back where the call names a state and
+// carriesErrorFeedback says the codec's error is carried.
+double adamPlanFactor(const GradStats& s, const PlanSpec& plan, int ranks, const ProgressInputs& in);
 
 // tau of a plan: owedCalls(a) * sumK / N (0 for an exact or variance-only
 // codec, infinite for one that is not contractive).

@@ -219,15 +219,16 @@ TEST(ProgressModel, RotatedSignErrsAlikeOnlyAveragedOverKeys) {
   // owner re-encodes the sum: 2 * 0.41 * 19 / 16 = 0.97375.
   EXPECT_NEAR(updateNoiseRatio(s, plan("gather", "sign:rot"), 4, 0.0), 0.205, 1e-12);
   EXPECT_NEAR(updateNoiseRatio(s, plan("qa2a", "sign:rot"), 4, 0.0), 0.97375, 1e-12);
-  // With Adam the gain takes that noise's factor: at nu = 1, gather's
-  // noise is 2 * 0.41 * 4 / 16 (kappa_1 = 1) = 0.205, 2.05e-4 per element;
-  // bin 200: u = 0.02, r = 0.99491, 0.999974; bin 100: u = 2.0202e-4, r =
-  // sqrt(2.0202e-4 / 4.0702e-4) = 0.70451, 0.91269: A = (2.2361 * 0.999974
-  // + 22.249 * 0.91269) / 24.485 = 0.92066; times the lag part above.
+  // With Adam the gain takes that noise's factor (the sign keeps its
+  // residual under Adam: two residuals): at nu = 1, gather's noise is 2 *
+  // 0.41 * 4 / 16 (kappa_1 = 1) = 0.205, 2.05e-4 per element; bin 200: u =
+  // 0.02, r = 0.99491; bin 100: u = 2.0202e-4, r = sqrt(2.0202e-4 /
+  // 4.0702e-4) = 0.70451: A = (2.2361 * 0.99491 + 22.249 * 0.70451) /
+  // 24.485 = 0.73103; times the lag part above.
   ProgressInputs adam = in;
   adam.optimizer = OptimizerKind::Adam;
   EXPECT_NEAR(updateNoiseRatio(s, plan("gather", "sign:rot"), 4, 1.0), 0.205, 1e-12);
-  EXPECT_NEAR(planGain(s, plan("gather", "sign:rot"), 4, adam), 2 / (2 + 0.2 * m * 0.1525) * 0.9206592665, 1e-9);
+  EXPECT_NEAR(planGain(s, plan("gather", "sign:rot"), 4, adam), 2 / (2 + 0.2 * m * 0.1525) * 0.7310345486, 1e-9);
 }
 
 TEST(ProgressModel, EncodingSecondMoments) {
@@ -250,10 +251,29 @@ TEST(ProgressModel, UpdateNoiseOfStochasticRounding) {
   // nu = 1.
   EXPECT_NEAR(updateNoiseRatio(s, plan("qa2a", "q2"), 4, 0.0), 6.4125, 1e-12);
   EXPECT_NEAR(updateNoiseRatio(s, plan("qring", "q2"), 4, 1.0), 4.725, 1e-12);
+  // Without feedback: one rounding, on g's own range: 0.3 * 19 / 16 =
+  // 0.35625 and 0.3 * 14 / 16 = 0.2625.
+  EXPECT_NEAR(encodingNoise(s, parseCodecSpec("q2"), false), 0.3, 1e-12);
+  EXPECT_NEAR(updateNoiseRatio(s, plan("qa2a", "q2"), 4, 0.0, false), 0.35625, 1e-12);
+  EXPECT_NEAR(updateNoiseRatio(s, plan("qring", "q2"), 4, 1.0, false), 0.2625, 1e-12);
   // q4's quantVar is 0 in these statistics; codecs other than Quant add none here.
   EXPECT_DOUBLE_EQ(updateNoiseRatio(s, plan("qa2a", "q4"), 4, 0.0), 0.0);
   EXPECT_DOUBLE_EQ(updateNoiseRatio(s, plan("sparse_ag", "topk:0.01"), 4, 0.0), 0.0);
   EXPECT_DOUBLE_EQ(updateNoiseRatio(s, plan("ring", "none"), 4, 0.0), 0.0);
+}
+
+TEST(ProgressModel, WhichCodecsCarryErrorFeedback) {
+  // SGD: every lossy codec; Adam: only those whose error is biased.
+  for (const char* spec : {"q2", "q4", "q8", "bf16", "fp16", "topk:0.01", "randk:0.01", "sign", "sign:rot"})
+    EXPECT_TRUE(carriesErrorFeedback(parseCodecSpec(spec), OptimizerKind::Sgd)) << spec;
+  for (const char* spec : {"q2", "q4", "q8", "bf16", "fp16"})
+    EXPECT_FALSE(carriesErrorFeedback(parseCodecSpec(spec), OptimizerKind::Adam)) << spec;
+  for (const char* spec : {"topk:0.01", "randk:0.01", "sign", "sign:rot"})
+    EXPECT_TRUE(carriesErrorFeedback(parseCodecSpec(spec), OptimizerKind::Adam)) << spec;
+  CodecParams nearest = parseCodecSpec("q4");
+  nearest.stochastic = false;  // rounding to nearest is biased
+  EXPECT_TRUE(carriesErrorFeedback(nearest, OptimizerKind::Adam));
+  EXPECT_FALSE(carriesErrorFeedback(parseCodecSpec("none"), OptimizerKind::Sgd));
 }
 
 TEST(ProgressModel, ResidualRangeFactor) {
@@ -279,9 +299,10 @@ TEST(ProgressModel, ResidualRangeFactor) {
 }
 
 TEST(ProgressModel, AdamStepUnderNoise) {
-  // u = 3, noise 1: r = sqrt(3 / 4) = 0.86603; r (2 - r) = 0.98205.
+  // u = 3, noise 1: r = sqrt(3 / 4) = 0.86603; a step below the
+  // coordinate's best keeps r of its progress (README section 7).
   EXPECT_NEAR(adamStepRatio(3.0, 1.0), 0.8660254038, 1e-9);
-  EXPECT_NEAR(adamStepProgress(3.0, 1.0), 0.9820508076, 1e-9);
+  EXPECT_NEAR(adamStepProgress(3.0, 1.0), 0.8660254038, 1e-9);
   EXPECT_DOUBLE_EQ(adamStepProgress(3.0, 0.0), 1.0);  // no noise: Adam's own step
   EXPECT_DOUBLE_EQ(adamStepRatio(0.0, 1.0), 0.0);     // no signal: all noise
 }
@@ -290,31 +311,49 @@ TEST(ProgressModel, AdamNoiseGainOverTheHistogram) {
   const GradStats s = handStats();
   // Noise ratio 0.1: 0.1 * sumSq / 1000 = 1e-4 per element. nu = 0 (the
   // average's second moment is one rank's). Bin 200: m = 0.05, r =
-  // sqrt(0.05 / 0.0501) = 0.99900, r (2 - r) = 0.999999; bin 100: m =
-  // 0.5 / 990 = 5.0505e-4, r = sqrt(5.0505e-4 / 6.0505e-4) = 0.91363,
-  // r (2 - r) = 0.99254. Weights n sqrt(m) = sqrt(5) = 2.2361 and
-  // sqrt(495) = 22.249: A = (2.2361 * 0.999999 + 22.249 * 0.99254) /
-  // 24.485 = 0.99322.
-  EXPECT_NEAR(adamNoiseGain(s, 0.1, 4, 0.0), 0.9932218073, 1e-9);
+  // sqrt(0.05 / 0.0501) = 0.99900; bin 100: m = 0.5 / 990 = 5.0505e-4, r =
+  // sqrt(5.0505e-4 / 6.0505e-4) = 0.91363. Weights n sqrt(m) = sqrt(5) =
+  // 2.2361 and sqrt(495) = 22.249: A = (2.2361 * 0.99900 + 22.249 *
+  // 0.91363) / 24.485 = 0.92143.
+  EXPECT_NEAR(adamNoiseGain(s, 0.1, 4, 0.0), 0.9214289423, 1e-9);
   // nu = 1: the average holds (1 + 1) / (1 + 4) = 0.4 of one rank's second
-  // moment; noise 0.3525 (q2 on qa2a at nu = 1: 2 * 0.3 * 9.4 / 16) *
-  // 1e-3. Bin 200: u = 0.02, r = 0.99130, 0.999924; bin 100: u = 2.0202e-4,
-  // r = sqrt(2.0202e-4 / 5.5452e-4) = 0.60359, 0.84286: A = 0.85720.
-  EXPECT_NEAR(adamNoiseGain(s, 0.3525, 4, 1.0), 0.8571998079, 1e-9);
+  // moment; noise 0.3525 (2 * 0.3 * 9.4 / 16) * 1e-3. Bin 200: u = 0.02,
+  // r = 0.99130; bin 100: u = 2.0202e-4, r = sqrt(2.0202e-4 / 5.5452e-4) =
+  // 0.60359: A = 0.63899.
+  EXPECT_NEAR(adamNoiseGain(s, 0.3525, 4, 1.0), 0.6389937276, 1e-9);
   EXPECT_DOUBLE_EQ(adamNoiseGain(s, 0.0, 4, 1.0), 1.0);
 }
 
 TEST(ProgressModel, PlanGainForAdam) {
   const GradStats s = handStats();
   ProgressInputs in = handInputs();
-  // SGD: unbiased rounding costs nothing along G (gain 1). Adam: q2 on
-  // qa2a at nu = 1 adds 2 * 2.7 * 9.4 / 16 = 3.1725 times 1e-3 per
-  // element; bin 200: u = 0.02, r = 0.92903, 0.99496; bin 100: u =
-  // 2.0202e-4, r = sqrt(2.0202e-4 / 3.3745e-3) = 0.24468, 0.42949: A =
-  // (2.2361 * 0.99496 + 22.249 * 0.42949) / 24.485 = 0.48113.
+  // SGD: unbiased rounding costs nothing along G (gain 1). Adam: q2 keeps
+  // no residual (carriesErrorFeedback), so on qa2a at nu = 1 it adds one
+  // rounding on g's range, 0.3 * 9.4 / 16 = 0.17625 times 1e-3 per element;
+  // bin 200: u = 0.02, r = 0.99562; bin 100: u = 2.0202e-4, r =
+  // sqrt(2.0202e-4 / 3.7827e-4) = 0.73080: A = (2.2361 * 0.99562 + 22.249
+  // * 0.73080) / 24.485 = 0.75498.
   EXPECT_DOUBLE_EQ(planGain(s, plan("qa2a", "q2"), 4, in), 1.0);
   in.optimizer = OptimizerKind::Adam;
-  EXPECT_NEAR(planGain(s, plan("qa2a", "q2"), 4, in), 0.4811280145, 1e-9);
+  EXPECT_NEAR(planGain(s, plan("qa2a", "q2"), 4, in), 0.7549816255, 1e-9);
+  EXPECT_NEAR(adamPlanFactor(s, plan("qa2a", "q2"), 4, in), 0.7549816255, 1e-9);
+  // Were its residual fed back (as SGD's is): 2 * 2.7 * 9.4 / 16 = 3.1725;
+  // bin 200: r = 0.92903; bin 100: r = sqrt(2.0202e-4 / 3.3745e-3) =
+  // 0.24468: A = 0.30717, which is what feedback would cost Adam.
+  EXPECT_NEAR(adamNoiseGain(s, updateNoiseRatio(s, plan("qa2a", "q2"), 4, 1.0, true), 4, 1.0), 0.3071745739, 1e-9);
+  // A call that names no state carries nothing either: the same 0.75498;
+  // and the rotated sign, fed back on a state (0.205 on gather, A =
+  // 0.73103 above), has one residual there: 0.41 * 4 / 16 = 0.1025; bin
+  // 200: r = 0.99745; bin 100: r = sqrt(2.0202e-4 / 3.0452e-4) = 0.81450:
+  // A = 0.83120.
+  GradStats rotated = s;
+  rotated.signRotError = 0.5;
+  rotated.signRotCommon = 0.09;
+  in.namedState = false;
+  EXPECT_NEAR(planGain(s, plan("qa2a", "q2"), 4, in), 0.7549816255, 1e-9);
+  EXPECT_NEAR(adamPlanFactor(rotated, plan("gather", "sign:rot"), 4, in), 0.8312047385, 1e-9);
+  in.namedState = true;
+  EXPECT_NEAR(adamPlanFactor(rotated, plan("gather", "sign:rot"), 4, in), 0.7310345486, 1e-9);
   EXPECT_DOUBLE_EQ(planGain(s, plan("ring", "none"), 4, in), 1.0);
   // top-K's lag term is unchanged by the optimizer kind.
   const double m = 1.216 / 0.136;
