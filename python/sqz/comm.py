@@ -164,7 +164,7 @@ class Communicator:
         if code == _lib.INVALID_ARGUMENT and spec is not None:
             msg = self._lib.last_error(self._handle)
             raise _lib.SqzError(code, "sqzAllReduceEx rejected compression spec %r: %s" % (spec, msg))
-        self._check(code, "sqzAllReduceEx(%s)" % spec)
+        self._check(code, "sqzAllReduceEx(%s, state %r)" % ("policy" if spec is None else spec, state_key))
 
     def broadcast(self, send, recv, count, dtype, root, stream=None):
         self._usable("broadcast")
