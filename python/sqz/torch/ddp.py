@@ -106,7 +106,8 @@ def register(model, spec="auto", process_group=None, optimizer=None):
     communicator). spec "none" is exact; None uses SQZ_COMPRESSION.
     optimizer: the torch optimizer the model trains with (optional; DDP's
     hook never sees it): auto's gain model takes its kind and momentum
-    from it (else SQZ_OPTIMIZER and SQZ_MOMENTUM)."""
+    from it (else SQZ_OPTIMIZER and SQZ_MOMENTUM), and with an Adam-like
+    one the quantizers and casts keep no error-feedback residual."""
     pg = process_group if process_group is not None else getattr(model, "process_group", None)
     if spec not in (None, "none"):
         lib = _lib.load()
