@@ -31,6 +31,11 @@ void tunerStats(const void* input, sqzDataType_t type, const float* residual, si
   // gradients) is sampled in proportion to its size, not skipped.
   constexpr size_t kRun = kStatsBlockSize, kBudget = size_t(1) << 18, kRuns = kBudget / kRun;
   clearStats(stats);
+  // A residual known to hold nothing (a state whose codecs keep none, e.g. a
+  // quantizer under Adam) is not read: its sampled copy and sketch cost as
+  // much as g's (auto's statistics took 10.5 ms an exchange on the CNN at
+  // 100 Mbit/s with it, 3.9 ms on an implicit state without).
+  if (!extras.residualOwed) residual = nullptr;
   const float* owner = extras.ownerResidual;
   double own[GradStats::kSketch] = {};
   std::vector<float> owed;

@@ -41,7 +41,7 @@ struct StatsExtras {
   // next lossy call scans its own g).
   bool mayBeLossy = true;
   // Whether the residual may hold anything (ErrorFeedbackState::residualDirty):
-  // one known to be zeros needs no scan.
+  // one known to be zeros is not read at all (as if there were none).
   bool residualOwed = true;
 };
 

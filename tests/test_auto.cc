@@ -157,6 +157,27 @@ TEST(Auto, StatisticsLeaveTheResidualOutOfTheGain) {
   EXPECT_GT(s.nonFinite, 0);
 }
 
+// A residual known to hold nothing (StatsExtras::residualOwed false: no
+// codec kept one since it was last cleared) is not read: the statistics are
+// those of a call without one. One that may hold something is read.
+TEST(Auto, StatisticsSkipAResidualThatHoldsNothing) {
+  const size_t count = (size_t{1} << 19) + 77;
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> g(count), e(count);
+  for (size_t i = 0; i < count; ++i) g[i] = normal(rng), e[i] = 0.1f * normal(rng);
+  StatsExtras nothingOwed;
+  nothingOwed.residualOwed = false;
+  GradStats without, skipped, read;
+  tunerStats(g.data(), sqzFloat32, nullptr, count, &without);
+  tunerStats(g.data(), sqzFloat32, e.data(), count, &skipped, nothingOwed);
+  tunerStats(g.data(), sqzFloat32, e.data(), count, &read);
+  EXPECT_EQ(std::memcmp(&without, &skipped, sizeof(GradStats)), 0);
+  EXPECT_EQ(skipped.residualRanks, 0.0);
+  EXPECT_EQ(read.residualRanks, 1.0);
+  EXPECT_GT(read.residualSq, 0.0);
+}
+
 TEST(Auto, SlowLinkCompressesAndAllRanksAgree) {
   std::string path = writeLinkProfile(1e-4, 20e6);  // 20 MB/s
   ScopedEnv profile("SQZ_PROFILE", path.c_str());
