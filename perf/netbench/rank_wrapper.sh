@@ -12,6 +12,11 @@
 #   SQZ_NETBENCH_NS    = this rank's namespace index
 #   SQZ_NETBENCH_ADDR  = this rank's namespace address
 #   SQZ_NETBENCH_IFNAME= the veth name again
+#   SQZ_NODE_ID        = <hostname>/${PREFIX}<ns>: the namespace is the node. sqz's own
+#                        node id includes the namespace's inode, which a testbed
+#                        brought up again may not get back: the tuner's profile
+#                        (keyed by the node ids) then no longer matches and the
+#                        next job calibrates again, as no job on a cluster would.
 set -euo pipefail
 rank="${OMPI_COMM_WORLD_RANK:-${PMIX_RANK:-}}"
 [[ -n "$rank" ]] || { echo "rank_wrapper.sh: no OMPI_COMM_WORLD_RANK (run through testbed.sh run)" >&2; exit 2; }
@@ -22,6 +27,8 @@ export SQZ_NETBENCH_NS="$ns"
 export SQZ_NETBENCH_ADDR="${SQZ_NETBENCH_SUBNET}.$(( ns + 1 ))"
 export SQZ_NETBENCH_IFNAME="$ifname"
 export SQZ_SOCKET_IFNAME="$ifname"
+SQZ_NODE_ID="$(hostname)/${SQZ_NETBENCH_PREFIX}${ns}"
+export SQZ_NODE_ID
 export UCX_NET_DEVICES="$ifname"
 export UCX_TLS="${SQZ_NETBENCH_UCX_TLS:-tcp,self}"
 exec ip netns exec "${SQZ_NETBENCH_PREFIX}${ns}" "$@"
