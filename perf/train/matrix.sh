@@ -120,10 +120,11 @@ cleanup() { [ -z "${up:-}" ] || "$testbed" down --name "$name" >/dev/null 2>&1 |
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# The run of SPEC with SEED as a command (cmd), its curve at CURVE, the
-# bench's schedule arguments after them. Reads the cell's globals.
+# The run of SPEC with SEED as a command (cmd), its curve at CURVE, auto's
+# decision log at TUNER_LOG ("": none), the bench's schedule arguments after
+# them. Reads the cell's globals.
 build_cmd() {
-  local spec=$1 seed=$2 curve=$3; shift 3
+  local spec=$1 seed=$2 curve=$3 tuner_log=$4; shift 4
   # SQZ_SPIN_POLLS=1: 4 ranks share the 2 cores, so waits yield the core
   # at once, as the transport does by itself when a node's ranks
   # outnumber its cores; across the testbed's namespaces (one "node"
@@ -132,7 +133,7 @@ build_cmd() {
   # shellcheck disable=SC2206  # EXTRA_ENV: words
   local env=(SQZ_PROFILE="$profile" SQZ_CALIBRATE=quick UCX_WARN_UNUSED_ENV_VARS=n SQZ_SEED="$seed" OMP_NUM_THREADS=1
              SQZ_SPIN_POLLS=1 ${EXTRA_ENV:-})
-  [ "$spec" = auto ] && [ -z "${NO_TUNER_LOG:-}" ] && [ -n "${tunerLog:-}" ] && env+=(SQZ_TUNER_LOG="$tunerLog")
+  [ "$spec" = auto ] && [ -z "${NO_TUNER_LOG:-}" ] && [ -n "$tuner_log" ] && env+=(SQZ_TUNER_LOG="$tuner_log")
   local prog
   if [ "$model" = cnn ]; then
     env+=(PYTHONPATH="$root/python" SQZ_LIBRARY="$build/libsqz.so")
@@ -184,8 +185,7 @@ warm_up() {
   [ -z "$warmed" ] || return 0
   warmed=1
   case " ${specs[*]} " in *" auto "*) ;; *) return 0;; esac
-  tunerLog=""
-  build_cmd auto 1 "$out/logs/warm_up_${link}_${model}.csv" --steps 3 --eval-every 3 --seed 1
+  build_cmd auto 1 "$out/logs/warm_up_${link}_${model}.csv" "" --steps 3 --eval-every 3 --seed 1
   echo "# warm-up (not recorded): \$ ${cmd[*]}" | sed "s|$root/||g" >> "$out/commands.txt"
   "${cmd[@]}" > /dev/null 2> "$out/logs/warm_up_${link}_${model}.log" < /dev/null ||
     echo "warm-up failed: see $out/logs/warm_up_${link}_${model}.log" >&2
@@ -210,18 +210,17 @@ for cell in "$@"; do
       curve=curves/$tag.csv
       testbed_up
       warm_up
-      tunerLog=$out/tuner/${link}_${model}_s${seed}.jsonl
-      [ "$spec" = auto ] && rm -f "$tunerLog"*
+      tuner_log=$out/tuner/${link}_${model}_s${seed}.jsonl
+      [ "$spec" = auto ] && rm -f "$tuner_log"*
       # shellcheck disable=SC2046
-      build_cmd "$spec" "$seed" "$out/$curve" $(args_for "$model" "$link")
+      build_cmd "$spec" "$seed" "$out/$curve" "$tuner_log" $(args_for "$model" "$link")
       echo "\$ ${cmd[*]}" | sed "s|$root/||g" >> "$out/commands.txt"
       t0=$(date +%s.%N)
       if ! "${cmd[@]}" > /dev/null 2> "$out/logs/$tag.log" < /dev/null; then
         echo "FAILED: $tag (see $out/logs/$tag.log)" | tee -a "$out/commands.txt"
         continue
       fi
-      [ "$spec" = auto ] && [ -f "$out/tuner/${link}_${model}_s${seed}.jsonl" ] &&
-        gzip -f -9 "$out/tuner/${link}_${model}_s${seed}.jsonl"
+      [ "$spec" = auto ] && [ -f "$tuner_log" ] && gzip -f -9 "$tuner_log"
       elapsed=$(/usr/bin/python3 -c "import time; print('%.1f' % (time.time() - $t0))")
       /usr/bin/python3 - "$out/$curve" "$model" "$link" "$seed" "$spec" "$curve" "$elapsed" "$commit" >> "$runs" <<'EOF'
 import csv, sys, time
