@@ -242,9 +242,26 @@ void UcxTransport::connect(const std::vector<std::vector<uint8_t>>& addresses, c
     ep.err_handler.cb = onPeerError;
     ep.err_handler.arg = peer.get();
     ucs_status_t st = ucp_ep_create(worker_, &ep, &peer->ep);
-    SQZ_REQUIRE(st == UCS_OK, sqzSystemError, "ucp_ep_create to rank %d: %s", r,
+    SQZ_REQUIRE(st == UCS_OK, endpointCreateResult(st), "ucp_ep_create to rank %d: %s", r,
                 ucs_status_string(st));
     peers_[r] = std::move(peer);
+  }
+}
+
+sqzResult_t endpointCreateResult(ucs_status_t status) {
+  switch (status) {
+    // A peer killed while the others connect: its segment is gone
+    // (shmat fails), its socket refuses or resets.
+    case UCS_ERR_SHMEM_SEGMENT:
+    case UCS_ERR_UNREACHABLE:
+    case UCS_ERR_REJECTED:
+    case UCS_ERR_CONNECTION_RESET:
+    case UCS_ERR_NOT_CONNECTED:
+    case UCS_ERR_ENDPOINT_TIMEOUT:
+    case UCS_ERR_TIMED_OUT:
+      return sqzRemoteError;
+    default:
+      return sqzSystemError;
   }
 }
 

@@ -19,6 +19,13 @@ namespace sqz {
 // ranks fit its usable cores, yield at once when they outnumber them.
 unsigned defaultSpinPolls(int ranksOnThisMachine, int usableCores);
 
+// The result of an endpoint that could not be created: sqzRemoteError
+// where the status says the peer's side is gone or unreachable (its shared
+// memory segment removed, a refused or reset connection), as for a failed
+// transfer; sqzSystemError for this process's own trouble (no memory, no
+// resources).
+sqzResult_t endpointCreateResult(ucs_status_t status);
+
 class UcxTransport final : public Transport {
  public:
   // Creates this rank's UCX worker. Connect with connect() once every
